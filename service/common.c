@@ -1,0 +1,20 @@
+/* common.c: descriptions of status codes. */
+#include "common.h"
+
+const char *hl_strerror(int status)
+{
+	switch (status) {
+	case HL_OK: return "ok";
+	case HL_ENOMEM: return "out of memory";
+	case HL_EINVAL: return "invalid argument";
+	case HL_ERANGE: return "out of range";
+	case HL_EIO: return "I/O error";
+	case HL_ESTORE: return "database error";
+	case HL_ESCHEMA: return "database schema is newer than this program";
+	case HL_ENOTFOUND: return "not found";
+	case HL_ECLOSED: return "closed";
+	case HL_EFULL: return "queue full";
+	case HL_ECONSTRAINT: return "constraint violated";
+	}
+	return "unknown status";
+}

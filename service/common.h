@@ -1,0 +1,39 @@
+/* common.h: status codes, small macros and limits shared by every module. */
+#ifndef HL_COMMON_H
+#define HL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Status returns: 0 is success, a negative HL_E* value is failure. A function
+ * that takes a callback and returns an error never calls that callback.
+ */
+enum hl_status {
+	HL_OK = 0,
+	HL_ENOMEM = -1,   /* allocation failed */
+	HL_EINVAL = -2,   /* invalid argument or input */
+	HL_ERANGE = -3,   /* value or size out of the allowed range */
+	HL_EIO = -4,      /* operating-system I/O error */
+	HL_ESTORE = -5,   /* the database reported an error */
+	HL_ESCHEMA = -6,  /* database schema is newer than this program */
+	HL_ENOTFOUND = -7,/* no such object */
+	HL_ECLOSED = -8,  /* the target was closed or is shutting down */
+	HL_EFULL = -9,    /* a bounded queue or buffer is full */
+	HL_ECONSTRAINT = -10, /* a store constraint was violated (e.g. duplicate) */
+};
+
+/* Returns a static, human-readable description of an HL_E* status. */
+const char *hl_strerror(int status);
+
+#define HL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Recovers the enclosing struct from a pointer to one of its members. */
+#define hl_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#ifndef HL_VERSION
+#define HL_VERSION "0.0.0-dev"
+#endif
+
+#endif

@@ -1,0 +1,98 @@
+/* config.h: owns the daemon's configuration: defaults, INI file, command line. */
+#ifndef HL_CONFIG_H
+#define HL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_CONFIG_MAX_ORIGINS 16
+#define HL_CONFIG_ORIGIN_MAX 256
+#define HL_CONFIG_PATH_MAX 1024
+
+/*
+ * Every setting of helplined. Each field maps to one "section.key" of the
+ * INI file (named in the comment); the README's configuration table lists
+ * them all. Strings are stored inline so a config can be copied by value and
+ * needs no freeing.
+ */
+struct hl_config {
+	/* [server] listen = HOST:PORT; default 127.0.0.1:8080. HOST is an IPv4
+	 * or IPv6 literal (IPv6 in brackets: [::1]:8080) or "localhost". */
+	char listen_host[64];
+	int listen_port;                /* 1..65535 (0 allowed: kernel picks) */
+	/* [server] web_root: directory served over HTTP; default HL_DEFAULT_WEB_ROOT */
+	char web_root[HL_CONFIG_PATH_MAX];
+	/* [server] state_dir: where the embedded database lives by default;
+	 * default /var/lib/helpline, created 0700 if missing. */
+	char state_dir[HL_CONFIG_PATH_MAX];
+	/* [server] max_connections: 1..1000000; default 19000. */
+	int max_connections;
+
+	/* [store] db: SQLite file; default "<state_dir>/helpline.db" (empty
+	 * here means "use the default", resolved by hl_config_db_path). */
+	char db_path[HL_CONFIG_PATH_MAX];
+	/* [store] batch_max: most jobs committed in one transaction; 1..100000;
+	 * default 4096. */
+	int store_batch_max;
+	/* [store] queue_max: most jobs waiting for the writer; 16..10000000;
+	 * default 100000. Submissions beyond it fail with HL_EFULL. */
+	int store_queue_max;
+
+	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
+	 * default 65536. Bigger messages close the connection with 1009. */
+	size_t ws_max_message;
+	/* [ws] outq_max: bytes queued for one connection before it is closed
+	 * as too slow (it resumes later); 4096..67108864; default 1048576. */
+	size_t ws_outq_max;
+	/* [ws] ping_interval: seconds between keep-alive pings; 0 disables;
+	 * 0..3600; default 30. */
+	int ws_ping_interval;
+
+	/* [staff] allowed_origins: space- or comma-separated list of origins
+	 * ("scheme://host[:port]") allowed to open helpline.staff.v1.
+	 * Default: "http://<listen host>:<listen port>" plus the
+	 * localhost/127.0.0.1 twin when listening on loopback. */
+	char allowed_origins[HL_CONFIG_MAX_ORIGINS][HL_CONFIG_ORIGIN_MAX];
+	int allowed_origins_count;
+	int allowed_origins_set;        /* 1 when given explicitly */
+
+	/* [log] level: debug, info, warn, error, off; default info. */
+	int log_level;                  /* enum hl_log_level */
+};
+
+/* Fills cfg with the defaults above. */
+void hl_config_defaults(struct hl_config *cfg);
+
+/*
+ * Applies an INI file on top of cfg. Unknown sections or keys and bad values
+ * fail: returns HL_EINVAL and writes a message naming the file, line and
+ * "section.key" into err (errlen bytes, NUL-terminated). Returns HL_EIO when
+ * the file cannot be read. On failure cfg may be partly updated.
+ */
+int hl_config_load_file(struct hl_config *cfg, const char *path, char *err,
+			size_t errlen);
+
+/* As hl_config_load_file, for INI text held in memory (name is used in
+ * messages). */
+int hl_config_load_string(struct hl_config *cfg, const char *text,
+			  const char *name, char *err, size_t errlen);
+
+/*
+ * Sets one "section.key" to a value with the same validation as the file
+ * (the command line uses this: --listen is "server.listen", --db is
+ * "store.db", --web-root is "server.web_root"). Returns 0 or HL_EINVAL with
+ * a message in err.
+ */
+int hl_config_set(struct hl_config *cfg, const char *key, const char *value,
+		  char *err, size_t errlen);
+
+/*
+ * Final step after file and command line: fills derived defaults (db path,
+ * allowed origins) and cross-checks. Returns 0 or HL_EINVAL with err set.
+ */
+int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen);
+
+/* Writes the database path (db_path, or state_dir + "/helpline.db") to out. */
+int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,141 @@
+/* store.h: owns the SQLite database: one writer thread, group commit,
+ * migrations and the prepared statements. */
+#ifndef HL_STORE_H
+#define HL_STORE_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "migrations.h"
+
+/*
+ * Every prepared statement of the store. Statements are prepared once at
+ * open (SQLITE_PREPARE_PERSISTENT) on the writer's connection and reused:
+ * bound, stepped, reset. Add new statements here and to the SQL table in
+ * store.c; nothing outside store.c formats SQL.
+ */
+enum hl_stmt {
+	HL_STMT_META_GET,   /* SELECT value FROM meta WHERE key=?1 */
+	HL_STMT_META_PUT,   /* INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2) */
+	HL_STMT__COUNT
+};
+
+struct hl_store_job;
+
+/*
+ * Runs on the writer thread, inside the batch's transaction and inside a
+ * SAVEPOINT of its own: returning a negative HL_E* status rolls back only
+ * this job's changes; the rest of the batch still commits. Must not block on
+ * anything but the database, and must not touch loop-owned state.
+ */
+typedef int (*hl_store_exec_fn)(struct hl_store_job *job, sqlite3 *db,
+				sqlite3_stmt *const *stmts);
+
+/*
+ * Runs on the loop thread once the job's fate is durable: status is 0 when
+ * its transaction committed (synchronous=FULL: it survives a crash or power
+ * loss), or the job's own error, or HL_ESTORE when the commit failed (nothing
+ * of the job was stored), or HL_ECLOSED when the store closed before running
+ * it. The job's memory is the caller's again when done is called.
+ */
+typedef void (*hl_store_done_fn)(struct hl_store_job *job, int status);
+
+/* A unit of write work. The caller allocates it (usually embedded in its own
+ * struct, recovered with hl_container_of) and keeps it alive until done. */
+struct hl_store_job {
+	hl_store_exec_fn exec;      /* required */
+	hl_store_done_fn done;      /* required */
+	int status;                 /* set by the store before done */
+	struct hl_store_job *next;  /* store-internal queue link */
+};
+
+/* Counters, read on the loop thread with hl_store_stats(). */
+struct hl_store_stats {
+	uint64_t jobs_submitted;
+	uint64_t jobs_committed;    /* done with status 0 */
+	uint64_t jobs_failed;       /* done with status != 0 */
+	uint64_t batches;           /* transactions committed or attempted */
+	uint64_t commit_failures;   /* batches whose COMMIT failed */
+	uint32_t max_batch;         /* largest batch so far */
+	uint32_t queued;            /* waiting for the writer now */
+};
+
+/* Options for hl_store_open. Zero values mean the defaults given. */
+struct hl_store_opts {
+	int batch_max;   /* most jobs per transaction; default 4096 */
+	int queue_max;   /* most jobs waiting; default 100000 */
+	/* Migrations to apply; NULL means the embedded hl_migrations. */
+	const struct hl_migration *migrations;
+	size_t migrations_count;
+};
+
+/* The store. Caller-allocated; all fields are private to store.c. */
+struct hl_store {
+	sqlite3 *db;                    /* writer connection (writer thread) */
+	sqlite3_stmt *stmts[HL_STMT__COUNT];
+	uv_loop_t *loop;
+	uv_async_t async;               /* wakes the loop for completions */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hl_store_job *in_head, *in_tail;   /* submitted, guarded by mu */
+	struct hl_store_job *out_head, *out_tail; /* finished, guarded by mu */
+	uint32_t in_count;
+	int batch_max, queue_max;
+	bool stopping;                  /* guarded by mu */
+	bool thread_started;
+	bool async_open;
+	struct hl_store_stats stats;    /* guarded by mu */
+	int schema_version;             /* after migration */
+};
+
+/*
+ * Opens (creating if needed, mode 0600) the database at path, sets WAL mode,
+ * synchronous=FULL, foreign_keys=ON and a busy timeout, applies pending
+ * migrations in one transaction (recording PRAGMA user_version), prepares
+ * every statement and starts the writer thread. Runs on the loop thread
+ * before the loop serves clients (this is the one place that waits on disk).
+ *
+ * Returns 0; HL_ESCHEMA when the database's user_version is newer than the
+ * newest migration; HL_ESTORE / HL_EIO on other failures. err (errlen bytes)
+ * receives a human message naming the path and the cause. On failure nothing
+ * needs closing.
+ */
+int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
+		  const struct hl_store_opts *opts, char *err, size_t errlen);
+
+/*
+ * Queues job for the writer thread. Loop thread only. Returns 0 (done will be
+ * called later, on the loop thread, never from inside this call), HL_EFULL
+ * when queue_max jobs are waiting, or HL_ECLOSED while closing; on error done
+ * is never called.
+ */
+int hl_store_submit(struct hl_store *st, struct hl_store_job *job);
+
+/*
+ * Stops the store: the writer commits everything already submitted, the
+ * thread is joined, every pending done callback is called (on this, the loop
+ * thread, before this returns), statements are finalized, the WAL is
+ * checkpointed and the database closed. The uv_async handle is closed with
+ * uv_close, so the caller must let the loop run once more before
+ * uv_loop_close. Safe to call on a store whose open failed or twice.
+ */
+void hl_store_close(struct hl_store *st);
+
+/* Copies the counters. Loop thread. */
+void hl_store_stats(struct hl_store *st, struct hl_store_stats *out);
+
+/*
+ * Applies migrations with version > PRAGMA user_version to db, all inside one
+ * transaction, then sets user_version to the newest. Exposed for tests and
+ * helplinectl. Returns 0, HL_ESCHEMA (database newer), HL_EINVAL (versions
+ * not strictly increasing) or HL_ESTORE, with a message in err.
+ */
+int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
+		     char *err, size_t errlen);
+
+#endif
