@@ -87,12 +87,32 @@ int hl_config_set(struct hl_config *cfg, const char *key, const char *value,
 		  char *err, size_t errlen);
 
 /*
- * Final step after file and command line: fills derived defaults (db path,
- * allowed origins) and cross-checks. Returns 0 or HL_EINVAL with err set.
+ * Final step after file and command line: fills derived defaults and
+ * cross-checks. Fills the default allowed origins when none were given (left
+ * empty with listen port 0; see hl_config_default_origins). Leaves an empty
+ * db_path empty (the server creates state_dir only then) but checks that the
+ * derived path fits. Re-checks every numeric range, so fields set directly
+ * in code are caught too. Returns 0 or HL_EINVAL with err set.
  */
 int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen);
 
-/* Writes the database path (db_path, or state_dir + "/helpline.db") to out. */
+/*
+ * (Re)fills the default allowed origins for the port actually bound. With
+ * listen port 0 the kernel picks the port at bind time, so hl_config_finish
+ * leaves the list empty (no staff origin is allowed) and the server calls
+ * this once it knows bound_port. Does nothing and returns 0 when
+ * allowed_origins_set is 1 (an explicit list is never replaced). Returns
+ * HL_EINVAL, leaving cfg unchanged, when bound_port is not 1..65535.
+ * Allocates nothing; call it before other threads read cfg.
+ */
+int hl_config_default_origins(struct hl_config *cfg, int bound_port);
+
+/*
+ * Writes the database path (db_path, or state_dir + "/helpline.db") to out
+ * (outlen bytes, NUL-terminated). Returns 0, HL_EINVAL when neither db_path
+ * nor state_dir is set, or HL_ERANGE when the path does not fit in out.
+ * Does not change cfg: an empty db_path stays empty, meaning "derived".
+ */
 int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen);
 
 #endif

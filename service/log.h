@@ -49,7 +49,7 @@ void hl_log(enum hl_log_level level, const char *event, const char *fmt, ...)
 
 /* va_list form of hl_log. */
 void hl_vlog(enum hl_log_level level, const char *event, const char *fmt,
-	     va_list ap);
+	     va_list ap) __attribute__((format(printf, 3, 0)));
 
 /*
  * Escapes src (len bytes) into dst (cap bytes, always NUL-terminated when

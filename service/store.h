@@ -31,6 +31,17 @@ struct hl_store_job;
  * SAVEPOINT of its own: returning a negative HL_E* status rolls back only
  * this job's changes; the rest of the batch still commits. Must not block on
  * anything but the database, and must not touch loop-owned state.
+ *
+ * After every job the store resets each statement of stmts that the job
+ * stepped and clears its bindings, so a job may return early from the middle
+ * of a step loop and no value it bound reaches the next job. (A statement
+ * bound but never stepped is only cleared at the end of the batch: bind
+ * every parameter of a statement you step, as usual.) A job
+ * must not begin, commit or roll back transactions itself (the whole batch
+ * then fails with HL_ESTORE) and must not leave a deferred foreign key
+ * unresolved (the store rolls the job back and gives it HL_ECONSTRAINT, so
+ * the violation cannot fail its batch-mates' COMMIT). A positive return is
+ * taken as 0.
  */
 typedef int (*hl_store_exec_fn)(struct hl_store_job *job, sqlite3 *db,
 				sqlite3_stmt *const *stmts);
@@ -55,7 +66,7 @@ struct hl_store_job {
 
 /* Counters, read on the loop thread with hl_store_stats(). */
 struct hl_store_stats {
-	uint64_t jobs_submitted;
+	uint64_t jobs_submitted;    /* accepted by hl_store_submit */
 	uint64_t jobs_committed;    /* done with status 0 */
 	uint64_t jobs_failed;       /* done with status != 0 */
 	uint64_t batches;           /* transactions committed or attempted */
@@ -71,24 +82,40 @@ struct hl_store_opts {
 	/* Migrations to apply; NULL means the embedded hl_migrations. */
 	const struct hl_migration *migrations;
 	size_t migrations_count;
+	/* How long a statement waits for another connection's lock before
+	 * failing with SQLITE_BUSY, in ms; default 5000. (Tests shorten it.) */
+	int busy_timeout_ms;
 };
+
+/* The store's own transaction-control statements (store.c only). */
+enum { HL_STORE_TXN__COUNT = 6 };
 
 /* The store. Caller-allocated; all fields are private to store.c. */
 struct hl_store {
-	sqlite3 *db;                    /* writer connection (writer thread) */
-	sqlite3_stmt *stmts[HL_STMT__COUNT];
-	uv_loop_t *loop;
+	sqlite3 *db;                    /* writer connection: the loop thread
+					 * during open, then only the writer
+					 * thread until close joins it */
+	sqlite3_stmt *stmts[HL_STMT__COUNT]; /* enum hl_stmt, prepared at open */
+	sqlite3_stmt *txn[HL_STORE_TXN__COUNT]; /* BEGIN, COMMIT, ROLLBACK,
+					 * SAVEPOINT, RELEASE, ROLLBACK TO */
+	uint32_t stmt_steps[HL_STMT__COUNT]; /* writer: each statement's VM
+					 * step count when last reset, to find
+					 * the ones a job used */
+	uv_loop_t *loop;                /* the loop completions run on */
 	uv_async_t async;               /* wakes the loop for completions */
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_t thread;               /* the writer thread */
+	pthread_mutex_t mu;             /* guards the queues, stopping, stats */
+	pthread_cond_t cv;              /* signals the writer: work or stop */
 	struct hl_store_job *in_head, *in_tail;   /* submitted, guarded by mu */
 	struct hl_store_job *out_head, *out_tail; /* finished, guarded by mu */
-	uint32_t in_count;
-	int batch_max, queue_max;
+	struct hl_store_job *dl_head;   /* loop thread: finished jobs taken
+					 * off out_head, being delivered */
+	uint32_t in_count;              /* jobs in the in queue, guarded by mu */
+	int batch_max, queue_max;       /* from hl_store_opts, defaults applied */
 	bool stopping;                  /* guarded by mu */
-	bool thread_started;
-	bool async_open;
+	bool sync_init;                 /* mu and cv are initialised */
+	bool thread_started;            /* loop thread: writer not yet joined */
+	bool async_open;                /* loop thread: async not yet uv_closed */
 	struct hl_store_stats stats;    /* guarded by mu */
 	int schema_version;             /* after migration */
 };
@@ -101,9 +128,16 @@ struct hl_store {
  * before the loop serves clients (this is the one place that waits on disk).
  *
  * Returns 0; HL_ESCHEMA when the database's user_version is newer than the
- * newest migration; HL_ESTORE / HL_EIO on other failures. err (errlen bytes)
- * receives a human message naming the path and the cause. On failure nothing
- * needs closing.
+ * newest migration (the file is then left byte-for-byte untouched);
+ * HL_EINVAL for bad options or a migration list whose versions are not
+ * strictly increasing; HL_ESTORE / HL_EIO on other failures. err (errlen
+ * bytes) receives a human message naming the path and the cause. On failure
+ * nothing needs closing (hl_store_close is a no-op).
+ *
+ * path must name a file (WAL needs one: not ":memory:"). A new file is
+ * created with mode 0600, and SQLite gives the -wal and -shm files the same
+ * mode; an existing file with group or other access is used as is, with a
+ * warning logged.
  */
 int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 		  const struct hl_store_opts *opts, char *err, size_t errlen);
@@ -128,6 +162,20 @@ void hl_store_close(struct hl_store *st);
 
 /* Copies the counters. Loop thread. */
 void hl_store_stats(struct hl_store *st, struct hl_store_stats *out);
+
+/*
+ * For /healthz: returns 0 when the writer thread is running and the store is
+ * not closing, HL_ECLOSED otherwise. Touches no disk. Loop thread.
+ */
+int hl_store_ping(struct hl_store *st);
+
+/*
+ * Maps an SQLite result code (as returned by sqlite3_step and friends) to a
+ * status for an exec function to return: 0 for SQLITE_OK, SQLITE_ROW and
+ * SQLITE_DONE; HL_ECONSTRAINT for any SQLITE_CONSTRAINT; HL_ENOMEM for
+ * SQLITE_NOMEM; HL_ESTORE for everything else. Any thread.
+ */
+int hl_store_sqlite_status(int rc);
 
 /*
  * Applies migrations with version > PRAGMA user_version to db, all inside one

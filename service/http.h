@@ -1,0 +1,33 @@
+/* http.h: owns plain HTTP on the service port: static files from web_root
+ * with security headers, /healthz, /metrics, and the WebSocket upgrade gate
+ * (path, subprotocol, staff Origin allowlist, capacity). */
+#ifndef HL_HTTP_H
+#define HL_HTTP_H
+
+#include <libwebsockets.h>
+
+/* The lws callback for protocols[0] ("http"). user is unused. */
+int hl_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len);
+
+/* The per-session data size protocols[0] must declare. */
+size_t hl_http_pss_size(void);
+
+/*
+ * Chooses the subprotocol the way lws will bind it: the first entry of the
+ * client's comma-separated Sec-WebSocket-Protocol list that names one of
+ * ours. Returns 0 for helpline.contact.v1, 1 for helpline.staff.v1, -1 for
+ * none.
+ */
+int hl_http_pick_subprotocol(const char *list);
+
+/* Returns the Content-Type for a file name by extension, or NULL when the
+ * extension is not one the service serves. */
+const char *hl_http_mime_type(const char *path);
+
+/* Returns 1 when the URL path is safe to map under web_root ("/" followed by
+ * segments of [A-Za-z0-9._-], no empty, "." or ".." segment, no leading dot
+ * in any segment), else 0. */
+int hl_http_path_ok(const char *path);
+
+#endif

@@ -1,0 +1,565 @@
+/* protocol.c: strict JSON frame decoder driven by per-type field tables,
+ * and the reply encoder. See docs/protocol.md for the wire rules. */
+#include "protocol.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+/* ---- names ---------------------------------------------------------- */
+
+/* Wire name and the generic human text of each error code. */
+static const struct {
+	const char *name;
+	const char *text;
+} err_codes[HL_ERR__COUNT] = {
+	[HL_ERR_BAD_JSON] = {"bad_json", "frame is not valid JSON"},
+	[HL_ERR_BAD_UTF8] = {"bad_utf8", "frame is not valid UTF-8"},
+	[HL_ERR_TOO_LARGE] = {"too_large", "frame is too large"},
+	[HL_ERR_TOO_DEEP] = {"too_deep", "frame is nested too deeply"},
+	[HL_ERR_NOT_OBJECT] = {"not_object", "frame is not a JSON object"},
+	[HL_ERR_DUPLICATE_KEY] = {"duplicate_key", "duplicate object key"},
+	[HL_ERR_BAD_TYPE] = {"bad_type", "type must be a string"},
+	[HL_ERR_UNKNOWN_TYPE] = {"unknown_type", "unknown message type"},
+	[HL_ERR_BAD_ID] = {"bad_id", "id must be 1-64 characters of A-Z a-z 0-9 . _ : -"},
+	[HL_ERR_MISSING_FIELD] = {"missing_field", "a required field is missing"},
+	[HL_ERR_BAD_FIELD] = {"bad_field", "a field has an invalid value"},
+	[HL_ERR_UNKNOWN_FIELD] = {"unknown_field", "unknown field for this message type"},
+	[HL_ERR_FORBIDDEN] = {"forbidden", "not allowed"},
+	[HL_ERR_BAD_STATE] = {"bad_state", "not allowed in the current state"},
+	[HL_ERR_RATE_LIMITED] = {"rate_limited", "too many requests; slow down"},
+	[HL_ERR_STORE_FAILED] = {"store_failed", "could not be stored; nothing was saved"},
+	[HL_ERR_BUSY] = {"busy", "server busy; retry later"},
+	[HL_ERR_SHUTTING_DOWN] = {"shutting_down", "server is shutting down"},
+	[HL_ERR_INTERNAL] = {"internal", "internal error"},
+};
+
+const char *hl_err_code_name(enum hl_err_code code)
+{
+	if ((unsigned)code >= HL_ERR__COUNT)
+		return err_codes[HL_ERR_INTERNAL].name;
+	return err_codes[code].name;
+}
+
+/* ---- field tables --------------------------------------------------- */
+
+/* The JSON kind a field must have. */
+enum field_kind {
+	FK_STRING,  /* JSON string; min/max bound its length in bytes */
+	FK_INT,     /* JSON integer (not real, not boolean); min/max bound it */
+};
+
+/* Extra rule for the bytes of a string field (jansson has already proved
+ * every string is valid UTF-8 without NUL). */
+enum charset {
+	CS_UTF8,      /* any valid UTF-8 */
+	CS_PRINTABLE, /* printable ASCII 0x20-0x7e */
+	CS_TOKEN,     /* [A-Za-z0-9._:-], as for request ids */
+};
+
+/*
+ * One field of a message type. The decoded value is stored at offset in
+ * struct hl_msg: a const char * for FK_STRING, an int64_t for FK_INT. An
+ * absent optional field leaves it NULL / 0.
+ */
+struct field_spec {
+	const char *name;
+	enum field_kind kind;
+	bool required;
+	int64_t min, max;   /* string: byte length; integer: value */
+	enum charset cs;    /* FK_STRING only */
+	size_t offset;
+};
+
+/*
+ * One message type. check, when set, runs after every field passed its
+ * row (for rules that span fields); it fills err and returns false to
+ * reject.
+ */
+struct msg_spec {
+	const char *name;
+	const struct field_spec *fields;
+	size_t nfields;
+	bool (*check)(const struct hl_msg *m, struct hl_proto_error *err);
+};
+
+#define MSG_FIELD(member) offsetof(struct hl_msg, u.member)
+
+static const struct field_spec hello_fields[] = {
+	{"version", FK_INT, true, 1, 1000, CS_UTF8, MSG_FIELD(hello.version)},
+	{"client", FK_STRING, false, 1, 64, CS_PRINTABLE, MSG_FIELD(hello.client)},
+};
+
+static const struct field_spec ping_fields[] = {
+	{"data", FK_STRING, false, 0, 64, CS_UTF8, MSG_FIELD(ping.data)},
+};
+
+static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
+	[HL_MSG_HELLO] = {"hello", hello_fields, HL_ARRAY_LEN(hello_fields), NULL},
+	[HL_MSG_PING] = {"ping", ping_fields, HL_ARRAY_LEN(ping_fields), NULL},
+};
+
+const char *hl_msg_type_name(enum hl_msg_type t)
+{
+	if ((unsigned)t >= HL_MSG__COUNT)
+		return "unknown";
+	return msg_specs[t].name;
+}
+
+/* ---- decoding ------------------------------------------------------- */
+
+/* Fills err and returns HL_EINVAL. fmt/field come from this file (spec
+ * names), never from the client. field may be NULL. */
+static int fail(struct hl_proto_error *err, enum hl_err_code code,
+		const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(struct hl_proto_error *err, enum hl_err_code code,
+		const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	if (field)
+		snprintf(err->field, sizeof(err->field), "%s", field);
+	else
+		err->field[0] = '\0';
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		va_end(ap);
+	} else {
+		snprintf(err->message, sizeof(err->message), "%s",
+			 err_codes[code].text);
+	}
+	return HL_EINVAL;
+}
+
+/*
+ * Returns true when nesting in buf never exceeds HL_PROTO_MAX_DEPTH. It
+ * tracks string literals (a backslash skips the next byte) the way
+ * jansson's lexer does, so for any prefix jansson accepts, jansson's depth
+ * is never deeper than the one counted here; where the two could disagree
+ * jansson has already stopped with a syntax error. O(len), no recursion,
+ * and it stops at the first byte past the limit.
+ */
+static bool depth_ok(const char *buf, size_t len)
+{
+	unsigned depth = 0;
+	bool in_str = false;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_str = true;
+			break;
+		case '[':
+		case '{':
+			if (++depth > HL_PROTO_MAX_DEPTH)
+				return false;
+			break;
+		case ']':
+		case '}':
+			if (depth > 0)
+				depth--;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
+/* Returns true when the len bytes of s all satisfy cs. */
+static bool charset_ok(const char *s, size_t len, enum charset cs)
+{
+	size_t i;
+
+	if (cs == CS_UTF8)
+		return true;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		switch (cs) {
+		case CS_UTF8:
+			break;
+		case CS_PRINTABLE:
+			if (c < 0x20 || c > 0x7e)
+				return false;
+			break;
+		case CS_TOKEN:
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+			      c == ':' || c == '-'))
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
+/* Returns true when key is 1..sizeof(hl_proto_error.field)-1 bytes of
+ * [A-Za-z0-9_], i.e. safe to echo in an error reply and a log line. */
+static bool key_echoable(const char *key, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len >= sizeof(((struct hl_proto_error *)0)->field))
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Maps a jansson load error to our code and fills err. Jansson's text is
+ * not used: it quotes the input. */
+static int fail_parse(struct hl_proto_error *err, const json_error_t *jerr)
+{
+	switch (json_error_code(jerr)) {
+	case json_error_invalid_utf8:
+		return fail(err, HL_ERR_BAD_UTF8, NULL,
+			    "frame is not valid UTF-8 (near byte %d)",
+			    jerr->position);
+	case json_error_duplicate_key:
+		return fail(err, HL_ERR_DUPLICATE_KEY, NULL,
+			    "duplicate object key (near byte %d)",
+			    jerr->position);
+	case json_error_out_of_memory:
+		return fail(err, HL_ERR_INTERNAL, NULL, "out of memory");
+	default:
+		return fail(err, HL_ERR_BAD_JSON, NULL,
+			    "frame is not valid JSON (near byte %d)",
+			    jerr->position);
+	}
+}
+
+/* Validates the common "id" member; on success copies it into err->id so
+ * that any later error reply carries it. */
+static int decode_id(json_t *root, struct hl_msg *out,
+		     struct hl_proto_error *err)
+{
+	json_t *v = json_object_get(root, "id");
+	size_t n;
+
+	if (!v)
+		return fail(err, HL_ERR_BAD_ID, "id", "id is missing");
+	if (!json_is_string(v))
+		return fail(err, HL_ERR_BAD_ID, "id", "id must be a string");
+	n = json_string_length(v);
+	if (n < 1 || n > HL_PROTO_ID_MAX ||
+	    !charset_ok(json_string_value(v), n, CS_TOKEN))
+		return fail(err, HL_ERR_BAD_ID, "id", NULL);
+	out->id = json_string_value(v);
+	memcpy(err->id, out->id, n);
+	err->id[n] = '\0';
+	return 0;
+}
+
+/* Returns the field row named key (len bytes) in spec, or NULL. */
+static const struct field_spec *find_field(const struct msg_spec *spec,
+					   const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < spec->nfields; i++) {
+		const char *name = spec->fields[i].name;
+
+		if (strlen(name) == len && memcmp(name, key, len) == 0)
+			return &spec->fields[i];
+	}
+	return NULL;
+}
+
+/* Validates one present value against its row and stores it in out. */
+static int decode_field(const struct field_spec *f, json_t *v,
+			struct hl_msg *out, struct hl_proto_error *err)
+{
+	char *slot = (char *)out + f->offset;
+
+	switch (f->kind) {
+	case FK_STRING: {
+		size_t n;
+		const char *s;
+
+		if (!json_is_string(v))
+			return fail(err, HL_ERR_BAD_FIELD, f->name,
+				    "%s must be a string", f->name);
+		n = json_string_length(v);
+		s = json_string_value(v);
+		if ((int64_t)n < f->min || (int64_t)n > f->max)
+			return fail(err, HL_ERR_BAD_FIELD, f->name,
+				    "%s must be %lld to %lld bytes long",
+				    f->name, (long long)f->min,
+				    (long long)f->max);
+		if (!charset_ok(s, n, f->cs))
+			return fail(err, HL_ERR_BAD_FIELD, f->name,
+				    "%s has characters that are not allowed",
+				    f->name);
+		memcpy(slot, &s, sizeof(s));
+		return 0;
+	}
+	case FK_INT: {
+		int64_t x;
+
+		/* json_is_integer excludes reals and booleans. */
+		if (!json_is_integer(v))
+			return fail(err, HL_ERR_BAD_FIELD, f->name,
+				    "%s must be an integer", f->name);
+		x = (int64_t)json_integer_value(v);
+		if (x < f->min || x > f->max)
+			return fail(err, HL_ERR_BAD_FIELD, f->name,
+				    "%s must be from %lld to %lld", f->name,
+				    (long long)f->min, (long long)f->max);
+		memcpy(slot, &x, sizeof(x));
+		return 0;
+	}
+	}
+	return fail(err, HL_ERR_INTERNAL, NULL, NULL);
+}
+
+/* Strict check of the members of root against spec, then fill. */
+static int decode_fields(const struct msg_spec *spec, json_t *root,
+			 struct hl_msg *out, struct hl_proto_error *err)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	int rc;
+
+	/* Every key must be "type", "id" or in the table. Keys never hold
+	 * NUL (jansson rejects it), so strlen on them is exact. */
+	json_object_foreach(root, key, v) {
+		size_t n = strlen(key);
+
+		if (strcmp(key, "type") == 0 || strcmp(key, "id") == 0 ||
+		    find_field(spec, key, n))
+			continue;
+		return fail(err, HL_ERR_UNKNOWN_FIELD,
+			    key_echoable(key, n) ? key : NULL,
+			    "unknown field for %s", spec->name);
+	}
+	for (i = 0; i < spec->nfields; i++) {
+		const struct field_spec *f = &spec->fields[i];
+
+		v = json_object_get(root, f->name);
+		if (!v) {
+			if (f->required)
+				return fail(err, HL_ERR_MISSING_FIELD, f->name,
+					    "%s is required", f->name);
+			continue;
+		}
+		rc = decode_field(f, v, out, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (spec->check && !spec->check(out, err))
+		return HL_EINVAL;
+	return 0;
+}
+
+int hl_proto_decode(const char *buf, size_t len, size_t max_len,
+		    struct hl_msg *out, struct hl_proto_error *err)
+{
+	json_error_t jerr;
+	json_t *root, *type;
+	const struct msg_spec *spec = NULL;
+	const char *tname;
+	size_t tlen;
+	int id_rc, rc;
+	unsigned t;
+
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+
+	if (len > max_len)
+		return fail(err, HL_ERR_TOO_LARGE, NULL,
+			    "frame is larger than %zu bytes", max_len);
+	if (!depth_ok(buf, len))
+		return fail(err, HL_ERR_TOO_DEEP, NULL,
+			    "frame nests deeper than %d levels",
+			    HL_PROTO_MAX_DEPTH);
+
+	/* Without JSON_ALLOW_NUL jansson rejects \u0000; with DECODE_ANY a
+	 * scalar root parses, so it gets not_object rather than bad_json. */
+	root = json_loadb(len ? buf : "", len,
+			  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root)
+		return fail_parse(err, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return fail(err, HL_ERR_NOT_OBJECT, NULL, NULL);
+	}
+
+	/* The id is checked before the type is judged, so that an error
+	 * about the type can still carry the id; its own error is reported
+	 * after the type's. */
+	id_rc = decode_id(root, out, err);
+
+	type = json_object_get(root, "type");
+	if (!type || !json_is_string(type)) {
+		rc = fail(err, HL_ERR_BAD_TYPE, "type",
+			  type ? "type must be a string" : "type is missing");
+		goto fail;
+	}
+	tname = json_string_value(type);
+	tlen = json_string_length(type);
+	for (t = 0; t < HL_MSG__COUNT; t++) {
+		if (strlen(msg_specs[t].name) == tlen &&
+		    memcmp(msg_specs[t].name, tname, tlen) == 0) {
+			spec = &msg_specs[t];
+			break;
+		}
+	}
+	if (!spec) {
+		rc = fail(err, HL_ERR_UNKNOWN_TYPE, "type", NULL);
+		goto fail;
+	}
+	if (id_rc < 0) {
+		/* decode_id already filled err. */
+		rc = id_rc;
+		goto fail;
+	}
+	out->type = (enum hl_msg_type)t;
+	rc = decode_fields(spec, root, out, err);
+	if (rc < 0)
+		goto fail;
+	out->root = root;
+	return 0;
+
+fail:
+	json_decref(root);
+	memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+void hl_msg_release(struct hl_msg *msg)
+{
+	if (!msg)
+		return;
+	json_decref(msg->root);
+	memset(msg, 0, sizeof(*msg));
+}
+
+/* ---- encoding ------------------------------------------------------- */
+
+json_t *hl_proto_reply(const char *type, const char *id)
+{
+	json_t *obj = json_object();
+
+	if (!obj)
+		return NULL;
+	if (json_object_set_new(obj, "type", json_string(type)) < 0)
+		goto fail;
+	if (id && id[0] && json_object_set_new(obj, "id", json_string(id)) < 0)
+		goto fail;
+	return obj;
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
+			     const char *message, const char *field)
+{
+	json_t *obj = hl_proto_reply("error", id);
+
+	if ((unsigned)code >= HL_ERR__COUNT)
+		code = HL_ERR_INTERNAL;
+	if (!message)
+		message = err_codes[code].text;
+	if (!obj)
+		return NULL;
+	if (json_object_set_new(obj, "code",
+				json_string(hl_err_code_name(code))) < 0 ||
+	    json_object_set_new(obj, "message", json_string(message)) < 0)
+		goto fail;
+	if (field && field[0] &&
+	    json_object_set_new(obj, "field", json_string(field)) < 0)
+		goto fail;
+	return obj;
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+/* Growing output buffer for json_dump_callback; data[0..headroom) is left
+ * for the caller. */
+struct outbuf {
+	unsigned char *data;
+	size_t headroom;
+	size_t len;    /* JSON bytes written after the headroom */
+	size_t cap;    /* bytes available after the headroom, excluding NUL */
+	bool nomem;
+};
+
+static int outbuf_put(const char *chunk, size_t size, void *arg)
+{
+	struct outbuf *b = arg;
+
+	if (size > b->cap - b->len) {
+		size_t cap = b->cap;
+		unsigned char *p;
+
+		while (size > cap - b->len) {
+			if (cap > (SIZE_MAX - b->headroom - 1) / 2)
+				goto nomem;
+			cap *= 2;
+		}
+		p = realloc(b->data, b->headroom + cap + 1);
+		if (!p)
+			goto nomem;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->headroom + b->len, chunk, size);
+	b->len += size;
+	return 0;
+nomem:
+	b->nomem = true;
+	return -1;
+}
+
+int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
+		    size_t *len)
+{
+	struct outbuf b = {.headroom = headroom, .cap = 256};
+
+	*out = NULL;
+	*len = 0;
+	if (!json_is_object(obj))
+		return HL_EINVAL;
+	if (headroom > SIZE_MAX / 2)
+		return HL_ENOMEM;
+	b.data = malloc(headroom + b.cap + 1);
+	if (!b.data)
+		return HL_ENOMEM;
+	/* No JSON_ENSURE_ASCII: UTF-8 goes out as is; jansson escapes '"',
+	 * '\\' and control characters, and fails on invalid UTF-8. */
+	if (json_dump_callback(obj, outbuf_put, &b, JSON_COMPACT) < 0) {
+		free(b.data);
+		return b.nomem ? HL_ENOMEM : HL_EINVAL;
+	}
+	b.data[headroom + b.len] = '\0';
+	*out = b.data;
+	*len = b.len;
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* protocol.h: owns the wire codec: one WebSocket text frame (JSON) <-> one
+ * typed, validated client message, and the encoding of replies. It never
+ * touches libwebsockets; docs/protocol.md is the specification. */
+#ifndef HL_PROTOCOL_H
+#define HL_PROTOCOL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Max nesting of arrays/objects in a frame; the root object is depth 1. */
+#define HL_PROTO_MAX_DEPTH 16
+/* Max length in bytes of a client request id. */
+#define HL_PROTO_ID_MAX 64
+/* The protocol version this server speaks (hello.version). */
+#define HL_PROTO_VERSION 1
+
+/*
+ * Stable error code strings sent in {"type":"error","code":...}. The order
+ * of the enum is not part of the wire format; the names are.
+ */
+enum hl_err_code {
+	HL_ERR_BAD_JSON,        /* "bad_json": not parseable JSON (incl. trailing garbage, NUL escape \u0000, lone surrogates) */
+	HL_ERR_BAD_UTF8,        /* "bad_utf8" */
+	HL_ERR_TOO_LARGE,       /* "too_large": frame over the size limit passed to decode */
+	HL_ERR_TOO_DEEP,        /* "too_deep": nesting over HL_PROTO_MAX_DEPTH (pre-scan before parsing: O(n), no recursion) */
+	HL_ERR_NOT_OBJECT,      /* "not_object": root is not a JSON object */
+	HL_ERR_DUPLICATE_KEY,   /* "duplicate_key" */
+	HL_ERR_BAD_TYPE,        /* "bad_type": "type" missing or not a string */
+	HL_ERR_UNKNOWN_TYPE,    /* "unknown_type" */
+	HL_ERR_BAD_ID,          /* "bad_id": "id" missing, not a string, empty, longer than HL_PROTO_ID_MAX, or not [A-Za-z0-9._:-] */
+	HL_ERR_MISSING_FIELD,   /* "missing_field" */
+	HL_ERR_BAD_FIELD,       /* "bad_field": wrong JSON type, out of range, too long/short, or a string failing its charset */
+	HL_ERR_UNKNOWN_FIELD,   /* "unknown_field": a key the message type does not define */
+	HL_ERR_FORBIDDEN,       /* "forbidden": message type not allowed for this role/connection */
+	HL_ERR_BAD_STATE,       /* "bad_state": e.g. a second hello, or a request before hello */
+	HL_ERR_RATE_LIMITED,    /* "rate_limited" */
+	HL_ERR_STORE_FAILED,    /* "store_failed": the database could not store it; nothing was acknowledged */
+	HL_ERR_BUSY,            /* "busy": server overloaded, retry later */
+	HL_ERR_SHUTTING_DOWN,   /* "shutting_down" */
+	HL_ERR_INTERNAL,        /* "internal" */
+	HL_ERR__COUNT
+};
+
+/* Returns the wire name of code ("bad_json", ...); "internal" for a value
+ * out of range. Static storage; thread-safe. */
+const char *hl_err_code_name(enum hl_err_code code);
+
+/* Client message types. */
+enum hl_msg_type { HL_MSG_HELLO, HL_MSG_PING, HL_MSG__COUNT };
+
+/* Returns the wire name of t ("hello", "ping"); "unknown" out of range. */
+const char *hl_msg_type_name(enum hl_msg_type t);
+
+/* {"type":"hello"}: the first message on every connection. */
+struct hl_msg_hello {
+	int64_t version;       /* required integer 1..1000: the version the client speaks (the server, not the codec, requires == 1) */
+	const char *client;    /* optional, 1..64 bytes of printable ASCII (0x20-0x7e), e.g. "helpline-web/0.1"; NULL if absent */
+};
+
+/* {"type":"ping"}: answered with a pong. */
+struct hl_msg_ping {
+	const char *data;      /* optional, 0..64 bytes of any UTF-8, echoed in the pong; NULL if absent */
+};
+
+/* A decoded client message. Strings point into root and live until
+ * hl_msg_release. */
+struct hl_msg {
+	enum hl_msg_type type;
+	const char *id;            /* the client request id, always set on success */
+	union {
+		struct hl_msg_hello hello;
+		struct hl_msg_ping ping;
+	} u;                       /* the member named by type */
+	json_t *root;              /* owned; private (handlers may read, never modify) */
+};
+
+/*
+ * Why a decode failed. id is copied out when the frame had a valid id, so
+ * the error reply can carry it ("" otherwise). field names the offending key
+ * when relevant ("" otherwise); for unknown_field it is the client's key
+ * only when that key is 1..31 bytes of [A-Za-z0-9_], else "". message is a
+ * short human text that never quotes the client's input (field names from
+ * the spec only).
+ */
+struct hl_proto_error {
+	enum hl_err_code code;
+	char id[HL_PROTO_ID_MAX + 1];
+	char field[32];
+	char message[128];
+};
+
+/*
+ * Decodes one frame of len bytes (not NUL-terminated; may contain any bytes).
+ * Frames over max_len bytes fail with HL_ERR_TOO_LARGE without parsing.
+ * Returns 0 and fills *out (call hl_msg_release later), or HL_EINVAL and
+ * fills *err (out is zeroed and needs no release). Checks run in this
+ * order: size, depth pre-scan, parse, root object, type, id, unknown keys,
+ * then the type's fields in table order. Pure: no globals, thread-safe.
+ */
+int hl_proto_decode(const char *buf, size_t len, size_t max_len,
+		    struct hl_msg *out, struct hl_proto_error *err);
+
+/* Releases a decoded message and zeroes it. Safe on a zeroed msg and safe
+ * to call twice. */
+void hl_msg_release(struct hl_msg *msg);
+
+/* Returns a new object {"type": type, "id": id} (id omitted when NULL or
+ * ""), or NULL on ENOMEM or if a string is not valid UTF-8. The caller owns
+ * the reference. */
+json_t *hl_proto_reply(const char *type, const char *id);
+
+/*
+ * Returns a new object {"type":"error","id":id,"code":name,"message":message,
+ * "field":field}: id omitted when NULL or "", field omitted when NULL or "",
+ * message replaced by a generic text for the code when NULL. NULL on
+ * ENOMEM. The caller owns the reference.
+ */
+json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
+			     const char *message, const char *field);
+
+/*
+ * Serialises the object obj compactly (keys in insertion order) into a new
+ * malloc'd buffer of headroom + *len + 1 bytes: the JSON starts at
+ * (*out + headroom) and is NUL-terminated; *len excludes headroom and NUL.
+ * The headroom bytes are left uninitialised (it is for LWS_PRE). Output is
+ * always valid UTF-8 JSON. Returns 0; HL_ENOMEM; or HL_EINVAL if obj is not
+ * an object or holds a string that is not valid UTF-8 (a caller bug). On
+ * failure *out is NULL. The caller frees *out.
+ */
+int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
+		    size_t *len);
+
+#endif

@@ -1,0 +1,355 @@
+/* server.c: the daemon's loop: lws on our own libuv loop, the WebSocket
+ * callback glue, signals and clean shutdown. */
+#include "server.h"
+#include "common.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+/* How long shutdown waits for clients to take their close frames. */
+#define STOP_GRACE_MS 2000
+/* Chunk size lws hands to RECEIVE; messages are reassembled up to
+ * ws.max_message by session.c. */
+#define RX_CHUNK 4096
+
+/* lws per-session data: only a pointer to our own session (STYLE.md #5). */
+struct shim {
+	struct hl_session *s;
+};
+
+uint64_t hl_server_uptime_ms(const struct hl_server *srv)
+{
+	return uv_now((uv_loop_t *)&srv->loop) - srv->started_ms;
+}
+
+void hl_server_session_add(struct hl_server *srv, struct hl_session *s)
+{
+	s->prev = NULL;
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->session_count++;
+	srv->metrics.ws_opened[s->role]++;
+	srv->metrics.ws_current[s->role]++;
+}
+
+void hl_server_session_remove(struct hl_server *srv, struct hl_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	srv->session_count--;
+	srv->metrics.ws_current[s->role]--;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	struct shim *shim = user;
+	struct hl_server *srv;
+	const struct lws_protocols *proto;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		srv = lws_context_user(lws_get_context(wsi));
+		proto = lws_get_protocol(wsi);
+		shim->s = hl_session_new(srv, wsi,
+					 proto == &srv->protocols[2]
+						 ? HL_ROLE_STAFF
+						 : HL_ROLE_CONTACT);
+		if (!shim->s)
+			return -1;
+		hl_info("conn.open", "conn=%s role=%s", shim->s->id_str,
+			hl_role_name(shim->s->role));
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (!shim->s)
+			return -1;
+		return hl_session_on_receive(shim->s, in, len,
+					     lws_frame_is_binary(wsi),
+					     lws_is_first_fragment(wsi),
+					     lws_is_final_fragment(wsi));
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!shim->s)
+			return -1;
+		return hl_session_on_writeable(shim->s);
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (shim->s)
+			hl_debug("conn.peer_close", "conn=%s len=%zu",
+				 shim->s->id_str, len);
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		if (shim->s) {
+			hl_info("conn.closed", "conn=%s", shim->s->id_str);
+			hl_session_on_closed(shim->s);
+			shim->s = NULL;
+		}
+		return 0;
+
+	default:
+		return 0;
+	}
+}
+
+/* lws' own log lines go through ours. lws may mention peer addresses in
+ * them, so only errors are taken and anything that looks like an address
+ * is masked before it is written (anonymity: DESIGN.md §5). */
+static void lws_log_emit(int level, const char *line)
+{
+	char clean[512];
+	size_t o = 0;
+
+	(void)level;
+	for (const char *p = line; *p && o + 8 < sizeof(clean);) {
+		if ((*p >= '0' && *p <= '9') || *p == ':') {
+			const char *q = p;
+			int dots = 0, colons = 0;
+
+			while ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') ||
+			       (*q >= 'A' && *q <= 'F') || *q == '.' || *q == ':') {
+				dots += *q == '.';
+				colons += *q == ':';
+				q++;
+			}
+			if (dots >= 3 || colons >= 2) {
+				memcpy(clean + o, "<addr>", 6);
+				o += 6;
+				p = q;
+				continue;
+			}
+		}
+		if (*p != '\n')
+			clean[o++] = *p;
+		p++;
+	}
+	clean[o] = '\0';
+	hl_warn("lws", "msg=\"%s\"", clean);
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* lws sizes its fd table from the soft limit at context creation
+	 * (DESIGN.md §10.3). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			hl_warn("server.rlimit", "errno=%d", errno);
+	}
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct hl_server *srv = h->data;
+
+	hl_info("server.signal", "signal=%d", signum);
+	hl_server_stop(srv);
+}
+
+/* Final step of shutdown, from a uv callback (DESIGN.md §10.2). */
+static void finish_stop(struct hl_server *srv)
+{
+	if (srv->lws && !srv->lws_destroyed) {
+		srv->lws_destroyed = true;
+		lws_context_destroy(srv->lws);
+	}
+	hl_store_close(&srv->store);
+	if (srv->handles_open) {
+		srv->handles_open = false;
+		uv_close((uv_handle_t *)&srv->sig_int, NULL);
+		uv_close((uv_handle_t *)&srv->sig_term, NULL);
+		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+	}
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	struct hl_server *srv = t->data;
+
+	/* Finish once every client has taken its close frame and gone, or
+	 * when the grace period is over. */
+	if (srv->session_count == 0 ||
+	    uv_now(&srv->loop) >= srv->stop_deadline_ms)
+		finish_stop(srv);
+}
+
+void hl_server_stop(struct hl_server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	hl_info("server.stopping", "connections=%u", srv->session_count);
+	for (struct hl_session *s = srv->sessions; s; s = s->next)
+		hl_session_close(s, 1001, "server shutting down");
+	srv->stop_deadline_ms = uv_now(&srv->loop) + STOP_GRACE_MS;
+	uv_timer_start(&srv->stop_timer, on_stop_timer, 0, 20);
+}
+
+static int ensure_state_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0)
+		return S_ISDIR(sb.st_mode) ? 0 : -1;
+	if (mkdir(dir, 0700) != 0) {
+		hl_error("server.state_dir", "errno=%d msg=\"%s\"", errno,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
+{
+	struct lws_context_creation_info info;
+	char dbpath[HL_CONFIG_PATH_MAX + 32], err[512];
+	struct hl_store_opts sopts;
+	int rc;
+
+	srv->cfg = *cfg;
+	srv->exit_status = 1;
+	if (uv_loop_init(&srv->loop) != 0)
+		return HL_EIO;
+	srv->loop_open = true;
+	srv->started_ms = uv_now(&srv->loop);
+
+	if (hl_config_db_path(&srv->cfg, dbpath, sizeof(dbpath)) != 0)
+		return HL_EINVAL;
+	if (!srv->cfg.db_path[0] && ensure_state_dir(srv->cfg.state_dir) != 0) {
+		fprintf(stderr, "helplined: cannot create state directory %s\n",
+			srv->cfg.state_dir);
+		return HL_EIO;
+	}
+	memset(&sopts, 0, sizeof(sopts));
+	sopts.batch_max = srv->cfg.store_batch_max;
+	sopts.queue_max = srv->cfg.store_queue_max;
+	rc = hl_store_open(&srv->store, &srv->loop, dbpath, &sopts, err,
+			   sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "helplined: %s\n", err);
+		return rc;
+	}
+
+	uv_signal_init(&srv->loop, &srv->sig_int);
+	uv_signal_init(&srv->loop, &srv->sig_term);
+	uv_timer_init(&srv->loop, &srv->stop_timer);
+	srv->sig_int.data = srv->sig_term.data = srv->stop_timer.data = srv;
+	srv->handles_open = true;
+	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+
+	srv->protocols[0] = (struct lws_protocols){
+		.name = "http",
+		.callback = hl_http_callback,
+		.per_session_data_size = hl_http_pss_size()};
+	srv->protocols[1] = (struct lws_protocols){
+		.name = "helpline.contact.v1",
+		.callback = ws_callback,
+		.per_session_data_size = sizeof(struct shim),
+		.rx_buffer_size = RX_CHUNK};
+	srv->protocols[2] = (struct lws_protocols){
+		.name = "helpline.staff.v1",
+		.callback = ws_callback,
+		.per_session_data_size = sizeof(struct shim),
+		.rx_buffer_size = RX_CHUNK};
+
+	srv->retry.secs_since_valid_ping = (uint16_t)srv->cfg.ws_ping_interval;
+	srv->retry.secs_since_valid_hangup =
+		(uint16_t)(srv->cfg.ws_ping_interval ? srv->cfg.ws_ping_interval * 2 + 10
+						      : 0);
+
+	raise_fd_limit();
+	/* Before lws_create_context, or start-up notices go to stderr
+	 * (DESIGN.md §10.9). */
+	lws_set_log_level(LLL_ERR, lws_log_emit);
+
+	memset(&info, 0, sizeof(info));
+	info.port = srv->cfg.listen_port;
+	info.iface = srv->cfg.listen_host;
+	info.protocols = srv->protocols;
+	/* Security headers are http.c's own (one list, no duplicates). */
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (strchr(srv->cfg.listen_host, ':') == NULL)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.foreign_loops = (void *[]){&srv->loop};
+	info.user = srv;
+	info.timeout_secs = 10; /* slow or stalled HTTP handshakes */
+	info.max_http_header_data = 4096;
+	info.max_http_header_pool = 64;
+	info.server_string = "helplined";
+	if (srv->cfg.ws_ping_interval)
+		info.retry_and_idle_policy = &srv->retry;
+	srv->lws = lws_create_context(&info);
+	if (!srv->lws) {
+		fprintf(stderr, "helplined: cannot listen on %s:%d "
+				"(address in use, or not an address of this host?)\n",
+			srv->cfg.listen_host, srv->cfg.listen_port);
+		return HL_EIO;
+	}
+	srv->vhost = lws_get_vhost_by_name(srv->lws, "default");
+	srv->bound_port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost)
+				     : srv->cfg.listen_port;
+	if (srv->bound_port <= 0) {
+		fprintf(stderr, "helplined: cannot listen on %s:%d\n",
+			srv->cfg.listen_host, srv->cfg.listen_port);
+		return HL_EIO;
+	}
+	if (!srv->cfg.allowed_origins_set)
+		hl_config_default_origins(&srv->cfg, srv->bound_port);
+	srv->exit_status = 0;
+	return HL_OK;
+}
+
+int hl_server_run(struct hl_server *srv)
+{
+	const char *h = srv->cfg.listen_host;
+	int v6 = strchr(h, ':') != NULL;
+
+	hl_info("server.listening", "url=http://%s%s%s:%d/ version=%s",
+		v6 ? "[" : "", h, v6 ? "]" : "", srv->bound_port, HL_VERSION);
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+	hl_info("server.stopped", "status=%d", srv->exit_status);
+	return srv->exit_status;
+}
+
+void hl_server_free(struct hl_server *srv)
+{
+	if (!srv->loop_open)
+		return;
+	if (srv->lws) {
+		/* Second destroy after the loop has ended finishes lws'
+		 * teardown on a foreign loop (DESIGN.md §10.2). */
+		if (!srv->lws_destroyed)
+			lws_context_destroy(srv->lws);
+		uv_run(&srv->loop, UV_RUN_DEFAULT);
+		lws_context_destroy(srv->lws);
+		srv->lws = NULL;
+	}
+	hl_store_close(&srv->store);
+	if (srv->handles_open) {
+		srv->handles_open = false;
+		uv_close((uv_handle_t *)&srv->sig_int, NULL);
+		uv_close((uv_handle_t *)&srv->sig_term, NULL);
+		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+	}
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&srv->loop) != 0)
+		hl_warn("server.loop_not_closed", "status=busy");
+}

@@ -1,0 +1,75 @@
+/* server.h: owns the daemon: the one server struct with all shared mutable
+ * state, the libuv loop, the libwebsockets context, signals and shutdown. */
+#ifndef HL_SERVER_H
+#define HL_SERVER_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "store.h"
+
+struct hl_session;
+
+/*
+ * Everything the daemon shares. Built by hl_server_init, run by
+ * hl_server_run, torn down by hl_server_free. Loop thread only, except the
+ * store's internals.
+ */
+struct hl_server {
+	struct hl_config cfg;            /* final configuration (a copy) */
+	uv_loop_t loop;                  /* owned; lws runs on it as a foreign loop */
+	struct lws_context *lws;         /* NULL after destruction */
+	struct lws_vhost *vhost;         /* the one listening vhost */
+	struct lws_protocols protocols[4]; /* http, contact, staff, terminator */
+	lws_retry_bo_t retry;            /* ws keep-alive ping / idle policy */
+	uv_signal_t sig_int, sig_term;   /* SIGINT / SIGTERM start shutdown */
+	uv_timer_t stop_timer;           /* polls shutdown progress */
+	uint64_t stop_deadline_ms;       /* uv_now at which shutdown stops waiting */
+	struct hl_store store;           /* the database */
+	struct hl_metrics metrics;       /* counters */
+	struct hl_session *sessions;     /* live WebSocket sessions (list) */
+	uint32_t session_count;          /* length of sessions */
+	int bound_port;                  /* the port actually listened on */
+	uint64_t started_ms;             /* uv_now at start, for uptime */
+	bool loop_open;                  /* uv_loop_init succeeded */
+	bool stopping;                   /* shutdown started: refuse new work */
+	bool lws_destroyed;              /* first lws_context_destroy done */
+	bool handles_open;               /* our uv handles need closing */
+	int exit_status;                 /* 0 unless start-up failed */
+};
+
+/*
+ * Prepares srv from cfg (copied): initialises the loop, opens the store
+ * (migrating it), creates the lws context listening on cfg's address and
+ * installs signal handlers. Returns 0, or a negative HL_E* status after
+ * logging why; on failure call hl_server_free. srv must be zeroed first.
+ */
+int hl_server_init(struct hl_server *srv, const struct hl_config *cfg);
+
+/* Runs the loop until shutdown completes. Returns the process exit status
+ * (0 after a clean shutdown). */
+int hl_server_run(struct hl_server *srv);
+
+/*
+ * Starts a clean shutdown: new connections and requests are refused,
+ * every WebSocket gets close 1001 "server shutting down", then the lws
+ * context is destroyed, the store flushed and closed, and the loop ends.
+ * Idempotent. Loop thread.
+ */
+void hl_server_stop(struct hl_server *srv);
+
+/* Releases everything init created (after run, or after a failed init). */
+void hl_server_free(struct hl_server *srv);
+
+/* Milliseconds since start. */
+uint64_t hl_server_uptime_ms(const struct hl_server *srv);
+
+/* --- used by session.c and http.c --- */
+void hl_server_session_add(struct hl_server *srv, struct hl_session *s);
+void hl_server_session_remove(struct hl_server *srv, struct hl_session *s);
+
+#endif

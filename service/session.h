@@ -1,0 +1,105 @@
+/* session.h: owns one WebSocket connection's state: role, message
+ * reassembly, the capped output queue and closing. Handlers talk to a
+ * session through these functions and never touch libwebsockets. */
+#ifndef HL_SESSION_H
+#define HL_SESSION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+struct lws;
+struct hl_server;
+
+/* Which WebSocket subprotocol a connection speaks. */
+enum hl_role {
+	HL_ROLE_CONTACT = 0, /* helpline.contact.v1: an anonymous young person */
+	HL_ROLE_STAFF = 1,   /* helpline.staff.v1: a member of staff */
+};
+
+/* One queued outgoing frame; data has LWS_PRE bytes of headroom. */
+struct hl_frame {
+	struct hl_frame *next;
+	unsigned char *data;  /* malloc'd: headroom + len + 1 */
+	size_t len;           /* payload length */
+};
+
+/*
+ * A connection. Allocated by the server when the WebSocket is established;
+ * lws' per-session data holds only a pointer to it. It may outlive its
+ * socket while work for it is in flight (refs > 0): wsi is then NULL and
+ * sends are dropped. Freed when the socket is gone and refs reach 0.
+ */
+struct hl_session {
+	struct hl_server *srv;      /* owner */
+	struct lws *wsi;            /* NULL once the socket closed */
+	struct hl_session *prev, *next; /* the server's list of live sessions */
+	uint64_t id;                /* random, pseudonymous; used in logs */
+	char id_str[17];            /* id as 16 lower-case hex digits */
+	enum hl_role role;
+	bool greeted;               /* hello accepted */
+	int refs;                   /* in-flight work holding the session */
+
+	unsigned char *rx;          /* reassembly buffer for a fragmented message */
+	size_t rx_len, rx_cap;
+
+	struct hl_frame *out_head, *out_tail; /* queued frames, in order */
+	size_t out_bytes;           /* sum of queued payload lengths */
+
+	bool close_pending;         /* send close_code/reason after the queue */
+	bool close_sent;            /* our close frame is written; awaiting echo */
+	uint16_t close_code;
+	char close_reason[64];      /* ASCII, at most 123 bytes on the wire */
+};
+
+/*
+ * Queues obj (not consumed; the caller keeps its reference) as one text
+ * frame and asks for a write. Returns 0, HL_ECLOSED when the socket is gone
+ * or closing (dropped silently by design: the client resumes), or HL_ENOMEM.
+ * A connection whose queue grows past ws.outq_max is closed with 1008
+ * "too slow".
+ */
+int hl_session_send(struct hl_session *s, const json_t *obj);
+
+/*
+ * Sends {"type":"error",...} for the request id (may be NULL or "") and
+ * counts it in the server's metrics: the one path every error reply takes.
+ * message is human text that never quotes client input. field may be NULL.
+ */
+void hl_session_error(struct hl_session *s, const char *id,
+		      enum hl_err_code code, const char *message,
+		      const char *field);
+
+/*
+ * Closes the connection with a WebSocket close code and a short ASCII
+ * reason, after frames already queued. Further sends are dropped. Counted
+ * in metrics. Safe to call more than once (the first reason wins).
+ */
+void hl_session_close(struct hl_session *s, uint16_t code, const char *reason);
+
+/* Takes / drops a reference for work in flight. The last unref of a closed
+ * session frees it. Loop thread only. */
+void hl_session_ref(struct hl_session *s);
+void hl_session_unref(struct hl_session *s);
+
+/* Returns "contact" or "staff". */
+const char *hl_role_name(enum hl_role role);
+
+/* --- used by server.c (the lws glue) only --- */
+
+/* Creates a session for wsi. NULL on ENOMEM. */
+struct hl_session *hl_session_new(struct hl_server *srv, struct lws *wsi,
+				  enum hl_role role);
+/* Feeds one received chunk; dispatches complete messages. Returns 0 to keep
+ * the connection, -1 when lws must close it now (close reason already set). */
+int hl_session_on_receive(struct hl_session *s, const void *in, size_t len,
+			  bool binary, bool first, bool final);
+/* Writes queued frames. Returns 0, or -1 to close (close frame sent). */
+int hl_session_on_writeable(struct hl_session *s);
+/* The socket is gone: detach from wsi and drop the socket's reference. */
+void hl_session_on_closed(struct hl_session *s);
+
+#endif

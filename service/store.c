@@ -1,0 +1,843 @@
+/* store.c: the SQLite database: open and migrate, the prepared statements,
+ * and the writer thread that commits queued jobs in groups (one transaction
+ * per batch, one savepoint per job) and hands completions back to the loop.
+ *
+ * Threads: hl_store_open, hl_store_submit, hl_store_close, the async callback
+ * and every done callback run on the loop thread. The connection is used by
+ * the loop thread only inside hl_store_open (before the writer starts) and
+ * hl_store_close (after it is joined); in between it belongs to the writer.
+ * The two threads meet only under st->mu: the in queue (loop → writer), the
+ * out queue (writer → loop), stopping and the counters. */
+#include "store.h"
+#include "common.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#define DEFAULT_BATCH_MAX 4096
+#define DEFAULT_QUEUE_MAX 100000
+#define DEFAULT_BUSY_TIMEOUT_MS 5000
+/* At close another process (helplinectl) may hold a read lock; waiting the
+ * full busy timeout for the final checkpoint would only delay shutdown. */
+#define CLOSE_BUSY_TIMEOUT_MS 1000
+
+/* The SQL of enum hl_stmt, indexed by it. Every entry must be present. */
+static const char *const stmt_sql[HL_STMT__COUNT] = {
+	[HL_STMT_META_GET] = "SELECT value FROM meta WHERE key=?1",
+	[HL_STMT_META_PUT] =
+		"INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+};
+
+/* The store's own transaction control, prepared once like the rest: at 200k
+ * jobs a second, parsing "SAVEPOINT" twice per job would cost real time. */
+enum txn {
+	TXN_BEGIN,
+	TXN_COMMIT,
+	TXN_ROLLBACK,
+	TXN_SAVEPOINT,
+	TXN_RELEASE,
+	TXN_ROLLBACK_TO,
+	TXN__COUNT
+};
+
+_Static_assert((int)TXN__COUNT == (int)HL_STORE_TXN__COUNT,
+	       "store.h's HL_STORE_TXN__COUNT must match enum txn");
+
+static const char *const txn_sql[TXN__COUNT] = {
+	[TXN_BEGIN] = "BEGIN IMMEDIATE",
+	[TXN_COMMIT] = "COMMIT",
+	[TXN_ROLLBACK] = "ROLLBACK",
+	[TXN_SAVEPOINT] = "SAVEPOINT job",
+	[TXN_RELEASE] = "RELEASE job",
+	[TXN_ROLLBACK_TO] = "ROLLBACK TO job",
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Formats a message into err when the caller gave room for one. */
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The file name SQLite resolved for db's main database, for messages. */
+static const char *db_path(sqlite3 *db)
+{
+	const char *f = sqlite3_db_filename(db, "main");
+
+	return f && *f ? f : ":memory:";
+}
+
+int hl_store_sqlite_status(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_CONSTRAINT:
+		return HL_ECONSTRAINT;
+	case SQLITE_NOMEM:
+		return HL_ENOMEM;
+	default:
+		return HL_ESTORE;
+	}
+}
+
+/* Runs a statement that returns at most one row (a PRAGMA) and copies the
+ * first column of that row as an int. Returns an SQLite code. */
+static int query_int(sqlite3 *db, const char *sql, int *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int(s, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_ERROR; /* no row: the pragma is unsupported */
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* As query_int, copying the first column as text into buf (cap bytes). */
+static int query_text(sqlite3 *db, const char *sql, char *buf, size_t cap)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *t;
+	int rc;
+
+	buf[0] = '\0';
+	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		t = sqlite3_column_text(s, 0);
+		snprintf(buf, cap, "%s", t ? (const char *)t : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_ERROR;
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Steps a statement that returns no data we need, then resets it. Returns
+ * SQLITE_OK or the step's error. */
+static int step_once(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Checks that a migration list is usable: versions positive and strictly
+ * increasing, every entry with a name and SQL. */
+static int check_migrations(const struct hl_migration *m, size_t n,
+			    char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].name || !m[i].sql || m[i].version <= 0 ||
+		    (i > 0 && m[i].version <= m[i - 1].version)) {
+			set_err(err, errlen,
+				"migration list is invalid at entry %zu "
+				"(version %d): versions must be positive and "
+				"strictly increasing, each with a name and SQL",
+				i, m[i].version);
+			return HL_EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* HL_ESCHEMA with the message operators will see, when the database was
+ * written by a newer helplined than this one. */
+static int check_not_newer(sqlite3 *db, int have, int newest, char *err,
+			   size_t errlen)
+{
+	if (have <= newest)
+		return 0;
+	set_err(err, errlen,
+		"database %s has schema version %d, newer than this helplined "
+		"supports (%d): refusing to open; upgrade helplined",
+		db_path(db), have, newest);
+	return HL_ESCHEMA;
+}
+
+int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
+		     char *err, size_t errlen)
+{
+	char sql[64];
+	char *emsg = NULL;
+	int have = 0, newest, rc, status;
+
+	set_err(err, errlen, "%s", "");
+	if (!db || (n > 0 && !m)) {
+		set_err(err, errlen, "hl_store_migrate: invalid arguments");
+		return HL_EINVAL;
+	}
+	status = check_migrations(m, n, err, errlen);
+	if (status != 0)
+		return status;
+	newest = n > 0 ? m[n - 1].version : 0;
+
+	rc = query_int(db, "PRAGMA user_version", &have);
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
+	status = check_not_newer(db, have, newest, err, errlen);
+	if (status != 0 || have == newest)
+		return status;
+
+	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
+	/* Another process may have migrated between the read above and our
+	 * write lock: decide again under the lock. */
+	rc = query_int(db, "PRAGMA user_version", &have);
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
+	status = check_not_newer(db, have, newest, err, errlen);
+	if (status != 0 || have == newest)
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].version <= have)
+			continue;
+		rc = sqlite3_exec(db, m[i].sql, NULL, NULL, &emsg);
+		if (rc != SQLITE_OK) {
+			set_err(err, errlen,
+				"database %s: migration %04d_%s failed: %s; "
+				"no migration was applied", db_path(db),
+				m[i].version, m[i].name,
+				emsg ? emsg : sqlite3_errstr(rc));
+			status = HL_ESTORE;
+			goto out;
+		}
+		if (sqlite3_get_autocommit(db)) {
+			set_err(err, errlen,
+				"database %s: migration %04d_%s ended the "
+				"migration transaction: migrations must not "
+				"contain BEGIN, COMMIT or ROLLBACK",
+				db_path(db), m[i].version, m[i].name);
+			status = HL_ESTORE;
+			goto out;
+		}
+	}
+	/* PRAGMA takes no parameters; an int formatted by us is safe. */
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", newest);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
+	hl_info("store.migrated", "from=%d to=%d", have, newest);
+	goto out;
+
+sqlite_fail:
+	set_err(err, errlen, "database %s: migration failed: %s", db_path(db),
+		sqlite3_errmsg(db));
+	status = HL_ESTORE;
+out:
+	sqlite3_free(emsg);
+	if (status != 0 && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return status;
+}
+
+/*
+ * Creates the database file with mode 0600 if it does not exist yet, so it
+ * is never readable by others (SQLite gives the -wal and -shm files the mode
+ * of the database file), without touching the process-wide umask that other
+ * threads may rely on. An existing file is left as it is.
+ */
+static int create_file(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot open database %s: %s", path,
+			strerror(errno));
+		return HL_EIO;
+	}
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+		hl_warn("store.file_mode", "mode=%03o expected=600",
+			(unsigned)(sb.st_mode & 0777));
+	/* Closed before SQLite opens the file: closing any descriptor of a
+	 * file drops the process's POSIX locks on it. */
+	close(fd);
+	return 0;
+}
+
+/* Sets the connection's durability and safety settings and checks that they
+ * took. Returns 0 or HL_ESTORE with a message. */
+static int configure(sqlite3 *db, int busy_ms, char *err, size_t errlen)
+{
+	char mode[16];
+	int rc, on = 0;
+
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, busy_ms);
+	/* Hardening: no schema tampering through writable_schema, no SQL
+	 * functions run from the schema, no "double-quoted" string literals. */
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+
+	rc = query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (strcasecmp(mode, "wal") != 0) {
+		set_err(err, errlen,
+			"database %s: cannot use WAL journal mode (got \"%s\"); "
+			"the database must be a file on a local file system",
+			db_path(db), mode);
+		return HL_ESTORE;
+	}
+	rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = query_int(db, "PRAGMA foreign_keys", &on);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (!on) {
+		set_err(err, errlen, "database %s: foreign keys unsupported",
+			db_path(db));
+		return HL_ESTORE;
+	}
+	return 0;
+fail:
+	set_err(err, errlen, "database %s: cannot configure: %s", db_path(db),
+		sqlite3_errmsg(db));
+	return HL_ESTORE;
+}
+
+/* Prepares n statements from sql[] into out[] for the life of the store. */
+static int prepare_all(sqlite3 *db, const char *const *sql, size_t n,
+		       sqlite3_stmt **out, const char *what, char *err,
+		       size_t errlen)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!sql[i]) {
+			set_err(err, errlen, "%s statement %zu has no SQL "
+				"(add it to the table in store.c)", what, i);
+			return HL_EINVAL;
+		}
+		rc = sqlite3_prepare_v3(db, sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &out[i],
+					NULL);
+		if (rc != SQLITE_OK) {
+			set_err(err, errlen,
+				"database %s: cannot prepare %s statement %zu: "
+				"%s", db_path(db), what, i, sqlite3_errmsg(db));
+			return HL_ESTORE;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Resets the statements a job stepped and clears their bindings, so a job
+ * that returned early (mid-step) cannot keep a read open or block COMMIT,
+ * and no value it bound reaches the next job. With all, every statement.
+ *
+ * Why not simply all of them after every job: with a few dozen statements
+ * that costs over a microsecond per job (measured), a large share of the
+ * writer's budget at 100k+ jobs a second. A statement's VM step counter,
+ * which reset does not clear, moves whenever it was stepped: comparing it is
+ * a few nanoseconds. A statement bound but never stepped is missed here and
+ * cleared at the end of the batch (all).
+ */
+static void reset_job_stmts(struct hl_store *st, bool all)
+{
+	sqlite3_stmt *s;
+	uint32_t steps;
+
+	for (size_t i = 0; i < HL_STMT__COUNT; i++) {
+		s = st->stmts[i];
+		steps = (uint32_t)sqlite3_stmt_status(s,
+						      SQLITE_STMTSTATUS_VM_STEP,
+						      0);
+		if (!all && steps == st->stmt_steps[i])
+			continue;
+		st->stmt_steps[i] = steps;
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+}
+
+/*
+ * Runs one job inside its own savepoint and sets its status. Returns
+ * SQLITE_OK, or the SQLite code of a failure that broke the batch's
+ * transaction (which then cannot commit).
+ */
+static int run_job(struct hl_store *st, struct hl_store_job *job)
+{
+	int rc, status, cur = 0, hi = 0;
+
+	rc = step_once(st->txn[TXN_SAVEPOINT]);
+	if (rc != SQLITE_OK)
+		return rc;
+	status = job->exec(job, st->db, st->stmts);
+	reset_job_stmts(st, false);
+	if (status > 0)
+		status = 0;
+	if (sqlite3_get_autocommit(st->db)) {
+		/* The transaction is gone: SQLite rolled it back (SQLITE_FULL,
+		 * IOERR, ...), or the job ended it itself. */
+		rc = sqlite3_extended_errcode(st->db);
+		return rc != SQLITE_OK ? rc : SQLITE_ABORT;
+	}
+	/* A deferred foreign key left unresolved would only fail at COMMIT,
+	 * taking the whole batch with it: charge it to this job instead. */
+	if (status == 0 &&
+	    sqlite3_db_status(st->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi,
+			      0) == SQLITE_OK && cur > 0)
+		status = HL_ECONSTRAINT;
+	if (status < 0) {
+		rc = step_once(st->txn[TXN_ROLLBACK_TO]);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	rc = step_once(st->txn[TXN_RELEASE]);
+	if (rc != SQLITE_OK)
+		return rc;
+	job->status = status;
+	return SQLITE_OK;
+}
+
+/*
+ * Runs a batch (a NULL-terminated list of n jobs) in one transaction and sets
+ * every job's status. If the transaction cannot begin or commit, every job of
+ * the batch gets HL_ESTORE, even those whose exec succeeded: nothing is
+ * acknowledged unless it committed. Returns true when it committed.
+ */
+static bool run_batch(struct hl_store *st, struct hl_store_job *head,
+		      uint32_t n)
+{
+	const char *stage = "begin";
+	int rc;
+
+	rc = step_once(st->txn[TXN_BEGIN]);
+	if (rc != SQLITE_OK)
+		goto fail;
+	stage = "job";
+	for (struct hl_store_job *j = head; j; j = j->next) {
+		rc = run_job(st, j);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	reset_job_stmts(st, true);
+	stage = "commit";
+	rc = step_once(st->txn[TXN_COMMIT]);
+	if (rc != SQLITE_OK)
+		goto fail;
+	return true;
+
+fail:
+	/* A failed COMMIT may leave the transaction open (SQLITE_BUSY) or
+	 * have rolled it back already (SQLITE_FULL, a commit hook). */
+	reset_job_stmts(st, true);
+	if (!sqlite3_get_autocommit(st->db))
+		step_once(st->txn[TXN_ROLLBACK]);
+	for (struct hl_store_job *j = head; j; j = j->next)
+		j->status = HL_ESTORE;
+	hl_error("store.commit_failed", "rc=%d batch=%u stage=%s", rc, n,
+		 stage);
+	return false;
+}
+
+/* The writer thread: takes up to batch_max jobs at a time off the in queue,
+ * commits them as one transaction, and queues them for the loop. Exits when
+ * stopping is set and the in queue is empty. */
+static void *writer_main(void *arg)
+{
+	struct hl_store *st = arg;
+	struct hl_store_job *head, *tail;
+	uint64_t ok;
+	uint32_t n;
+	bool committed;
+
+#ifdef __linux__
+	prctl(PR_SET_NAME, "hl-store", 0, 0, 0);
+#endif
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		while (!st->in_head && !st->stopping)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (!st->in_head) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		}
+		head = st->in_head;
+		if (st->in_count <= (uint32_t)st->batch_max) {
+			tail = st->in_tail;
+			n = st->in_count;
+		} else {
+			tail = head;
+			for (n = 1; n < (uint32_t)st->batch_max; n++)
+				tail = tail->next;
+		}
+		st->in_head = tail->next;
+		if (!st->in_head)
+			st->in_tail = NULL;
+		tail->next = NULL;
+		st->in_count -= n;
+		st->stats.queued = st->in_count;
+		pthread_mutex_unlock(&st->mu);
+
+		committed = run_batch(st, head, n);
+		ok = 0;
+		for (struct hl_store_job *j = head; j; j = j->next)
+			ok += j->status == 0;
+
+		pthread_mutex_lock(&st->mu);
+		st->stats.batches++;
+		st->stats.commit_failures += !committed;
+		st->stats.jobs_committed += ok;
+		st->stats.jobs_failed += n - ok;
+		if (n > st->stats.max_batch)
+			st->stats.max_batch = n;
+		if (st->out_tail)
+			st->out_tail->next = head;
+		else
+			st->out_head = head;
+		st->out_tail = tail;
+		pthread_mutex_unlock(&st->mu);
+		/* Coalesces: one callback may deliver several batches. */
+		uv_async_send(&st->async);
+	}
+	return NULL;
+}
+
+/*
+ * Calls done for finished jobs, in submission order, on the loop thread. With
+ * all false it delivers what the writer had finished when called (so a busy
+ * writer cannot hold the loop here); with all true, until both queues are
+ * empty (only after the writer is joined). A done callback may submit, or
+ * even close the store: jobs being delivered stay in st->dl_head, so a nested
+ * call carries on in order.
+ */
+static void deliver(struct hl_store *st, bool all)
+{
+	struct hl_store_job *job;
+	bool took = false;
+
+	for (;;) {
+		if (!st->dl_head) {
+			if ((took && !all) || !st->sync_init)
+				break;
+			pthread_mutex_lock(&st->mu);
+			st->dl_head = st->out_head;
+			st->out_head = st->out_tail = NULL;
+			pthread_mutex_unlock(&st->mu);
+			took = true;
+			if (!st->dl_head)
+				break;
+		}
+		job = st->dl_head;
+		st->dl_head = job->next;
+		job->next = NULL;
+		job->done(job, job->status);
+	}
+}
+
+static void on_async(uv_async_t *handle)
+{
+	deliver(hl_container_of(handle, struct hl_store, async), false);
+}
+
+/* Stops and joins the writer. Loop thread. */
+static void stop_writer(struct hl_store *st)
+{
+	if (!st->thread_started)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->stopping = true;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->thread, NULL);
+	st->thread_started = false;
+}
+
+/* Finalizes the statements, checkpoints and closes the connection. */
+static void close_db(struct hl_store *st)
+{
+	int rc;
+
+	for (size_t i = 0; i < HL_STMT__COUNT; i++) {
+		sqlite3_finalize(st->stmts[i]);
+		st->stmts[i] = NULL;
+	}
+	for (size_t i = 0; i < TXN__COUNT; i++) {
+		sqlite3_finalize(st->txn[i]);
+		st->txn[i] = NULL;
+	}
+	if (!st->db)
+		return;
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	/* Leave an empty WAL behind, so a copy of the main file alone is
+	 * complete. (A no-op on a database not in WAL mode.) */
+	sqlite3_busy_timeout(st->db, CLOSE_BUSY_TIMEOUT_MS);
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				       NULL, NULL);
+	if (rc != SQLITE_OK)
+		hl_warn("store.checkpoint_failed", "rc=%d", rc);
+	rc = sqlite3_close(st->db);
+	if (rc != SQLITE_OK)
+		hl_error("store.close_failed", "rc=%d", rc);
+	st->db = NULL;
+}
+
+int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
+		  const struct hl_store_opts *opts, char *err, size_t errlen)
+{
+	struct hl_store_opts o;
+	const struct hl_migration *mig;
+	size_t nmig;
+	int rc, status, have = 0, newest;
+
+	if (!st)
+		return HL_EINVAL;
+	memset(st, 0, sizeof(*st));
+	memset(&o, 0, sizeof(o));
+	set_err(err, errlen, "%s", "");
+	if (opts)
+		o = *opts;
+	if (!loop || !path || !*path || o.batch_max < 0 || o.queue_max < 0 ||
+	    o.busy_timeout_ms < 0 || (o.migrations_count > 0 && !o.migrations)) {
+		set_err(err, errlen, "hl_store_open: invalid arguments");
+		return HL_EINVAL;
+	}
+	st->batch_max = o.batch_max ? o.batch_max : DEFAULT_BATCH_MAX;
+	st->queue_max = o.queue_max ? o.queue_max : DEFAULT_QUEUE_MAX;
+	mig = o.migrations ? o.migrations : hl_migrations;
+	nmig = o.migrations ? o.migrations_count : hl_migrations_count;
+	newest = nmig > 0 ? mig[nmig - 1].version : 0;
+
+	status = check_migrations(mig, nmig, err, errlen);
+	if (status != 0)
+		return status;
+	status = create_file(path, err, errlen);
+	if (status != 0)
+		return status;
+
+	rc = sqlite3_open_v2(path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, errlen, "cannot open database %s: %s", path,
+			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		status = HL_ESTORE;
+		goto fail;
+	}
+	/* Refuse a newer database before anything writes to it: even the
+	 * switch to WAL rewrites its header. */
+	sqlite3_busy_timeout(st->db, o.busy_timeout_ms ? o.busy_timeout_ms :
+			     DEFAULT_BUSY_TIMEOUT_MS);
+	rc = query_int(st->db, "PRAGMA user_version", &have);
+	if (rc != SQLITE_OK) {
+		set_err(err, errlen, "cannot read database %s: %s", path,
+			sqlite3_errmsg(st->db));
+		status = HL_ESTORE;
+		goto fail;
+	}
+	status = check_not_newer(st->db, have, newest, err, errlen);
+	if (status != 0)
+		goto fail;
+	status = configure(st->db, o.busy_timeout_ms ? o.busy_timeout_ms :
+			   DEFAULT_BUSY_TIMEOUT_MS, err, errlen);
+	if (status != 0)
+		goto fail;
+	status = hl_store_migrate(st->db, mig, nmig, err, errlen);
+	if (status != 0)
+		goto fail;
+	st->schema_version = newest;
+	status = prepare_all(st->db, stmt_sql, HL_STMT__COUNT, st->stmts,
+			     "store", err, errlen);
+	if (status == 0)
+		status = prepare_all(st->db, txn_sql, TXN__COUNT, st->txn,
+				     "transaction", err, errlen);
+	if (status != 0)
+		goto fail;
+
+	rc = pthread_mutex_init(&st->mu, NULL);
+	if (rc != 0)
+		goto fail_os;
+	rc = pthread_cond_init(&st->cv, NULL);
+	if (rc != 0) {
+		pthread_mutex_destroy(&st->mu);
+		goto fail_os;
+	}
+	st->sync_init = true;
+	st->loop = loop;
+	/* The thread starts before the async handle exists, because a uv
+	 * handle cannot be undone without running the loop; the writer only
+	 * touches the handle after a batch, and no job can be submitted
+	 * before this function returns. */
+	rc = pthread_create(&st->thread, NULL, writer_main, st);
+	if (rc != 0)
+		goto fail_os;
+	st->thread_started = true;
+	rc = uv_async_init(loop, &st->async, on_async);
+	if (rc != 0) {
+		set_err(err, errlen, "database %s: cannot start the writer: %s",
+			path, uv_strerror(rc));
+		status = HL_EIO;
+		goto fail;
+	}
+	st->async_open = true;
+	hl_info("store.open", "schema=%d batch_max=%d queue_max=%d",
+		st->schema_version, st->batch_max, st->queue_max);
+	return 0;
+
+fail_os:
+	/* pthread functions return the error number, they do not set errno. */
+	set_err(err, errlen, "database %s: cannot start the writer: %s", path,
+		strerror(rc));
+	status = HL_EIO;
+fail:
+	stop_writer(st);
+	if (st->sync_init) {
+		pthread_cond_destroy(&st->cv);
+		pthread_mutex_destroy(&st->mu);
+	}
+	close_db(st);
+	memset(st, 0, sizeof(*st));
+	return status;
+}
+
+int hl_store_submit(struct hl_store *st, struct hl_store_job *job)
+{
+	int status = 0;
+
+	if (!job || !job->exec || !job->done)
+		return HL_EINVAL;
+	if (!st->thread_started)
+		return HL_ECLOSED;
+	job->next = NULL;
+	job->status = 0;
+	pthread_mutex_lock(&st->mu);
+	if (st->stopping) {
+		status = HL_ECLOSED;
+	} else if (st->in_count >= (uint32_t)st->queue_max) {
+		status = HL_EFULL;
+	} else {
+		if (st->in_tail)
+			st->in_tail->next = job;
+		else
+			st->in_head = job;
+		st->in_tail = job;
+		st->in_count++;
+		st->stats.jobs_submitted++;
+		st->stats.queued = st->in_count;
+		/* The writer waits only on an empty queue. */
+		if (st->in_count == 1)
+			pthread_cond_signal(&st->cv);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return status;
+}
+
+void hl_store_close(struct hl_store *st)
+{
+	struct hl_store_job *j;
+
+	if (!st)
+		return;
+	stop_writer(st);
+	if (st->sync_init) {
+		/* The writer leaves only on an empty in queue; anything still
+		 * there was never run. Answer it rather than drop it. */
+		pthread_mutex_lock(&st->mu);
+		st->stopping = true;
+		while ((j = st->in_head) != NULL) {
+			st->in_head = j->next;
+			j->next = NULL;
+			j->status = HL_ECLOSED;
+			st->stats.jobs_failed++;
+			if (st->out_tail)
+				st->out_tail->next = j;
+			else
+				st->out_head = j;
+			st->out_tail = j;
+		}
+		st->in_tail = NULL;
+		st->in_count = 0;
+		st->stats.queued = 0;
+		pthread_mutex_unlock(&st->mu);
+	}
+	deliver(st, true);
+	/* A done callback may have closed the store already. */
+	if (st->sync_init) {
+		st->sync_init = false;
+		pthread_cond_destroy(&st->cv);
+		pthread_mutex_destroy(&st->mu);
+	}
+	if (st->db) {
+		close_db(st);
+		hl_info("store.closed", "batches=%llu commit_failures=%llu",
+			(unsigned long long)st->stats.batches,
+			(unsigned long long)st->stats.commit_failures);
+	}
+	if (st->async_open) {
+		st->async_open = false;
+		uv_close((uv_handle_t *)&st->async, NULL);
+	}
+}
+
+void hl_store_stats(struct hl_store *st, struct hl_store_stats *out)
+{
+	if (!st->sync_init) {
+		*out = st->stats;
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	*out = st->stats;
+	pthread_mutex_unlock(&st->mu);
+}
+
+int hl_store_ping(struct hl_store *st)
+{
+	bool up;
+
+	if (!st->thread_started)
+		return HL_ECLOSED;
+	pthread_mutex_lock(&st->mu);
+	up = !st->stopping;
+	pthread_mutex_unlock(&st->mu);
+	return up ? 0 : HL_ECLOSED;
+}
