@@ -952,7 +952,7 @@ int hl_config_load_file(struct hl_config *cfg, const char *path, char *err,
 		return HL_EINVAL;
 	}
 	ctx_init(&ctx, cfg, path, err, errlen);
-	ctx.fp = fopen(path, "r");
+	ctx.fp = fopen(path, "re"); /* close-on-exec */
 	if (!ctx.fp) {
 		set_err(err, errlen, "config: cannot read %s: %s", ctx.name,
 			strerror(errno));

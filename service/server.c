@@ -6,7 +6,11 @@
 #include "log.h"
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -202,6 +206,15 @@ void hl_server_stop(struct hl_server *srv)
 	uv_timer_start(&srv->stop_timer, on_stop_timer, 0, 20);
 }
 
+/* lws takes a non-numeric iface for an interface name: "localhost" would
+ * be looked up as a NIC and fail, so it is given as 127.0.0.1. */
+static const char *info_iface(const struct hl_server *srv)
+{
+	return strcmp(srv->cfg.listen_host, "localhost") == 0
+		       ? "127.0.0.1"
+		       : srv->cfg.listen_host;
+}
+
 static int ensure_state_dir(const char *dir)
 {
 	struct stat sb;
@@ -214,6 +227,45 @@ static int ensure_state_dir(const char *dir)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Checks that host:port can be bound, so the common start-up failures (port
+ * taken, address not on this host) are reported before lws is involved:
+ * lws 4.1.6 on libuv, when its listening vhost fails, tears itself down in
+ * a way that leaves the loop unusable (running it crashed in the unloaded
+ * uv plugin). Returns 0 or an errno value.
+ */
+static int probe_listen(const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, err = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return EINVAL;
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return EINVAL;
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+		err = errno;
+	close(fd);
+	return err;
 }
 
 int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
@@ -275,6 +327,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		(uint16_t)(srv->cfg.ws_ping_interval ? srv->cfg.ws_ping_interval * 2 + 10
 						      : 0);
 
+	rc = probe_listen(info_iface(srv), srv->cfg.listen_port);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot listen on %s:%d: %s\n",
+			srv->cfg.listen_host, srv->cfg.listen_port, strerror(rc));
+		return HL_EIO;
+	}
 	raise_fd_limit();
 	/* Before lws_create_context, or start-up notices go to stderr
 	 * (DESIGN.md §10.9). */
@@ -282,7 +340,9 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 
 	memset(&info, 0, sizeof(info));
 	info.port = srv->cfg.listen_port;
-	info.iface = srv->cfg.listen_host;
+	/* lws takes a non-numeric iface for an interface name: "localhost"
+	 * would be looked up as a NIC and fail. */
+	info.iface = info_iface(srv);
 	info.protocols = srv->protocols;
 	/* Security headers are http.c's own (one list, no duplicates). */
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
@@ -303,13 +363,16 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			srv->cfg.listen_host, srv->cfg.listen_port);
 		return HL_EIO;
 	}
+	/* lws returns a context even when the listening vhost failed (e.g.
+	 * the port is taken): without the vhost there is nothing to serve. */
 	srv->vhost = lws_get_vhost_by_name(srv->lws, "default");
-	srv->bound_port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost)
-				     : srv->cfg.listen_port;
+	srv->bound_port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : -1;
 	if (srv->bound_port <= 0) {
+		/* lws has already torn itself down (see probe_listen); running
+		 * or destroying it again is unsafe, so exit without cleanup. */
 		fprintf(stderr, "helplined: cannot listen on %s:%d\n",
 			srv->cfg.listen_host, srv->cfg.listen_port);
-		return HL_EIO;
+		_exit(1);
 	}
 	if (!srv->cfg.allowed_origins_set)
 		hl_config_default_origins(&srv->cfg, srv->bound_port);
@@ -329,15 +392,25 @@ int hl_server_run(struct hl_server *srv)
 	return srv->exit_status;
 }
 
+static void on_free_timer(uv_timer_t *t)
+{
+	finish_stop(t->data);
+}
+
 void hl_server_free(struct hl_server *srv)
 {
 	if (!srv->loop_open)
 		return;
 	if (srv->lws) {
-		/* Second destroy after the loop has ended finishes lws'
-		 * teardown on a foreign loop (DESIGN.md §10.2). */
-		if (!srv->lws_destroyed)
-			lws_context_destroy(srv->lws);
+		/* lws on a foreign loop must first be destroyed from inside a
+		 * loop callback (after a failed start nothing has done that
+		 * yet), then once more after the loop has ended (DESIGN.md
+		 * §10.2); destroying it from outside the loop crashed in a
+		 * close callback of the unloaded uv plugin. */
+		if (!srv->lws_destroyed && srv->handles_open) {
+			uv_timer_start(&srv->stop_timer, on_free_timer, 0, 0);
+			uv_run(&srv->loop, UV_RUN_DEFAULT);
+		}
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		lws_context_destroy(srv->lws);
 		srv->lws = NULL;
@@ -349,7 +422,10 @@ void hl_server_free(struct hl_server *srv)
 		uv_close((uv_handle_t *)&srv->sig_term, NULL);
 		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 	}
-	uv_run(&srv->loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&srv->loop) != 0)
+	/* Bounded: after a failed lws_create_context, lws may leave handles
+	 * of its own on our loop that nothing will ever close. */
+	for (int i = 0; i < 100 && uv_run(&srv->loop, UV_RUN_NOWAIT); i++)
+		;
+	if (uv_loop_close(&srv->loop) != 0 && srv->exit_status == 0)
 		hl_warn("server.loop_not_closed", "status=busy");
 }

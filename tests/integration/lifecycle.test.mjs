@@ -119,3 +119,22 @@ test('a client\'s address and user agent appear in no log line and not in the da
   assert.match(r.stderr, /conn\.open conn=[0-9a-f]{16} role=contact/);
   srv.cleanup();
 });
+
+test('a port already in use stops start-up with a clear message', async () => {
+  const srv = await startServer();
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-port-'));
+  const r = await runHelplined(['--listen', `127.0.0.1:${srv.port}`, '--db', join(dir, 'h.db')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${srv.port}: Address already in use`));
+  assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer/);
+  assert.equal((await httpGet(srv.port, '/healthz')).status, 200, 'the running server is unaffected');
+  const s = await srv.stop(); srv.cleanup(); rmSync(dir, { recursive: true, force: true });
+  assert.equal(s.code, 0, s.stderr);
+});
+
+test('listening on localhost works', async () => {
+  const srv = await startServer({ listen: 'localhost:0' });
+  assert.equal((await httpGet(srv.port, '/healthz')).status, 200);
+  const s = await srv.stop(); srv.cleanup();
+  assert.equal(s.code, 0, s.stderr);
+});

@@ -1,0 +1,98 @@
+/* test_log.c: log lines are one per event, levelled, and escaped so no
+ * field can forge or corrupt a line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "log.h"
+
+static void test_escape(void **state)
+{
+	char out[64];
+	size_t n;
+
+	(void)state;
+	n = hl_log_escape(out, sizeof(out), "ok text", 7);
+	assert_int_equal(n, 7);
+	assert_string_equal(out, "ok text");
+	n = hl_log_escape(out, sizeof(out), "a\r\nb\x1b[31m\\", 10);
+	assert_string_equal(out, "a\\x0d\\x0ab\\x1b[31m\\x5c");
+	assert_int_equal(n, strlen(out));
+	/* NUL and high bytes inside the given length are escaped too. */
+	n = hl_log_escape(out, sizeof(out), "x\0\xff", 3);
+	assert_string_equal(out, "x\\x00\\xff");
+	/* Truncation never splits an escape and always terminates. */
+	n = hl_log_escape(out, 6, "\n\n\n", 3);
+	assert_string_equal(out, "\\x0a");
+	assert_int_equal(n, 4);
+	assert_int_equal(hl_log_escape(out, 0, "abc", 3), 0);
+}
+
+static void test_levels(void **state)
+{
+	enum hl_log_level l;
+
+	(void)state;
+	assert_int_equal(hl_log_parse_level("debug", &l), 0);
+	assert_int_equal(l, HL_LOG_DEBUG);
+	assert_int_equal(hl_log_parse_level("WARN", &l), 0);
+	assert_int_equal(l, HL_LOG_WARN);
+	assert_int_equal(hl_log_parse_level("off", &l), 0);
+	assert_int_equal(l, HL_LOG_OFF);
+	assert_int_equal(hl_log_parse_level("verbose", &l), HL_EINVAL);
+	assert_string_equal(hl_log_level_name(HL_LOG_ERROR), "error");
+}
+
+static void test_line(void **state)
+{
+	char buf[2048];
+	FILE *f = tmpfile();
+
+	(void)state;
+	assert_non_null(f);
+	hl_log_set_stream(f);
+	hl_log_set_level(HL_LOG_INFO);
+	hl_debug("not.shown", "x=%d", 1);
+	hl_info("conn.open", "conn=%s reason=\"%s\"", "00ff", "evil\ninjected 2026 error fake");
+	hl_log_set_level(HL_LOG_OFF);
+	hl_error("also.not.shown", "x=1");
+	hl_log_set_stream(NULL);
+	hl_log_set_level(HL_LOG_INFO);
+	rewind(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	/* Exactly one line, with the time, level, event and escaped fields. */
+	assert_non_null(strchr(buf, '\n'));
+	assert_int_equal(strchr(buf, '\n') - buf, (long)n - 1);
+	assert_non_null(strstr(buf, "Z info conn.open conn=00ff reason=\"evil\\x0ainjected 2026 error fake\"\n"));
+	assert_null(strstr(buf, "not.shown"));
+	assert_int_equal(buf[4], '-');
+	assert_int_equal(buf[10], 'T');
+}
+
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(hl_strerror(HL_OK), "ok");
+	assert_string_equal(hl_strerror(HL_ESCHEMA), "database schema is newer than this program");
+	assert_string_equal(hl_strerror(-999), "unknown status");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_levels),
+		cmocka_unit_test(test_line),
+		cmocka_unit_test(test_strerror),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
