@@ -190,12 +190,41 @@ static int check_not_newer(sqlite3 *db, int have, int newest, char *err,
 	return HL_ESCHEMA;
 }
 
+/*
+ * Looks for rows that break a foreign key: table (cap bytes) receives the
+ * first such table's name, or "" when there is none. Migrations run with
+ * enforcement off (see hl_store_migrate), so this is where a bad one is
+ * caught. Returns an SQLite code.
+ */
+static int find_fk_violation(sqlite3 *db, char *table, size_t cap)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *t;
+	int rc;
+
+	table[0] = '\0';
+	rc = sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		t = sqlite3_column_text(s, 0);
+		snprintf(table, cap, "%s", t ? (const char *)t : "?");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 		     char *err, size_t errlen)
 {
-	char sql[64];
+	char sql[64], bad_table[128];
 	char *emsg = NULL;
-	int have = 0, newest, rc, status;
+	int have = 0, newest, rc, status, fk_was = 0;
 
 	set_err(err, errlen, "%s", "");
 	if (!db || (n > 0 && !m)) {
@@ -214,6 +243,15 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 	if (status != 0 || have == newest)
 		return status;
 
+	/* SQLite's procedure for schema changes: foreign keys off (it cannot
+	 * change inside a transaction), so a migration may rebuild a table
+	 * others refer to; foreign_key_check before COMMIT instead. */
+	rc = query_int(db, "PRAGMA foreign_keys", &fk_was);
+	if (rc == SQLITE_OK && fk_was)
+		rc = sqlite3_exec(db, "PRAGMA foreign_keys=OFF", NULL, NULL,
+				  NULL);
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
 	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		goto sqlite_fail;
@@ -249,6 +287,17 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 			goto out;
 		}
 	}
+	rc = find_fk_violation(db, bad_table, sizeof(bad_table));
+	if (rc != SQLITE_OK)
+		goto sqlite_fail;
+	if (bad_table[0]) {
+		set_err(err, errlen,
+			"database %s: migrations to version %d leave rows in "
+			"table %s that break a foreign key; no migration was "
+			"applied", db_path(db), newest, bad_table);
+		status = HL_ESTORE;
+		goto out;
+	}
 	/* PRAGMA takes no parameters; an int formatted by us is safe. */
 	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", newest);
 	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
@@ -267,6 +316,8 @@ out:
 	sqlite3_free(emsg);
 	if (status != 0 && !sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (fk_was)
+		sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
 	return status;
 }
 

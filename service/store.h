@@ -36,12 +36,12 @@ struct hl_store_job;
  * stepped and clears its bindings, so a job may return early from the middle
  * of a step loop and no value it bound reaches the next job. (A statement
  * bound but never stepped is only cleared at the end of the batch: bind
- * every parameter of a statement you step, as usual.) A job
- * must not begin, commit or roll back transactions itself (the whole batch
- * then fails with HL_ESTORE) and must not leave a deferred foreign key
- * unresolved (the store rolls the job back and gives it HL_ECONSTRAINT, so
- * the violation cannot fail its batch-mates' COMMIT). A positive return is
- * taken as 0.
+ * every parameter of a statement you step, as usual.) A job must not begin,
+ * commit or roll back transactions itself (the whole batch then fails with
+ * HL_ESTORE) and must not leave a deferred foreign key unresolved (the store
+ * rolls the job back and gives it HL_ECONSTRAINT, so the violation cannot
+ * fail its batch-mates' COMMIT). hl_store_sqlite_status() turns an SQLite
+ * code into the status to return. A positive return is taken as 0.
  */
 typedef int (*hl_store_exec_fn)(struct hl_store_job *job, sqlite3 *db,
 				sqlite3_stmt *const *stmts);
@@ -49,9 +49,17 @@ typedef int (*hl_store_exec_fn)(struct hl_store_job *job, sqlite3 *db,
 /*
  * Runs on the loop thread once the job's fate is durable: status is 0 when
  * its transaction committed (synchronous=FULL: it survives a crash or power
- * loss), or the job's own error, or HL_ESTORE when the commit failed (nothing
- * of the job was stored), or HL_ECLOSED when the store closed before running
- * it. The job's memory is the caller's again when done is called.
+ * loss), or the job's own error, or HL_ESTORE when the batch's transaction
+ * failed to begin or commit (nothing of the job was stored: see below), or
+ * HL_ECLOSED when the store closed before running it. The job's memory is
+ * the caller's again when done is called. done may submit more jobs, and may
+ * close the store, but must not free it.
+ *
+ * One limit of "nothing was stored": when the COMMIT fails in its fsync, the
+ * batch's frames may already be in the WAL file; SQLite ignores them while
+ * running and overwrites them with the next commit, but a crash before that
+ * can recover them. Such a job was never acknowledged, yet may be stored, so
+ * a retry after HL_ESTORE must be idempotent (e.g. a client message id).
  */
 typedef void (*hl_store_done_fn)(struct hl_store_job *job, int status);
 
@@ -70,7 +78,8 @@ struct hl_store_stats {
 	uint64_t jobs_committed;    /* done with status 0 */
 	uint64_t jobs_failed;       /* done with status != 0 */
 	uint64_t batches;           /* transactions committed or attempted */
-	uint64_t commit_failures;   /* batches whose COMMIT failed */
+	uint64_t commit_failures;   /* batches whose BEGIN or COMMIT failed
+				     * (all their jobs got HL_ESTORE) */
 	uint32_t max_batch;         /* largest batch so far */
 	uint32_t queued;            /* waiting for the writer now */
 };
@@ -156,7 +165,9 @@ int hl_store_submit(struct hl_store *st, struct hl_store_job *job);
  * thread, before this returns), statements are finalized, the WAL is
  * checkpointed and the database closed. The uv_async handle is closed with
  * uv_close, so the caller must let the loop run once more before
- * uv_loop_close. Safe to call on a store whose open failed or twice.
+ * uv_loop_close. Safe to call on a store whose open failed, on a zeroed one,
+ * twice, or from a done callback. Blocks on disk (shutdown only); a submit
+ * from a done callback run here returns HL_ECLOSED.
  */
 void hl_store_close(struct hl_store *st);
 
@@ -182,6 +193,15 @@ int hl_store_sqlite_status(int rc);
  * transaction, then sets user_version to the newest. Exposed for tests and
  * helplinectl. Returns 0, HL_ESCHEMA (database newer), HL_EINVAL (versions
  * not strictly increasing) or HL_ESTORE, with a message in err.
+ *
+ * Migrations run as SQLite advises for schema changes: with foreign key
+ * enforcement off (restored afterwards), so one may rebuild a table that
+ * others refer to, and PRAGMA foreign_key_check must find nothing before the
+ * COMMIT. A migration must not contain BEGIN, COMMIT, ROLLBACK or PRAGMAs
+ * that cannot run inside a transaction (journal_mode, foreign_keys).
+ * Double-quoted string literals are rejected on store connections: write
+ * 'text'. Loop thread or a tool's own thread, never while a store's writer
+ * uses db.
  */
 int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 		     char *err, size_t errlen);

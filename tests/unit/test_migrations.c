@@ -169,6 +169,9 @@ static void test_fresh_db_gets_version_1_and_meta(void **state)
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	assert_int_equal(stat(wal, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(wal, sizeof(wal), "%s-shm", path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
 	close_store(&st, &loop);
 
 	assert_int_equal(path_int(path, "PRAGMA user_version"), 1);
@@ -339,6 +342,91 @@ static void test_migration_must_not_commit(void **state)
 	sqlite3_close(db);
 }
 
+#define META_SQL "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, " \
+		 "value TEXT NOT NULL) STRICT;"
+#define FAMILY_SQL "CREATE TABLE parent(id INTEGER PRIMARY KEY, n TEXT);" \
+		   "CREATE TABLE child(pid INTEGER NOT NULL " \
+		   "REFERENCES parent(id));" \
+		   "INSERT INTO parent VALUES(1, 'a');" \
+		   "INSERT INTO child VALUES(1);"
+
+static void test_migration_may_rebuild_referenced_table(void **state)
+{
+	/* SQLite's 12-step table rebuild: impossible with foreign keys
+	 * enforced (DROP TABLE parent would delete a referenced row). */
+	static const struct hl_migration rebuild[] = {
+		{1, "init", META_SQL},
+		{2, "family", FAMILY_SQL},
+		{3, "rebuild",
+		 "CREATE TABLE parent_new(id INTEGER PRIMARY KEY, "
+		 "n TEXT NOT NULL DEFAULT '');"
+		 "INSERT INTO parent_new SELECT id, coalesce(n, '') FROM parent;"
+		 "DROP TABLE parent;"
+		 "ALTER TABLE parent_new RENAME TO parent;"},
+	};
+	char path[4200], err[512];
+	struct hl_store st;
+	uv_loop_t loop;
+	sqlite3 *db;
+
+	(void)state;
+	make_path(path, sizeof(path), "rebuild");
+	assert_int_equal(open_store(&st, &loop, path, rebuild, 2, err,
+				    sizeof(err)), 0);
+	close_store(&st, &loop);
+	assert_int_equal(open_store(&st, &loop, path, rebuild, 3, err,
+				    sizeof(err)), 0);
+	close_store(&st, &loop);
+	db = plain_open(path);
+	assert_int_equal(plain_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(plain_int(db, "SELECT count(*) FROM "
+				   "pragma_foreign_key_check"), 0);
+	assert_int_equal(plain_int(db, "SELECT count(*) FROM child JOIN "
+				   "parent ON parent.id = child.pid"), 1);
+	sqlite3_close(db);
+}
+
+static void test_migration_breaking_foreign_key_rolls_back(void **state)
+{
+	static const struct hl_migration orphan[] = {
+		{1, "init", META_SQL},
+		{2, "family", FAMILY_SQL},
+		{3, "orphan", "INSERT INTO child VALUES(42);"},
+	};
+	char path[4200], err[512];
+	struct hl_store st;
+	uv_loop_t loop;
+
+	(void)state;
+	make_path(path, sizeof(path), "orphan");
+	assert_int_equal(open_store(&st, &loop, path, orphan, 3, err,
+				    sizeof(err)), HL_ESTORE);
+	assert_non_null(strstr(err, "child"));
+	assert_non_null(strstr(err, "foreign key"));
+	close_store(&st, &loop);
+	assert_int_equal(path_int(path, "PRAGMA user_version"), 0);
+	assert_int_equal(table_exists(path, "child"), 0);
+}
+
+static void test_double_quoted_strings_rejected(void **state)
+{
+	/* Outside the store, SQLite would take "x" as the string 'x'. */
+	static const struct hl_migration dqs[] = {
+		{1, "init", META_SQL},
+		{2, "dqs", "INSERT INTO meta VALUES(\"k\", \"v\");"},
+	};
+	char path[4200], err[512];
+	struct hl_store st;
+	uv_loop_t loop;
+
+	(void)state;
+	make_path(path, sizeof(path), "dqs");
+	assert_int_equal(open_store(&st, &loop, path, dqs, 2, err,
+				    sizeof(err)), HL_ESTORE);
+	assert_non_null(strstr(err, "0002_dqs"));
+	close_store(&st, &loop);
+}
+
 static void test_non_increasing_versions_einval(void **state)
 {
 	static const struct hl_migration dup[] = {
@@ -497,6 +585,9 @@ int main(void)
 		cmocka_unit_test(test_newer_db_refused_untouched),
 		cmocka_unit_test(test_failing_migration_rolls_back_all),
 		cmocka_unit_test(test_migration_must_not_commit),
+		cmocka_unit_test(test_migration_may_rebuild_referenced_table),
+		cmocka_unit_test(test_migration_breaking_foreign_key_rolls_back),
+		cmocka_unit_test(test_double_quoted_strings_rejected),
 		cmocka_unit_test(test_non_increasing_versions_einval),
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test(test_writer_connection_settings),
