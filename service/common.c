@@ -1,6 +1,9 @@
 /* common.c: descriptions of status codes. */
 #include "common.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *hl_strerror(int status)
 {
 	switch (status) {
@@ -17,4 +20,15 @@ const char *hl_strerror(int status)
 	case HL_ECONSTRAINT: return "constraint violated";
 	}
 	return "unknown status";
+}
+
+void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -26,6 +26,11 @@ enum hl_status {
 /* Returns a static, human-readable description of an HL_E* status. */
 const char *hl_strerror(int status);
 
+/* Formats a message into err (errlen bytes, NUL-terminated) when the caller
+ * gave room for one; does nothing when err is NULL or errlen is 0. */
+void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #define HL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Recovers the enclosing struct from a pointer to one of its members. */

@@ -100,20 +100,6 @@ static const struct key_def keys[] = {
 
 /* ---- messages ---------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * Escapes s (len bytes) for a message: control bytes become \xNN so an
  * operator's value cannot break the line; at most ECHO_MAX input bytes,
@@ -195,7 +181,7 @@ static int set_int(const struct key_def *k, struct hl_config *cfg,
 	long long v;
 
 	if (parse_ll(value, &v) != 0 || v < k->min || v > k->max) {
-		set_err(why, whylen, "expected an integer from %lld to %lld",
+		hl_set_err(why, whylen, "expected an integer from %lld to %lld",
 			k->min, k->max);
 		return HL_EINVAL;
 	}
@@ -225,7 +211,7 @@ static int set_size(const struct key_def *k, struct hl_config *cfg,
 			rc = HL_ERANGE;
 	}
 	if (rc != 0 || v * mult < k->min || v * mult > k->max) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"expected a size in bytes from %lld to %lld "
 			"(suffix k or m for KiB or MiB)",
 			k->min, k->max);
@@ -241,16 +227,16 @@ static int set_path(const struct key_def *k, struct hl_config *cfg,
 	size_t len = strlen(value);
 
 	if (len == 0) {
-		set_err(why, whylen, "expected a path, not an empty value");
+		hl_set_err(why, whylen, "expected a path, not an empty value");
 		return HL_EINVAL;
 	}
 	if (len >= k->size) {
-		set_err(why, whylen, "expected a path of at most %zu bytes",
+		hl_set_err(why, whylen, "expected a path of at most %zu bytes",
 			k->size - 1);
 		return HL_EINVAL;
 	}
 	if (has_control_char(value)) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"expected a path without control characters");
 		return HL_EINVAL;
 	}
@@ -278,44 +264,44 @@ static int parse_listen(const char *value, char host[64], int *port,
 	if (value[0] == '[') {
 		end = strchr(value, ']');
 		if (!end) {
-			set_err(why, whylen, "expected HOST:PORT; missing "
+			hl_set_err(why, whylen, "expected HOST:PORT; missing "
 					     "']' after the IPv6 address");
 			return HL_EINVAL;
 		}
 		hlen = (size_t)(end - value - 1);
 		if (hlen == 0 || hlen >= sizeof(tmp)) {
-			set_err(why, whylen, V6_REASON);
+			hl_set_err(why, whylen, V6_REASON);
 			return HL_EINVAL;
 		}
 		memcpy(tmp, value + 1, hlen);
 		tmp[hlen] = '\0';
 		if (inet_pton(AF_INET6, tmp, addr) != 1 ||
 		    !inet_ntop(AF_INET6, addr, host, 64)) {
-			set_err(why, whylen, V6_REASON);
+			hl_set_err(why, whylen, V6_REASON);
 			return HL_EINVAL;
 		}
 		colon = end + 1;
 		if (*colon != ':') {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"expected HOST:PORT, e.g. [::1]:8080");
 			return HL_EINVAL;
 		}
 	} else {
 		colon = strrchr(value, ':');
 		if (!colon) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"expected HOST:PORT, e.g. 127.0.0.1:8080");
 			return HL_EINVAL;
 		}
 		if (memchr(value, ':', (size_t)(colon - value))) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"expected HOST:PORT; put an IPv6 address in "
 				"brackets, e.g. [::1]:8080");
 			return HL_EINVAL;
 		}
 		hlen = (size_t)(colon - value);
 		if (hlen == 0 || hlen >= sizeof(tmp)) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"expected HOST:PORT, e.g. 127.0.0.1:8080");
 			return HL_EINVAL;
 		}
@@ -325,14 +311,14 @@ static int parse_listen(const char *value, char host[64], int *port,
 			memcpy(host, "localhost", sizeof("localhost"));
 		} else if (inet_pton(AF_INET, tmp, addr) != 1 ||
 			   !inet_ntop(AF_INET, addr, host, 64)) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"expected HOST:PORT where HOST is an IPv4 "
 				"address, [IPv6 address] or localhost");
 			return HL_EINVAL;
 		}
 	}
 	if (parse_port(colon + 1, port) != 0) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"expected HOST:PORT with PORT from 0 to 65535");
 		return HL_EINVAL;
 	}
@@ -362,7 +348,7 @@ static int set_level(const struct key_def *k, struct hl_config *cfg,
 
 	(void)k;
 	if (hl_log_parse_level(value, &level) != 0) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"expected one of debug, info, warn, error, off");
 		return HL_EINVAL;
 	}
@@ -413,7 +399,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 
 	echo_n(item, sizeof(item), s, len); /* only for messages */
 	if (len == 4 && strncasecmp(s, "null", 4) == 0) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"\"null\" is not allowed: sandboxed pages, files and "
 			"other opaque origins send it, and they are never "
 			"trusted");
@@ -426,7 +412,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 		scheme = "https";
 		p = s + 8;
 	} else {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"\"%s\": expected http://HOST[:PORT] or "
 			"https://HOST[:PORT]",
 			item);
@@ -437,7 +423,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 		const char *close = memchr(p, ']', (size_t)(end - p));
 		hlen = close ? (size_t)(close - p - 1) : 0;
 		if (!close || hlen == 0 || hlen >= sizeof(tmp)) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": expected an IPv6 address in brackets",
 				item);
 			return HL_EINVAL;
@@ -446,7 +432,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 		tmp[hlen] = '\0';
 		if (inet_pton(AF_INET6, tmp, addr) != 1 ||
 		    !inet_ntop(AF_INET6, addr, tmp, sizeof(tmp))) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": expected an IPv6 address in brackets",
 				item);
 			return HL_EINVAL;
@@ -463,7 +449,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 				  (c >= '0' && c <= '9') || c == '.' ||
 				  c == '-';
 			if (!ok || hlen + 1 >= sizeof(host)) {
-				set_err(why, whylen,
+				hl_set_err(why, whylen,
 					"\"%s\": expected a host of letters, "
 					"digits, '.' and '-', an IPv4 address "
 					"or [IPv6 address]",
@@ -480,7 +466,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 		host[hlen] = '\0';
 		if (numeric ? inet_pton(AF_INET, host, addr) != 1
 			    : !valid_dns_name(host, hlen)) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": expected a host name, an IPv4 "
 				"address or [IPv6 address]",
 				item);
@@ -502,7 +488,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 		}
 		if (dl == 0 || dl >= sizeof(digits) ||
 		    parse_port(digits, &port) != 0 || port == 0) {
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": expected a port from 1 to 65535",
 				item);
 			return HL_EINVAL;
@@ -515,12 +501,12 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 	}
 	if (p < end) {
 		if (*p == '/' && p + 1 == end)
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": remove the trailing '/': an origin "
 				"is scheme://host[:port] with no path",
 				item);
 		else
-			set_err(why, whylen,
+			hl_set_err(why, whylen,
 				"\"%s\": an origin is scheme://host[:port] "
 				"with no path",
 				item);
@@ -531,7 +517,7 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 	else
 		n = snprintf(out, outlen, "%s://%s", scheme, host);
 	if (n < 0 || (size_t)n >= outlen) {
-		set_err(why, whylen, "\"%s\": longer than %zu bytes", item,
+		hl_set_err(why, whylen, "\"%s\": longer than %zu bytes", item,
 			outlen - 1);
 		return HL_EINVAL;
 	}
@@ -572,14 +558,14 @@ static int set_origins(const struct key_def *k, struct hl_config *cfg,
 		if (parse_origin(p, len, one, sizeof(one), why, whylen) != 0)
 			return HL_EINVAL;
 		if (add_origin(list, &count, one) != 0) {
-			set_err(why, whylen, "expected at most %d origins",
+			hl_set_err(why, whylen, "expected at most %d origins",
 				HL_CONFIG_MAX_ORIGINS);
 			return HL_EINVAL;
 		}
 		p += len;
 	}
 	if (count == 0) {
-		set_err(why, whylen,
+		hl_set_err(why, whylen,
 			"expected one or more origins such as "
 			"https://helpline.example.org");
 		return HL_EINVAL;
@@ -626,7 +612,7 @@ static int apply_key(const struct key_def *k, struct hl_config *cfg,
 	if (k->set(k, cfg, value, why, sizeof(why)) == 0)
 		return HL_OK;
 	echo(shown, sizeof(shown), value);
-	set_err(err, errlen, "config: %s%s.%s: %s (got \"%s\")", where,
+	hl_set_err(err, errlen, "config: %s%s.%s: %s (got \"%s\")", where,
 		k->section, k->name, why, shown);
 	return HL_EINVAL;
 }
@@ -669,7 +655,7 @@ static void line_err(struct parse_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 	ctx->rc = HL_EINVAL;
 	ctx->err_line = ctx->lineno;
-	set_err(ctx->err, ctx->errlen, "config: %s:%d: %s", ctx->name,
+	hl_set_err(ctx->err, ctx->errlen, "config: %s:%d: %s", ctx->name,
 		ctx->lineno, msg);
 }
 
@@ -888,7 +874,7 @@ static int parse(struct parse_ctx *ctx)
 		/* inih found a line that is neither a comment, a [section]
 		 * nor a key = value (it does not stop there; we report the
 		 * first such line). */
-		set_err(ctx->err, ctx->errlen,
+		hl_set_err(ctx->err, ctx->errlen,
 			"config: %s:%d: syntax error: expected [section], "
 			"key = value or a comment",
 			ctx->name, ret);
@@ -897,12 +883,12 @@ static int parse(struct parse_ctx *ctx)
 	if (ctx->rc)
 		return ctx->rc;
 	if (ret == -2) {
-		set_err(ctx->err, ctx->errlen, "config: %s: out of memory",
+		hl_set_err(ctx->err, ctx->errlen, "config: %s: out of memory",
 			ctx->name);
 		return HL_ENOMEM;
 	}
 	if (ret != 0) {
-		set_err(ctx->err, ctx->errlen, "config: %s: parse failed",
+		hl_set_err(ctx->err, ctx->errlen, "config: %s: parse failed",
 			ctx->name);
 		return HL_EINVAL;
 	}
@@ -948,20 +934,20 @@ int hl_config_load_file(struct hl_config *cfg, const char *path, char *err,
 	int rc;
 
 	if (!cfg || !path) {
-		set_err(err, errlen, "config: no file given");
+		hl_set_err(err, errlen, "config: no file given");
 		return HL_EINVAL;
 	}
 	ctx_init(&ctx, cfg, path, err, errlen);
 	ctx.fp = fopen(path, "re"); /* close-on-exec */
 	if (!ctx.fp) {
-		set_err(err, errlen, "config: cannot read %s: %s", ctx.name,
+		hl_set_err(err, errlen, "config: cannot read %s: %s", ctx.name,
 			strerror(errno));
 		return HL_EIO;
 	}
 	rc = parse(&ctx);
 	fclose(ctx.fp);
 	if (rc == HL_EIO)
-		set_err(err, errlen, "config: cannot read %s: %s", ctx.name,
+		hl_set_err(err, errlen, "config: cannot read %s: %s", ctx.name,
 			strerror(ctx.read_errno));
 	return rc;
 }
@@ -972,7 +958,7 @@ int hl_config_load_string(struct hl_config *cfg, const char *text,
 	struct parse_ctx ctx;
 
 	if (!cfg || !text) {
-		set_err(err, errlen, "config: no text given");
+		hl_set_err(err, errlen, "config: no text given");
 		return HL_EINVAL;
 	}
 	ctx_init(&ctx, cfg, name ? name : "(string)", err, errlen);
@@ -990,7 +976,7 @@ int hl_config_set(struct hl_config *cfg, const char *key, const char *value,
 	if (err && errlen)
 		err[0] = '\0';
 	if (!cfg || !key || !value) {
-		set_err(err, errlen, "config: no key or value given");
+		hl_set_err(err, errlen, "config: no key or value given");
 		return HL_EINVAL;
 	}
 	dot = strchr(key, '.');
@@ -998,7 +984,7 @@ int hl_config_set(struct hl_config *cfg, const char *key, const char *value,
 		k = find_key(key, (size_t)(dot - key), dot + 1);
 	if (!k) {
 		echo(ek, sizeof(ek), key);
-		set_err(err, errlen, "config: unknown key \"%s\"", ek);
+		hl_set_err(err, errlen, "config: unknown key \"%s\"", ek);
 		return HL_EINVAL;
 	}
 	return apply_key(k, cfg, value, "", err, errlen);
@@ -1048,12 +1034,12 @@ int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	if (!cfg->web_root[0] || !cfg->state_dir[0]) {
-		set_err(err, errlen, "config: server.%s must not be empty",
+		hl_set_err(err, errlen, "config: server.%s must not be empty",
 			cfg->web_root[0] ? "state_dir" : "web_root");
 		return HL_EINVAL;
 	}
 	if (hl_config_db_path(cfg, db, sizeof(db)) != 0) {
-		set_err(err, errlen,
+		hl_set_err(err, errlen,
 			"config: server.state_dir is too long to hold %s "
 			"(at most %zu bytes)",
 			HL_DB_FILE, sizeof(db) - sizeof("/" HL_DB_FILE));
@@ -1071,7 +1057,7 @@ int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen)
 		else
 			continue;
 		if (v < k->min || v > k->max) {
-			set_err(err, errlen,
+			hl_set_err(err, errlen,
 				"config: %s.%s: %lld is outside %lld to %lld",
 				k->section, k->name, v, k->min, k->max);
 			return HL_EINVAL;
@@ -1079,16 +1065,16 @@ int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->listen_port < 0 || cfg->listen_port > 65535 ||
 	    !cfg->listen_host[0]) {
-		set_err(err, errlen, "config: server.listen: invalid address");
+		hl_set_err(err, errlen, "config: server.listen: invalid address");
 		return HL_EINVAL;
 	}
 	if (cfg->log_level < HL_LOG_DEBUG || cfg->log_level > HL_LOG_OFF) {
-		set_err(err, errlen, "config: log.level: invalid level");
+		hl_set_err(err, errlen, "config: log.level: invalid level");
 		return HL_EINVAL;
 	}
 	if (cfg->allowed_origins_count < 0 ||
 	    cfg->allowed_origins_count > HL_CONFIG_MAX_ORIGINS) {
-		set_err(err, errlen,
+		hl_set_err(err, errlen,
 			"config: staff.allowed_origins: bad count");
 		return HL_EINVAL;
 	}

@@ -167,6 +167,17 @@ static void on_signal(uv_signal_t *h, int signum)
 	hl_server_stop(srv);
 }
 
+/* Closes our own uv handles (memory is in srv: no close callback). */
+static void close_handles(struct hl_server *srv)
+{
+	if (!srv->handles_open)
+		return;
+	srv->handles_open = false;
+	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	uv_close((uv_handle_t *)&srv->sig_term, NULL);
+	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
 /* Final step of shutdown, from a uv callback (DESIGN.md §10.2). */
 static void finish_stop(struct hl_server *srv)
 {
@@ -175,12 +186,7 @@ static void finish_stop(struct hl_server *srv)
 		lws_context_destroy(srv->lws);
 	}
 	hl_store_close(&srv->store);
-	if (srv->handles_open) {
-		srv->handles_open = false;
-		uv_close((uv_handle_t *)&srv->sig_int, NULL);
-		uv_close((uv_handle_t *)&srv->sig_term, NULL);
-		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
-	}
+	close_handles(srv);
 }
 
 static void on_stop_timer(uv_timer_t *t)
@@ -416,12 +422,7 @@ void hl_server_free(struct hl_server *srv)
 		srv->lws = NULL;
 	}
 	hl_store_close(&srv->store);
-	if (srv->handles_open) {
-		srv->handles_open = false;
-		uv_close((uv_handle_t *)&srv->sig_int, NULL);
-		uv_close((uv_handle_t *)&srv->sig_term, NULL);
-		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
-	}
+	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
 	 * of its own on our loop that nothing will ever close. */
 	for (int i = 0; i < 100 && uv_run(&srv->loop, UV_RUN_NOWAIT); i++)

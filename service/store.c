@@ -62,21 +62,6 @@ static const char *const txn_sql[TXN__COUNT] = {
 	[TXN_ROLLBACK_TO] = "ROLLBACK TO job",
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Formats a message into err when the caller gave room for one. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* The file name SQLite resolved for db's main database, for messages. */
 static const char *db_path(sqlite3 *db)
 {
@@ -165,7 +150,7 @@ static int check_migrations(const struct hl_migration *m, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (!m[i].name || !m[i].sql || m[i].version <= 0 ||
 		    (i > 0 && m[i].version <= m[i - 1].version)) {
-			set_err(err, errlen,
+			hl_set_err(err, errlen,
 				"migration list is invalid at entry %zu "
 				"(version %d): versions must be positive and "
 				"strictly increasing, each with a name and SQL",
@@ -183,7 +168,7 @@ static int check_not_newer(sqlite3 *db, int have, int newest, char *err,
 {
 	if (have <= newest)
 		return 0;
-	set_err(err, errlen,
+	hl_set_err(err, errlen,
 		"database %s has schema version %d, newer than this helplined "
 		"supports (%d): refusing to open; upgrade helplined",
 		db_path(db), have, newest);
@@ -226,9 +211,9 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 	char *emsg = NULL;
 	int have = 0, newest, rc, status, fk_was = 0;
 
-	set_err(err, errlen, "%s", "");
+	hl_set_err(err, errlen, "%s", "");
 	if (!db || (n > 0 && !m)) {
-		set_err(err, errlen, "hl_store_migrate: invalid arguments");
+		hl_set_err(err, errlen, "hl_store_migrate: invalid arguments");
 		return HL_EINVAL;
 	}
 	status = check_migrations(m, n, err, errlen);
@@ -269,7 +254,7 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 			continue;
 		rc = sqlite3_exec(db, m[i].sql, NULL, NULL, &emsg);
 		if (rc != SQLITE_OK) {
-			set_err(err, errlen,
+			hl_set_err(err, errlen,
 				"database %s: migration %04d_%s failed: %s; "
 				"no migration was applied", db_path(db),
 				m[i].version, m[i].name,
@@ -278,7 +263,7 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 			goto out;
 		}
 		if (sqlite3_get_autocommit(db)) {
-			set_err(err, errlen,
+			hl_set_err(err, errlen,
 				"database %s: migration %04d_%s ended the "
 				"migration transaction: migrations must not "
 				"contain BEGIN, COMMIT or ROLLBACK",
@@ -291,7 +276,7 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 	if (rc != SQLITE_OK)
 		goto sqlite_fail;
 	if (bad_table[0]) {
-		set_err(err, errlen,
+		hl_set_err(err, errlen,
 			"database %s: migrations to version %d leave rows in "
 			"table %s that break a foreign key; no migration was "
 			"applied", db_path(db), newest, bad_table);
@@ -309,7 +294,7 @@ int hl_store_migrate(sqlite3 *db, const struct hl_migration *m, size_t n,
 	goto out;
 
 sqlite_fail:
-	set_err(err, errlen, "database %s: migration failed: %s", db_path(db),
+	hl_set_err(err, errlen, "database %s: migration failed: %s", db_path(db),
 		sqlite3_errmsg(db));
 	status = HL_ESTORE;
 out:
@@ -334,7 +319,7 @@ static int create_file(const char *path, char *err, size_t errlen)
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot open database %s: %s", path,
+		hl_set_err(err, errlen, "cannot open database %s: %s", path,
 			strerror(errno));
 		return HL_EIO;
 	}
@@ -367,7 +352,7 @@ static int configure(sqlite3 *db, int busy_ms, char *err, size_t errlen)
 	if (rc != SQLITE_OK)
 		goto fail;
 	if (strcasecmp(mode, "wal") != 0) {
-		set_err(err, errlen,
+		hl_set_err(err, errlen,
 			"database %s: cannot use WAL journal mode (got \"%s\"); "
 			"the database must be a file on a local file system",
 			db_path(db), mode);
@@ -382,13 +367,13 @@ static int configure(sqlite3 *db, int busy_ms, char *err, size_t errlen)
 	if (rc != SQLITE_OK)
 		goto fail;
 	if (!on) {
-		set_err(err, errlen, "database %s: foreign keys unsupported",
+		hl_set_err(err, errlen, "database %s: foreign keys unsupported",
 			db_path(db));
 		return HL_ESTORE;
 	}
 	return 0;
 fail:
-	set_err(err, errlen, "database %s: cannot configure: %s", db_path(db),
+	hl_set_err(err, errlen, "database %s: cannot configure: %s", db_path(db),
 		sqlite3_errmsg(db));
 	return HL_ESTORE;
 }
@@ -402,7 +387,7 @@ static int prepare_all(sqlite3 *db, const char *const *sql, size_t n,
 
 	for (size_t i = 0; i < n; i++) {
 		if (!sql[i]) {
-			set_err(err, errlen, "%s statement %zu has no SQL "
+			hl_set_err(err, errlen, "%s statement %zu has no SQL "
 				"(add it to the table in store.c)", what, i);
 			return HL_EINVAL;
 		}
@@ -410,7 +395,7 @@ static int prepare_all(sqlite3 *db, const char *const *sql, size_t n,
 					SQLITE_PREPARE_PERSISTENT, &out[i],
 					NULL);
 		if (rc != SQLITE_OK) {
-			set_err(err, errlen,
+			hl_set_err(err, errlen,
 				"database %s: cannot prepare %s statement %zu: "
 				"%s", db_path(db), what, i, sqlite3_errmsg(db));
 			return HL_ESTORE;
@@ -685,12 +670,12 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 		return HL_EINVAL;
 	memset(st, 0, sizeof(*st));
 	memset(&o, 0, sizeof(o));
-	set_err(err, errlen, "%s", "");
+	hl_set_err(err, errlen, "%s", "");
 	if (opts)
 		o = *opts;
 	if (!loop || !path || !*path || o.batch_max < 0 || o.queue_max < 0 ||
 	    o.busy_timeout_ms < 0 || (o.migrations_count > 0 && !o.migrations)) {
-		set_err(err, errlen, "hl_store_open: invalid arguments");
+		hl_set_err(err, errlen, "hl_store_open: invalid arguments");
 		return HL_EINVAL;
 	}
 	st->batch_max = o.batch_max ? o.batch_max : DEFAULT_BATCH_MAX;
@@ -710,7 +695,7 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "cannot open database %s: %s", path,
+		hl_set_err(err, errlen, "cannot open database %s: %s", path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		status = HL_ESTORE;
 		goto fail;
@@ -721,7 +706,7 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 			     DEFAULT_BUSY_TIMEOUT_MS);
 	rc = query_int(st->db, "PRAGMA user_version", &have);
 	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "cannot read database %s: %s", path,
+		hl_set_err(err, errlen, "cannot read database %s: %s", path,
 			sqlite3_errmsg(st->db));
 		status = HL_ESTORE;
 		goto fail;
@@ -765,7 +750,7 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 	st->thread_started = true;
 	rc = uv_async_init(loop, &st->async, on_async);
 	if (rc != 0) {
-		set_err(err, errlen, "database %s: cannot start the writer: %s",
+		hl_set_err(err, errlen, "database %s: cannot start the writer: %s",
 			path, uv_strerror(rc));
 		status = HL_EIO;
 		goto fail;
@@ -777,7 +762,7 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 
 fail_os:
 	/* pthread functions return the error number, they do not set errno. */
-	set_err(err, errlen, "database %s: cannot start the writer: %s", path,
+	hl_set_err(err, errlen, "database %s: cannot start the writer: %s", path,
 		strerror(rc));
 	status = HL_EIO;
 fail:

@@ -19,50 +19,24 @@
 #include "common.h"
 #include "log.h"
 #include "store.h"
+#include "testutil.h"
 
-static char tmp_dir[4096];
-static int file_seq;
-
-/* A unique database path inside this run's temporary directory. */
 static void make_path(char *buf, size_t cap, const char *name)
 {
-	snprintf(buf, cap, "%s/%s-%d.db", tmp_dir, name, file_seq++);
+	hl_test_path(buf, cap, name);
 }
 
 static int group_setup(void **state)
 {
-	const char *base = getenv("HL_TEST_TMP");
-
 	(void)state;
-	if (!base || !*base)
-		base = "/tmp";
-	if (mkdir(base, 0700) != 0 && errno != EEXIST)
-		return -1;
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/migrations.XXXXXX", base);
-	if (!mkdtemp(tmp_dir))
-		return -1;
 	hl_log_set_level(HL_LOG_WARN);
-	return 0;
+	return hl_test_tmpdir_make("migrations");
 }
 
 static int group_teardown(void **state)
 {
-	char p[4096 + 512];
-	struct dirent *e;
-	DIR *d;
-
 	(void)state;
-	d = opendir(tmp_dir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", tmp_dir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(tmp_dir);
+	hl_test_tmpdir_remove();
 	return 0;
 }
 
@@ -492,7 +466,7 @@ static void test_not_a_database(void **state)
 	close_store(&st, &loop);
 
 	/* A missing directory is an OS error. */
-	snprintf(path, sizeof(path), "%s/no/such/dir.db", tmp_dir);
+	snprintf(path, sizeof(path), "%s/no/such/dir.db", hl_test_tmpdir());
 	assert_int_equal(open_store(&st, &loop, path, NULL, 0, err,
 				    sizeof(err)), HL_EIO);
 	assert_non_null(strstr(err, path));

@@ -24,52 +24,27 @@
 #include "common.h"
 #include "log.h"
 #include "store.h"
+#include "testutil.h"
 
 /* ---- temporary files ---------------------------------------------------- */
 
-static char tmp_dir[4096];
-static int file_seq;
-
 static void make_path(char *buf, size_t cap, const char *name)
 {
-	snprintf(buf, cap, "%s/%s-%d.db", tmp_dir, name, file_seq++);
+	hl_test_path(buf, cap, name);
 }
 
 static int group_setup(void **state)
 {
-	const char *base = getenv("HL_TEST_TMP");
-
 	(void)state;
-	if (!base || !*base)
-		base = "/tmp";
-	if (mkdir(base, 0700) != 0 && errno != EEXIST)
-		return -1;
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/store.XXXXXX", base);
-	if (!mkdtemp(tmp_dir))
-		return -1;
 	/* Commit failures are logged at error level, on purpose. */
 	hl_log_set_level(HL_LOG_ERROR);
-	return 0;
+	return hl_test_tmpdir_make("store");
 }
 
 static int group_teardown(void **state)
 {
-	char p[4096 + 512];
-	struct dirent *e;
-	DIR *d;
-
 	(void)state;
-	d = opendir(tmp_dir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", tmp_dir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(tmp_dir);
+	hl_test_tmpdir_remove();
 	return 0;
 }
 
