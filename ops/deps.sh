@@ -6,7 +6,7 @@ mode=${1:-run}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
-      libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev
+      libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev libssl-dev
       curl ca-certificates)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev)

@@ -36,6 +36,11 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	[HL_STMT_META_GET] = "SELECT value FROM meta WHERE key=?1",
 	[HL_STMT_META_PUT] =
 		"INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+	[HL_STMT_AUDIT_LAST] =
+		"SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[HL_STMT_AUDIT_INSERT] =
+		"INSERT INTO audit(seq, at, actor, action, target, detail, "
+		"prev_hash, entry_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 };
 
 /* The store's own transaction control, prepared once like the rest: at 200k

@@ -21,6 +21,8 @@
 enum hl_stmt {
 	HL_STMT_META_GET,   /* SELECT value FROM meta WHERE key=?1 */
 	HL_STMT_META_PUT,   /* INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2) */
+	HL_STMT_AUDIT_LAST, /* SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1 */
+	HL_STMT_AUDIT_INSERT, /* INSERT INTO audit(seq..entry_hash) VALUES(?1..?8) */
 	HL_STMT__COUNT
 };
 
