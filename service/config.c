@@ -85,6 +85,20 @@ static const struct key_def keys[] = {
 	 set_int},
 	{"store", "queue_max", KIND_INT, 16, 10000000, FIELD(store_queue_max),
 	 set_int},
+	{"store", "key_file", KIND_PATH, 0, 0, FIELD(key_file), set_path},
+	{"auth", "session_idle", KIND_INT, 60, 86400, FIELD(auth_session_idle),
+	 set_int},
+	{"auth", "session_max", KIND_INT, 300, 604800, FIELD(auth_session_max),
+	 set_int},
+	{"auth", "max_failures", KIND_INT, 1, 100, FIELD(auth_max_failures),
+	 set_int},
+	{"auth", "lockout", KIND_INT, 10, 86400, FIELD(auth_lockout), set_int},
+	{"auth", "reauth_window", KIND_INT, 30, 3600, FIELD(auth_reauth_window),
+	 set_int},
+	{"auth", "pwhash_inflight", KIND_INT, 1, 64, FIELD(auth_pwhash_inflight),
+	 set_int},
+	{"auth", "pwhash_queue", KIND_INT, 0, 100000, FIELD(auth_pwhash_queue),
+	 set_int},
 	{"ws", "max_message", KIND_SIZE, 256, 1048576, FIELD(ws_max_message),
 	 set_size},
 	{"ws", "outq_max", KIND_SIZE, 4096, 67108864, FIELD(ws_outq_max),
@@ -924,6 +938,13 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->ws_max_message = 65536;
 	cfg->ws_outq_max = 1048576;
 	cfg->ws_ping_interval = 30;
+	cfg->auth_session_idle = 1800;
+	cfg->auth_session_max = 43200;
+	cfg->auth_max_failures = 5;
+	cfg->auth_lockout = 900;
+	cfg->auth_reauth_window = 300;
+	cfg->auth_pwhash_inflight = 2;
+	cfg->auth_pwhash_queue = 256;
 	cfg->log_level = HL_LOG_INFO;
 }
 
@@ -1100,6 +1121,34 @@ int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen)
 		n = snprintf(out, outlen, "%s%s%s", cfg->state_dir,
 			     cfg->state_dir[sl - 1] == '/' ? "" : "/",
 			     HL_DB_FILE);
+	}
+	if (n < 0 || (size_t)n >= outlen) {
+		out[0] = '\0';
+		return HL_ERANGE;
+	}
+	return HL_OK;
+}
+
+int hl_config_key_path(const struct hl_config *cfg, char *out, size_t outlen)
+{
+	char db[HL_CONFIG_PATH_MAX + 32];
+	const char *slash;
+	int n, rc;
+
+	if (!out || outlen == 0)
+		return HL_EINVAL;
+	if (cfg->key_file[0]) {
+		n = snprintf(out, outlen, "%s", cfg->key_file);
+	} else {
+		rc = hl_config_db_path(cfg, db, sizeof(db));
+		if (rc != 0)
+			return rc;
+		slash = strrchr(db, '/');
+		if (slash)
+			n = snprintf(out, outlen, "%.*s/helpline.key",
+				     (int)(slash - db), db);
+		else
+			n = snprintf(out, outlen, "helpline.key");
 	}
 	if (n < 0 || (size_t)n >= outlen) {
 		out[0] = '\0';

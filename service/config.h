@@ -38,6 +38,32 @@ struct hl_config {
 	 * default 100000. Submissions beyond it fail with HL_EFULL. */
 	int store_queue_max;
 
+	/* [store] key_file: the server's secret key file (keys.h); default
+	 * "helpline.key" in the database's directory (empty here = default,
+	 * resolved by hl_config_key_path). Never inside the database. */
+	char key_file[HL_CONFIG_PATH_MAX];
+
+	/* [auth] session_idle: seconds without activity before a staff session
+	 * ends; 60..86400; default 1800. */
+	int auth_session_idle;
+	/* [auth] session_max: absolute session lifetime in seconds;
+	 * 300..604800; default 43200 (a 12-hour shift). */
+	int auth_session_max;
+	/* [auth] max_failures: consecutive failed logins that lock an account;
+	 * 1..100; default 5. */
+	int auth_max_failures;
+	/* [auth] lockout: seconds an account stays locked; 10..86400; default 900. */
+	int auth_lockout;
+	/* [auth] reauth_window: seconds a TOTP re-entry (auth.reauth) covers
+	 * sensitive operations; 30..3600; default 300. */
+	int auth_reauth_window;
+	/* [auth] pwhash_inflight: Argon2id verifications running at once on the
+	 * threadpool; 1..64; default 2. */
+	int auth_pwhash_inflight;
+	/* [auth] pwhash_queue: further verifications waiting; beyond it logins
+	 * get "busy"; 0..100000; default 256. */
+	int auth_pwhash_queue;
+
 	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
 	 * default 65536. Bigger messages close the connection with 1009. */
 	size_t ws_max_message;
@@ -114,5 +140,9 @@ int hl_config_default_origins(struct hl_config *cfg, int bound_port);
  * Does not change cfg: an empty db_path stays empty, meaning "derived".
  */
 int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen);
+
+/* Writes the key file path (key_file, or "helpline.key" in the database's
+ * directory) to out. Returns 0, HL_ERANGE or HL_EINVAL. */
+int hl_config_key_path(const struct hl_config *cfg, char *out, size_t outlen);
 
 #endif

@@ -1,6 +1,7 @@
 /* dispatch.c: message type -> handler, role and state checks, and the
  * connection-level handlers (hello, ping). */
 #include "dispatch.h"
+#include "auth.h"
 #include "common.h"
 #include "log.h"
 #include "server.h"
@@ -11,20 +12,77 @@
 
 typedef void (*handler_fn)(struct hl_session *s, const struct hl_msg *m);
 
+/* Who must be logged in to send a type (staff connections only). */
+enum need {
+	NEED_NONE,    /* anyone who said hello */
+	NEED_ANON,    /* a staff socket that is not logged in (login, enrol) */
+	NEED_STAFF,   /* any logged-in member of staff */
+	NEED_ADMIN,   /* a logged-in admin */
+	NEED_SUPER,   /* a logged-in supervisor or admin */
+};
+
 /* One row per message type. */
 struct route {
 	handler_fn fn;
 	unsigned roles;     /* ROLE_* bits allowed to send it */
 	bool before_hello;  /* allowed before hello */
+	enum need need;     /* authentication required */
 };
 
 static void on_hello(struct hl_session *s, const struct hl_msg *m);
 static void on_ping(struct hl_session *s, const struct hl_msg *m);
 
 static const struct route routes[HL_MSG__COUNT] = {
-	[HL_MSG_HELLO] = {on_hello, ROLE_ANY, true},
-	[HL_MSG_PING] = {on_ping, ROLE_ANY, false},
+	[HL_MSG_HELLO] = {on_hello, ROLE_ANY, true, NEED_NONE},
+	[HL_MSG_PING] = {on_ping, ROLE_ANY, false, NEED_NONE},
+	[HL_MSG_AUTH_LOGIN] = {hl_auth_login, ROLE_STAFF, false, NEED_ANON},
+	[HL_MSG_AUTH_RESUME] = {hl_auth_resume, ROLE_STAFF, false, NEED_ANON},
+	[HL_MSG_AUTH_ENROL_BEGIN] = {hl_auth_enrol_begin, ROLE_STAFF, false, NEED_ANON},
+	[HL_MSG_AUTH_ENROL_FINISH] = {hl_auth_enrol_finish, ROLE_STAFF, false, NEED_ANON},
+	[HL_MSG_AUTH_LOGOUT] = {hl_auth_logout, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_AUTH_REAUTH] = {hl_auth_reauth, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_PRESENCE_SET] = {hl_auth_presence, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_STAFF_LIST] = {hl_auth_staff_list, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_STAFF_CREATE] = {hl_auth_staff_create, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_STAFF_SET_STATE] = {hl_auth_staff_set_state, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_STAFF_RESET] = {hl_auth_staff_reset, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_STAFF_REVOKE] = {hl_auth_staff_revoke, ROLE_STAFF, false, NEED_ADMIN},
 };
+
+/* Checks r->need for s. Answers and returns false when not met. */
+static bool authorised(struct hl_session *s, const struct route *r,
+		       const struct hl_msg *m)
+{
+	struct hl_auth *a = &s->srv->auth;
+	struct hl_auth_staff *st;
+	unsigned want = 0;
+
+	if (r->need == NEED_NONE)
+		return true;
+	if (r->need == NEED_ANON)
+		return true; /* handlers refuse when already logged in */
+	if (!s->staff_id) {
+		hl_session_error(s, m->id, HL_ERR_AUTH_REQUIRED, "log in first",
+				 NULL);
+		return false;
+	}
+	if (!hl_auth_touch(a, s))
+		return false;
+	st = hl_auth_staff_of(a, s);
+	if (r->need == NEED_ADMIN)
+		want = HL_STAFF_ADMIN;
+	else if (r->need == NEED_SUPER)
+		want = HL_STAFF_ADMIN | HL_STAFF_SUPERVISOR;
+	if (want && !(st->row.roles & want)) {
+		hl_warn("auth.forbidden", "conn=%s staff=%lld type=%s",
+			s->id_str, (long long)s->staff_id,
+			hl_msg_type_name(m->type));
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "your role does not allow this", "type");
+		return false;
+	}
+	return true;
+}
 
 void hl_dispatch(struct hl_session *s, const struct hl_msg *m)
 {
@@ -56,6 +114,8 @@ void hl_dispatch(struct hl_session *s, const struct hl_msg *m)
 				 "send hello first", NULL);
 		return;
 	}
+	if (!authorised(s, r, m))
+		return;
 	r->fn(s, m);
 }
 

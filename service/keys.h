@@ -34,6 +34,16 @@ struct hl_keys {
 int hl_keys_load(struct hl_keys *keys, const char *path, int create,
 		 char *err, size_t errlen);
 
+/*
+ * Fills keys from a master key held in memory (master may be keys->master)
+ * and derives the subkeys exactly as hl_keys_load does. For tests and tools
+ * that must reproduce the server's keys without its file. Calls
+ * sodium_init. Returns 0, or HL_EINVAL (keys zeroed) when libsodium cannot
+ * start. keys must be wiped with hl_keys_wipe.
+ */
+int hl_keys_from_master(struct hl_keys *keys,
+			const unsigned char master[HL_KEY_BYTES]);
+
 /* Zeroes every key (sodium_memzero). */
 void hl_keys_wipe(struct hl_keys *keys);
 
@@ -46,13 +56,17 @@ void hl_keys_hash_token(const struct hl_keys *keys, const void *data,
  * Seals plain (len bytes) under seal_key with XChaCha20-Poly1305, binding
  * the associated data ad (e.g. "totp:<staff id>") so a sealed value cannot
  * be moved to another row. out must hold len + HL_SEAL_OVERHEAD bytes.
+ * ad is its characters without the NUL; NULL is the same as "". A fresh
+ * random nonce is used each time, so sealing the same value twice gives
+ * different bytes.
  */
 void hl_keys_seal(const struct hl_keys *keys, const void *plain, size_t len,
 		  const char *ad, unsigned char *out);
 
 /* Opens a sealed value of sealed_len bytes into out (sealed_len -
  * HL_SEAL_OVERHEAD bytes). Returns 0, or HL_EINVAL when it does not
- * authenticate (wrong key, wrong ad, edited). */
+ * authenticate (wrong key, wrong ad, edited, shorter than
+ * HL_SEAL_OVERHEAD); out is then all zeros. */
 int hl_keys_open(const struct hl_keys *keys, const unsigned char *sealed,
 		 size_t sealed_len, const char *ad, unsigned char *out)
 	__attribute__((warn_unused_result));

@@ -36,6 +36,11 @@ static const struct {
 	[HL_ERR_BUSY] = {"busy", "server busy; retry later"},
 	[HL_ERR_SHUTTING_DOWN] = {"shutting_down", "server is shutting down"},
 	[HL_ERR_INTERNAL] = {"internal", "internal error"},
+	[HL_ERR_AUTH_FAILED] = {"auth_failed", "username, password or code is wrong"},
+	[HL_ERR_AUTH_REQUIRED] = {"auth_required", "log in first"},
+	[HL_ERR_REAUTH_REQUIRED] = {"reauth_required", "enter a code from your authenticator app again"},
+	[HL_ERR_NOT_FOUND] = {"not_found", "no such object"},
+	[HL_ERR_CONFLICT] = {"conflict", "already exists"},
 };
 
 const char *hl_err_code_name(enum hl_err_code code)
@@ -84,7 +89,7 @@ struct msg_spec {
 	const char *name;
 	const struct field_spec *fields;
 	size_t nfields;
-	bool (*check)(const struct hl_msg *m, struct hl_proto_error *err);
+	bool (*check)(struct hl_msg *m, struct hl_proto_error *err);
 };
 
 #define MSG_FIELD(member) offsetof(struct hl_msg, u.member)
@@ -98,9 +103,84 @@ static const struct field_spec ping_fields[] = {
 	{"data", FK_STRING, false, 0, 64, CS_UTF8, MSG_FIELD(ping.data)},
 };
 
+static const struct field_spec login_fields[] = {
+	{"username", FK_STRING, true, 1, 64, CS_PRINTABLE, MSG_FIELD(login.username)},
+	{"password", FK_STRING, true, 1, 1024, CS_UTF8, MSG_FIELD(login.password)},
+	{"totp", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(login.totp)},
+};
+
+static const struct field_spec resume_fields[] = {
+	{"token", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(resume.token)},
+};
+
+static const struct field_spec reauth_fields[] = {
+	{"totp", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(reauth.totp)},
+};
+
+static const struct field_spec enrol_begin_fields[] = {
+	{"code", FK_STRING, true, 1, 64, CS_PRINTABLE, MSG_FIELD(enrol.code)},
+};
+
+static const struct field_spec enrol_finish_fields[] = {
+	{"code", FK_STRING, true, 1, 64, CS_PRINTABLE, MSG_FIELD(enrol.code)},
+	{"password", FK_STRING, true, 1, 1024, CS_UTF8, MSG_FIELD(enrol.password)},
+	{"totp", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(enrol.totp)},
+};
+
+static const struct field_spec presence_fields[] = {
+	{"status", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(presence.status)},
+};
+
+static const struct field_spec staff_create_fields[] = {
+	{"username", FK_STRING, true, 1, 64, CS_PRINTABLE, MSG_FIELD(create.username)},
+	{"display_name", FK_STRING, true, 1, 64, CS_UTF8, MSG_FIELD(create.display_name)},
+	{"roles", FK_STRING, true, 1, 64, CS_PRINTABLE, MSG_FIELD(create.roles)},
+	{"languages", FK_STRING, false, 0, 128, CS_PRINTABLE, MSG_FIELD(create.languages)},
+	{"skills", FK_STRING, false, 0, 128, CS_PRINTABLE, MSG_FIELD(create.skills)},
+	{"capacity", FK_INT, false, 0, 20, CS_UTF8, MSG_FIELD(create.capacity)},
+};
+
+static const struct field_spec set_state_fields[] = {
+	{"staff_id", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.staff_id)},
+	{"state", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(target.state)},
+};
+
+static const struct field_spec reset_fields[] = {
+	{"staff_id", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.staff_id)},
+	{"what", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(target.what)},
+};
+
+static const struct field_spec revoke_fields[] = {
+	{"staff_id", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.staff_id)},
+};
+
+/* staff.create's capacity is optional: -1 tells the handler it was absent. */
+static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
+{
+	(void)err;
+	if (!json_object_get(m->root, "capacity"))
+		m->u.create.capacity = -1;
+	return true;
+}
+
+#define SPEC(name, fields, check) {name, fields, HL_ARRAY_LEN(fields), check}
+#define SPEC_EMPTY(name) {name, NULL, 0, NULL}
+
 static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
-	[HL_MSG_HELLO] = {"hello", hello_fields, HL_ARRAY_LEN(hello_fields), NULL},
-	[HL_MSG_PING] = {"ping", ping_fields, HL_ARRAY_LEN(ping_fields), NULL},
+	[HL_MSG_HELLO] = SPEC("hello", hello_fields, NULL),
+	[HL_MSG_PING] = SPEC("ping", ping_fields, NULL),
+	[HL_MSG_AUTH_LOGIN] = SPEC("auth.login", login_fields, NULL),
+	[HL_MSG_AUTH_RESUME] = SPEC("auth.resume", resume_fields, NULL),
+	[HL_MSG_AUTH_LOGOUT] = SPEC_EMPTY("auth.logout"),
+	[HL_MSG_AUTH_REAUTH] = SPEC("auth.reauth", reauth_fields, NULL),
+	[HL_MSG_AUTH_ENROL_BEGIN] = SPEC("auth.enrol_begin", enrol_begin_fields, NULL),
+	[HL_MSG_AUTH_ENROL_FINISH] = SPEC("auth.enrol_finish", enrol_finish_fields, NULL),
+	[HL_MSG_PRESENCE_SET] = SPEC("presence.set", presence_fields, NULL),
+	[HL_MSG_STAFF_CREATE] = SPEC("staff.create", staff_create_fields, check_staff_create),
+	[HL_MSG_STAFF_LIST] = SPEC_EMPTY("staff.list"),
+	[HL_MSG_STAFF_SET_STATE] = SPEC("staff.set_state", set_state_fields, NULL),
+	[HL_MSG_STAFF_RESET] = SPEC("staff.reset", reset_fields, NULL),
+	[HL_MSG_STAFF_REVOKE] = SPEC("staff.revoke_sessions", revoke_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)
@@ -439,10 +519,10 @@ int hl_proto_decode(const char *buf, size_t len, size_t max_len,
 		goto fail;
 	}
 	out->type = (enum hl_msg_type)t;
+	out->root = root; /* check hooks may read it; cleared again on failure */
 	rc = decode_fields(spec, root, out, err);
 	if (rc < 0)
 		goto fail;
-	out->root = root;
 	return 0;
 
 fail:

@@ -39,6 +39,11 @@ enum hl_err_code {
 	HL_ERR_BUSY,            /* "busy": server overloaded, retry later */
 	HL_ERR_SHUTTING_DOWN,   /* "shutting_down" */
 	HL_ERR_INTERNAL,        /* "internal" */
+	HL_ERR_AUTH_FAILED,     /* "auth_failed": login or enrolment refused; one reply for every reason */
+	HL_ERR_AUTH_REQUIRED,   /* "auth_required": log in (or resume) first */
+	HL_ERR_REAUTH_REQUIRED, /* "reauth_required": enter a TOTP code again (auth.reauth) first */
+	HL_ERR_NOT_FOUND,       /* "not_found": no such object (e.g. staff id) */
+	HL_ERR_CONFLICT,        /* "conflict": already exists (e.g. username taken) */
 	HL_ERR__COUNT
 };
 
@@ -47,7 +52,23 @@ enum hl_err_code {
 const char *hl_err_code_name(enum hl_err_code code);
 
 /* Client message types. */
-enum hl_msg_type { HL_MSG_HELLO, HL_MSG_PING, HL_MSG__COUNT };
+enum hl_msg_type {
+	HL_MSG_HELLO,
+	HL_MSG_PING,
+	HL_MSG_AUTH_LOGIN,        /* "auth.login" */
+	HL_MSG_AUTH_RESUME,       /* "auth.resume" */
+	HL_MSG_AUTH_LOGOUT,       /* "auth.logout" */
+	HL_MSG_AUTH_REAUTH,       /* "auth.reauth" */
+	HL_MSG_AUTH_ENROL_BEGIN,  /* "auth.enrol_begin" */
+	HL_MSG_AUTH_ENROL_FINISH, /* "auth.enrol_finish" */
+	HL_MSG_PRESENCE_SET,      /* "presence.set" */
+	HL_MSG_STAFF_CREATE,      /* "staff.create" */
+	HL_MSG_STAFF_LIST,        /* "staff.list" */
+	HL_MSG_STAFF_SET_STATE,   /* "staff.set_state" */
+	HL_MSG_STAFF_RESET,       /* "staff.reset" */
+	HL_MSG_STAFF_REVOKE,      /* "staff.revoke_sessions" */
+	HL_MSG__COUNT
+};
 
 /* Returns the wire name of t ("hello", "ping"); "unknown" out of range. */
 const char *hl_msg_type_name(enum hl_msg_type t);
@@ -65,12 +86,49 @@ struct hl_msg_ping {
 
 /* A decoded client message. Strings point into root and live until
  * hl_msg_release. */
+/* auth.login: every field is checked again by auth.c; the codec only bounds them. */
+struct hl_msg_auth_login {
+	const char *username;  /* 1..64 printable ASCII */
+	const char *password;  /* 1..1024 bytes UTF-8 */
+	const char *totp;      /* 1..16 token chars (auth.c wants 6 digits) */
+};
+struct hl_msg_auth_resume {
+	const char *token;     /* 43 chars: base64url of 32 bytes */
+};
+struct hl_msg_auth_reauth {
+	const char *totp;
+};
+struct hl_msg_auth_enrol {
+	const char *code;      /* enrolment code, 1..64 printable ASCII */
+	const char *password;  /* enrol_finish only: 1..1024 bytes UTF-8 */
+	const char *totp;      /* enrol_finish only */
+};
+struct hl_msg_presence {
+	const char *status;    /* "available", "busy", "away", "offline" */
+};
+struct hl_msg_staff_create {
+	const char *username, *display_name, *roles, *languages, *skills;
+	int64_t capacity;      /* -1 when absent */
+};
+struct hl_msg_staff_target {
+	int64_t staff_id;      /* 1..2^53 */
+	const char *state;     /* staff.set_state: "active" or "disabled" */
+	const char *what;      /* staff.reset: "password" or "totp" */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
 	union {
 		struct hl_msg_hello hello;
 		struct hl_msg_ping ping;
+		struct hl_msg_auth_login login;
+		struct hl_msg_auth_resume resume;
+		struct hl_msg_auth_reauth reauth;
+		struct hl_msg_auth_enrol enrol;
+		struct hl_msg_presence presence;
+		struct hl_msg_staff_create create;
+		struct hl_msg_staff_target target;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

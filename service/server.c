@@ -58,6 +58,11 @@ void hl_server_session_remove(struct hl_server *srv, struct hl_session *s)
 	srv->metrics.ws_current[s->role]--;
 }
 
+static struct hl_server *lws_to_srv(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
@@ -69,8 +74,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_ESTABLISHED:
 		srv = lws_context_user(lws_get_context(wsi));
 		proto = lws_get_protocol(wsi);
+		/* lws hands back its vhost's copy of the protocol table, so
+		 * compare names, not pointers. */
 		shim->s = hl_session_new(srv, wsi,
-					 proto == &srv->protocols[2]
+					 proto && strcmp(proto->name,
+							 srv->protocols[2].name) == 0
 						 ? HL_ROLE_STAFF
 						 : HL_ROLE_CONTACT);
 		if (!shim->s)
@@ -101,6 +109,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED:
 		if (shim->s) {
 			hl_info("conn.closed", "conn=%s", shim->s->id_str);
+			hl_auth_on_closed(&lws_to_srv(wsi)->auth, shim->s);
 			hl_session_on_closed(shim->s);
 			shim->s = NULL;
 		}
@@ -181,6 +190,7 @@ static void close_handles(struct hl_server *srv)
 /* Final step of shutdown, from a uv callback (DESIGN.md §10.2). */
 static void finish_stop(struct hl_server *srv)
 {
+	hl_auth_stop(&srv->auth);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -278,6 +288,7 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 {
 	struct lws_context_creation_info info;
 	char dbpath[HL_CONFIG_PATH_MAX + 32], err[512];
+	char keypath[HL_CONFIG_PATH_MAX + 32];
 	struct hl_store_opts sopts;
 	int rc;
 
@@ -298,6 +309,16 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.batch_max = srv->cfg.store_batch_max;
 	sopts.queue_max = srv->cfg.store_queue_max;
+	if (hl_config_key_path(&srv->cfg, keypath, sizeof(keypath)) != 0) {
+		fprintf(stderr, "helplined: key file path too long\n");
+		return HL_EINVAL;
+	}
+	rc = hl_keys_load(&srv->keys, keypath, 1, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "helplined: %s\n", err);
+		return rc;
+	}
+	srv->keys_loaded = true;
 	rc = hl_store_open(&srv->store, &srv->loop, dbpath, &sopts, err,
 			   sizeof(err));
 	if (rc != 0) {
@@ -312,6 +333,14 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	srv->handles_open = true;
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+
+	rc = hl_auth_init(&srv->auth, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load staff accounts: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
+	srv->auth_ready = true;
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -421,6 +450,7 @@ void hl_server_free(struct hl_server *srv)
 		lws_context_destroy(srv->lws);
 		srv->lws = NULL;
 	}
+	hl_auth_stop(&srv->auth);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
@@ -429,4 +459,7 @@ void hl_server_free(struct hl_server *srv)
 		;
 	if (uv_loop_close(&srv->loop) != 0 && srv->exit_status == 0)
 		hl_warn("server.loop_not_closed", "status=busy");
+	hl_auth_free(&srv->auth);
+	if (srv->keys_loaded)
+		hl_keys_wipe(&srv->keys);
 }

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
+#include "keys.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -30,6 +32,10 @@ struct hl_server {
 	uv_timer_t stop_timer;           /* polls shutdown progress */
 	uint64_t stop_deadline_ms;       /* uv_now at which shutdown stops waiting */
 	struct hl_store store;           /* the database */
+	struct hl_keys keys;             /* the server's secret keys (keys.h) */
+	bool keys_loaded;
+	struct hl_auth auth;             /* staff accounts and sessions */
+	bool auth_ready;
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	uint32_t session_count;          /* length of sessions */

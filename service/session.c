@@ -61,6 +61,8 @@ static void free_queue(struct hl_session *s)
 
 static void session_free(struct hl_session *s)
 {
+	sodium_memzero(s->enrol_secret, sizeof(s->enrol_secret));
+	sodium_memzero(s->enrol_code, sizeof(s->enrol_code));
 	free_queue(s);
 	free(s->rx);
 	free(s);

@@ -49,6 +49,16 @@ struct hl_session {
 	struct hl_frame *out_head, *out_tail; /* queued frames, in order */
 	size_t out_bytes;           /* sum of queued payload lengths */
 
+	/* Staff authentication (helpline.staff.v1 only; see auth.h). */
+	int64_t staff_id;           /* authenticated account, 0 if none */
+	unsigned char token_hash[32]; /* hash of the session token in use */
+	int auth_failures;          /* failed logins/enrolments on this socket */
+	bool auth_busy;             /* a login/enrolment is in flight */
+	int64_t last_active;        /* unix s of the last authenticated request */
+	int64_t enrol_staff_id;     /* enrol_begin accepted a code for this id */
+	unsigned char enrol_secret[20]; /* TOTP secret offered; wiped after */
+	char enrol_code[96];        /* the code enrol_begin accepted; wiped after */
+
 	bool close_pending;         /* send close_code/reason after the queue */
 	bool close_sent;            /* our close frame is written; awaiting echo */
 	uint16_t close_code;

@@ -41,6 +41,85 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	[HL_STMT_AUDIT_INSERT] =
 		"INSERT INTO audit(seq, at, actor, action, target, detail, "
 		"prev_hash, entry_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[HL_STMT_DATA_VERSION] = "PRAGMA data_version",
+	[HL_STMT_SESSION_ALL] =
+		"SELECT token_hash, staff_id, created_at, last_seen, expires_at, "
+		"reauth_at FROM staff_session",
+	[HL_STMT_STAFF_INSERT] =
+		"INSERT INTO staff(username, display_name, roles, languages, "
+		"skills, capacity, state, enrol_hash, enrol_expires, created_at, "
+		"updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, "
+		"?9, ?9) RETURNING id",
+	[HL_STMT_STAFF_GET] =
+		"SELECT id, username, display_name, roles, languages, skills, "
+		"capacity, state, pw_hash, totp_sealed, totp_last_step, "
+		"failed_logins, locked_until FROM staff WHERE id=?1",
+	[HL_STMT_STAFF_GET_BY_USERNAME] =
+		"SELECT id, username, display_name, roles, languages, skills, "
+		"capacity, state, pw_hash, totp_sealed, totp_last_step, "
+		"failed_logins, locked_until FROM staff WHERE username=?1",
+	[HL_STMT_STAFF_ALL] =
+		"SELECT id, username, display_name, roles, languages, skills, "
+		"capacity, state, pw_hash, totp_sealed, totp_last_step, "
+		"failed_logins, locked_until FROM staff ORDER BY id",
+	[HL_STMT_STAFF_FIND_ENROL] =
+		"SELECT id, username, display_name, roles, languages, skills, "
+		"capacity, state, pw_hash, totp_sealed, totp_last_step, "
+		"failed_logins, locked_until FROM staff WHERE enrol_hash=?1 "
+		"AND enrol_expires>?2 AND state<>'disabled'",
+	[HL_STMT_STAFF_ENROL] =
+		"UPDATE staff SET pw_hash=?3, totp_sealed=?4, totp_last_step=?5, "
+		"enrol_hash=NULL, enrol_expires=0, state=CASE state WHEN "
+		"'disabled' THEN 'disabled' ELSE 'active' END, failed_logins=0, "
+		"locked_until=0, updated_at=?6 WHERE id=?1 AND enrol_hash=?2 "
+		"AND enrol_expires>?6 RETURNING state",
+	[HL_STMT_STAFF_LOGIN_OK] =
+		"UPDATE staff SET totp_last_step=?2, failed_logins=0, "
+		"locked_until=0, pw_hash=coalesce(?3, pw_hash), updated_at=?4 "
+		"WHERE id=?1 AND state='active' AND totp_last_step<?2 "
+		"RETURNING id",
+	[HL_STMT_STAFF_LOGIN_FAIL] =
+		"UPDATE staff SET failed_logins=failed_logins+1, "
+		"locked_until=CASE WHEN failed_logins+1>=?2 THEN ?3 "
+		"ELSE locked_until END, updated_at=?4 WHERE id=?1 "
+		"RETURNING failed_logins, locked_until",
+	[HL_STMT_STAFF_SET_STATE] =
+		"UPDATE staff SET state=CASE WHEN ?2='disabled' THEN 'disabled' "
+		"WHEN pw_hash IS NOT NULL AND totp_sealed IS NOT NULL THEN "
+		"'active' ELSE 'pending' END, updated_at=?3 WHERE id=?1 "
+		"RETURNING state",
+	[HL_STMT_STAFF_RESET] =
+		"UPDATE staff SET pw_hash=CASE WHEN ?2 THEN NULL ELSE pw_hash END, "
+		"totp_sealed=CASE WHEN ?3 THEN NULL ELSE totp_sealed END, "
+		"enrol_hash=?4, enrol_expires=?5, state=CASE state WHEN "
+		"'disabled' THEN 'disabled' ELSE 'pending' END, failed_logins=0, "
+		"locked_until=0, updated_at=?6 WHERE id=?1 RETURNING id",
+	[HL_STMT_STAFF_TOTP_USED] =
+		"UPDATE staff SET totp_last_step=?2, updated_at=?3 WHERE id=?1 "
+		"AND state='active' AND totp_last_step<?2 RETURNING id",
+	[HL_STMT_SESSION_INSERT] =
+		"INSERT INTO staff_session(token_hash, staff_id, created_at, "
+		"last_seen, expires_at, reauth_at) VALUES(?1, ?2, ?3, ?3, ?4, ?3)",
+	[HL_STMT_SESSION_FIND] =
+		"SELECT staff_id, expires_at, last_seen, reauth_at FROM "
+		"staff_session WHERE token_hash=?1",
+	[HL_STMT_SESSION_TOUCH] =
+		"UPDATE staff_session SET last_seen=?2, reauth_at=CASE WHEN ?3>0 "
+		"THEN ?3 ELSE reauth_at END WHERE token_hash=?1 RETURNING staff_id",
+	[HL_STMT_SESSION_DELETE] =
+		"DELETE FROM staff_session WHERE token_hash=?1 RETURNING staff_id",
+	[HL_STMT_SESSION_DELETE_STAFF] =
+		"DELETE FROM staff_session WHERE staff_id=?1 RETURNING staff_id",
+	[HL_STMT_SESSION_LIST] =
+		"SELECT token_hash, staff_id, created_at, last_seen, expires_at, "
+		"reauth_at FROM staff_session WHERE ?1=0 OR staff_id=?1 "
+		"ORDER BY created_at, token_hash",
+	[HL_STMT_SESSION_EXPIRE] =
+		"DELETE FROM staff_session WHERE expires_at<=?1 OR last_seen<?2 "
+		"RETURNING staff_id",
+	[HL_STMT_ORG_KEY_GET] = "SELECT value FROM org_key WHERE name=?1",
+	[HL_STMT_ORG_KEY_PUT] =
+		"INSERT INTO org_key(name, value, created_at) VALUES(?1, ?2, ?3)",
 };
 
 /* The store's own transaction control, prepared once like the rest: at 200k

@@ -23,6 +23,31 @@ enum hl_stmt {
 	HL_STMT_META_PUT,   /* INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2) */
 	HL_STMT_AUDIT_LAST, /* SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1 */
 	HL_STMT_AUDIT_INSERT, /* INSERT INTO audit(seq..entry_hash) VALUES(?1..?8) */
+	HL_STMT_DATA_VERSION, /* PRAGMA data_version: changes when another process commits */
+	HL_STMT_SESSION_ALL,  /* every staff_session row (auth.c loads them at start) */
+	/* staff.c: accounts (columns of a staff row in hl_staff order) */
+	HL_STMT_STAFF_INSERT,     /* INSERT a pending account RETURNING id */
+	HL_STMT_STAFF_GET,        /* one staff row by id */
+	HL_STMT_STAFF_GET_BY_USERNAME, /* one staff row by username */
+	HL_STMT_STAFF_ALL,        /* every staff row, id order */
+	HL_STMT_STAFF_FIND_ENROL, /* the row whose live enrolment hash matches */
+	HL_STMT_STAFF_ENROL,      /* store credentials, clear the code */
+	HL_STMT_STAFF_LOGIN_OK,   /* new TOTP step (only upwards), reset failures */
+	HL_STMT_STAFF_LOGIN_FAIL, /* count a failure, lock at the limit */
+	HL_STMT_STAFF_SET_STATE,  /* enable / disable */
+	HL_STMT_STAFF_RESET,      /* clear credentials, new enrolment hash */
+	HL_STMT_STAFF_TOTP_USED,  /* re-auth: TOTP step, only upwards */
+	/* staff.c: sessions */
+	HL_STMT_SESSION_INSERT,   /* a new session row */
+	HL_STMT_SESSION_FIND,     /* one session by token hash */
+	HL_STMT_SESSION_TOUCH,    /* last_seen / reauth_at */
+	HL_STMT_SESSION_DELETE,   /* one session RETURNING staff_id */
+	HL_STMT_SESSION_DELETE_STAFF, /* all sessions of a staff id */
+	HL_STMT_SESSION_LIST,     /* sessions of one staff id (0 = all) */
+	HL_STMT_SESSION_EXPIRE,   /* sessions past expiry or idle */
+	/* helplinectl: the organisation's keys */
+	HL_STMT_ORG_KEY_GET,      /* SELECT value FROM org_key WHERE name=?1 */
+	HL_STMT_ORG_KEY_PUT,      /* INSERT (never replace) an org_key row */
 	HL_STMT__COUNT
 };
 

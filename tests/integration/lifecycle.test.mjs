@@ -6,7 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { startServer, runHelplined, connect, greeted, request, httpGet } from './harness.mjs';
+
+// The newest migration version: the highest NNNN of schema/NNNN_name.sql.
+const NEWEST_SCHEMA = Math.max(...readdirSync(new URL('../../schema/', import.meta.url))
+  .map((f) => /^(\d{4})_\w+\.sql$/.exec(f)).filter(Boolean).map((m) => Number(m[1])));
 
 test('--help and --version', async () => {
   const h = await runHelplined(['--help']);
@@ -71,7 +76,7 @@ test('SIGTERM closes every client with 1001, exits 0, and leaks nothing', async 
   assert.match(r.stderr, /server\.stopped status=0/);
   // The database is closed cleanly: integrity holds and the WAL was folded in.
   const out = execFileSync('sqlite3', [join(srv.dir, 'helpline.db'), 'PRAGMA integrity_check; PRAGMA user_version;']).toString();
-  assert.equal(out, 'ok\n1\n');
+  assert.equal(out, `ok\n${NEWEST_SCHEMA}\n`);
   srv.cleanup();
 });
 

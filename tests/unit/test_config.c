@@ -1114,6 +1114,8 @@ static void test_example_file_matches_defaults(void **state)
 	memcpy(want.web_root, got.web_root, sizeof(want.web_root));
 	assert_string_equal(got.db_path, "/var/lib/helpline/helpline.db");
 	memcpy(want.db_path, got.db_path, sizeof(want.db_path));
+	assert_string_equal(got.key_file, "/var/lib/helpline/helpline.key");
+	memcpy(want.key_file, got.key_file, sizeof(want.key_file));
 	assert_int_equal(got.allowed_origins_set, 1);
 	want.allowed_origins_set = 1;
 	assert_memory_equal(&got, &want, sizeof(got));

@@ -1,0 +1,246 @@
+// auth.test.mjs: staff enrolment, login, sessions, lockout, revocation and
+// administration against the real daemon, with helplinectl for set-up.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startServer, greeted, request, nextId } from './harness.mjs';
+import { ctl, totp, stepNow, awaitStepMargin, staffSocket, enrolled, login, base32decode } from './staff.mjs';
+
+let srv;
+const secrets = [];   // every secret the tests handle: must appear nowhere stored
+before(async () => {
+  srv = await startServer({ logLevel: 'debug', args: ['--config', 'integration/auth-test.ini'] });
+});
+after(async () => {
+  const r = await srv.stop();
+  assert.equal(r.code, 0, r.stderr);
+  // No password, TOTP secret, enrolment code or token in the database
+  // (and its WAL) or the logs, in any of the forms a client saw them.
+  const files = ['helpline.db', 'helpline.db-wal'].map((f) => join(srv.dir, f)).filter(existsSync);
+  const stored = Buffer.concat([...files.map((f) => readFileSync(f)), Buffer.from(r.stderr)]);
+  for (const s of secrets) {
+    assert.ok(!stored.includes(Buffer.from(s)), `found a secret in storage or logs: ${s.slice(0, 6)}...`);
+  }
+  srv.cleanup();
+});
+
+const remember = (acct) => {
+  secrets.push(acct.password, acct.secret, acct.code, acct.code.replace(/-/g, ''));
+  secrets.push(base32decode(acct.secret).toString('latin1'));
+  return acct;
+};
+const rememberToken = (tok) => {
+  secrets.push(tok, Buffer.from(tok, 'base64url').toString('latin1'));
+  return tok;
+};
+
+test('enrol, log in, resume on a second socket, log out: token refused and sockets closed', async () => {
+  await awaitStepMargin();
+  const alice = remember(await enrolled(srv, 'alice', 'counsellor'));
+  assert.match(alice.challenge.otpauth_uri, /^otpauth:\/\/totp\/Helpline:alice\?secret=[A-Z2-7]+&issuer=Helpline/);
+  assert.equal(alice.challenge.digits, 6);
+  assert.equal(alice.challenge.period, 30);
+  const { ws: a, reply } = await login(srv, alice);
+  assert.equal(reply.type, 'auth.ok', JSON.stringify(reply));
+  assert.match(reply.token, /^[A-Za-z0-9_-]{43}$/);
+  rememberToken(reply.token);
+  assert.equal(reply.staff.username, 'alice');
+  assert.deepEqual(reply.staff.roles, ['counsellor']);
+  assert.equal(reply.staff.state, 'active');
+  assert.ok(reply.expires_at > Date.now() / 1000);
+  for (const k of ['pw_hash', 'totp_sealed', 'password', 'totp_secret']) assert.ok(!(k in reply.staff));
+
+  const b = await staffSocket(srv);
+  const res = await request(b, { type: 'auth.resume', id: nextId(), token: reply.token });
+  assert.equal(res.type, 'auth.ok');
+  assert.ok(!('token' in res), 'resume does not hand out the token again');
+  const pres = await request(b, { type: 'presence.set', id: nextId(), status: 'available' });
+  assert.deepEqual([pres.type, pres.status, pres.connections], ['presence', 'available', 2]);
+
+  const out = await request(a, { type: 'auth.logout', id: nextId() });
+  assert.equal(out.type, 'auth.logged_out');
+  assert.deepEqual(await a.closed, { code: 1000, reason: 'logged out' });
+  assert.deepEqual(await b.closed, { code: 1008, reason: 'logged out' });
+
+  const c = await staffSocket(srv);
+  const refused = await request(c, { type: 'auth.resume', id: nextId(), token: reply.token });
+  assert.equal(refused.type, 'error');
+  assert.equal(refused.code, 'auth_failed');
+  const denied = await request(c, { type: 'presence.set', id: nextId(), status: 'busy' });
+  assert.equal(denied.code, 'auth_required');
+  c.close();
+});
+
+test('a TOTP code is accepted once: replay refused', async () => {
+  await awaitStepMargin();
+  const bob = remember(await enrolled(srv, 'bob'));
+  const step = stepNow();
+  const first = await login(srv, bob, step);
+  assert.equal(first.reply.type, 'auth.ok');
+  rememberToken(first.reply.token);
+  const again = await login(srv, bob, step);
+  assert.equal(again.reply.code, 'auth_failed');
+  const older = await login(srv, bob, step - 1);
+  assert.equal(older.reply.code, 'auth_failed', 'a step before the last accepted one is refused too');
+  const far = await login(srv, bob, step + 3);
+  assert.equal(far.reply.code, 'auth_failed', 'outside ±1 step');
+  for (const x of [first, again, older, far]) x.ws.close();
+});
+
+test('unknown user and wrong password get identical replies in similar time', async () => {
+  await awaitStepMargin();
+  const carl = remember(await enrolled(srv, 'carl'));
+  const unknown = [], wrong = [];
+  // Alternate, on fresh sockets so the per-socket limit does not interfere.
+  for (let i = 0; i < 4; i++) {
+    const w1 = await staffSocket(srv), w2 = await staffSocket(srv);
+    const t1 = process.hrtime.bigint();
+    const r1 = await request(w1, { type: 'auth.login', id: 'same', username: 'nobody-here', password: 'whatever password', totp: '123456' });
+    const d1 = Number(process.hrtime.bigint() - t1) / 1e6;
+    const t2 = process.hrtime.bigint();
+    const r2 = await request(w2, { type: 'auth.login', id: 'same', username: 'carl', password: 'not the password', totp: '123456' });
+    const d2 = Number(process.hrtime.bigint() - t2) / 1e6;
+    assert.deepEqual(r1, r2, 'the replies are byte-for-byte the same');
+    unknown.push(d1); wrong.push(d2);
+    w1.close(); w2.close();
+  }
+  const med = (a) => a.sort((x, y) => x - y)[a.length >> 1];
+  const ratio = med(unknown) / med(wrong);
+  // Both pay one Argon2id verification; the ratio is reported, bounded loosely.
+  console.log(`login failure time unknown/wrong-password median ratio: ${ratio.toFixed(2)} (${med(unknown).toFixed(1)} / ${med(wrong).toFixed(1)} ms)`);
+  assert.ok(ratio > 0.5 && ratio < 2, `ratio ${ratio}`);
+});
+
+test('lockout after repeated failures, recovery after the window; per-socket throttle closes', async () => {
+  await awaitStepMargin(20);
+  const dora = remember(await enrolled(srv, 'dora'));
+  const ws = await staffSocket(srv);
+  for (let i = 0; i < 5; i++) {
+    const r = await request(ws, { type: 'auth.login', id: nextId(), username: 'dora', password: 'wrong wrong wrong', totp: '000000' });
+    assert.equal(r.code, 'auth_failed');
+  }
+  assert.deepEqual(await ws.closed, { code: 1008, reason: 'too many failed attempts' });
+  // Locked now (auth.max_failures = 5 in auth-test.ini): even the right
+  // password and code fail, with the same reply.
+  const locked = await login(srv, dora, stepNow());
+  assert.equal(locked.reply.code, 'auth_failed');
+  locked.ws.close();
+  // auth.lockout = 10 s in the test config.
+  await new Promise((r) => setTimeout(r, 10500));
+  const ok = await login(srv, dora, stepNow() + 1);
+  assert.equal(ok.reply.type, 'auth.ok', JSON.stringify(ok.reply));
+  rememberToken(ok.reply.token);
+  ok.ws.close();
+  const audit = execFileSync('sqlite3', [join(srv.dir, 'helpline.db'), "SELECT action FROM audit WHERE target = (SELECT id FROM staff WHERE username='dora') ORDER BY seq"]).toString();
+  assert.match(audit, /login\.fail\n(login\.fail\n){4}login\.lockout\n/);
+  assert.match(audit, /login\.ok\n$/);
+});
+
+test('an admin creates, disables and resets accounts after re-entering TOTP; the disabled user is kicked', async () => {
+  await awaitStepMargin();
+  const edna = remember(await enrolled(srv, 'edna', 'admin'));
+  const fay = remember(await enrolled(srv, 'fay'));
+  const step = stepNow();
+  const admin = await login(srv, edna, step);
+  assert.equal(admin.reply.type, 'auth.ok');
+  rememberToken(admin.reply.token);
+  const user = await login(srv, fay, step);
+  assert.equal(user.reply.type, 'auth.ok');
+  rememberToken(user.reply.token);
+  const a = admin.ws;
+
+  // Counsellors may not administer.
+  const nope = await request(user.ws, { type: 'staff.list', id: nextId() });
+  assert.equal(nope.code, 'forbidden');
+
+  const noReauth = await request(a, { type: 'staff.create', id: nextId(), username: 'gus', display_name: 'Gus', roles: 'counsellor' });
+  assert.equal(noReauth.code, 'reauth_required');
+  const re = await request(a, { type: 'auth.reauth', id: nextId(), totp: totp(edna.secret, step + 1) });
+  assert.equal(re.type, 'auth.reauth_ok', JSON.stringify(re));
+
+  const created = await request(a, { type: 'staff.create', id: nextId(), username: 'Gus', display_name: 'Gus <b>G</b>', roles: 'counsellor,supervisor', languages: 'en,cy', capacity: 3 });
+  assert.equal(created.type, 'staff.created', JSON.stringify(created));
+  assert.equal(created.staff.username, 'gus');
+  assert.equal(created.staff.display_name, 'Gus <b>G</b>', 'text is stored as text');
+  assert.deepEqual(created.staff.roles, ['counsellor', 'supervisor']);
+  assert.equal(created.staff.state, 'pending');
+  assert.match(created.enrolment_code, /^[A-Z2-7]{4}(-[A-Z2-7]{4}){4}$/);
+  secrets.push(created.enrolment_code);
+  const dup = await request(a, { type: 'staff.create', id: nextId(), username: 'gus', display_name: 'Gus', roles: 'counsellor' });
+  assert.equal(dup.code, 'conflict');
+  const badRole = await request(a, { type: 'staff.create', id: nextId(), username: 'hal', display_name: 'Hal', roles: 'root' });
+  assert.deepEqual([badRole.code, badRole.field], ['bad_field', 'roles']);
+
+  const list = await request(a, { type: 'staff.list', id: nextId() });
+  const names = list.staff.map((s) => s.username);
+  for (const n of ['alice', 'edna', 'fay', 'gus']) assert.ok(names.includes(n), n);
+  const fayRow = list.staff.find((s) => s.username === 'fay');
+
+  const self = await request(a, { type: 'staff.set_state', id: nextId(), staff_id: admin.reply.staff.id, state: 'disabled' });
+  assert.equal(self.code, 'forbidden');
+  const dis = await request(a, { type: 'staff.set_state', id: nextId(), staff_id: fayRow.id, state: 'disabled' });
+  assert.equal(dis.type, 'staff.updated');
+  assert.equal(dis.staff.state, 'disabled');
+  assert.deepEqual(await user.ws.closed, { code: 1008, reason: 'account disabled' });
+  const back = await login(srv, fay, step + 1);
+  assert.equal(back.reply.code, 'auth_failed', 'a disabled account cannot log in');
+  back.ws.close();
+  const missing = await request(a, { type: 'staff.set_state', id: nextId(), staff_id: 999999, state: 'active' });
+  assert.equal(missing.code, 'not_found');
+
+  const reset = await request(a, { type: 'staff.reset', id: nextId(), staff_id: fayRow.id, what: 'totp' });
+  assert.equal(reset.type, 'staff.updated');
+  assert.match(reset.enrolment_code, /^[A-Z2-7]{4}(-[A-Z2-7]{4}){4}$/);
+  secrets.push(reset.enrolment_code);
+  a.close();
+});
+
+test('helplinectl revoke-sessions and disable close live sockets within seconds', async () => {
+  await awaitStepMargin();
+  const ida = remember(await enrolled(srv, 'ida'));
+  const jon = remember(await enrolled(srv, 'jon'));
+  const step = stepNow();
+  const s1 = await login(srv, ida, step);
+  const s2 = await login(srv, jon, step);
+  rememberToken(s1.reply.token); rememberToken(s2.reply.token);
+  assert.match(ctl(srv, 'revoke-sessions', 'ida'), /1/);
+  assert.deepEqual(await s1.ws.closed, { code: 1008, reason: 'session revoked' });
+  ctl(srv, 'disable', 'jon');
+  assert.deepEqual(await s2.ws.closed, { code: 1008, reason: 'account disabled' });
+});
+
+test('a contact socket sending staff messages is refused and closed', async () => {
+  const ws = await greeted(srv.port);
+  const r = await request(ws, { type: 'auth.login', id: 'x', username: 'alice', password: 'p', totp: '123456' });
+  assert.deepEqual([r.type, r.code], ['error', 'forbidden']);
+  assert.deepEqual(await ws.closed, { code: 1008, reason: 'message type not allowed' });
+});
+
+test('bad input to auth messages gets specific errors and changes nothing', async () => {
+  const ws = await staffSocket(srv);
+  let r = await request(ws, { type: 'auth.login', id: nextId(), username: 'a'.repeat(65), password: 'x', totp: '1' });
+  assert.deepEqual([r.code, r.field], ['bad_field', 'username']);
+  r = await request(ws, { type: 'auth.login', id: nextId(), username: 'alice', password: 'x'.repeat(1025), totp: '1' });
+  assert.deepEqual([r.code, r.field], ['bad_field', 'password']);
+  r = await request(ws, { type: 'auth.resume', id: nextId(), token: 'short' });
+  assert.deepEqual([r.code, r.field], ['bad_field', 'token']);
+  r = await request(ws, { type: 'auth.resume', id: nextId(), token: 'A'.repeat(43) });
+  assert.equal(r.code, 'auth_failed');
+  r = await request(ws, { type: 'staff.list', id: nextId() });
+  assert.equal(r.code, 'auth_required');
+  r = await request(ws, { type: 'auth.enrol_finish', id: nextId(), code: 'AAAA-BBBB-CCCC-DDDD-EEEE', password: 'x'.repeat(20), totp: '123456' });
+  assert.equal(r.code, 'bad_state');
+  ws.close();
+});
+
+test('the audit chain verifies, and a direct SQL edit is reported at its row', async () => {
+  assert.match(ctl(srv, 'audit', 'verify'), /audit chain ok: \d+ entries/);
+  const db = join(srv.dir, 'helpline.db');
+  execFileSync('sqlite3', [db, "UPDATE audit SET detail = '{\"forged\":1}' WHERE seq = 3"]);
+  let code = 0, out = '';
+  try { ctl(srv, 'audit', 'verify'); } catch (e) { code = e.status; out = e.stdout.toString() + e.stderr.toString(); }
+  assert.equal(code, 1);
+  assert.match(out, /BROKEN at seq 3/);
+});
