@@ -211,6 +211,23 @@ test('helplinectl revoke-sessions and disable close live sockets within seconds'
   assert.deepEqual(await s2.ws.closed, { code: 1008, reason: 'account disabled' });
 });
 
+test('an expired session is closed and its token refused', async () => {
+  await awaitStepMargin();
+  const kim = remember(await enrolled(srv, 'kim'));
+  const s = await login(srv, kim);
+  assert.equal(s.reply.type, 'auth.ok');
+  rememberToken(s.reply.token);
+  // Age the session in the database (as if its absolute lifetime ran out);
+  // the daemon reloads on the external change and enforces it.
+  execFileSync('sqlite3', [join(srv.dir, 'helpline.db'),
+    "UPDATE staff_session SET expires_at = 1 WHERE staff_id = (SELECT id FROM staff WHERE username = 'kim')"]);
+  assert.deepEqual(await s.ws.closed, { code: 1008, reason: 'session expired' });
+  const again = await staffSocket(srv);
+  const r = await request(again, { type: 'auth.resume', id: nextId(), token: s.reply.token });
+  assert.equal(r.code, 'auth_failed');
+  again.close();
+});
+
 test('a contact socket sending staff messages is refused and closed', async () => {
   const ws = await greeted(srv.port);
   const r = await request(ws, { type: 'auth.login', id: 'x', username: 'alice', password: 'p', totp: '123456' });

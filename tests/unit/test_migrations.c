@@ -1,7 +1,11 @@
 /* test_migrations.c: schema migrations and connection settings of store.c:
  * fresh and repeated opens, custom lists, a newer database refused untouched,
  * a failing migration rolled back whole, bad lists, and the writer
- * connection's journal mode, synchronous level and foreign keys. */
+ * connection's journal mode, synchronous level and foreign keys.
+ *
+ * The store prepares statements on the embedded schema's tables at open, so
+ * every custom list that must open starts with the embedded migrations
+ * (with_embedded) and adds the test's own above them, from version OWN. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +41,51 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	hl_test_tmpdir_remove();
+	return 0;
+}
+
+/* The newest embedded schema version. */
+static int newest_version(void)
+{
+	return hl_migrations[hl_migrations_count - 1].version;
+}
+
+/* Versions of the tests' own migrations: OWN + n, above every embedded
+ * one (checked by with_embedded). */
+enum { OWN = 1000, MIG_MAX = 64 };
+
+/* Writes the embedded migrations followed by own[0..n-1] into out (MIG_MAX
+ * entries) and returns how many that is. */
+static size_t with_embedded(struct hl_migration *out,
+			    const struct hl_migration *own, size_t n)
+{
+	assert_true(hl_migrations_count + n <= MIG_MAX);
+	for (size_t i = 0; i < hl_migrations_count; i++)
+		out[i] = hl_migrations[i];
+	for (size_t i = 0; i < n; i++) {
+		assert_true(own[i].version > newest_version());
+		out[hl_migrations_count + i] = own[i];
+	}
+	return hl_migrations_count + n;
+}
+
+/* The store and loop a test left open when an assert failed (longjmp):
+ * test_teardown closes them, so the writer thread cannot outlive the test.
+ * Tests keep their store and loop in static storage for this. */
+static struct hl_store *live_st;
+static uv_loop_t *live_loop;
+
+static int test_teardown(void **state)
+{
+	(void)state;
+	if (live_st)
+		hl_store_close(live_st);
+	if (live_loop) {
+		uv_run(live_loop, UV_RUN_DEFAULT);
+		uv_loop_close(live_loop);
+	}
+	live_st = NULL;
+	live_loop = NULL;
 	return 0;
 }
 
@@ -93,6 +142,8 @@ static int open_store(struct hl_store *st, uv_loop_t *loop, const char *path,
 	o.migrations = m;
 	o.migrations_count = n;
 	assert_int_equal(uv_loop_init(loop), 0);
+	live_loop = loop;
+	live_st = st;
 	return hl_store_open(st, loop, path, m ? &o : NULL, err, errlen);
 }
 
@@ -101,8 +152,10 @@ static void close_store(struct hl_store *st, uv_loop_t *loop)
 {
 	hl_store_close(st);
 	hl_store_close(st); /* idempotent */
+	live_st = NULL;
 	assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(loop), 0);
+	live_loop = NULL;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -123,20 +176,27 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-static void test_fresh_db_gets_version_1_and_meta(void **state)
+static void test_fresh_db_gets_newest_version_and_tables(void **state)
 {
+	static const char *const tables[] = {
+		"meta", "staff", "staff_session", "audit", "org_key",
+	};
 	char path[4200], wal[4300], err[512];
-	struct hl_store st;
+	static struct hl_store st;
 	struct stat sb;
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	(void)state;
+	/* schema/0001_init.sql, 0002_staff.sql, ... in order. */
+	assert_true(hl_migrations_count >= 2);
+	assert_int_equal(hl_migrations[0].version, 1);
+	assert_string_equal(hl_migrations[0].name, "init");
+	assert_int_equal(hl_migrations[1].version, 2);
+	assert_string_equal(hl_migrations[1].name, "staff");
 	make_path(path, sizeof(path), "fresh");
 	assert_int_equal(open_store(&st, &loop, path, NULL, 0, err,
 				    sizeof(err)), 0);
-	assert_int_equal(st.schema_version, 1);
-	assert_int_equal(hl_migrations_count, 1);
-	assert_string_equal(hl_migrations[0].name, "init");
+	assert_int_equal(st.schema_version, newest_version());
 	/* Private files: the database and its WAL. */
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -148,15 +208,17 @@ static void test_fresh_db_gets_version_1_and_meta(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	close_store(&st, &loop);
 
-	assert_int_equal(path_int(path, "PRAGMA user_version"), 1);
-	assert_int_equal(table_exists(path, "meta"), 1);
+	assert_int_equal(path_int(path, "PRAGMA user_version"),
+			 newest_version());
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		assert_int_equal(table_exists(path, tables[i]), 1);
 }
 
 static void test_reopen_is_noop(void **state)
 {
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -171,54 +233,56 @@ static void test_reopen_is_noop(void **state)
 
 	assert_int_equal(open_store(&st, &loop, path, NULL, 0, err,
 				    sizeof(err)), 0);
-	assert_int_equal(st.schema_version, 1);
+	assert_int_equal(st.schema_version, newest_version());
 	close_store(&st, &loop);
-	assert_int_equal(path_int(path, "PRAGMA user_version"), 1);
+	assert_int_equal(path_int(path, "PRAGMA user_version"),
+			 newest_version());
 	assert_int_equal(path_int(path, "SELECT count(*) FROM meta"), 1);
 }
 
 static void test_custom_migrations_apply_in_order_only_pending(void **state)
 {
-	/* Each step depends on the one before; re-running 1 or 2 would fail
-	 * (CREATE TABLE without IF NOT EXISTS) or duplicate a row. */
-	static const struct hl_migration three[] = {
-		{1, "init", "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL,"
-			    " value TEXT NOT NULL) STRICT;"},
-		{2, "t", "CREATE TABLE t(a INTEGER NOT NULL);"},
-		{5, "t_row", "INSERT INTO t VALUES(1);"},
-		{10, "t_b", "ALTER TABLE t ADD COLUMN b INTEGER;"
-			    "UPDATE t SET b = a + 1;"},
+	/* Each step depends on the one before; re-running any (the embedded
+	 * ones included) would fail (CREATE TABLE without IF NOT EXISTS) or
+	 * duplicate a row. */
+	static const struct hl_migration own[] = {
+		{OWN + 2, "t", "CREATE TABLE t(a INTEGER NOT NULL);"},
+		{OWN + 5, "t_row", "INSERT INTO t VALUES(1);"},
+		{OWN + 10, "t_b", "ALTER TABLE t ADD COLUMN b INTEGER;"
+				  "UPDATE t SET b = a + 1;"},
 	};
+	struct hl_migration three[MIG_MAX];
+	size_t n = with_embedded(three, own, 3);
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "custom");
-	assert_int_equal(open_store(&st, &loop, path, three, 3, err,
+	assert_int_equal(open_store(&st, &loop, path, three, n - 1, err,
 				    sizeof(err)), 0);
-	assert_int_equal(st.schema_version, 5);
+	assert_int_equal(st.schema_version, OWN + 5);
 	close_store(&st, &loop);
-	assert_int_equal(path_int(path, "PRAGMA user_version"), 5);
+	assert_int_equal(path_int(path, "PRAGMA user_version"), OWN + 5);
 	assert_int_equal(path_int(path, "SELECT count(*) FROM t"), 1);
 
-	assert_int_equal(open_store(&st, &loop, path, three, 4, err,
+	assert_int_equal(open_store(&st, &loop, path, three, n, err,
 				    sizeof(err)), 0);
-	assert_int_equal(st.schema_version, 10);
+	assert_int_equal(st.schema_version, OWN + 10);
 	close_store(&st, &loop);
-	assert_int_equal(path_int(path, "PRAGMA user_version"), 10);
+	assert_int_equal(path_int(path, "PRAGMA user_version"), OWN + 10);
 	assert_int_equal(path_int(path, "SELECT count(*) FROM t"), 1);
 	assert_int_equal(path_int(path, "SELECT b FROM t"), 2);
 }
 
 static void test_newer_db_refused_untouched(void **state)
 {
-	char path[4200], wal[4300], err[512];
+	char path[4200], wal[4300], err[512], supports[64];
 	char *before, *after;
 	size_t n_before, n_after;
-	struct hl_store st;
+	static struct hl_store st;
 	struct stat sb;
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -234,7 +298,9 @@ static void test_newer_db_refused_untouched(void **state)
 				    sizeof(err)), HL_ESCHEMA);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "schema version 99"));
-	assert_non_null(strstr(err, "supports (1)"));
+	snprintf(supports, sizeof(supports), "supports (%d)",
+		 newest_version());
+	assert_non_null(strstr(err, supports));
 	assert_non_null(strstr(err, "upgrade helplined"));
 	/* Nothing to close, and the loop has no handle of ours. */
 	assert_int_equal(hl_store_ping(&st), HL_ECLOSED);
@@ -261,37 +327,39 @@ static void test_newer_db_refused_untouched(void **state)
 
 static void test_failing_migration_rolls_back_all(void **state)
 {
-	static const struct hl_migration bad[] = {
-		{1, "init", "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL,"
-			    " value TEXT NOT NULL) STRICT;"},
-		{2, "a", "CREATE TABLE a(x);"},
-		{3, "b", "CREATE TABLE b(x); INSERT INTO a VALUES(1);"},
-		{4, "broken", "CREATE TABLE c(x); CREATE TABLEX oops;"},
+	static const struct hl_migration own[] = {
+		{OWN + 2, "a", "CREATE TABLE a(x);"},
+		{OWN + 3, "b", "CREATE TABLE b(x); INSERT INTO a VALUES(1);"},
+		{OWN + 4, "broken", "CREATE TABLE c(x); CREATE TABLEX oops;"},
 	};
+	struct hl_migration bad[MIG_MAX];
+	size_t n = with_embedded(bad, own, 3);
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 
 	(void)state;
-	/* On a fresh database: nothing at all is applied. */
+	/* On a fresh database: nothing at all is applied, not even the
+	 * embedded migrations before the broken one. */
 	make_path(path, sizeof(path), "broken");
-	assert_int_equal(open_store(&st, &loop, path, bad, 4, err,
+	assert_int_equal(open_store(&st, &loop, path, bad, n, err,
 				    sizeof(err)), HL_ESTORE);
-	assert_non_null(strstr(err, "0004_broken"));
+	assert_non_null(strstr(err, "1004_broken"));
 	close_store(&st, &loop);
 	assert_int_equal(path_int(path, "PRAGMA user_version"), 0);
 	assert_int_equal(table_exists(path, "meta"), 0);
+	assert_int_equal(table_exists(path, "staff"), 0);
 	assert_int_equal(table_exists(path, "a"), 0);
 	assert_int_equal(table_exists(path, "c"), 0);
 
-	/* On a database at version 2: it stays at 2, without b. */
-	assert_int_equal(open_store(&st, &loop, path, bad, 2, err,
+	/* On a database at version OWN + 2: it stays there, without b. */
+	assert_int_equal(open_store(&st, &loop, path, bad, n - 2, err,
 				    sizeof(err)), 0);
 	close_store(&st, &loop);
-	assert_int_equal(open_store(&st, &loop, path, bad, 4, err,
+	assert_int_equal(open_store(&st, &loop, path, bad, n, err,
 				    sizeof(err)), HL_ESTORE);
 	close_store(&st, &loop);
-	assert_int_equal(path_int(path, "PRAGMA user_version"), 2);
+	assert_int_equal(path_int(path, "PRAGMA user_version"), OWN + 2);
 	assert_int_equal(table_exists(path, "a"), 1);
 	assert_int_equal(table_exists(path, "b"), 0);
 	assert_int_equal(path_int(path, "SELECT count(*) FROM a"), 0);
@@ -316,8 +384,6 @@ static void test_migration_must_not_commit(void **state)
 	sqlite3_close(db);
 }
 
-#define META_SQL "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, " \
-		 "value TEXT NOT NULL) STRICT;"
 #define FAMILY_SQL "CREATE TABLE parent(id INTEGER PRIMARY KEY, n TEXT);" \
 		   "CREATE TABLE child(pid INTEGER NOT NULL " \
 		   "REFERENCES parent(id));" \
@@ -328,31 +394,32 @@ static void test_migration_may_rebuild_referenced_table(void **state)
 {
 	/* SQLite's 12-step table rebuild: impossible with foreign keys
 	 * enforced (DROP TABLE parent would delete a referenced row). */
-	static const struct hl_migration rebuild[] = {
-		{1, "init", META_SQL},
-		{2, "family", FAMILY_SQL},
-		{3, "rebuild",
+	static const struct hl_migration own[] = {
+		{OWN + 2, "family", FAMILY_SQL},
+		{OWN + 3, "rebuild",
 		 "CREATE TABLE parent_new(id INTEGER PRIMARY KEY, "
 		 "n TEXT NOT NULL DEFAULT '');"
 		 "INSERT INTO parent_new SELECT id, coalesce(n, '') FROM parent;"
 		 "DROP TABLE parent;"
 		 "ALTER TABLE parent_new RENAME TO parent;"},
 	};
+	struct hl_migration rebuild[MIG_MAX];
+	size_t n = with_embedded(rebuild, own, 2);
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
 	make_path(path, sizeof(path), "rebuild");
-	assert_int_equal(open_store(&st, &loop, path, rebuild, 2, err,
+	assert_int_equal(open_store(&st, &loop, path, rebuild, n - 1, err,
 				    sizeof(err)), 0);
 	close_store(&st, &loop);
-	assert_int_equal(open_store(&st, &loop, path, rebuild, 3, err,
+	assert_int_equal(open_store(&st, &loop, path, rebuild, n, err,
 				    sizeof(err)), 0);
 	close_store(&st, &loop);
 	db = plain_open(path);
-	assert_int_equal(plain_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(plain_int(db, "PRAGMA user_version"), OWN + 3);
 	assert_int_equal(plain_int(db, "SELECT count(*) FROM "
 				   "pragma_foreign_key_check"), 0);
 	assert_int_equal(plain_int(db, "SELECT count(*) FROM child JOIN "
@@ -362,18 +429,19 @@ static void test_migration_may_rebuild_referenced_table(void **state)
 
 static void test_migration_breaking_foreign_key_rolls_back(void **state)
 {
-	static const struct hl_migration orphan[] = {
-		{1, "init", META_SQL},
-		{2, "family", FAMILY_SQL},
-		{3, "orphan", "INSERT INTO child VALUES(42);"},
+	static const struct hl_migration own[] = {
+		{OWN + 2, "family", FAMILY_SQL},
+		{OWN + 3, "orphan", "INSERT INTO child VALUES(42);"},
 	};
+	struct hl_migration orphan[MIG_MAX];
+	size_t n = with_embedded(orphan, own, 2);
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "orphan");
-	assert_int_equal(open_store(&st, &loop, path, orphan, 3, err,
+	assert_int_equal(open_store(&st, &loop, path, orphan, n, err,
 				    sizeof(err)), HL_ESTORE);
 	assert_non_null(strstr(err, "child"));
 	assert_non_null(strstr(err, "foreign key"));
@@ -385,19 +453,20 @@ static void test_migration_breaking_foreign_key_rolls_back(void **state)
 static void test_double_quoted_strings_rejected(void **state)
 {
 	/* Outside the store, SQLite would take "x" as the string 'x'. */
-	static const struct hl_migration dqs[] = {
-		{1, "init", META_SQL},
-		{2, "dqs", "INSERT INTO meta VALUES(\"k\", \"v\");"},
+	static const struct hl_migration own[] = {
+		{OWN + 2, "dqs", "INSERT INTO meta VALUES(\"k\", \"v\");"},
 	};
+	struct hl_migration dqs[MIG_MAX];
+	size_t n = with_embedded(dqs, own, 1);
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "dqs");
-	assert_int_equal(open_store(&st, &loop, path, dqs, 2, err,
+	assert_int_equal(open_store(&st, &loop, path, dqs, n, err,
 				    sizeof(err)), HL_ESTORE);
-	assert_non_null(strstr(err, "0002_dqs"));
+	assert_non_null(strstr(err, "1002_dqs"));
 	close_store(&st, &loop);
 }
 
@@ -415,9 +484,9 @@ static void test_non_increasing_versions_einval(void **state)
 		{0, "a", "CREATE TABLE a(x);"},
 	};
 	char path[4200], err[512];
-	struct hl_store st;
+	static struct hl_store st;
 	struct stat sb;
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -449,8 +518,8 @@ static void test_non_increasing_versions_einval(void **state)
 static void test_not_a_database(void **state)
 {
 	char path[4200], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 	FILE *f;
 
 	(void)state;
@@ -518,8 +587,8 @@ static void test_writer_connection_settings(void **state)
 {
 	char path[4200], err[512];
 	struct settings_job sj;
-	struct hl_store st;
-	uv_loop_t loop;
+	static struct hl_store st;
+	static uv_loop_t loop;
 	sqlite3 *db;
 	sqlite3_stmt *s;
 
@@ -550,21 +619,23 @@ static void test_writer_connection_settings(void **state)
 	assert_int_equal(sj.done_calls, 1);
 }
 
+#define T(f) cmocka_unit_test_teardown(f, test_teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fresh_db_gets_version_1_and_meta),
-		cmocka_unit_test(test_reopen_is_noop),
-		cmocka_unit_test(test_custom_migrations_apply_in_order_only_pending),
-		cmocka_unit_test(test_newer_db_refused_untouched),
-		cmocka_unit_test(test_failing_migration_rolls_back_all),
-		cmocka_unit_test(test_migration_must_not_commit),
-		cmocka_unit_test(test_migration_may_rebuild_referenced_table),
-		cmocka_unit_test(test_migration_breaking_foreign_key_rolls_back),
-		cmocka_unit_test(test_double_quoted_strings_rejected),
-		cmocka_unit_test(test_non_increasing_versions_einval),
-		cmocka_unit_test(test_not_a_database),
-		cmocka_unit_test(test_writer_connection_settings),
+		T(test_fresh_db_gets_newest_version_and_tables),
+		T(test_reopen_is_noop),
+		T(test_custom_migrations_apply_in_order_only_pending),
+		T(test_newer_db_refused_untouched),
+		T(test_failing_migration_rolls_back_all),
+		T(test_migration_must_not_commit),
+		T(test_migration_may_rebuild_referenced_table),
+		T(test_migration_breaking_foreign_key_rolls_back),
+		T(test_double_quoted_strings_rejected),
+		T(test_non_increasing_versions_einval),
+		T(test_not_a_database),
+		T(test_writer_connection_settings),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

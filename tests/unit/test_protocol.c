@@ -550,6 +550,27 @@ static void test_names(void **state)
 		[HL_ERR_BUSY] = "busy",
 		[HL_ERR_SHUTTING_DOWN] = "shutting_down",
 		[HL_ERR_INTERNAL] = "internal",
+		[HL_ERR_AUTH_FAILED] = "auth_failed",
+		[HL_ERR_AUTH_REQUIRED] = "auth_required",
+		[HL_ERR_REAUTH_REQUIRED] = "reauth_required",
+		[HL_ERR_NOT_FOUND] = "not_found",
+		[HL_ERR_CONFLICT] = "conflict",
+	};
+	static const char *const types[HL_MSG__COUNT] = {
+		[HL_MSG_HELLO] = "hello",
+		[HL_MSG_PING] = "ping",
+		[HL_MSG_AUTH_LOGIN] = "auth.login",
+		[HL_MSG_AUTH_RESUME] = "auth.resume",
+		[HL_MSG_AUTH_LOGOUT] = "auth.logout",
+		[HL_MSG_AUTH_REAUTH] = "auth.reauth",
+		[HL_MSG_AUTH_ENROL_BEGIN] = "auth.enrol_begin",
+		[HL_MSG_AUTH_ENROL_FINISH] = "auth.enrol_finish",
+		[HL_MSG_PRESENCE_SET] = "presence.set",
+		[HL_MSG_STAFF_CREATE] = "staff.create",
+		[HL_MSG_STAFF_LIST] = "staff.list",
+		[HL_MSG_STAFF_SET_STATE] = "staff.set_state",
+		[HL_MSG_STAFF_RESET] = "staff.reset",
+		[HL_MSG_STAFF_REVOKE] = "staff.revoke_sessions",
 	};
 	int i;
 
@@ -562,9 +583,14 @@ static void test_names(void **state)
 	assert_string_equal(hl_err_code_name(HL_ERR__COUNT), "internal");
 	assert_string_equal(hl_err_code_name((enum hl_err_code)-1),
 			    "internal");
-	assert_string_equal(hl_msg_type_name(HL_MSG_HELLO), "hello");
-	assert_string_equal(hl_msg_type_name(HL_MSG_PING), "ping");
+	for (i = 0; i < HL_MSG__COUNT; i++) {
+		assert_non_null(types[i]);
+		assert_string_equal(hl_msg_type_name((enum hl_msg_type)i),
+				    types[i]);
+	}
 	assert_string_equal(hl_msg_type_name(HL_MSG__COUNT), "unknown");
+	assert_string_equal(hl_msg_type_name((enum hl_msg_type)-1),
+			    "unknown");
 }
 
 /* ---- encoding ------------------------------------------------------- */

@@ -289,6 +289,12 @@ static void unblock_writer(void)
 	pthread_mutex_unlock(&gate_mu);
 }
 
+/* The store and loop a test left open when an assert failed (longjmp):
+ * test_teardown closes them, so the writer thread cannot outlive the test.
+ * Tests keep their store, loop and jobs in static storage for this. */
+static struct hl_store *live_st;
+static uv_loop_t *live_loop;
+
 static void open_store(struct hl_store *st, uv_loop_t *loop, const char *path,
 		       const struct hl_store_opts *opts)
 {
@@ -296,6 +302,8 @@ static void open_store(struct hl_store *st, uv_loop_t *loop, const char *path,
 	int rc;
 
 	assert_int_equal(uv_loop_init(loop), 0);
+	live_loop = loop;
+	live_st = st;
 	rc = hl_store_open(st, loop, path, opts, err, sizeof(err));
 	if (rc != 0)
 		fail_msg("hl_store_open: %s (%s)", hl_strerror(rc), err);
@@ -306,9 +314,11 @@ static void open_store(struct hl_store *st, uv_loop_t *loop, const char *path,
 static void close_store(struct hl_store *st, uv_loop_t *loop)
 {
 	hl_store_close(st);
+	live_st = NULL;
 	assert_int_equal(hl_store_ping(st), HL_ECLOSED);
 	assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(loop), 0);
+	live_loop = NULL;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -318,10 +328,10 @@ enum { N_MANY = 10000 };
 static void test_group_commit_many_in_order(void **state)
 {
 	struct hl_store_stats stats;
-	struct hl_store st;
+	static struct hl_store st;
 	struct tjob *jobs;
 	char path[4200], key[32];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -369,10 +379,10 @@ static void test_batch_max_is_respected(void **state)
 {
 	struct hl_store_opts o = {.batch_max = 7};
 	struct hl_store_stats stats;
-	struct tjob blocker, jobs[50];
-	struct hl_store st;
+	static struct tjob blocker, jobs[50];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "batchmax");
@@ -400,7 +410,7 @@ static void run_batch_from(struct hl_store *st, uv_loop_t *loop,
 			   int base)
 {
 	struct hl_store_stats before, after;
-	struct tjob blocker;
+	static struct tjob blocker;
 
 	reset_log(n + 1);
 	hl_store_stats(st, &before);
@@ -430,7 +440,7 @@ static void run_one_batch(struct hl_store *st, uv_loop_t *loop,
 /* Looks k<id> up through the store (so while it is still open). */
 static int store_has(struct hl_store *st, uv_loop_t *loop, int id)
 {
-	struct tjob t;
+	static struct tjob t;
 	int target = done_count + 1;
 
 	tjob_init(&t, id, M_HAS);
@@ -444,10 +454,10 @@ static void test_failing_job_rolls_back_only_itself(void **state)
 {
 	static const enum mode modes[] = {M_PUT, M_PUT_FAIL, M_PUT};
 	struct hl_store_stats stats;
-	struct tjob jobs[3];
-	struct hl_store st;
+	static struct tjob jobs[3];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -474,10 +484,10 @@ static void test_failing_job_rolls_back_only_itself(void **state)
 static void test_constraint_violation(void **state)
 {
 	static const enum mode modes[] = {M_PUT, M_NOT_NULL, M_PUT};
-	struct tjob jobs[3];
-	struct hl_store st;
+	static struct tjob jobs[3];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -498,26 +508,30 @@ static void test_constraint_violation(void **state)
 
 static void test_deferred_fk_charged_to_its_job(void **state)
 {
-	struct hl_migration migs[2];
+	struct hl_migration migs[64];
 	struct hl_store_opts o;
 	static const enum mode modes[] = {M_PUT, M_FK_DEFERRED, M_PUT};
 	struct hl_store_stats stats;
-	struct tjob jobs[3];
-	struct hl_store st;
+	static struct tjob jobs[3];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
-	migs[0] = hl_migrations[0];
-	migs[1] = (struct hl_migration){
-		2, "fk",
+	/* The embedded schema (the store's statements need its tables), then
+	 * a deferred foreign key of our own. */
+	assert_true(hl_migrations_count < sizeof(migs) / sizeof(migs[0]));
+	for (size_t i = 0; i < hl_migrations_count; i++)
+		migs[i] = hl_migrations[i];
+	migs[hl_migrations_count] = (struct hl_migration){
+		hl_migrations[hl_migrations_count - 1].version + 1, "fk",
 		"CREATE TABLE parent(id INTEGER PRIMARY KEY);"
 		"CREATE TABLE child(parent INTEGER REFERENCES parent(id) "
 		"DEFERRABLE INITIALLY DEFERRED);"};
 	memset(&o, 0, sizeof(o));
 	o.migrations = migs;
-	o.migrations_count = 2;
+	o.migrations_count = hl_migrations_count + 1;
 	make_path(path, sizeof(path), "fk");
 	open_store(&st, &loop, path, &o);
 	run_one_batch(&st, &loop, jobs, modes, 3);
@@ -548,10 +562,10 @@ static void test_statements_reset_between_jobs(void **state)
 					  M_PUT_KEY_ONLY, M_PUT, M_BIND_ONLY};
 	static const enum mode last[] = {M_PUT_KEY_ONLY};
 	struct hl_store_stats stats;
-	struct tjob jobs[6];
-	struct hl_store st;
+	static struct tjob jobs[6];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -586,10 +600,10 @@ static void test_queue_full(void **state)
 {
 	struct hl_store_opts o = {.queue_max = 4};
 	struct hl_store_stats stats;
-	struct tjob blocker, jobs[6];
-	struct hl_store st;
+	static struct tjob blocker, jobs[6];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "full");
@@ -620,10 +634,10 @@ static void test_queue_full(void **state)
 static void test_closed_and_never_opened(void **state)
 {
 	struct hl_store_stats stats;
-	struct hl_store st;
-	struct tjob t;
+	static struct hl_store st;
+	static struct tjob t;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	(void)state;
 	/* A zeroed, never-opened store. */
@@ -654,10 +668,10 @@ static void test_close_commits_pending(void **state)
 {
 	enum { N = 1000 };
 	struct hl_store_stats stats;
-	struct hl_store st;
+	static struct hl_store st;
 	struct tjob *jobs;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -711,10 +725,10 @@ static void chain_done(struct hl_store_job *job, int status)
 
 static void test_done_may_submit_and_close(void **state)
 {
-	struct hl_store st;
-	struct tjob extra[3];
+	static struct hl_store st;
+	static struct tjob extra[3];
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	(void)state;
 	make_path(path, sizeof(path), "chain");
@@ -762,10 +776,10 @@ static void test_commit_hook_failure_fails_whole_batch(void **state)
 	static const enum mode modes[] = {M_PUT, M_HOOK_FAIL, M_PUT};
 	static const enum mode after[] = {M_PUT};
 	struct hl_store_stats stats;
-	struct tjob jobs[3];
-	struct hl_store st;
+	static struct tjob jobs[3];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	(void)state;
@@ -800,10 +814,10 @@ static void test_locked_by_other_connection_then_recovers(void **state)
 {
 	struct hl_store_opts o = {.busy_timeout_ms = 20};
 	struct hl_store_stats stats;
-	struct tjob jobs[5];
-	struct hl_store st;
+	static struct tjob jobs[5];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *other;
 
 	(void)state;
@@ -1062,10 +1076,10 @@ static void commit_fault_case(int kind, const char *name)
 	static const enum mode modes[] = {M_PUT, M_ARM_FAULT, M_PUT};
 	static const enum mode after[] = {M_PUT, M_PUT};
 	struct hl_store_stats stats;
-	struct tjob jobs[3];
-	struct hl_store st;
+	static struct tjob jobs[3];
+	static struct hl_store st;
 	char path[4200];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 	sqlite3 *db;
 
 	faulty_vfs_install();
@@ -1141,7 +1155,7 @@ static void crash_done(struct hl_store_job *job, int status)
 static void crash_child(const char *path, int fd)
 {
 	char err[512];
-	uv_loop_t loop;
+	static uv_loop_t loop;
 
 	crash_fd = fd;
 	if (uv_loop_init(&loop) != 0 ||
@@ -1162,9 +1176,9 @@ static void test_acknowledged_survive_sigkill(void **state)
 	struct pollfd pfd;
 	unsigned char *acked;
 	uint32_t ids[256];
-	char path[4200], key[32], err[512];
-	struct hl_store st;
-	uv_loop_t loop;
+	char path[4200], key[32];
+	static struct hl_store st;
+	static uv_loop_t loop;
 	size_t have = 0;
 	int fds[2], status, nacks = 0;
 	bool killed = false;
@@ -1234,9 +1248,7 @@ static void test_acknowledged_survive_sigkill(void **state)
 	sqlite3_close(db);
 
 	/* And the store itself opens it again. */
-	assert_int_equal(uv_loop_init(&loop), 0);
-	assert_int_equal(hl_store_open(&st, &loop, path, NULL, err,
-				       sizeof(err)), 0);
+	open_store(&st, &loop, path, NULL);
 	close_store(&st, &loop);
 	free(acked);
 }
@@ -1258,6 +1270,16 @@ static void test_sqlite_status_mapping(void **state)
 static int test_teardown(void **state)
 {
 	(void)state;
+	/* After a failed assert: let a blocked writer go, then close. */
+	unblock_writer();
+	if (live_st)
+		hl_store_close(live_st);
+	if (live_loop) {
+		uv_run(live_loop, UV_RUN_DEFAULT);
+		uv_loop_close(live_loop);
+	}
+	live_st = NULL;
+	live_loop = NULL;
 	free(done_order);
 	done_order = NULL;
 	done_count = done_cap = 0;
