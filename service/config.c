@@ -943,7 +943,7 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->auth_max_failures = 5;
 	cfg->auth_lockout = 900;
 	cfg->auth_reauth_window = 300;
-	cfg->auth_pwhash_inflight = 2;
+	cfg->auth_pwhash_inflight = 1;
 	cfg->auth_pwhash_queue = 256;
 	cfg->log_level = HL_LOG_INFO;
 }

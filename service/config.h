@@ -58,7 +58,8 @@ struct hl_config {
 	 * sensitive operations; 30..3600; default 300. */
 	int auth_reauth_window;
 	/* [auth] pwhash_inflight: Argon2id verifications running at once on the
-	 * threadpool; 1..64; default 2. */
+	 * threadpool; 1..64; default 1, leaving the other core of a 2-core host
+	 * to the event loop so a login flood cannot slow chat. */
 	int auth_pwhash_inflight;
 	/* [auth] pwhash_queue: further verifications waiting; beyond it logins
 	 * get "busy"; 0..100000; default 256. */

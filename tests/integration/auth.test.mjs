@@ -261,3 +261,35 @@ test('the audit chain verifies, and a direct SQL edit is reported at its row', a
   assert.equal(code, 1);
   assert.match(out, /BROKEN at seq 3/);
 });
+
+test('a login flood is bounded: extra logins get busy, and chat is answered meanwhile', async () => {
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-flood-'));
+  const ini = join(dir, 'flood.ini');
+  writeFileSync(ini, '[auth]\npwhash_inflight = 1\npwhash_queue = 2\n');
+  const s2 = await startServer({ args: ['--config', ini] });
+  try {
+    const sockets = await Promise.all(Array.from({ length: 8 }, () => staffSocket(s2)));
+    const contact = await greeted(s2.port);
+    const replies = [];
+    const pending = sockets.map((ws, i) => request(ws, { type: 'auth.login', id: `f${i}`, username: `nobody${i}`, password: 'flood flood flood', totp: '123456' })
+      .then((r) => { replies.push(r); return r; }));
+    const pong = await request(contact, { type: 'ping', id: 'during' });
+    assert.equal(pong.type, 'pong');
+    assert.ok(replies.filter((r) => r.code === 'auth_failed').length < 8,
+      'the contact ping was answered before the Argon2id queue drained');
+    const all = await Promise.all(pending);
+    const busy = all.filter((r) => r.code === 'busy').length;
+    const failed = all.filter((r) => r.code === 'auth_failed').length;
+    // 1 running + 2 waiting are verified; the other 5 are turned away at once.
+    assert.equal(failed, 3);
+    assert.equal(busy, 5);
+    for (const ws of sockets) ws.close();
+    contact.close();
+  } finally {
+    const r = await s2.stop();
+    s2.cleanup();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
