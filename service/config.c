@@ -99,6 +99,10 @@ static const struct key_def keys[] = {
 	 set_int},
 	{"auth", "pwhash_queue", KIND_INT, 0, 100000, FIELD(auth_pwhash_queue),
 	 set_int},
+	{"queue", "max", KIND_INT, 1, 1000000, FIELD(queue_max), set_int},
+	{"queue", "ageing", KIND_INT, 10, 86400, FIELD(queue_ageing), set_int},
+	{"queue", "resume_ttl", KIND_INT, 60, 604800, FIELD(queue_resume_ttl),
+	 set_int},
 	{"ws", "max_message", KIND_SIZE, 256, 1048576, FIELD(ws_max_message),
 	 set_size},
 	{"ws", "outq_max", KIND_SIZE, 4096, 67108864, FIELD(ws_outq_max),
@@ -938,6 +942,9 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->ws_max_message = 65536;
 	cfg->ws_outq_max = 1048576;
 	cfg->ws_ping_interval = 30;
+	cfg->queue_max = 10000;
+	cfg->queue_ageing = 600;
+	cfg->queue_resume_ttl = 86400;
 	cfg->auth_session_idle = 1800;
 	cfg->auth_session_max = 43200;
 	cfg->auth_max_failures = 5;

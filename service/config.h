@@ -65,6 +65,17 @@ struct hl_config {
 	 * get "busy"; 0..100000; default 256. */
 	int auth_pwhash_queue;
 
+	/* [queue] max: most young people waiting; beyond it contact.start gets
+	 * "busy" with a kind message; 1..1000000; default 10000. */
+	int queue_max;
+	/* [queue] ageing: seconds of waiting worth one risk class (a standard
+	 * contact waiting this much longer than an elevated one goes first);
+	 * 10..86400; default 600. */
+	int queue_ageing;
+	/* [queue] resume_ttl: seconds a young person's resume secret stays
+	 * valid after their last activity; 60..604800; default 86400. */
+	int queue_resume_ttl;
+
 	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
 	 * default 65536. Bigger messages close the connection with 1009. */
 	size_t ws_max_message;

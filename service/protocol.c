@@ -154,6 +154,18 @@ static const struct field_spec revoke_fields[] = {
 	{"staff_id", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.staff_id)},
 };
 
+static const struct field_spec contact_start_fields[] = {
+	{"topics", FK_STRING, false, 0, 256, CS_PRINTABLE, MSG_FIELD(start.topics)},
+	{"flags", FK_STRING, false, 0, 128, CS_PRINTABLE, MSG_FIELD(start.flags)},
+	{"age_band", FK_STRING, false, 1, 8, CS_TOKEN, MSG_FIELD(start.age_band)},
+	{"language", FK_STRING, false, 1, 16, CS_TOKEN, MSG_FIELD(start.language)},
+};
+
+static const struct field_spec contact_resume_fields[] = {
+	{"resume", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(cresume.resume)},
+	{"last_seq", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(cresume.last_seq)},
+};
+
 /* staff.create's capacity is optional: -1 tells the handler it was absent. */
 static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
 {
@@ -181,6 +193,10 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_STAFF_SET_STATE] = SPEC("staff.set_state", set_state_fields, NULL),
 	[HL_MSG_STAFF_RESET] = SPEC("staff.reset", reset_fields, NULL),
 	[HL_MSG_STAFF_REVOKE] = SPEC("staff.revoke_sessions", revoke_fields, NULL),
+	[HL_MSG_CONTACT_START] = SPEC("contact.start", contact_start_fields, NULL),
+	[HL_MSG_CONTACT_RESUME] = SPEC("contact.resume", contact_resume_fields, NULL),
+	[HL_MSG_CONTACT_LEAVE] = SPEC_EMPTY("contact.leave"),
+	[HL_MSG_QUEUE_STATS] = SPEC_EMPTY("queue.stats"),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -67,6 +67,10 @@ enum hl_msg_type {
 	HL_MSG_STAFF_SET_STATE,   /* "staff.set_state" */
 	HL_MSG_STAFF_RESET,       /* "staff.reset" */
 	HL_MSG_STAFF_REVOKE,      /* "staff.revoke_sessions" */
+	HL_MSG_CONTACT_START,     /* "contact.start" */
+	HL_MSG_CONTACT_RESUME,    /* "contact.resume" */
+	HL_MSG_CONTACT_LEAVE,     /* "contact.leave" */
+	HL_MSG_QUEUE_STATS,       /* "queue.stats" */
 	HL_MSG__COUNT
 };
 
@@ -116,6 +120,19 @@ struct hl_msg_staff_target {
 	const char *what;      /* staff.reset: "password" or "totp" */
 };
 
+/* contact.start: the optional intake. Lists are comma-separated ids of
+ * client-web/taxonomy.json; contact.c checks them. */
+struct hl_msg_contact_start {
+	const char *topics;    /* tag ids, 0..256 printable ASCII; NULL if absent */
+	const char *flags;     /* risk flag ids, 0..128; NULL if absent */
+	const char *age_band;  /* "u13", "13_15", "16_17", "18p"; NULL if absent */
+	const char *language;  /* e.g. "en", "pt-BR"; NULL if absent */
+};
+struct hl_msg_contact_resume {
+	const char *resume;    /* 43 chars: base64url of the 32-byte secret */
+	int64_t last_seq;      /* highest conversation seq the client has */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
@@ -129,6 +146,8 @@ struct hl_msg {
 		struct hl_msg_presence presence;
 		struct hl_msg_staff_create create;
 		struct hl_msg_staff_target target;
+		struct hl_msg_contact_start start;
+		struct hl_msg_contact_resume cresume;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

@@ -36,7 +36,7 @@ struct hl_queue_entry {
 	enum hl_risk risk;
 	int64_t enqueued_ms;      /* when the person joined */
 	int64_t key;              /* sort key, fixed at push */
-	char language[16];        /* preferred language tag, "" = any */
+	char language[17];        /* preferred language tag (<= 16 bytes), "" = any */
 	uint32_t index;           /* position in the array, 0-based (internal) */
 	uint32_t told_position;   /* last position sent (1-based), 0 = never */
 	int64_t told_estimate_s;  /* last estimate sent, -1 = never / unknown */

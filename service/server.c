@@ -110,6 +110,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (shim->s) {
 			hl_info("conn.closed", "conn=%s", shim->s->id_str);
 			hl_auth_on_closed(&lws_to_srv(wsi)->auth, shim->s);
+			hl_contacts_on_closed(&lws_to_srv(wsi)->contacts, shim->s);
 			hl_session_on_closed(shim->s);
 			shim->s = NULL;
 		}
@@ -191,6 +192,7 @@ static void close_handles(struct hl_server *srv)
 static void finish_stop(struct hl_server *srv)
 {
 	hl_auth_stop(&srv->auth);
+	hl_contacts_stop(&srv->contacts);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -334,6 +336,17 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
 
+	{
+		char tpath[HL_CONFIG_PATH_MAX + 32];
+
+		snprintf(tpath, sizeof(tpath), "%s/taxonomy.json",
+			 srv->cfg.web_root);
+		rc = hl_taxonomy_load(&srv->taxonomy, tpath, err, sizeof(err));
+		if (rc != 0) {
+			fprintf(stderr, "helplined: %s\n", err);
+			return rc;
+		}
+	}
 	rc = hl_auth_init(&srv->auth, srv);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot load staff accounts: %s\n",
@@ -341,6 +354,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->auth_ready = true;
+	rc = hl_contacts_init(&srv->contacts, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load open conversations: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -451,6 +470,7 @@ void hl_server_free(struct hl_server *srv)
 		srv->lws = NULL;
 	}
 	hl_auth_stop(&srv->auth);
+	hl_contacts_stop(&srv->contacts);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
@@ -460,6 +480,8 @@ void hl_server_free(struct hl_server *srv)
 	if (uv_loop_close(&srv->loop) != 0 && srv->exit_status == 0)
 		hl_warn("server.loop_not_closed", "status=busy");
 	hl_auth_free(&srv->auth);
+	hl_contacts_free(&srv->contacts);
+	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);
 }

@@ -10,6 +10,8 @@
 
 #include "auth.h"
 #include "config.h"
+#include "contact.h"
+#include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
 #include "store.h"
@@ -36,6 +38,8 @@ struct hl_server {
 	bool keys_loaded;
 	struct hl_auth auth;             /* staff accounts and sessions */
 	bool auth_ready;
+	struct hl_taxonomy taxonomy;     /* triage tags and flags (taxonomy.json) */
+	struct hl_contacts contacts;     /* young people and the queue */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	uint32_t session_count;          /* length of sessions */

@@ -13,6 +13,7 @@
 
 struct lws;
 struct hl_server;
+struct hl_conv_live;
 
 /* Which WebSocket subprotocol a connection speaks. */
 enum hl_role {
@@ -58,6 +59,10 @@ struct hl_session {
 	int64_t enrol_staff_id;     /* enrol_begin accepted a code for this id */
 	unsigned char enrol_secret[20]; /* TOTP secret offered; wiped after */
 	char enrol_code[96];        /* the code enrol_begin accepted; wiped after */
+
+	/* Young person (helpline.contact.v1 only; see contact.h). */
+	struct hl_conv_live *conv;  /* their conversation, or NULL */
+	bool contact_busy;          /* a start/resume/leave is in flight */
 
 	bool close_pending;         /* send close_code/reason after the queue */
 	bool close_sent;            /* our close frame is written; awaiting echo */

@@ -120,6 +120,65 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	[HL_STMT_ORG_KEY_GET] = "SELECT value FROM org_key WHERE name=?1",
 	[HL_STMT_ORG_KEY_PUT] =
 		"INSERT INTO org_key(name, value, created_at) VALUES(?1, ?2, ?3)",
+	[HL_STMT_CONV_INSERT] =
+		"INSERT INTO conversation(created_at, state, state_at, risk, "
+		"topics, age_band, danger_now, language) VALUES(?1, 'queued', "
+		"?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+	[HL_STMT_CONV_GET] =
+		"SELECT id, created_at, ended_at, state, state_at, risk, topics, "
+		"age_band, danger_now, language, counsellor_id, last_seq, "
+		"outcome, tags FROM conversation WHERE id=?1",
+	/* The WHERE is the partial index conversation_open's, word for word,
+	 * so the planner uses it. */
+	[HL_STMT_CONV_OPEN] =
+		"SELECT id, created_at, ended_at, state, state_at, risk, topics, "
+		"age_band, danger_now, language, counsellor_id, last_seq, "
+		"outcome, tags FROM conversation WHERE state IN ('queued', "
+		"'offered', 'active') ORDER BY created_at, id",
+	[HL_STMT_CONV_STATE] =
+		"SELECT state, counsellor_id FROM conversation WHERE id=?1",
+	[HL_STMT_CONV_SET_STATE] =
+		"UPDATE conversation SET state=?3, counsellor_id=?4, state_at=?5, "
+		"ended_at=CASE WHEN ?3='ended' THEN ?5 ELSE ended_at END "
+		"WHERE id=?1 AND state=?2 RETURNING id",
+	[HL_STMT_CONV_WRAP] =
+		"UPDATE conversation SET state='wrapped', outcome=?2, tags=?3, "
+		"state_at=?4 WHERE id=?1 AND state='ended' RETURNING id",
+	[HL_STMT_CONV_NEXT_SEQ] =
+		"UPDATE conversation SET last_seq=last_seq+1 WHERE id=?1 AND "
+		"(?2=0 OR state IN ('queued', 'offered', 'active')) "
+		"RETURNING last_seq",
+	[HL_STMT_EVENT_INSERT] =
+		"INSERT INTO event(conversation_id, seq, at, kind, sender, "
+		"visibility, client_id, payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+		"?7, ?8)",
+	[HL_STMT_EVENT_FIND_CLIENT] =
+		"SELECT seq, at FROM event WHERE conversation_id=?1 AND "
+		"sender=?2 AND client_id=?3",
+	[HL_STMT_EVENT_SINCE] =
+		"SELECT seq, at, kind, sender, visibility, client_id, payload "
+		"FROM event WHERE conversation_id=?1 AND seq>?2 AND "
+		"(?3=0 OR visibility='all') ORDER BY seq LIMIT ?4",
+	[HL_STMT_CONTACT_PUT] =
+		"INSERT INTO contact_session(resume_hash, conversation_id, "
+		"created_at, last_seen, expires_at) VALUES(?1, ?2, ?3, ?3, ?4) "
+		"ON CONFLICT(resume_hash) DO UPDATE SET last_seen=excluded."
+		"last_seen, expires_at=excluded.expires_at WHERE "
+		"conversation_id=excluded.conversation_id "
+		"RETURNING conversation_id",
+	[HL_STMT_CONTACT_FIND] =
+		"SELECT conversation_id FROM contact_session WHERE "
+		"resume_hash=?1 AND expires_at>?2",
+	[HL_STMT_CONTACT_TOUCH] =
+		"UPDATE contact_session SET last_seen=?2, expires_at=CASE WHEN "
+		"?3>0 THEN ?3 ELSE expires_at END WHERE resume_hash=?1 AND "
+		"expires_at>?2 RETURNING conversation_id",
+	[HL_STMT_CONTACT_DELETE] =
+		"DELETE FROM contact_session WHERE resume_hash=?1 "
+		"RETURNING conversation_id",
+	[HL_STMT_CONTACT_EXPIRE] =
+		"DELETE FROM contact_session WHERE expires_at<=?1 "
+		"RETURNING conversation_id",
 };
 
 /* The store's own transaction control, prepared once like the rest: at 200k

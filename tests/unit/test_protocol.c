@@ -571,6 +571,10 @@ static void test_names(void **state)
 		[HL_MSG_STAFF_SET_STATE] = "staff.set_state",
 		[HL_MSG_STAFF_RESET] = "staff.reset",
 		[HL_MSG_STAFF_REVOKE] = "staff.revoke_sessions",
+		[HL_MSG_CONTACT_START] = "contact.start",
+		[HL_MSG_CONTACT_RESUME] = "contact.resume",
+		[HL_MSG_CONTACT_LEAVE] = "contact.leave",
+		[HL_MSG_QUEUE_STATS] = "queue.stats",
 	};
 	int i;
 

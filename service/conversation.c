@@ -1,0 +1,773 @@
+/* conversation.c: conversations, their events and young people's resume
+ * sessions in the database, through the store's prepared statements.
+ *
+ * Every function runs inside a store job on the writer thread. Statements
+ * are bound, stepped, reset and cleared here on every path, so nothing a
+ * function bound reaches the next user of the statement. Inputs are checked
+ * in C before any statement runs (the schema's CHECKs only back this up),
+ * so a refused call writes nothing.
+ *
+ * Why an append is three statements and not one: the duplicate lookup must
+ * come first (a retry of a stored message is re-acknowledged even after the
+ * conversation ended), and the seq comes from conversation.last_seq in an
+ * UPDATE ... RETURNING that also refuses messages to a closed conversation,
+ * so the common path never reads the event table's tail. */
+#include "conversation.h"
+#include "common.h"
+#include "log.h"
+#include "store.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* The columns of HL_STMT_CONV_GET / HL_STMT_CONV_OPEN. */
+enum {
+	COL_ID,
+	COL_CREATED_AT,
+	COL_ENDED_AT,
+	COL_STATE,
+	COL_STATE_AT,
+	COL_RISK,
+	COL_TOPICS,
+	COL_AGE_BAND,
+	COL_DANGER_NOW,
+	COL_LANGUAGE,
+	COL_COUNSELLOR_ID,
+	COL_LAST_SEQ,
+	COL_OUTCOME,
+	COL_TAGS,
+};
+
+/* The columns of HL_STMT_EVENT_SINCE. */
+enum {
+	EV_SEQ,
+	EV_AT,
+	EV_KIND,
+	EV_SENDER,
+	EV_VISIBILITY,
+	EV_CLIENT_ID,
+	EV_PAYLOAD,
+};
+
+static const char *const state_names[] = {
+	[HL_CONV_QUEUED] = "queued",
+	[HL_CONV_OFFERED] = "offered",
+	[HL_CONV_ACTIVE] = "active",
+	[HL_CONV_ENDED] = "ended",
+	[HL_CONV_WRAPPED] = "wrapped",
+};
+
+static const char *const age_names[] = {
+	[HL_AGE_NONE] = NULL,
+	[HL_AGE_U13] = "u13",
+	[HL_AGE_13_15] = "13_15",
+	[HL_AGE_16_17] = "16_17",
+	[HL_AGE_18P] = "18p",
+};
+
+static const char *const vis_names[] = {
+	[HL_VIS_ALL] = "all",
+	[HL_VIS_STAFF] = "staff",
+};
+
+/*
+ * The lifecycle: allowed[from][to]. Kept here, in one table, rather than in
+ * SQL, so the rule reads as a whole and the UPDATE stays a plain
+ * compare-and-set on the state it read.
+ */
+static const bool allowed[5][5] = {
+	[HL_CONV_QUEUED] = {
+		[HL_CONV_OFFERED] = true, [HL_CONV_ENDED] = true },
+	[HL_CONV_OFFERED] = {
+		[HL_CONV_ACTIVE] = true, [HL_CONV_QUEUED] = true,
+		[HL_CONV_ENDED] = true },
+	[HL_CONV_ACTIVE] = {
+		[HL_CONV_QUEUED] = true, [HL_CONV_ENDED] = true },
+	[HL_CONV_ENDED] = { [HL_CONV_WRAPPED] = true },
+	[HL_CONV_WRAPPED] = { false },
+};
+
+_Static_assert(HL_ARRAY_LEN(state_names) == HL_ARRAY_LEN(allowed),
+	       "one row of allowed[] per state");
+
+/* Resets a statement and clears its bindings. */
+static void finish(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/* Status for a step that returns a row when it did its work: 0 for a row,
+ * none for SQLITE_DONE, the mapped SQLite error otherwise. */
+static int row_status(int rc, int none)
+{
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? none :
+	       hl_store_sqlite_status(rc);
+}
+
+/* Binds a C string, or NULL for a NULL pointer. */
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int is_lower(int c) { return c >= 'a' && c <= 'z'; }
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_alnum(int c)
+{
+	return is_lower(c) || is_digit(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* 1 when s is 1..max characters of [a-z0-9_] (plus '.' when dot). */
+static int code_ok(const char *s, size_t max, bool dot)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	n = strlen(s);
+	if (n < 1 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (!is_lower(c) && !is_digit(c) && c != '_' &&
+		    !(dot && c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int hl_conv_tags_ok(const char *s)
+{
+	size_t n, item = 0;
+
+	if (!s)
+		return 0;
+	n = strlen(s);
+	if (n > HL_CONV_TAGS_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == ',') {
+			if (item == 0)
+				return 0;  /* leading or doubled comma */
+			item = 0;
+			continue;
+		}
+		if (!is_lower(c) && !is_digit(c) && c != '_')
+			return 0;
+		if (++item > HL_CONV_TAG_MAX)
+			return 0;
+	}
+	return n == 0 || item > 0;  /* no trailing comma */
+}
+
+/* [a-z]{2,3}, optionally "-" and 1..8 of [A-Za-z0-9]. */
+static int language_ok(const char *s)
+{
+	size_t i = 0, j;
+
+	if (!s)
+		return 0;
+	while (is_lower((unsigned char)s[i]))
+		i++;
+	if (i < 2 || i > 3)
+		return 0;
+	if (s[i] == '\0')
+		return 1;
+	if (s[i] != '-')
+		return 0;
+	for (j = ++i; is_alnum((unsigned char)s[j]); j++)
+		;
+	return s[j] == '\0' && j - i >= 1 && j - i <= 8;
+}
+
+/* "contact", "system" or "staff:<id>" with id a positive int64 written
+ * without leading zeros, so each sender has exactly one spelling (the
+ * duplicate check compares senders as text). */
+static int sender_ok(const char *s)
+{
+	static const char max[] = "9223372036854775807";
+	const char *d;
+	size_t n;
+
+	if (!s)
+		return 0;
+	if (strcmp(s, "contact") == 0 || strcmp(s, "system") == 0)
+		return 1;
+	if (strncmp(s, "staff:", 6) != 0)
+		return 0;
+	d = s + 6;
+	n = strlen(d);
+	if (n < 1 || n > sizeof(max) - 1 || d[0] == '0')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_digit((unsigned char)d[i]))
+			return 0;
+	return n < sizeof(max) - 1 || strcmp(d, max) <= 0;
+}
+
+/* The wire protocol's request id: 1..64 of A-Z a-z 0-9 . _ : - */
+static int client_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > HL_EVENT_CLIENT_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (!is_alnum(c) && c != '.' && c != '_' && c != ':' &&
+		    c != '-')
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks an event before anything is written: HL_EINVAL or HL_ERANGE. */
+static int event_check(const struct hl_event_new *e)
+{
+	if (!e || !code_ok(e->kind, HL_EVENT_KIND_MAX, true) ||
+	    !sender_ok(e->sender) ||
+	    (e->visibility != HL_VIS_ALL && e->visibility != HL_VIS_STAFF) ||
+	    (e->client_id && !client_id_ok(e->client_id)) ||
+	    (!e->payload && e->payload_len > 0))
+		return HL_EINVAL;
+	/* A young person's own events are theirs to see: an internal event
+	 * is staff's by definition. */
+	if (e->visibility == HL_VIS_STAFF && strcmp(e->sender, "contact") == 0)
+		return HL_EINVAL;
+	if (e->payload_len > HL_EVENT_PAYLOAD_MAX)
+		return HL_ERANGE;
+	return 0;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+const char *hl_conv_state_name(enum hl_conv_state state)
+{
+	if ((unsigned)state >= HL_ARRAY_LEN(state_names))
+		return "?";
+	return state_names[state];
+}
+
+int hl_conv_state_parse(const char *name, enum hl_conv_state *out)
+{
+	if (!name)
+		return HL_EINVAL;
+	for (size_t i = 0; i < HL_ARRAY_LEN(state_names); i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (enum hl_conv_state)i;
+			return 0;
+		}
+	}
+	return HL_EINVAL;
+}
+
+const char *hl_age_band_name(enum hl_age_band band)
+{
+	if ((unsigned)band >= HL_ARRAY_LEN(age_names))
+		return NULL;
+	return age_names[band];
+}
+
+int hl_age_band_parse(const char *name, enum hl_age_band *out)
+{
+	if (!name) {
+		*out = HL_AGE_NONE;
+		return 0;
+	}
+	for (size_t i = 1; i < HL_ARRAY_LEN(age_names); i++) {
+		if (strcmp(name, age_names[i]) == 0) {
+			*out = (enum hl_age_band)i;
+			return 0;
+		}
+	}
+	return HL_EINVAL;
+}
+
+/* ---- conversations ------------------------------------------------------ */
+
+/* Copies text column col into dst (cap bytes); NULL is "". A value too long
+ * for dst was not written by this module: HL_ESTORE, never a truncation. */
+static int copy_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+
+	if (!t) {
+		dst[0] = '\0';
+		return 0;
+	}
+	if (n >= cap || memchr(t, '\0', n))
+		return HL_ESTORE;
+	memcpy(dst, t, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Reads the current row of a conversation SELECT into out. 0 or HL_ESTORE. */
+static int read_conv(sqlite3_stmt *s, struct hl_conv *out)
+{
+	const unsigned char *age;
+	int status;
+
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(s, COL_ID);
+	out->created_at = sqlite3_column_int64(s, COL_CREATED_AT);
+	out->ended_at = sqlite3_column_int64(s, COL_ENDED_AT);
+	out->state_at = sqlite3_column_int64(s, COL_STATE_AT);
+	out->risk = sqlite3_column_int(s, COL_RISK);
+	out->danger_now = sqlite3_column_int(s, COL_DANGER_NOW) != 0;
+	out->counsellor_id = sqlite3_column_int64(s, COL_COUNSELLOR_ID);
+	out->last_seq = sqlite3_column_int64(s, COL_LAST_SEQ);
+	age = sqlite3_column_text(s, COL_AGE_BAND);
+	status = hl_conv_state_parse((const char *)sqlite3_column_text(
+					     s, COL_STATE), &out->state);
+	if (status == 0)
+		status = hl_age_band_parse((const char *)age, &out->age_band);
+	if (status != 0 ||
+	    copy_text(s, COL_TOPICS, out->topics, sizeof(out->topics)) ||
+	    copy_text(s, COL_LANGUAGE, out->language, sizeof(out->language)) ||
+	    copy_text(s, COL_OUTCOME, out->outcome, sizeof(out->outcome)) ||
+	    copy_text(s, COL_TAGS, out->tags, sizeof(out->tags))) {
+		hl_error("conv.bad_row", "conv=%" PRId64, out->id);
+		return HL_ESTORE;
+	}
+	return 0;
+}
+
+int hl_conv_create(sqlite3_stmt *const *stmts, const struct hl_conv_intake *in,
+		   int risk, int64_t now_ms, int64_t *id_out)
+{
+	static const struct hl_conv_intake none = { 0 };
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_INSERT];
+	const char *topics;
+	int64_t id = 0;
+	int rc, status;
+
+	if (!in)
+		in = &none;
+	topics = in->topics ? in->topics : "";
+	if (risk < 0 || risk >= HL_RISK__COUNT ||
+	    !hl_conv_tags_ok(topics) ||
+	    (in->language && !language_ok(in->language)) ||
+	    (unsigned)in->age_band >= HL_ARRAY_LEN(age_names))
+		return HL_EINVAL;
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int(s, 2, risk);
+	sqlite3_bind_text(s, 3, topics, -1, SQLITE_STATIC);
+	bind_text_or_null(s, 4, hl_age_band_name(in->age_band));
+	sqlite3_bind_int(s, 5, in->danger_now ? 1 : 0);
+	bind_text_or_null(s, 6, in->language);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(s, 0);
+	status = row_status(rc, HL_ESTORE);
+	finish(s);
+	if (status == 0 && id_out)
+		*id_out = id;
+	return status;
+}
+
+int hl_conv_get(sqlite3_stmt *const *stmts, int64_t conv_id,
+		struct hl_conv *out)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_GET];
+	int rc, status;
+
+	if (!out)
+		return HL_EINVAL;
+	sqlite3_bind_int64(s, 1, conv_id);
+	rc = sqlite3_step(s);
+	status = rc == SQLITE_ROW ? read_conv(s, out) :
+		 row_status(rc, HL_ENOTFOUND);
+	finish(s);
+	return status;
+}
+
+int hl_conv_each_open(sqlite3_stmt *const *stmts, hl_conv_fn fn, void *arg)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_OPEN];
+	struct hl_conv row;
+	int rc, status = 0;
+
+	if (!fn)
+		return HL_EINVAL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		status = read_conv(s, &row);
+		if (status == 0)
+			status = fn(&row, arg);
+		if (status != 0)
+			break;
+	}
+	if (status == 0 && rc != SQLITE_DONE)
+		status = hl_store_sqlite_status(rc);
+	finish(s);
+	return status < 0 ? status : 0;
+}
+
+/* Reads the state and counsellor of conv_id. 0, HL_ENOTFOUND, HL_ESTORE. */
+static int conv_state(sqlite3_stmt *const *stmts, int64_t conv_id,
+		      enum hl_conv_state *state, int64_t *counsellor_id)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_STATE];
+	int rc, status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0) {
+		if (hl_conv_state_parse((const char *)sqlite3_column_text(s, 0),
+					state) != 0)
+			status = HL_ESTORE;
+		*counsellor_id = sqlite3_column_int64(s, 1);
+	}
+	finish(s);
+	return status;
+}
+
+int hl_conv_set_state(sqlite3_stmt *const *stmts, int64_t conv_id,
+		      enum hl_conv_state to, int64_t counsellor_id,
+		      int64_t now_ms)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_SET_STATE];
+	enum hl_conv_state from = HL_CONV_QUEUED;
+	int64_t cur = 0, next;
+	int rc, status;
+
+	if ((unsigned)to >= HL_ARRAY_LEN(state_names) || counsellor_id < 0)
+		return HL_EINVAL;
+	status = conv_state(stmts, conv_id, &from, &cur);
+	if (status != 0)
+		return status;
+	if (!allowed[from][to])
+		return HL_EINVAL;
+	switch (to) {
+	case HL_CONV_OFFERED:
+		if (counsellor_id == 0)
+			return HL_EINVAL;
+		next = counsellor_id;
+		break;
+	case HL_CONV_ACTIVE:
+		/* Only the counsellor it was offered to may accept it. */
+		if (counsellor_id != 0 && cur != 0 && counsellor_id != cur)
+			return HL_EINVAL;
+		next = cur != 0 ? cur : counsellor_id;
+		if (next == 0)
+			return HL_EINVAL;
+		break;
+	case HL_CONV_QUEUED:
+		next = 0;  /* back in the queue: nobody holds it */
+		break;
+	default:
+		next = cur;  /* ended / wrapped: who had it is kept */
+		break;
+	}
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_text(s, 2, state_names[from], -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, state_names[to], -1, SQLITE_STATIC);
+	if (next != 0)
+		sqlite3_bind_int64(s, 4, next);
+	else
+		sqlite3_bind_null(s, 4);
+	sqlite3_bind_int64(s, 5, now_ms);
+	rc = sqlite3_step(s);
+	/* No row: the state changed between the read and the update, which
+	 * cannot happen inside one job's transaction. */
+	status = row_status(rc, HL_ESTORE);
+	finish(s);
+	return status;
+}
+
+int hl_conv_wrap_up(sqlite3_stmt *const *stmts, int64_t conv_id,
+		    const char *outcome, const char *tags, int64_t now_ms)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_WRAP];
+	enum hl_conv_state state;
+	int64_t cur;
+	int rc, status;
+
+	if (!tags)
+		tags = "";
+	if (!code_ok(outcome, HL_CONV_OUTCOME_MAX, false) ||
+	    !hl_conv_tags_ok(tags))
+		return HL_EINVAL;
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_text(s, 2, outcome, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, tags, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now_ms);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	finish(s);
+	if (status == HL_ENOTFOUND) {
+		/* Tell a missing conversation from one that is not ended. */
+		status = conv_state(stmts, conv_id, &state, &cur);
+		return status == 0 ? HL_EINVAL : status;
+	}
+	return status;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* Looks (sender, client_id) up in conv_id: 0 with *seq and *at set when
+ * stored, HL_ENOTFOUND when not, HL_ESTORE. */
+static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
+		       const char *sender, const char *client_id, int64_t *seq,
+		       int64_t *at)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_FIND_CLIENT];
+	int rc, status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_text(s, 2, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, client_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0) {
+		*seq = sqlite3_column_int64(s, 0);
+		*at = sqlite3_column_int64(s, 1);
+	}
+	finish(s);
+	return status;
+}
+
+/* Takes the next seq of conv_id (last_seq + 1, stored). With closed_too
+ * false a closed (ended or wrapped) conversation is refused. 0 with *seq,
+ * HL_ENOTFOUND, HL_ECLOSED, HL_ESTORE; only 0 has written anything. */
+static int next_seq(sqlite3_stmt *const *stmts, int64_t conv_id,
+		    bool closed_too, int64_t *seq)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_NEXT_SEQ];
+	enum hl_conv_state state;
+	int64_t cur;
+	int rc, status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int(s, 2, closed_too ? 0 : 1);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0)
+		*seq = sqlite3_column_int64(s, 0);
+	finish(s);
+	if (status == HL_ENOTFOUND && !closed_too) {
+		/* Rare path: missing, or there but closed. */
+		status = conv_state(stmts, conv_id, &state, &cur);
+		return status == 0 ? HL_ECLOSED : status;
+	}
+	return status;
+}
+
+int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
+		    const struct hl_event_new *e, int64_t now_ms,
+		    struct hl_event_result *out)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_INSERT];
+	int64_t seq = 0, at = 0;
+	int status;
+
+	status = event_check(e);
+	if (status != 0)
+		return status;
+	if (e->client_id) {
+		status = find_client(stmts, conv_id, e->sender, e->client_id,
+				     &seq, &at);
+		if (status == 0) {
+			if (out) {
+				out->seq = seq;
+				out->at = at;
+				out->duplicate = true;
+			}
+			return 0;
+		}
+		if (status != HL_ENOTFOUND)
+			return status;
+	}
+	status = next_seq(stmts, conv_id, strcmp(e->kind, "msg") != 0, &seq);
+	if (status != 0)
+		return status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, seq);
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_text(s, 4, e->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, e->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, vis_names[e->visibility], -1, SQLITE_STATIC);
+	bind_text_or_null(s, 7, e->client_id);
+	if (e->payload_len > 0)
+		sqlite3_bind_blob(s, 8, e->payload, (int)e->payload_len,
+				  SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 8);
+	/* On failure last_seq is already raised: the job must return the
+	 * error so its savepoint takes both back (see conversation.h). */
+	status = hl_store_sqlite_status(sqlite3_step(s));
+	finish(s);
+	if (status != 0)
+		return status;
+	if (out) {
+		out->seq = seq;
+		out->at = now_ms;
+		out->duplicate = false;
+	}
+	return 0;
+}
+
+int hl_event_since(sqlite3_stmt *const *stmts, int64_t conv_id,
+		   int64_t after_seq, bool contact_view, size_t max,
+		   hl_event_fn fn, void *arg)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_SINCE];
+	struct hl_event ev;
+	const char *vis;
+	int rc, status = 0;
+
+	if (after_seq < 0 || !fn)
+		return HL_EINVAL;
+	if (max == 0)
+		return 0;
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, after_seq);
+	sqlite3_bind_int(s, 3, contact_view ? 1 : 0);
+	sqlite3_bind_int64(s, 4, max > (size_t)INT64_MAX ? INT64_MAX :
+			   (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.conv_id = conv_id;
+		ev.seq = sqlite3_column_int64(s, EV_SEQ);
+		ev.at = sqlite3_column_int64(s, EV_AT);
+		ev.kind = (const char *)sqlite3_column_text(s, EV_KIND);
+		ev.sender = (const char *)sqlite3_column_text(s, EV_SENDER);
+		vis = (const char *)sqlite3_column_text(s, EV_VISIBILITY);
+		ev.client_id = (const char *)sqlite3_column_text(s,
+								 EV_CLIENT_ID);
+		ev.payload = sqlite3_column_blob(s, EV_PAYLOAD);
+		ev.payload_len = (size_t)sqlite3_column_bytes(s, EV_PAYLOAD);
+		if (!ev.payload)
+			ev.payload_len = 0;
+		if (vis && strcmp(vis, "all") == 0) {
+			ev.visibility = HL_VIS_ALL;
+		} else if (vis && strcmp(vis, "staff") == 0 && !contact_view) {
+			ev.visibility = HL_VIS_STAFF;
+		} else {
+			/* Never hand a contact anything but 'all', whatever
+			 * the statement returned. */
+			hl_error("event.bad_visibility", "conv=%" PRId64
+				 " seq=%" PRId64, conv_id, ev.seq);
+			status = HL_ESTORE;
+			break;
+		}
+		if (!ev.kind || !ev.sender) {
+			status = HL_ESTORE;
+			break;
+		}
+		status = fn(&ev, arg);
+		if (status != 0)
+			break;
+	}
+	if (status == 0 && rc != SQLITE_DONE)
+		status = hl_store_sqlite_status(rc);
+	finish(s);
+	return status < 0 ? status : 0;
+}
+
+/* ---- resume sessions ---------------------------------------------------- */
+
+int hl_contact_session_put(sqlite3_stmt *const *stmts,
+			   const unsigned char resume_hash[HL_TOKEN_HASH_BYTES],
+			   int64_t conv_id, int64_t now_ms,
+			   int64_t expires_at_ms)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_PUT];
+	int rc;
+
+	if (!resume_hash || expires_at_ms <= now_ms)
+		return HL_EINVAL;
+	sqlite3_bind_blob(s, 1, resume_hash, HL_TOKEN_HASH_BYTES,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, conv_id);
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_int64(s, 4, expires_at_ms);
+	rc = sqlite3_step(s);
+	finish(s);
+	/* No row: the hash exists for another conversation (the upsert's
+	 * WHERE refused it). A missing conversation fails the foreign key. */
+	return row_status(rc, HL_ECONSTRAINT);
+}
+
+int hl_contact_session_find(sqlite3_stmt *const *stmts,
+			    const unsigned char resume_hash[HL_TOKEN_HASH_BYTES],
+			    int64_t now_ms, int64_t *conv_id)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_FIND];
+	int rc, status;
+
+	if (!resume_hash)
+		return HL_ENOTFOUND;
+	sqlite3_bind_blob(s, 1, resume_hash, HL_TOKEN_HASH_BYTES,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0 && conv_id)
+		*conv_id = sqlite3_column_int64(s, 0);
+	finish(s);
+	return status;
+}
+
+int hl_contact_session_touch(sqlite3_stmt *const *stmts,
+			     const unsigned char resume_hash[HL_TOKEN_HASH_BYTES],
+			     int64_t now_ms, int64_t expires_at_ms)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_TOUCH];
+	int rc;
+
+	if (!resume_hash)
+		return HL_ENOTFOUND;
+	sqlite3_bind_blob(s, 1, resume_hash, HL_TOKEN_HASH_BYTES,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms);
+	sqlite3_bind_int64(s, 3, expires_at_ms > 0 ? expires_at_ms : 0);
+	rc = sqlite3_step(s);
+	finish(s);
+	return row_status(rc, HL_ENOTFOUND);
+}
+
+int hl_contact_session_delete(sqlite3_stmt *const *stmts,
+			      const unsigned char resume_hash[HL_TOKEN_HASH_BYTES])
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_DELETE];
+	int rc;
+
+	if (!resume_hash)
+		return HL_ENOTFOUND;
+	sqlite3_bind_blob(s, 1, resume_hash, HL_TOKEN_HASH_BYTES,
+			  SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	finish(s);
+	return row_status(rc, HL_ENOTFOUND);
+}
+
+int hl_contact_session_expire(sqlite3_stmt *const *stmts, int64_t now_ms,
+			      int *count_out)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_EXPIRE];
+	int rc, n = 0;
+
+	sqlite3_bind_int64(s, 1, now_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		n++;
+	finish(s);
+	if (rc != SQLITE_DONE)
+		return hl_store_sqlite_status(rc);
+	if (count_out)
+		*count_out = n;
+	return 0;
+}
