@@ -1406,7 +1406,7 @@ static void test_many_appends_gapless(void **state)
 		if (j % 10 == 5 && j >= N_CONV) {
 			/* A retry of the first job of this residue (j %
 			 * N_CONV): same conversation, sender and id. */
-			snprintf(ids[j], sizeof(ids[j]), "%s", ids[k]);
+			memcpy(ids[j], ids[k], sizeof(ids[j])); /* j != k */
 			o->ev.client_id = ids[j];
 			o->ev.sender = ops[k].ev.sender;
 		} else {
