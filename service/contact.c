@@ -2,6 +2,7 @@
  * Every change is a store job; the loop's tables change only once that job
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
+#include "auth.h"
 #include "common.h"
 #include "log.h"
 #include "server.h"
@@ -104,7 +105,7 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- store jobs ------------------------------------------------------------ */
 
-enum cjob_kind { CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE };
+enum cjob_kind { CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE, CJ_END };
 
 struct contact_job {
 	struct hl_store_job job;
@@ -123,6 +124,14 @@ struct contact_job {
 	struct hl_conv conv;           /* CJ_RESUME: the row */
 	struct hl_conv *open;          /* CJ_LOAD: open conversations */
 	size_t nopen, capopen;
+	int64_t staff_id;              /* CJ_TAKE / CJ_SEND / CJ_END by staff */
+	char sender[HL_EVENT_SENDER_MAX + 1]; /* CJ_SEND */
+	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
+	size_t payload_len;
+	struct hl_event_result res;    /* CJ_SEND / CJ_TAKE / CJ_END */
+	int64_t after_seq;             /* CJ_SINCE */
+	bool contact_view;             /* CJ_SINCE */
+	json_t *events;                /* CJ_SINCE: chat.event objects */
 	void (*then)(struct contact_job *j, int status);
 };
 
@@ -140,6 +149,65 @@ static int collect_open(const struct hl_conv *conv, void *arg)
 	}
 	j->open[j->nopen++] = *conv;
 	return 0;
+}
+
+/* The wire form of an event. contact_view hides staff identities: the
+ * young person sees "counsellor", never a staff id. */
+static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
+			  const char *kind, const char *sender,
+			  const void *payload, size_t len, bool contact_view)
+{
+	char idstr[24];
+	const char *from = strcmp(sender, "contact") == 0   ? "contact"
+			   : strcmp(sender, "system") == 0  ? "system"
+			   : contact_view		    ? "counsellor"
+							    : sender;
+	json_t *o = hl_proto_reply("chat.event", NULL);
+
+	snprintf(idstr, sizeof(idstr), "%lld", (long long)conv_id);
+	json_object_set_new(o, "conversation", json_string(idstr));
+	json_object_set_new(o, "seq", json_integer(seq));
+	json_object_set_new(o, "at", json_integer(at));
+	json_object_set_new(o, "kind", json_string(kind));
+	json_object_set_new(o, "from", json_string(from));
+	if (len) {
+		size_t n = sodium_base64_ENCODED_LEN(
+			len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		char *b = malloc(n);
+
+		if (b) {
+			sodium_bin2base64(b, n, payload, len,
+					  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			json_object_set_new(o, "payload", json_string(b));
+			free(b);
+		}
+	}
+	return o;
+}
+
+/* Runs on the writer thread: builds the wire objects there, so the loop
+ * only sends them. */
+static int collect_event(const struct hl_event *ev, void *arg)
+{
+	struct contact_job *j = arg;
+
+	json_array_append_new(j->events,
+			      event_json(ev->conv_id, ev->seq, ev->at, ev->kind,
+					 ev->sender, ev->payload,
+					 ev->payload_len, j->contact_view));
+	return 0;
+}
+
+/* Appends a contact-visible system event (joined, ended, ...). */
+static int system_event(sqlite3_stmt *const *stmts, struct contact_job *j,
+			const char *what)
+{
+	struct hl_event_new e = {
+		.kind = "system", .sender = "system", .visibility = HL_VIS_ALL,
+		.payload = what, .payload_len = strlen(what),
+	};
+
+	return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
 }
 
 static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
@@ -174,6 +242,33 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		if (rc != 0)
 			return rc;
 		return hl_contact_session_delete(stmts, j->hash);
+	case CJ_TAKE:
+		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_OFFERED,
+				       j->staff_id, j->now);
+		if (rc == 0)
+			rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_ACTIVE,
+					       j->staff_id, j->now);
+		if (rc == 0)
+			rc = system_event(stmts, j, "joined");
+		return rc;
+	case CJ_SEND: {
+		struct hl_event_new e = {
+			.kind = "msg", .sender = j->sender,
+			.visibility = HL_VIS_ALL, .client_id = j->id,
+			.payload = j->payload, .payload_len = j->payload_len,
+		};
+		return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
+	}
+	case CJ_SINCE:
+		return hl_event_since(stmts, j->conv_id, j->after_seq,
+				      j->contact_view, 10000, collect_event, j);
+	case CJ_END:
+		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_ENDED, 0,
+				       j->now);
+		if (rc == 0)
+			rc = system_event(stmts, j, j->staff_id ? "ended_by_counsellor"
+								: "ended_by_contact");
+		return rc;
 	}
 	return HL_EINVAL;
 }
@@ -183,6 +278,8 @@ static void cjob_free(struct contact_job *j)
 	if (j->s)
 		hl_session_unref(j->s);
 	free(j->open);
+	free(j->payload);
+	json_decref(j->events);
 	sodium_memzero(j, sizeof(*j));
 	free(j);
 }
@@ -256,6 +353,7 @@ static void load_done(struct contact_job *j, int status)
 			return;
 		}
 		v->state = row->state;
+		v->counsellor_id = row->counsellor_id;
 		/* Queued and offered people wait again in their old order
 		 * (created_at is when they joined); active chats are picked
 		 * up by their counsellor. */
@@ -604,6 +702,12 @@ void hl_contact_leave(struct hl_session *s, const struct hl_msg *m)
 				 "there is no chat to leave", NULL);
 		return;
 	}
+	if (v->state != HL_CONV_QUEUED) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "a counsellor is with you: end the chat with chat.end",
+				 NULL);
+		return;
+	}
 	j = cjob_new(contacts_of(s), CJ_LEAVE, s, m->id, leave_done);
 	if (!j) {
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
@@ -636,4 +740,334 @@ void hl_queue_stats(struct hl_session *s, const struct hl_msg *m)
 	json_object_set_new(r, "max", json_integer(s->srv->cfg.queue_max));
 	hl_session_send(s, r);
 	json_decref(r);
+}
+
+/* ---- staff take a chat; both sides chat ---------------------------------------- */
+
+/* Sends obj to every socket of staff member staff_id. */
+static void send_staff(struct hl_server *srv, int64_t staff_id, json_t *obj)
+{
+	for (struct hl_session *x = srv->sessions; x; x = x->next)
+		if (x->role == HL_ROLE_STAFF && x->staff_id == staff_id)
+			hl_session_send(x, obj);
+}
+
+/* Parses a conversation id string; 0 when not a positive decimal. */
+static int64_t parse_id(const char *s)
+{
+	int64_t v = 0;
+
+	if (!s || !*s || *s == '0')
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/*
+ * The conversation a chat request is about, after the party check: a
+ * contact may only name its own (or none), a member of staff only one they
+ * hold. Answers and returns NULL otherwise. The reply never tells a stranger
+ * whether the id exists.
+ */
+static struct hl_conv_live *party_conv(struct hl_session *s,
+				       const struct hl_msg *m)
+{
+	struct hl_conv_live *v;
+	int64_t id = parse_id(m->u.chat.conversation);
+
+	if (s->role == HL_ROLE_CONTACT) {
+		v = s->conv;
+		if (!v || (m->u.chat.conversation && id != v->id)) {
+			hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+					 "not your conversation", "conversation");
+			return NULL;
+		}
+		return v;
+	}
+	v = id ? find_conv(contacts_of(s), id) : NULL;
+	if (!v || v->counsellor_id != s->staff_id) {
+		hl_warn("chat.not_party", "conn=%s staff=%lld", s->id_str,
+			(long long)s->staff_id);
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "not your conversation", "conversation");
+		return NULL;
+	}
+	return v;
+}
+
+static void take_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	char idstr[24];
+	json_t *r, *ev;
+
+	if (v)
+		v->busy = false;
+	if (status != 0 || !v) {
+		if (v && hl_queue_push_front(&c->queue, &v->qe) == 0)
+			v->state = HL_CONV_QUEUED;
+		if (s->wsi)
+			hl_session_error(s, j->id, HL_ERR_STORE_FAILED,
+					 "could not take that chat; try again", NULL);
+		return;
+	}
+	v->state = HL_CONV_ACTIVE;
+	v->counsellor_id = j->staff_id;
+	hl_info("chat.taken", "conv=%lld staff=%lld", (long long)v->id,
+		(long long)j->staff_id);
+	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
+	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
+			"joined", 6, true);
+	if (v->contact)
+		hl_session_send(v->contact, ev);
+	json_decref(ev);
+	if (!s->wsi)
+		return;
+	r = hl_proto_reply("queue.taken", j->id);
+	json_object_set_new(r, "conversation", json_string(idstr));
+	json_object_set_new(r, "risk", json_integer(v->risk));
+	json_object_set_new(r, "language", json_string(v->qe.language));
+	json_object_set_new(r, "seq", json_integer(j->res.seq));
+	hl_session_send(s, r);
+	json_decref(r);
+}
+
+void hl_queue_take(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_contacts *c = contacts_of(s);
+	struct hl_auth_staff *st = hl_auth_staff_of(&s->srv->auth, s);
+	struct hl_queue_entry *e;
+	struct hl_conv_live *v;
+	struct contact_job *j;
+	int held = 0;
+
+	if (!(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR))) {
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "only counsellors take chats", "type");
+		return;
+	}
+	for (v = c->convs; v; v = v->next)
+		held += v->counsellor_id == s->staff_id &&
+			v->state == HL_CONV_ACTIVE;
+	if (held >= st->row.capacity) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "you are at your chat capacity", NULL);
+		return;
+	}
+	e = hl_queue_next_for(&c->queue, st->row.languages);
+	if (!e) {
+		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
+				 "nobody is waiting whom you can take", NULL);
+		return;
+	}
+	v = hl_container_of(e, struct hl_conv_live, qe);
+	j = cjob_new(c, CJ_TAKE, s, m->id, take_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	/* Out of the queue at once, so nobody else can take it meanwhile. */
+	hl_queue_remove(&c->queue, &v->qe, true, j->now);
+	v->state = HL_CONV_OFFERED;
+	v->busy = true;
+	j->conv_id = v->id;
+	j->staff_id = s->staff_id;
+	cjob_submit(j);
+}
+
+static void send_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	json_t *r, *ev;
+
+	if (status != 0) {
+		if (s->wsi)
+			hl_session_error(s, j->id,
+					 status == HL_ECLOSED ? HL_ERR_BAD_STATE
+							      : HL_ERR_STORE_FAILED,
+					 status == HL_ECLOSED
+						 ? "this chat has ended"
+						 : "not sent: it could not be stored; "
+						   "send it again",
+					 NULL);
+		return;
+	}
+	/* Acknowledged only now that it is committed; delivered once. */
+	if (s->wsi) {
+		r = hl_proto_reply("chat.ack", j->id);
+		json_object_set_new(r, "seq", json_integer(j->res.seq));
+		json_object_set_new(r, "at", json_integer(j->res.at));
+		if (j->res.duplicate)
+			json_object_set_new(r, "duplicate", json_true());
+		hl_session_send(s, r);
+		json_decref(r);
+	}
+	if (j->res.duplicate || !v)
+		return;
+	if (j->staff_id) {
+		if (v->contact) {
+			ev = event_json(v->id, j->res.seq, j->res.at, "msg",
+					j->sender, j->payload, j->payload_len, true);
+			hl_session_send(v->contact, ev);
+			json_decref(ev);
+		}
+	} else if (v->counsellor_id) {
+		ev = event_json(v->id, j->res.seq, j->res.at, "msg", j->sender,
+				j->payload, j->payload_len, false);
+		send_staff(c->srv, v->counsellor_id, ev);
+		json_decref(ev);
+	}
+}
+
+void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	const char *p = m->u.chat.payload;
+	struct contact_job *j;
+	size_t cap, n = 0;
+
+	if (!v)
+		return;
+	if (v->state != HL_CONV_ACTIVE && s->role == HL_ROLE_STAFF) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat is not active", NULL);
+		return;
+	}
+	j = cjob_new(contacts_of(s), CJ_SEND, s, m->id, send_done);
+	cap = strlen(p) / 4 * 3 + 3;
+	if (j)
+		j->payload = malloc(cap);
+	if (!j || !j->payload) {
+		if (j)
+			cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	if (sodium_base642bin(j->payload, cap, p, strlen(p), NULL, &n, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n == 0 || n > HL_EVENT_PAYLOAD_MAX) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "payload must be base64url without padding",
+				 "payload");
+		return;
+	}
+	j->payload_len = n;
+	j->conv_id = v->id;
+	if (s->role == HL_ROLE_STAFF) {
+		j->staff_id = s->staff_id;
+		snprintf(j->sender, sizeof(j->sender), "staff:%lld",
+			 (long long)s->staff_id);
+	} else {
+		snprintf(j->sender, sizeof(j->sender), "contact");
+	}
+	cjob_submit(j);
+}
+
+static void sync_done(struct contact_job *j, int status)
+{
+	struct hl_session *s = j->s;
+	size_t i;
+	json_t *ev, *r;
+
+	if (!s->wsi)
+		return;
+	if (status != 0) {
+		hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+		return;
+	}
+	json_array_foreach(j->events, i, ev)
+		hl_session_send(s, ev);
+	r = hl_proto_reply("chat.synced", j->id);
+	json_object_set_new(r, "count", json_integer((json_int_t)i));
+	hl_session_send(s, r);
+	json_decref(r);
+}
+
+void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	j = cjob_new(contacts_of(s), CJ_SINCE, s, m->id, sync_done);
+	if (!j || !(j->events = json_array())) {
+		if (j)
+			cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	j->conv_id = v->id;
+	j->after_seq = m->u.chat.last_seq;
+	j->contact_view = s->role == HL_ROLE_CONTACT;
+	cjob_submit(j);
+}
+
+static void end_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	json_t *r, *ev;
+
+	if (v)
+		v->busy = false;
+	if (status != 0 || !v) {
+		if (s->wsi)
+			hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+		return;
+	}
+	if (s->wsi) {
+		r = hl_proto_reply("chat.ended", j->id);
+		json_object_set_new(r, "seq", json_integer(j->res.seq));
+		hl_session_send(s, r);
+		json_decref(r);
+	}
+	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
+			j->staff_id ? "ended_by_counsellor" : "ended_by_contact",
+			j->staff_id ? 19 : 16, true);
+	if (v->contact && v->contact != s)
+		hl_session_send(v->contact, ev);
+	json_decref(ev);
+	if (v->counsellor_id && !j->staff_id) {
+		ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
+				"ended_by_contact", 16, false);
+		send_staff(c->srv, v->counsellor_id, ev);
+		json_decref(ev);
+	}
+	hl_info("chat.ended", "conv=%lld by=%s", (long long)v->id,
+		j->staff_id ? "staff" : "contact");
+	drop_conv(c, v);
+}
+
+void hl_chat_end(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	if (v->busy || v->state != HL_CONV_ACTIVE) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat is not active", NULL);
+		return;
+	}
+	j = cjob_new(contacts_of(s), CJ_END, s, m->id, end_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	j->conv_id = v->id;
+	j->staff_id = s->role == HL_ROLE_STAFF ? s->staff_id : 0;
+	v->busy = true;
+	cjob_submit(j);
 }

@@ -25,6 +25,8 @@ struct hl_conv_live {
 	int risk;                       /* risk class at intake */
 	struct hl_queue_entry qe;       /* its place in the queue (qe.id = id) */
 	struct hl_session *contact;     /* the young person's socket, or NULL */
+	int64_t counsellor_id;          /* staff id chatting with them, 0 = none */
+	bool busy;                      /* a take or end is in flight */
 	unsigned char resume_hash[HL_TOKEN_HASH_BYTES]; /* of the resume secret */
 	bool have_resume;               /* resume_hash is set */
 	struct hl_conv_live *next;      /* the server's list of live conversations */
@@ -56,5 +58,9 @@ void hl_contact_start(struct hl_session *s, const struct hl_msg *m);
 void hl_contact_resume(struct hl_session *s, const struct hl_msg *m);
 void hl_contact_leave(struct hl_session *s, const struct hl_msg *m);
 void hl_queue_stats(struct hl_session *s, const struct hl_msg *m);
+void hl_queue_take(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_send(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_sync(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_end(struct hl_session *s, const struct hl_msg *m);
 
 #endif

@@ -52,6 +52,10 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_CONTACT_RESUME] = {hl_contact_resume, ROLE_CONTACT, false, NEED_NONE},
 	[HL_MSG_CONTACT_LEAVE] = {hl_contact_leave, ROLE_CONTACT, false, NEED_NONE},
 	[HL_MSG_QUEUE_STATS] = {hl_queue_stats, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_QUEUE_TAKE] = {hl_queue_take, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_CHAT_SEND] = {hl_chat_send, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CHAT_SYNC] = {hl_chat_sync, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CHAT_END] = {hl_chat_end, ROLE_ANY, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */
@@ -62,8 +66,8 @@ static bool authorised(struct hl_session *s, const struct route *r,
 	struct hl_auth_staff *st;
 	unsigned want = 0;
 
-	if (r->need == NEED_NONE)
-		return true;
+	if (r->need == NEED_NONE || s->role == HL_ROLE_CONTACT)
+		return true; /* needs are about staff; contacts are anonymous */
 	if (r->need == NEED_ANON)
 		return true; /* handlers refuse when already logged in */
 	if (!s->staff_id) {

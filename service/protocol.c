@@ -166,6 +166,20 @@ static const struct field_spec contact_resume_fields[] = {
 	{"last_seq", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(cresume.last_seq)},
 };
 
+static const struct field_spec chat_send_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"payload", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(chat.payload)},
+};
+
+static const struct field_spec chat_sync_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"last_seq", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(chat.last_seq)},
+};
+
+static const struct field_spec chat_end_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+};
+
 /* staff.create's capacity is optional: -1 tells the handler it was absent. */
 static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
 {
@@ -197,6 +211,10 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CONTACT_RESUME] = SPEC("contact.resume", contact_resume_fields, NULL),
 	[HL_MSG_CONTACT_LEAVE] = SPEC_EMPTY("contact.leave"),
 	[HL_MSG_QUEUE_STATS] = SPEC_EMPTY("queue.stats"),
+	[HL_MSG_QUEUE_TAKE] = SPEC_EMPTY("queue.take"),
+	[HL_MSG_CHAT_SEND] = SPEC("chat.send", chat_send_fields, NULL),
+	[HL_MSG_CHAT_SYNC] = SPEC("chat.sync", chat_sync_fields, NULL),
+	[HL_MSG_CHAT_END] = SPEC("chat.end", chat_end_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -71,6 +71,10 @@ enum hl_msg_type {
 	HL_MSG_CONTACT_RESUME,    /* "contact.resume" */
 	HL_MSG_CONTACT_LEAVE,     /* "contact.leave" */
 	HL_MSG_QUEUE_STATS,       /* "queue.stats" */
+	HL_MSG_QUEUE_TAKE,        /* "queue.take" */
+	HL_MSG_CHAT_SEND,         /* "chat.send" */
+	HL_MSG_CHAT_SYNC,         /* "chat.sync" */
+	HL_MSG_CHAT_END,          /* "chat.end" */
 	HL_MSG__COUNT
 };
 
@@ -133,6 +137,14 @@ struct hl_msg_contact_resume {
 	int64_t last_seq;      /* highest conversation seq the client has */
 };
 
+/* chat.send / chat.sync / chat.end. conversation is required from staff
+ * (a decimal id) and must be absent or the socket's own from a contact. */
+struct hl_msg_chat {
+	const char *conversation; /* 1..20 digits; NULL if absent */
+	const char *payload;      /* chat.send: base64url, 1..87384 chars */
+	int64_t last_seq;         /* chat.sync */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
@@ -148,6 +160,7 @@ struct hl_msg {
 		struct hl_msg_staff_target target;
 		struct hl_msg_contact_start start;
 		struct hl_msg_contact_resume cresume;
+		struct hl_msg_chat chat;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

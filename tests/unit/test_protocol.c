@@ -575,6 +575,10 @@ static void test_names(void **state)
 		[HL_MSG_CONTACT_RESUME] = "contact.resume",
 		[HL_MSG_CONTACT_LEAVE] = "contact.leave",
 		[HL_MSG_QUEUE_STATS] = "queue.stats",
+		[HL_MSG_QUEUE_TAKE] = "queue.take",
+		[HL_MSG_CHAT_SEND] = "chat.send",
+		[HL_MSG_CHAT_SYNC] = "chat.sync",
+		[HL_MSG_CHAT_END] = "chat.end",
 	};
 	int i;
 
