@@ -120,8 +120,9 @@ int hl_staff_totp_secret(const struct hl_keys *keys, const struct hl_staff *s,
  * greater than the stored one, else HL_EINVAL: a replay that raced),
  * resets failures and the lock, optionally replaces pw_hash (rehash; NULL =
  * keep), inserts a session row for token_hash with the given absolute
- * expiry (created_at = last_seen = reauth_at = now: the login entered a
- * TOTP code), and audits "login.ok". HL_EINVAL also when the account no
+ * expiry (created_at = last_seen = now; reauth_at = 0: sensitive
+ * operations ask for a TOTP code again after login, see docs/auth.md),
+ * and audits "login.ok". HL_EINVAL also when the account no
  * longer exists or is not active (disabled or reset meanwhile), when
  * expires_at <= now or new_pw_hash is not an Argon2id string; nothing is
  * written then. Returns 0, HL_EINVAL, HL_ECONSTRAINT (token hash already

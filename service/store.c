@@ -99,7 +99,7 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"AND state='active' AND totp_last_step<?2 RETURNING id",
 	[HL_STMT_SESSION_INSERT] =
 		"INSERT INTO staff_session(token_hash, staff_id, created_at, "
-		"last_seen, expires_at, reauth_at) VALUES(?1, ?2, ?3, ?3, ?4, ?3)",
+		"last_seen, expires_at, reauth_at) VALUES(?1, ?2, ?3, ?3, ?4, 0)",
 	[HL_STMT_SESSION_FIND] =
 		"SELECT staff_id, expires_at, last_seen, reauth_at FROM "
 		"staff_session WHERE token_hash=?1",
