@@ -4,6 +4,7 @@
  * in-memory tables are updated only when that job has committed. */
 #include "auth.h"
 #include "common.h"
+#include "contact.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -804,7 +805,7 @@ static void bind_socket(struct hl_auth *a, struct hl_session *s,
 	st->connections++;
 	if (st->presence == HL_PRESENCE_OFFLINE)
 		st->presence = HL_PRESENCE_AWAY;
-	(void)a;
+	hl_contacts_staff_presence(&a->srv->contacts, st->row.id, false);
 }
 
 static json_t *auth_ok_reply(struct hl_auth *a, const char *id,
@@ -1341,8 +1342,10 @@ void hl_auth_on_closed(struct hl_auth *a, struct hl_session *s)
 {
 	struct hl_auth_staff *st = hl_auth_staff_of(a, s);
 
-	if (st && st->connections > 0 && --st->connections == 0)
+	if (st && st->connections > 0 && --st->connections == 0) {
 		st->presence = HL_PRESENCE_OFFLINE;
+		hl_contacts_staff_presence(&a->srv->contacts, st->row.id, true);
+	}
 	s->staff_id = 0;
 }
 

@@ -103,6 +103,8 @@ static const struct key_def keys[] = {
 	{"queue", "ageing", KIND_INT, 10, 86400, FIELD(queue_ageing), set_int},
 	{"queue", "resume_ttl", KIND_INT, 60, 604800, FIELD(queue_resume_ttl),
 	 set_int},
+	{"queue", "counsellor_grace", KIND_INT, 5, 3600,
+	 FIELD(queue_counsellor_grace), set_int},
 	{"ws", "max_message", KIND_SIZE, 256, 1048576, FIELD(ws_max_message),
 	 set_size},
 	{"ws", "outq_max", KIND_SIZE, 4096, 67108864, FIELD(ws_outq_max),
@@ -945,6 +947,7 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_max = 10000;
 	cfg->queue_ageing = 600;
 	cfg->queue_resume_ttl = 86400;
+	cfg->queue_counsellor_grace = 60;
 	cfg->auth_session_idle = 1800;
 	cfg->auth_session_max = 43200;
 	cfg->auth_max_failures = 5;

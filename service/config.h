@@ -76,6 +76,11 @@ struct hl_config {
 	 * valid after their last activity; 60..604800; default 86400. */
 	int queue_resume_ttl;
 
+	/* [queue] counsellor_grace: seconds a counsellor with active chats may
+	 * be disconnected before those chats go back to the front of the
+	 * queue; 5..3600; default 60. */
+	int queue_counsellor_grace;
+
 	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
 	 * default 65536. Bigger messages close the connection with 1009. */
 	size_t ws_max_message;

@@ -96,16 +96,24 @@ static void told(struct hl_queue_entry *e, uint32_t position,
 			      NULL);
 }
 
+static void requeue(struct hl_contacts *c, struct hl_conv_live *v);
+
 static void on_tick(uv_timer_t *t)
 {
 	struct hl_contacts *c = t->data;
+	int64_t now = now_ms(),
+		grace = (int64_t)c->srv->cfg.queue_counsellor_grace * 1000;
 
-	hl_queue_poll_changes(&c->queue, now_ms(), told, NULL);
+	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+		if (v->state == HL_CONV_ACTIVE && v->lost_since_ms && !v->busy &&
+		    now - v->lost_since_ms >= grace)
+			requeue(c, v);
+	hl_queue_poll_changes(&c->queue, now, told, NULL);
 }
 
 /* ---- store jobs ------------------------------------------------------------ */
 
-enum cjob_kind { CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE, CJ_END };
+enum cjob_kind { CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE, CJ_END, CJ_REQUEUE };
 
 struct contact_job {
 	struct hl_store_job job;
@@ -262,6 +270,12 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 	case CJ_SINCE:
 		return hl_event_since(stmts, j->conv_id, j->after_seq,
 				      j->contact_view, 10000, collect_event, j);
+	case CJ_REQUEUE:
+		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_QUEUED, 0,
+				       j->now);
+		if (rc == 0)
+			rc = system_event(stmts, j, "counsellor_lost");
+		return rc;
 	case CJ_END:
 		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_ENDED, 0,
 				       j->now);
@@ -354,6 +368,10 @@ static void load_done(struct contact_job *j, int status)
 		}
 		v->state = row->state;
 		v->counsellor_id = row->counsellor_id;
+		/* After a restart every counsellor must come back within the
+		 * grace period, or their chats return to the queue. */
+		if (row->state == HL_CONV_ACTIVE)
+			v->lost_since_ms = now_ms();
 		/* Queued and offered people wait again in their old order
 		 * (created_at is when they joined); active chats are picked
 		 * up by their counsellor. */
@@ -1070,4 +1088,58 @@ void hl_chat_end(struct hl_session *s, const struct hl_msg *m)
 	j->staff_id = s->role == HL_ROLE_STAFF ? s->staff_id : 0;
 	v->busy = true;
 	cjob_submit(j);
+}
+
+/* ---- a counsellor who does not come back ----------------------------------------- */
+
+void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
+				bool gone)
+{
+	int64_t now = now_ms();
+
+	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+		if (v->counsellor_id == staff_id && v->state == HL_CONV_ACTIVE)
+			v->lost_since_ms = gone ? now : 0;
+}
+
+static void requeue_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	json_t *ev;
+
+	if (!v)
+		return;
+	v->busy = false;
+	if (status != 0) {
+		v->lost_since_ms = now_ms(); /* try again after another grace */
+		return;
+	}
+	v->state = HL_CONV_QUEUED;
+	v->counsellor_id = 0;
+	v->lost_since_ms = 0;
+	hl_queue_push_front(&c->queue, &v->qe);
+	hl_warn("chat.requeued", "conv=%lld why=counsellor_lost", (long long)v->id);
+	if (v->contact) {
+		ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
+				"counsellor_lost", 15, true);
+		hl_session_send(v->contact, ev);
+		json_decref(ev);
+	}
+}
+
+/* The counsellor stayed away past the grace period: back to the front of
+ * the queue, and the young person is told. */
+static void requeue(struct hl_contacts *c, struct hl_conv_live *v)
+{
+	struct contact_job *j = cjob_new(c, CJ_REQUEUE, NULL, NULL, requeue_done);
+
+	if (!j)
+		return;
+	j->conv_id = v->id;
+	v->busy = true;
+	if (hl_store_submit(&c->srv->store, &j->job) != 0) {
+		v->busy = false;
+		cjob_free(j);
+	}
 }

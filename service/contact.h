@@ -26,7 +26,8 @@ struct hl_conv_live {
 	struct hl_queue_entry qe;       /* its place in the queue (qe.id = id) */
 	struct hl_session *contact;     /* the young person's socket, or NULL */
 	int64_t counsellor_id;          /* staff id chatting with them, 0 = none */
-	bool busy;                      /* a take or end is in flight */
+	bool busy;                      /* a take, end or requeue is in flight */
+	int64_t lost_since_ms;          /* counsellor has no socket since; 0 = present */
 	unsigned char resume_hash[HL_TOKEN_HASH_BYTES]; /* of the resume secret */
 	bool have_resume;               /* resume_hash is set */
 	struct hl_conv_live *next;      /* the server's list of live conversations */
@@ -52,6 +53,11 @@ void hl_contacts_free(struct hl_contacts *c);
 /* A contact socket closed: the conversation stays (the young person may
  * resume); the socket is detached. */
 void hl_contacts_on_closed(struct hl_contacts *c, struct hl_session *s);
+
+/* A counsellor's last socket closed (gone) or one came back (!gone): their
+ * active chats start, or stop, their grace period. */
+void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
+				bool gone);
 
 /* Handlers. */
 void hl_contact_start(struct hl_session *s, const struct hl_msg *m);

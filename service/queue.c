@@ -98,6 +98,8 @@ int hl_queue_push_front(struct hl_queue *q, struct hl_queue_entry *e)
 		if (q->v[i]->risk == e->risk && q->v[i]->key <= key)
 			key = q->v[i]->key - 1;
 	e->key = key;
+	e->told_position = 0; /* back in the queue: tell them where they are */
+	e->told_estimate_s = -1;
 	return insert(q, e);
 }
 

@@ -12,8 +12,8 @@ import { enrolled, login, awaitStepMargin, staffSocket } from './staff.mjs';
 const b64 = (s) => Buffer.from(s).toString('base64url');
 const text = (ev) => Buffer.from(ev.payload, 'base64url').toString();
 
-async function nextOf(ws, type) {
-  for (;;) { const m = await next(ws, 5000); if (m.type === type) return m; }
+async function nextOf(ws, type, ms = 5000) {
+  for (;;) { const m = await next(ws, ms); if (m.type === type) return m; }
 }
 
 test('take, chat both ways, duplicates, drops and resume, kill -9, end', async () => {
@@ -110,4 +110,48 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   const r = await srv.stop();
   srv.cleanup();
   assert.equal(r.code, 0, r.stderr);
+});
+
+test('a counsellor who does not come back within the grace period: the chat returns to the front of the queue', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-grace-'));
+  writeFileSync(join(dir, 'g.ini'), '[queue]\ncounsellor_grace = 5\n');
+  const srv = await startServer({ dir, args: ['--config', join(dir, 'g.ini')] });
+  try {
+    await awaitStepMargin(15);
+    const gone = await enrolled(srv, 'gina', 'counsellor');
+    const back = await enrolled(srv, 'bert', 'counsellor');
+    const waiting = await greeted(srv.port);
+    await request(waiting, { type: 'contact.start', id: nextId(), topics: 'school' });
+    const young = await greeted(srv.port);
+    const st = await request(young, { type: 'contact.start', id: nextId(), topics: 'grooming' });
+    const g = await login(srv, gone);
+    const t = await request(g.ws, { type: 'queue.take', id: nextId() });
+    assert.equal(t.conversation, st.conversation, 'higher risk first');
+    await nextOf(young, 'chat.event'); // joined
+    // A short drop within the grace period changes nothing...
+    g.ws.terminate();
+    await new Promise((r) => setTimeout(r, 1500));
+    const g2 = await staffSocket(srv);
+    assert.equal((await request(g2, { type: 'auth.resume', id: nextId(), token: g.reply.token })).type, 'auth.ok');
+    await new Promise((r) => setTimeout(r, 5500));
+    const still = await request(g2, { type: 'chat.send', id: nextId(), conversation: t.conversation, payload: b64('still here') });
+    assert.equal(still.type, 'chat.ack');
+    // ...a longer absence sends the chat back, ahead of the earlier waiter.
+    g2.terminate();
+    const lost = await nextOf(young, 'chat.event');
+    assert.equal(lost.kind, 'msg'); // the "still here" message
+    const ev = await nextOf(young, 'chat.event', 10000); // grace 5 s + a tick
+    assert.deepEqual([ev.kind, text(ev)], ['system', 'counsellor_lost']);
+    const pos = await nextOf(young, 'queue.position');
+    assert.equal(pos.position, 1);
+    const b = await login(srv, back);
+    const t2 = await request(b.ws, { type: 'queue.take', id: nextId() });
+    assert.equal(t2.conversation, st.conversation);
+    b.ws.close(); young.close(); waiting.close();
+  } finally {
+    const r = await srv.stop();
+    srv.cleanup();
+    assert.equal(r.code, 0, r.stderr);
+  }
 });
