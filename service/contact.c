@@ -1143,3 +1143,37 @@ static void requeue(struct hl_contacts *c, struct hl_conv_live *v)
 		cjob_free(j);
 	}
 }
+
+/* ---- typing and read receipts: relayed, never stored ------------------------------ */
+
+void hl_chat_signal(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	bool typing = m->type == HL_MSG_CHAT_TYPING;
+	char idstr[24];
+	json_t *o;
+
+	if (!v)
+		return;
+	if (v->state != HL_CONV_ACTIVE) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat is not active", NULL);
+		return;
+	}
+	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
+	o = hl_proto_reply(typing ? "chat.typing" : "chat.read", NULL);
+	json_object_set_new(o, "conversation", json_string(idstr));
+	if (!typing)
+		json_object_set_new(o, "seq", json_integer(m->u.chat.last_seq));
+	if (s->role == HL_ROLE_STAFF) {
+		json_object_set_new(o, "from", json_string("counsellor"));
+		if (v->contact)
+			hl_session_send(v->contact, o);
+	} else if (v->counsellor_id) {
+		json_object_set_new(o, "from", json_string("contact"));
+		send_staff(s->srv, v->counsellor_id, o);
+	}
+	json_decref(o);
+	/* No reply: these are fire-and-forget signals (an error is the only
+	 * answer), so a typing client does not double its traffic. */
+}

@@ -68,5 +68,7 @@ void hl_queue_take(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_send(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_sync(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_end(struct hl_session *s, const struct hl_msg *m);
+/* chat.typing and chat.read: relayed to the other party, not stored. */
+void hl_chat_signal(struct hl_session *s, const struct hl_msg *m);
 
 #endif

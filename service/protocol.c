@@ -176,6 +176,11 @@ static const struct field_spec chat_sync_fields[] = {
 	{"last_seq", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(chat.last_seq)},
 };
 
+static const struct field_spec chat_read_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"seq", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(chat.last_seq)},
+};
+
 static const struct field_spec chat_end_fields[] = {
 	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
 };
@@ -215,6 +220,8 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CHAT_SEND] = SPEC("chat.send", chat_send_fields, NULL),
 	[HL_MSG_CHAT_SYNC] = SPEC("chat.sync", chat_sync_fields, NULL),
 	[HL_MSG_CHAT_END] = SPEC("chat.end", chat_end_fields, NULL),
+	[HL_MSG_CHAT_TYPING] = SPEC("chat.typing", chat_end_fields, NULL),
+	[HL_MSG_CHAT_READ] = SPEC("chat.read", chat_read_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

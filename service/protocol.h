@@ -75,6 +75,8 @@ enum hl_msg_type {
 	HL_MSG_CHAT_SEND,         /* "chat.send" */
 	HL_MSG_CHAT_SYNC,         /* "chat.sync" */
 	HL_MSG_CHAT_END,          /* "chat.end" */
+	HL_MSG_CHAT_TYPING,       /* "chat.typing" */
+	HL_MSG_CHAT_READ,         /* "chat.read" */
 	HL_MSG__COUNT
 };
 
@@ -142,7 +144,7 @@ struct hl_msg_contact_resume {
 struct hl_msg_chat {
 	const char *conversation; /* 1..20 digits; NULL if absent */
 	const char *payload;      /* chat.send: base64url, 1..87384 chars */
-	int64_t last_seq;         /* chat.sync */
+	int64_t last_seq;         /* chat.sync; chat.read: the seq read up to */
 };
 
 struct hl_msg {

@@ -53,6 +53,12 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   const dup = await request(young, { type: 'chat.send', id: 'y1', payload: b64('hi, I need help') });
   assert.deepEqual([dup.type, dup.seq, dup.duplicate], ['chat.ack', a1.seq, true]);
 
+  // Typing and read receipts are relayed to the other party, not stored.
+  young.send(JSON.stringify({ type: 'chat.typing', id: nextId() }));
+  assert.deepEqual(await nextOf(c, 'chat.typing'), { type: 'chat.typing', conversation: conv, from: 'contact' });
+  c.send(JSON.stringify({ type: 'chat.read', id: nextId(), conversation: conv, seq: a1.seq }));
+  assert.deepEqual(await nextOf(young, 'chat.read'), { type: 'chat.read', conversation: conv, seq: a1.seq, from: 'counsellor' });
+
   // Strangers are refused without learning anything.
   const { ws: o } = await login(srv, other);
   const f1 = await request(o, { type: 'chat.send', id: nextId(), conversation: conv, payload: b64('x') });

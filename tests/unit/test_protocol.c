@@ -579,6 +579,8 @@ static void test_names(void **state)
 		[HL_MSG_CHAT_SEND] = "chat.send",
 		[HL_MSG_CHAT_SYNC] = "chat.sync",
 		[HL_MSG_CHAT_END] = "chat.end",
+		[HL_MSG_CHAT_TYPING] = "chat.typing",
+		[HL_MSG_CHAT_READ] = "chat.read",
 	};
 	int i;
 
