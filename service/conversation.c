@@ -295,23 +295,6 @@ int hl_age_band_parse(const char *name, enum hl_age_band *out)
 
 /* ---- conversations ------------------------------------------------------ */
 
-/* Copies text column col into dst (cap bytes); NULL is "". A value too long
- * for dst was not written by this module: HL_ESTORE, never a truncation. */
-static int copy_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-	size_t n = (size_t)sqlite3_column_bytes(s, col);
-
-	if (!t) {
-		dst[0] = '\0';
-		return 0;
-	}
-	if (n >= cap || memchr(t, '\0', n))
-		return HL_ESTORE;
-	memcpy(dst, t, n);
-	dst[n] = '\0';
-	return 0;
-}
 
 /* Reads the current row of a conversation SELECT into out. 0 or HL_ESTORE. */
 static int read_conv(sqlite3_stmt *s, struct hl_conv *out)
@@ -334,10 +317,10 @@ static int read_conv(sqlite3_stmt *s, struct hl_conv *out)
 	if (status == 0)
 		status = hl_age_band_parse((const char *)age, &out->age_band);
 	if (status != 0 ||
-	    copy_text(s, COL_TOPICS, out->topics, sizeof(out->topics)) ||
-	    copy_text(s, COL_LANGUAGE, out->language, sizeof(out->language)) ||
-	    copy_text(s, COL_OUTCOME, out->outcome, sizeof(out->outcome)) ||
-	    copy_text(s, COL_TAGS, out->tags, sizeof(out->tags))) {
+	    hl_store_column_text(s, COL_TOPICS, out->topics, sizeof(out->topics)) ||
+	    hl_store_column_text(s, COL_LANGUAGE, out->language, sizeof(out->language)) ||
+	    hl_store_column_text(s, COL_OUTCOME, out->outcome, sizeof(out->outcome)) ||
+	    hl_store_column_text(s, COL_TAGS, out->tags, sizeof(out->tags))) {
 		hl_error("conv.bad_row", "conv=%" PRId64, out->id);
 		return HL_ESTORE;
 	}

@@ -367,24 +367,6 @@ static int state_parse(const unsigned char *t, enum hl_staff_state *out)
 	return 0;
 }
 
-/* Copies text column col into dst (cap bytes). A NULL column is "". A value
- * too long for dst was not written by this module: HL_ESTORE, rather than
- * a truncation that could make two usernames equal. */
-static int copy_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
-{
-	const unsigned char *t = sqlite3_column_text(s, col);
-	size_t n = (size_t)sqlite3_column_bytes(s, col);
-
-	if (!t) {
-		dst[0] = '\0';
-		return 0;
-	}
-	if (n >= cap || memchr(t, '\0', n))
-		return HL_ESTORE;
-	memcpy(dst, t, n);
-	dst[n] = '\0';
-	return 0;
-}
 
 /* Reads the current row of a staff SELECT into out. 0 or HL_ESTORE. */
 static int read_row(sqlite3_stmt *s, struct hl_staff *out)
@@ -394,13 +376,13 @@ static int read_row(sqlite3_stmt *s, struct hl_staff *out)
 
 	memset(out, 0, sizeof(*out));
 	out->id = sqlite3_column_int64(s, COL_ID);
-	if (copy_text(s, COL_USERNAME, out->username, sizeof(out->username)) ||
-	    copy_text(s, COL_DISPLAY_NAME, out->display_name,
+	if (hl_store_column_text(s, COL_USERNAME, out->username, sizeof(out->username)) ||
+	    hl_store_column_text(s, COL_DISPLAY_NAME, out->display_name,
 		      sizeof(out->display_name)) ||
-	    copy_text(s, COL_LANGUAGES, out->languages,
+	    hl_store_column_text(s, COL_LANGUAGES, out->languages,
 		      sizeof(out->languages)) ||
-	    copy_text(s, COL_SKILLS, out->skills, sizeof(out->skills)) ||
-	    copy_text(s, COL_PW_HASH, out->pw_hash, sizeof(out->pw_hash)) ||
+	    hl_store_column_text(s, COL_SKILLS, out->skills, sizeof(out->skills)) ||
+	    hl_store_column_text(s, COL_PW_HASH, out->pw_hash, sizeof(out->pw_hash)) ||
 	    state_parse(sqlite3_column_text(s, COL_STATE), &out->state) != 0)
 		return HL_ESTORE;
 	out->roles = (unsigned)sqlite3_column_int(s, COL_ROLES);

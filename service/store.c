@@ -1020,3 +1020,19 @@ int hl_store_ping(struct hl_store *st)
 	pthread_mutex_unlock(&st->mu);
 	return up ? 0 : HL_ECLOSED;
 }
+
+int hl_store_column_text(sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+
+	if (!t) {
+		dst[0] = '\0';
+		return 0;
+	}
+	if (n >= cap || memchr(t, '\0', n))
+		return HL_ESTORE;
+	memcpy(dst, t, n);
+	dst[n] = '\0';
+	return 0;
+}

@@ -216,6 +216,13 @@ int hl_store_submit(struct hl_store *st, struct hl_store_job *job);
  */
 void hl_store_close(struct hl_store *st);
 
+/*
+ * Copies column col of the current row of s as text into dst (cap bytes,
+ * NUL-terminated; NULL gives ""). Returns 0, or HL_ESTORE when the value
+ * does not fit or holds a NUL byte (a row not written by this program).
+ */
+int hl_store_column_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
+
 /* Copies the counters. Loop thread. */
 void hl_store_stats(struct hl_store *st, struct hl_store_stats *out);
 
