@@ -295,7 +295,6 @@ int hl_age_band_parse(const char *name, enum hl_age_band *out)
 
 /* ---- conversations ------------------------------------------------------ */
 
-
 /* Reads the current row of a conversation SELECT into out. 0 or HL_ESTORE. */
 static int read_conv(sqlite3_stmt *s, struct hl_conv *out)
 {
