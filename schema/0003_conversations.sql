@@ -57,10 +57,18 @@ CREATE INDEX conversation_open ON conversation(created_at, id)
 -- Rows are never updated; they go with their conversation at retention
 -- (ON DELETE CASCADE).
 --
--- WITHOUT ROWID: the rows are read by (conversation_id, seq) range and
--- written at the end of each conversation's range, so clustering them by
--- that key keeps a conversation's history together. Payloads are usually a
--- few hundred bytes (padded ciphertext); larger ones spill to overflow pages.
+-- A rowid table, not WITHOUT ROWID, although rows are always found by
+-- (conversation_id, seq): rows here are a few hundred bytes (padded
+-- ciphertext), above the ~1/20 of a page SQLite advises for WITHOUT ROWID,
+-- and many conversations append at once. Clustered by (conversation_id,
+-- seq), every append lands on its own conversation's leaf page, so a batch
+-- dirties (and spills) one page per active conversation; as a rowid table
+-- the rows go to the table's tail and only the small key entries scatter.
+-- Measured through the store (group commit, 300-byte payloads, 1000
+-- conversations): about 9k appends/s clustered against 28k/s as rowid
+-- (10 conversations: 26k against 46k; 10,000: 18k against 42k), while
+-- reading 50 events of history costs 2x more (19k against 9k reads/s):
+-- messages are written far more often than history is read.
 CREATE TABLE event (
     conversation_id INTEGER NOT NULL
                     REFERENCES conversation(id) ON DELETE CASCADE, -- the conversation it belongs to
@@ -76,8 +84,8 @@ CREATE TABLE event (
                     CHECK (length(client_id) BETWEEN 1 AND 64),    -- the sender's request id, for idempotent retries; NULL when none (system events)
     payload         BLOB
                     CHECK (length(payload) <= 65536),              -- opaque ciphertext (the server cannot read it); NULL when empty
-    PRIMARY KEY (conversation_id, seq)
-) STRICT, WITHOUT ROWID;
+    PRIMARY KEY (conversation_id, seq)                             -- a unique index here: a conversation's events from a seq on
+) STRICT;
 
 -- A retried request (same sender, same client_id) never makes a second
 -- event: the append finds the first one here and re-acknowledges it. Rows

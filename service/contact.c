@@ -134,6 +134,8 @@ struct contact_job {
 	size_t nopen, capopen;
 	int64_t staff_id;              /* CJ_TAKE / CJ_SEND / CJ_END by staff */
 	char sender[HL_EVENT_SENDER_MAX + 1]; /* CJ_SEND */
+	const char *ev_kind;           /* CJ_SEND: "msg" or "note" */
+	enum hl_event_vis vis;         /* CJ_SEND: note = staff only */
 	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
 	size_t payload_len;
 	struct hl_event_result res;    /* CJ_SEND / CJ_TAKE / CJ_END */
@@ -261,8 +263,8 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		return rc;
 	case CJ_SEND: {
 		struct hl_event_new e = {
-			.kind = "msg", .sender = j->sender,
-			.visibility = HL_VIS_ALL, .client_id = j->id,
+			.kind = j->ev_kind, .sender = j->sender,
+			.visibility = j->vis, .client_id = j->id,
 			.payload = j->payload, .payload_len = j->payload_len,
 		};
 		return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
@@ -762,6 +764,23 @@ void hl_queue_stats(struct hl_session *s, const struct hl_msg *m)
 
 /* ---- staff take a chat; both sides chat ---------------------------------------- */
 
+/*
+ * The one place anything is sent to a young person about their
+ * conversation. Internal events (visibility staff: notes, tags, transfers)
+ * are refused here, whatever the caller, so no staff-only event can reach a
+ * contact socket.
+ */
+static void to_contact(struct hl_conv_live *v, json_t *obj,
+		       enum hl_event_vis vis)
+{
+	if (vis != HL_VIS_ALL) {
+		hl_error("contact.internal_blocked", "conv=%lld", (long long)v->id);
+		return;
+	}
+	if (v->contact)
+		hl_session_send(v->contact, obj);
+}
+
 /* Sends obj to every socket of staff member staff_id. */
 static void send_staff(struct hl_server *srv, int64_t staff_id, json_t *obj)
 {
@@ -842,8 +861,7 @@ static void take_done(struct contact_job *j, int status)
 	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
 	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
 			"joined", 6, true);
-	if (v->contact)
-		hl_session_send(v->contact, ev);
+	to_contact(v, ev, HL_VIS_ALL);
 	json_decref(ev);
 	if (!s->wsi)
 		return;
@@ -930,16 +948,14 @@ static void send_done(struct contact_job *j, int status)
 	}
 	if (j->res.duplicate || !v)
 		return;
-	if (j->staff_id) {
-		if (v->contact) {
-			ev = event_json(v->id, j->res.seq, j->res.at, "msg",
-					j->sender, j->payload, j->payload_len, true);
-			hl_session_send(v->contact, ev);
-			json_decref(ev);
-		}
-	} else if (v->counsellor_id) {
-		ev = event_json(v->id, j->res.seq, j->res.at, "msg", j->sender,
-				j->payload, j->payload_len, false);
+	if (j->staff_id && j->vis == HL_VIS_ALL) {
+		ev = event_json(v->id, j->res.seq, j->res.at, j->ev_kind,
+				j->sender, j->payload, j->payload_len, true);
+		to_contact(v, ev, j->vis);
+		json_decref(ev);
+	} else if (!j->staff_id && v->counsellor_id) {
+		ev = event_json(v->id, j->res.seq, j->res.at, j->ev_kind,
+				j->sender, j->payload, j->payload_len, false);
 		send_staff(c->srv, v->counsellor_id, ev);
 		json_decref(ev);
 	}
@@ -949,11 +965,16 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_conv_live *v = party_conv(s, m);
 	const char *p = m->u.chat.payload;
+	bool note = m->type == HL_MSG_CHAT_NOTE;
 	struct contact_job *j;
 	size_t cap, n = 0;
 
 	if (!v)
 		return;
+	if (note && s->role != HL_ROLE_STAFF) { /* dispatch already refuses */
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN, NULL, "type");
+		return;
+	}
 	if (v->state != HL_CONV_ACTIVE && s->role == HL_ROLE_STAFF) {
 		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
 				 "this chat is not active", NULL);
@@ -980,6 +1001,8 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 	}
 	j->payload_len = n;
 	j->conv_id = v->id;
+	j->ev_kind = note ? "note" : "msg";
+	j->vis = note ? HL_VIS_STAFF : HL_VIS_ALL;
 	if (s->role == HL_ROLE_STAFF) {
 		j->staff_id = s->staff_id;
 		snprintf(j->sender, sizeof(j->sender), "staff:%lld",
@@ -1053,8 +1076,8 @@ static void end_done(struct contact_job *j, int status)
 	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
 			j->staff_id ? "ended_by_counsellor" : "ended_by_contact",
 			j->staff_id ? 19 : 16, true);
-	if (v->contact && v->contact != s)
-		hl_session_send(v->contact, ev);
+	if (v->contact != s)
+		to_contact(v, ev, HL_VIS_ALL);
 	json_decref(ev);
 	if (v->counsellor_id && !j->staff_id) {
 		ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
@@ -1120,12 +1143,10 @@ static void requeue_done(struct contact_job *j, int status)
 	v->lost_since_ms = 0;
 	hl_queue_push_front(&c->queue, &v->qe);
 	hl_warn("chat.requeued", "conv=%lld why=counsellor_lost", (long long)v->id);
-	if (v->contact) {
-		ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
-				"counsellor_lost", 15, true);
-		hl_session_send(v->contact, ev);
-		json_decref(ev);
-	}
+	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
+			"counsellor_lost", 15, true);
+	to_contact(v, ev, HL_VIS_ALL);
+	json_decref(ev);
 }
 
 /* The counsellor stayed away past the grace period: back to the front of
@@ -1167,8 +1188,7 @@ void hl_chat_signal(struct hl_session *s, const struct hl_msg *m)
 		json_object_set_new(o, "seq", json_integer(m->u.chat.last_seq));
 	if (s->role == HL_ROLE_STAFF) {
 		json_object_set_new(o, "from", json_string("counsellor"));
-		if (v->contact)
-			hl_session_send(v->contact, o);
+		to_contact(v, o, HL_VIS_ALL);
 	} else if (v->counsellor_id) {
 		json_object_set_new(o, "from", json_string("contact"));
 		send_staff(s->srv, v->counsellor_id, o);

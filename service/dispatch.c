@@ -58,6 +58,7 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_CHAT_END] = {hl_chat_end, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CHAT_TYPING] = {hl_chat_signal, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CHAT_READ] = {hl_chat_signal, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CHAT_NOTE] = {hl_chat_send, ROLE_STAFF, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

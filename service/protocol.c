@@ -222,6 +222,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CHAT_END] = SPEC("chat.end", chat_end_fields, NULL),
 	[HL_MSG_CHAT_TYPING] = SPEC("chat.typing", chat_end_fields, NULL),
 	[HL_MSG_CHAT_READ] = SPEC("chat.read", chat_read_fields, NULL),
+	[HL_MSG_CHAT_NOTE] = SPEC("chat.note", chat_send_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -77,6 +77,7 @@ enum hl_msg_type {
 	HL_MSG_CHAT_END,          /* "chat.end" */
 	HL_MSG_CHAT_TYPING,       /* "chat.typing" */
 	HL_MSG_CHAT_READ,         /* "chat.read" */
+	HL_MSG_CHAT_NOTE,         /* "chat.note": staff-only, never to the contact */
 	HL_MSG__COUNT
 };
 

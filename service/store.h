@@ -49,13 +49,13 @@ enum hl_stmt {
 	HL_STMT_ORG_KEY_GET,      /* SELECT value FROM org_key WHERE name=?1 */
 	HL_STMT_ORG_KEY_PUT,      /* INSERT (never replace) an org_key row */
 	/* conversation.c: conversations (columns of a row in hl_conv order) */
-	HL_STMT_CONV_INSERT,      /* a new 'queued' conversation RETURNING id */
+	HL_STMT_CONV_INSERT,      /* a new 'queued' conversation (id: last rowid) */
 	HL_STMT_CONV_GET,         /* one conversation row by id */
 	HL_STMT_CONV_OPEN,        /* open rows (queued/offered/active), created order */
-	HL_STMT_CONV_STATE,       /* state, counsellor_id of one conversation */
+	HL_STMT_CONV_STATE,       /* state, counsellor_id, last_seq of one row */
 	HL_STMT_CONV_SET_STATE,   /* new state, counsellor, state_at, ended_at */
 	HL_STMT_CONV_WRAP,        /* ended -> wrapped with outcome and tags */
-	HL_STMT_CONV_NEXT_SEQ,    /* last_seq + 1 RETURNING it, if appendable */
+	HL_STMT_CONV_SET_SEQ,     /* last_seq = ?2 where it was ?2 - 1 */
 	/* conversation.c: events */
 	HL_STMT_EVENT_INSERT,     /* one event row */
 	HL_STMT_EVENT_FIND_CLIENT,/* seq, at of (conversation, sender, client_id) */
@@ -64,7 +64,7 @@ enum hl_stmt {
 	HL_STMT_CONTACT_PUT,      /* insert, or refresh the same conversation's */
 	HL_STMT_CONTACT_FIND,     /* conversation of a live resume hash */
 	HL_STMT_CONTACT_TOUCH,    /* last_seen / expires_at of a live session */
-	HL_STMT_CONTACT_DELETE,   /* one session RETURNING conversation_id */
+	HL_STMT_CONTACT_DELETE,   /* one session by resume hash */
 	HL_STMT_CONTACT_EXPIRE,   /* sessions past expires_at */
 	HL_STMT__COUNT
 };

@@ -59,6 +59,12 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   c.send(JSON.stringify({ type: 'chat.read', id: nextId(), conversation: conv, seq: a1.seq }));
   assert.deepEqual(await nextOf(young, 'chat.read'), { type: 'chat.read', conversation: conv, seq: a1.seq, from: 'counsellor' });
 
+  // An internal note reaches staff only: never the young person, live or on sync.
+  const note = await request(c, { type: 'chat.note', id: 'n1', conversation: conv, payload: b64('INTERNAL: check for deadline') });
+  assert.equal(note.type, 'chat.ack');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(!young.inbox.some((m) => m.kind === 'note' || (m.payload && text(m).startsWith('INTERNAL'))), 'no note reached the young person');
+
   // Strangers are refused without learning anything.
   const { ws: o } = await login(srv, other);
   const f1 = await request(o, { type: 'chat.send', id: nextId(), conversation: conv, payload: b64('x') });
@@ -80,6 +86,7 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   }
   const y2 = await greeted(srv.port);
   const res = await request(y2, { type: 'contact.resume', id: nextId(), resume: started.resume, last_seq: got2.seq });
+  // (the note's seq lies in between: the contact's sync must skip it)
   assert.deepEqual([res.type, res.state], ['contact.resumed', 'active']);
   y2.send(JSON.stringify({ type: 'chat.sync', id: 'sync1', last_seq: got2.seq }));
   const replay = [];
@@ -102,6 +109,7 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   assert.deepEqual(seqs, [...Array(seqs.length).keys()].map((i) => i + 1), 'gapless, once each');
   for (const s of acked) assert.ok(seqs.includes(s), `acknowledged seq ${s} survived kill -9`);
   assert.equal(all.filter((e) => e.from === 'contact' && text(e) === 'hi, I need help').length, 1);
+  assert.equal(all.filter((e) => e.kind === 'note').length, 1, 'staff see the note on sync');
 
   // The young person comes back too and ends the chat.
   const y3 = await greeted(srv.port);

@@ -1359,9 +1359,9 @@ static void test_query_plans(void **state)
 	(void)state;
 	/* The appends' hot path and resume touch only index ranges. */
 	assert_plan(HL_STMT_EVENT_FIND_CLIENT, "USING INDEX event_client_id");
-	assert_plan(HL_STMT_EVENT_SINCE, "USING PRIMARY KEY (conversation_id=? "
-		    "AND seq>?)");
-	assert_plan(HL_STMT_CONV_NEXT_SEQ, "USING INTEGER PRIMARY KEY");
+	assert_plan(HL_STMT_EVENT_SINCE, "(conversation_id=? AND seq>?)");
+	assert_plan(HL_STMT_CONV_STATE, "USING INTEGER PRIMARY KEY");
+	assert_plan(HL_STMT_CONV_SET_SEQ, "USING INTEGER PRIMARY KEY");
 	assert_plan(HL_STMT_CONV_OPEN, "USING INDEX conversation_open");
 	assert_plan(HL_STMT_CONTACT_FIND, "USING PRIMARY KEY");
 	assert_plan(HL_STMT_CONTACT_EXPIRE, "contact_session_by_expiry");

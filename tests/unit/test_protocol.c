@@ -581,6 +581,7 @@ static void test_names(void **state)
 		[HL_MSG_CHAT_END] = "chat.end",
 		[HL_MSG_CHAT_TYPING] = "chat.typing",
 		[HL_MSG_CHAT_READ] = "chat.read",
+		[HL_MSG_CHAT_NOTE] = "chat.note",
 	};
 	int i;
 
