@@ -44,6 +44,7 @@ enum key_kind {
 	KIND_LISTEN,  /* listen_host + listen_port */
 	KIND_LEVEL,   /* log_level */
 	KIND_ORIGINS, /* allowed_origins list */
+	KIND_CHOICE,  /* int field, one of the words in choices (1, 2, ...) */
 };
 
 /* One configuration key: where it lives in the file and in the struct. */
@@ -55,6 +56,7 @@ struct key_def {
 	size_t offset;       /* offset of the field in struct hl_config */
 	size_t size;         /* size of that field (room for NUL in strings) */
 	key_setter set;
+	const char *choices; /* KIND_CHOICE: space-separated words, value 1.. */
 };
 
 static int set_int(const struct key_def *k, struct hl_config *cfg,
@@ -69,51 +71,61 @@ static int set_level(const struct key_def *k, struct hl_config *cfg,
 		     const char *value, char *why, size_t whylen);
 static int set_origins(const struct key_def *k, struct hl_config *cfg,
 		       const char *value, char *why, size_t whylen);
+static int set_choice(const struct key_def *k, struct hl_config *cfg,
+		      const char *value, char *why, size_t whylen);
 
 #define FIELD(f) \
 	offsetof(struct hl_config, f), sizeof(((struct hl_config *)0)->f)
 
 /* Every key there is. The file parser and hl_config_set both use only this. */
 static const struct key_def keys[] = {
-	{"server", "listen", KIND_LISTEN, 0, 0, FIELD(listen_host), set_listen},
-	{"server", "web_root", KIND_PATH, 0, 0, FIELD(web_root), set_path},
-	{"server", "state_dir", KIND_PATH, 0, 0, FIELD(state_dir), set_path},
+	{"server", "listen", KIND_LISTEN, 0, 0, FIELD(listen_host), set_listen, NULL},
+	{"server", "web_root", KIND_PATH, 0, 0, FIELD(web_root), set_path, NULL},
+	{"server", "state_dir", KIND_PATH, 0, 0, FIELD(state_dir), set_path, NULL},
 	{"server", "max_connections", KIND_INT, 1, 1000000,
-	 FIELD(max_connections), set_int},
-	{"store", "db", KIND_PATH, 0, 0, FIELD(db_path), set_path},
+	 FIELD(max_connections), set_int, NULL},
+	{"store", "db", KIND_PATH, 0, 0, FIELD(db_path), set_path, NULL},
 	{"store", "batch_max", KIND_INT, 1, 100000, FIELD(store_batch_max),
-	 set_int},
+	 set_int, NULL},
 	{"store", "queue_max", KIND_INT, 16, 10000000, FIELD(store_queue_max),
-	 set_int},
-	{"store", "key_file", KIND_PATH, 0, 0, FIELD(key_file), set_path},
+	 set_int, NULL},
+	{"store", "key_file", KIND_PATH, 0, 0, FIELD(key_file), set_path, NULL},
 	{"auth", "session_idle", KIND_INT, 60, 86400, FIELD(auth_session_idle),
-	 set_int},
+	 set_int, NULL},
 	{"auth", "session_max", KIND_INT, 300, 604800, FIELD(auth_session_max),
-	 set_int},
+	 set_int, NULL},
 	{"auth", "max_failures", KIND_INT, 1, 100, FIELD(auth_max_failures),
-	 set_int},
-	{"auth", "lockout", KIND_INT, 10, 86400, FIELD(auth_lockout), set_int},
+	 set_int, NULL},
+	{"auth", "lockout", KIND_INT, 10, 86400, FIELD(auth_lockout), set_int, NULL},
 	{"auth", "reauth_window", KIND_INT, 30, 3600, FIELD(auth_reauth_window),
-	 set_int},
+	 set_int, NULL},
 	{"auth", "pwhash_inflight", KIND_INT, 1, 64, FIELD(auth_pwhash_inflight),
-	 set_int},
+	 set_int, NULL},
 	{"auth", "pwhash_queue", KIND_INT, 0, 100000, FIELD(auth_pwhash_queue),
-	 set_int},
-	{"queue", "max", KIND_INT, 1, 1000000, FIELD(queue_max), set_int},
-	{"queue", "ageing", KIND_INT, 10, 86400, FIELD(queue_ageing), set_int},
+	 set_int, NULL},
+	{"queue", "max", KIND_INT, 1, 1000000, FIELD(queue_max), set_int, NULL},
+	{"queue", "ageing", KIND_INT, 10, 86400, FIELD(queue_ageing), set_int, NULL},
 	{"queue", "resume_ttl", KIND_INT, 60, 604800, FIELD(queue_resume_ttl),
-	 set_int},
+	 set_int, NULL},
 	{"queue", "counsellor_grace", KIND_INT, 5, 3600,
-	 FIELD(queue_counsellor_grace), set_int},
+	 FIELD(queue_counsellor_grace), set_int, NULL},
+	{"queue", "routing", KIND_CHOICE, 0, 0, FIELD(queue_routing), set_choice,
+	 "offer pull both"},
+	{"queue", "offer_timeout", KIND_INT, 5, 600, FIELD(queue_offer_timeout),
+	 set_int, NULL},
+	{"chat", "transfer_announce", KIND_CHOICE, 0, 0,
+	 FIELD(chat_transfer_announce), set_choice, "no yes"},
 	{"ws", "max_message", KIND_SIZE, 256, 1048576, FIELD(ws_max_message),
-	 set_size},
+	 set_size, NULL},
 	{"ws", "outq_max", KIND_SIZE, 4096, 67108864, FIELD(ws_outq_max),
-	 set_size},
+	 set_size, NULL},
 	{"ws", "ping_interval", KIND_INT, 0, 3600, FIELD(ws_ping_interval),
-	 set_int},
+	 set_int, NULL},
+	{"ws", "rate", KIND_INT, 1, 10000, FIELD(ws_rate), set_int, NULL},
+	{"ws", "burst", KIND_INT, 1, 100000, FIELD(ws_burst), set_int, NULL},
 	{"staff", "allowed_origins", KIND_ORIGINS, 0, 0, FIELD(allowed_origins),
-	 set_origins},
-	{"log", "level", KIND_LEVEL, 0, 0, FIELD(log_level), set_level},
+	 set_origins, NULL},
+	{"log", "level", KIND_LEVEL, 0, 0, FIELD(log_level), set_level, NULL},
 };
 
 #define NKEYS HL_ARRAY_LEN(keys)
@@ -374,6 +386,32 @@ static int set_level(const struct key_def *k, struct hl_config *cfg,
 	}
 	cfg->log_level = (int)level;
 	return HL_OK;
+}
+
+/* Value i (1-based) of the space-separated words in k->choices; "yes"/"no"
+ * style keys list "no yes" so no = 1, yes = 2, stored as 0 / 1 below. */
+static int set_choice(const struct key_def *k, struct hl_config *cfg,
+		      const char *value, char *why, size_t whylen)
+{
+	const char *p = k->choices;
+	size_t vlen = strlen(value);
+	int i = 1;
+	bool yesno = strcmp(k->choices, "no yes") == 0;
+
+	while (*p) {
+		size_t n = strcspn(p, " ");
+
+		if (n == vlen && strncmp(p, value, n) == 0) {
+			*(int *)(void *)((char *)cfg + k->offset) = yesno ? i - 1 : i;
+			return HL_OK;
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+		i++;
+	}
+	hl_set_err(why, whylen, "expected one of: %s", k->choices);
+	return HL_EINVAL;
 }
 
 /*
@@ -948,6 +986,11 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_ageing = 600;
 	cfg->queue_resume_ttl = 86400;
 	cfg->queue_counsellor_grace = 60;
+	cfg->queue_routing = HL_ROUTING_BOTH;
+	cfg->queue_offer_timeout = 30;
+	cfg->chat_transfer_announce = 1;
+	cfg->ws_rate = 20;
+	cfg->ws_burst = 60;
 	cfg->auth_session_idle = 1800;
 	cfg->auth_session_max = 43200;
 	cfg->auth_max_failures = 5;

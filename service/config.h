@@ -80,6 +80,27 @@ struct hl_config {
 	 * be disconnected before those chats go back to the front of the
 	 * queue; 5..3600; default 60. */
 	int queue_counsellor_grace;
+	/* [queue] routing: how chats reach counsellors: HL_ROUTING_OFFER (the
+	 * server offers each to the best available counsellor), HL_ROUTING_PULL
+	 * (counsellors take the next or pick from the list), HL_ROUTING_BOTH
+	 * (default: offers, and counsellors may also take or pick). */
+	int queue_routing;
+	/* [queue] offer_timeout: seconds an offer waits for accept before it
+	 * goes to the next counsellor, the first is set away and supervisors
+	 * are alerted; 5..600; default 30. */
+	int queue_offer_timeout;
+	/* [chat] transfer_announce: 1 (default) tells the young person "you
+	 * are now talking to another counsellor" on transfer; 0 transfers
+	 * silently. */
+	int chat_transfer_announce;
+	/* [ws] rate: requests per second one connection may sustain; 1..10000;
+	 * default 20. */
+	int ws_rate;
+	/* [ws] burst: requests one connection may send at once above the rate;
+	 * 1..100000; default 60. A connection over its budget gets
+	 * rate_limited; one that keeps going (a further burst's worth refused)
+	 * is closed with 1008. */
+	int ws_burst;
 
 	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
 	 * default 65536. Bigger messages close the connection with 1009. */
@@ -161,5 +182,8 @@ int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen);
 /* Writes the key file path (key_file, or "helpline.key" in the database's
  * directory) to out. Returns 0, HL_ERANGE or HL_EINVAL. */
 int hl_config_key_path(const struct hl_config *cfg, char *out, size_t outlen);
+
+/* Values of queue_routing. */
+enum { HL_ROUTING_OFFER = 1, HL_ROUTING_PULL = 2, HL_ROUTING_BOTH = 3 };
 
 #endif

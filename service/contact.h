@@ -68,7 +68,13 @@ void hl_queue_take(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_send(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_sync(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_end(struct hl_session *s, const struct hl_msg *m);
-/* chat.typing and chat.read: relayed to the other party, not stored. */
+/* chat.typing: relayed to the other party, not stored. */
 void hl_chat_signal(struct hl_session *s, const struct hl_msg *m);
+/* chat.delivered / chat.read: stored receipts (high-water marks), relayed. */
+void hl_chat_receipt(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_join(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_tag(struct hl_session *s, const struct hl_msg *m);
+void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m);
 
 #endif

@@ -3,6 +3,11 @@
 #include "dispatch.h"
 #include "auth.h"
 #include "contact.h"
+#include "hours.h"
+#include "inbox.h"
+#include "routing.h"
+#include "shift.h"
+#include "stats.h"
 #include "common.h"
 #include "log.h"
 #include "server.h"
@@ -57,8 +62,28 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_CHAT_SYNC] = {hl_chat_sync, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CHAT_END] = {hl_chat_end, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CHAT_TYPING] = {hl_chat_signal, ROLE_ANY, false, NEED_STAFF},
-	[HL_MSG_CHAT_READ] = {hl_chat_signal, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CHAT_READ] = {hl_chat_receipt, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CHAT_NOTE] = {hl_chat_send, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_CHAT_DELIVERED] = {hl_chat_receipt, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CHAT_TRANSFER] = {hl_chat_transfer, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_CHAT_JOIN] = {hl_chat_join, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_CHAT_TAG] = {hl_chat_tag, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_CHAT_WRAPUP] = {hl_chat_wrapup, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_OFFER_ACCEPT] = {hl_offer_accept, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_OFFER_DECLINE] = {hl_offer_decline, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_QUEUE_LIST] = {hl_queue_list, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_QUEUE_PICK] = {hl_queue_pick, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_QUEUE_WATCH] = {hl_queue_watch, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_SHIFT_START] = {hl_shift_start, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_SHIFT_END] = {hl_shift_end, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_LINE_STATUS] = {hl_line_status, ROLE_ANY, false, NEED_NONE},
+	[HL_MSG_STATS_GET] = {hl_stats_get, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_INBOX_POST] = {hl_inbox_post, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_INBOX_CHALLENGE] = {hl_inbox_challenge, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_INBOX_FETCH] = {hl_inbox_fetch, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_INBOX_LIST] = {hl_inbox_list, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_INBOX_OPEN] = {hl_inbox_open, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_INBOX_REPLY] = {hl_inbox_reply, ROLE_STAFF, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

@@ -41,6 +41,9 @@ static const struct {
 	[HL_ERR_REAUTH_REQUIRED] = {"reauth_required", "enter a code from your authenticator app again"},
 	[HL_ERR_NOT_FOUND] = {"not_found", "no such object"},
 	[HL_ERR_CONFLICT] = {"conflict", "already exists"},
+	[HL_ERR_CLOSED] = {"closed", "the line is closed now"},
+	[HL_ERR_EXPIRED] = {"expired", "this is no longer valid"},
+	[HL_ERR_HANDOVER_REQUIRED] = {"handover_required", "hand over your chats first"},
 };
 
 const char *hl_err_code_name(enum hl_err_code code)
@@ -185,6 +188,67 @@ static const struct field_spec chat_end_fields[] = {
 	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
 };
 
+static const struct field_spec chat_delivered_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"seq", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(chat.last_seq)},
+};
+
+static const struct field_spec conv_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+};
+
+static const struct field_spec chat_transfer_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"to", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(chat.to)},
+	{"note", FK_STRING, false, 1, 87384, CS_TOKEN, MSG_FIELD(chat.payload)},
+};
+
+static const struct field_spec chat_tag_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"tags", FK_STRING, true, 0, 256, CS_PRINTABLE, MSG_FIELD(chat.tags)},
+};
+
+static const struct field_spec chat_wrapup_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(chat.conversation)},
+	{"outcome", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(chat.outcome)},
+	{"tags", FK_STRING, false, 0, 256, CS_PRINTABLE, MSG_FIELD(chat.tags)},
+	{"notes", FK_STRING, false, 1, 87384, CS_TOKEN, MSG_FIELD(chat.payload)},
+};
+
+static const struct field_spec watch_fields[] = {
+	{"on", FK_INT, true, 0, 1, CS_UTF8, MSG_FIELD(watch.on)},
+};
+
+static const struct field_spec stats_fields[] = {
+	{"from", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(stats.from)},
+	{"to", FK_INT, true, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(stats.to)},
+	{"by", FK_STRING, true, 3, 4, CS_TOKEN, MSG_FIELD(stats.by)},
+};
+
+static const struct field_spec inbox_post_fields[] = {
+	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
+	{"reply_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.reply_pk)},
+	{"sealed", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(inbox.sealed)},
+};
+
+static const struct field_spec inbox_challenge_fields[] = {
+	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
+};
+
+static const struct field_spec inbox_fetch_fields[] = {
+	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
+	{"signature", FK_STRING, true, 86, 86, CS_TOKEN, MSG_FIELD(inbox.signature)},
+};
+
+static const struct field_spec inbox_open_fields[] = {
+	{"message", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(inbox.message)},
+};
+
+static const struct field_spec inbox_reply_fields[] = {
+	{"message", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(inbox.message)},
+	{"reply", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(inbox.reply)},
+};
+
 /* staff.create's capacity is optional: -1 tells the handler it was absent. */
 static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
 {
@@ -223,6 +287,26 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CHAT_TYPING] = SPEC("chat.typing", chat_end_fields, NULL),
 	[HL_MSG_CHAT_READ] = SPEC("chat.read", chat_read_fields, NULL),
 	[HL_MSG_CHAT_NOTE] = SPEC("chat.note", chat_send_fields, NULL),
+	[HL_MSG_CHAT_DELIVERED] = SPEC("chat.delivered", chat_delivered_fields, NULL),
+	[HL_MSG_CHAT_TRANSFER] = SPEC("chat.transfer", chat_transfer_fields, NULL),
+	[HL_MSG_CHAT_JOIN] = SPEC("chat.join", conv_fields, NULL),
+	[HL_MSG_CHAT_TAG] = SPEC("chat.tag", chat_tag_fields, NULL),
+	[HL_MSG_CHAT_WRAPUP] = SPEC("chat.wrapup", chat_wrapup_fields, NULL),
+	[HL_MSG_OFFER_ACCEPT] = SPEC("offer.accept", conv_fields, NULL),
+	[HL_MSG_OFFER_DECLINE] = SPEC("offer.decline", conv_fields, NULL),
+	[HL_MSG_QUEUE_LIST] = SPEC_EMPTY("queue.list"),
+	[HL_MSG_QUEUE_PICK] = SPEC("queue.pick", conv_fields, NULL),
+	[HL_MSG_QUEUE_WATCH] = SPEC("queue.watch", watch_fields, NULL),
+	[HL_MSG_SHIFT_START] = SPEC_EMPTY("shift.start"),
+	[HL_MSG_SHIFT_END] = SPEC_EMPTY("shift.end"),
+	[HL_MSG_LINE_STATUS] = SPEC_EMPTY("line.status"),
+	[HL_MSG_STATS_GET] = SPEC("stats.get", stats_fields, NULL),
+	[HL_MSG_INBOX_POST] = SPEC("inbox.post", inbox_post_fields, NULL),
+	[HL_MSG_INBOX_CHALLENGE] = SPEC("inbox.challenge", inbox_challenge_fields, NULL),
+	[HL_MSG_INBOX_FETCH] = SPEC("inbox.fetch", inbox_fetch_fields, NULL),
+	[HL_MSG_INBOX_LIST] = SPEC_EMPTY("inbox.list"),
+	[HL_MSG_INBOX_OPEN] = SPEC("inbox.open", inbox_open_fields, NULL),
+	[HL_MSG_INBOX_REPLY] = SPEC("inbox.reply", inbox_reply_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -44,6 +44,9 @@ enum hl_err_code {
 	HL_ERR_REAUTH_REQUIRED, /* "reauth_required": enter a TOTP code again (auth.reauth) first */
 	HL_ERR_NOT_FOUND,       /* "not_found": no such object (e.g. staff id) */
 	HL_ERR_CONFLICT,        /* "conflict": already exists (e.g. username taken) */
+	HL_ERR_CLOSED,          /* "closed": the line is closed now (line.status says when it opens) */
+	HL_ERR_EXPIRED,         /* "expired": an offer (or challenge) that is no longer valid */
+	HL_ERR_HANDOVER_REQUIRED, /* "handover_required": shift.end while still holding chats */
 	HL_ERR__COUNT
 };
 
@@ -78,6 +81,26 @@ enum hl_msg_type {
 	HL_MSG_CHAT_TYPING,       /* "chat.typing" */
 	HL_MSG_CHAT_READ,         /* "chat.read" */
 	HL_MSG_CHAT_NOTE,         /* "chat.note": staff-only, never to the contact */
+	HL_MSG_CHAT_DELIVERED,    /* "chat.delivered": receipt, stored */
+	HL_MSG_CHAT_TRANSFER,     /* "chat.transfer" */
+	HL_MSG_CHAT_JOIN,         /* "chat.join": a supervisor joins as a third party */
+	HL_MSG_CHAT_TAG,          /* "chat.tag": internal triage tags */
+	HL_MSG_CHAT_WRAPUP,       /* "chat.wrapup" */
+	HL_MSG_OFFER_ACCEPT,      /* "offer.accept" */
+	HL_MSG_OFFER_DECLINE,     /* "offer.decline" */
+	HL_MSG_QUEUE_LIST,        /* "queue.list" */
+	HL_MSG_QUEUE_PICK,        /* "queue.pick" */
+	HL_MSG_QUEUE_WATCH,       /* "queue.watch": supervisor view pushes on/off */
+	HL_MSG_SHIFT_START,       /* "shift.start" */
+	HL_MSG_SHIFT_END,         /* "shift.end" */
+	HL_MSG_LINE_STATUS,       /* "line.status": open now? next opening */
+	HL_MSG_STATS_GET,         /* "stats.get" */
+	HL_MSG_INBOX_POST,        /* "inbox.post": a young person leaves a message */
+	HL_MSG_INBOX_CHALLENGE,   /* "inbox.challenge" */
+	HL_MSG_INBOX_FETCH,       /* "inbox.fetch": read the thread back (return code) */
+	HL_MSG_INBOX_LIST,        /* "inbox.list": staff */
+	HL_MSG_INBOX_OPEN,        /* "inbox.open": staff marks one read */
+	HL_MSG_INBOX_REPLY,       /* "inbox.reply": staff */
 	HL_MSG__COUNT
 };
 
@@ -140,12 +163,39 @@ struct hl_msg_contact_resume {
 	int64_t last_seq;      /* highest conversation seq the client has */
 };
 
-/* chat.send / chat.sync / chat.end. conversation is required from staff
- * (a decimal id) and must be absent or the socket's own from a contact. */
+/* chat.*, offer.*, queue.pick: one conversation. conversation is required
+ * from staff (a decimal id) and must be absent or the socket's own from a
+ * contact. */
 struct hl_msg_chat {
 	const char *conversation; /* 1..20 digits; NULL if absent */
-	const char *payload;      /* chat.send: base64url, 1..87384 chars */
-	int64_t last_seq;         /* chat.sync; chat.read: the seq read up to */
+	const char *payload;      /* chat.send/note: base64url, 1..87384 chars;
+				   * chat.transfer: the handover note;
+				   * chat.wrapup: the encrypted notes (NULL if absent) */
+	int64_t last_seq;         /* chat.sync; chat.read/delivered: the seq */
+	int64_t to;               /* chat.transfer: staff id */
+	const char *tags;         /* chat.tag, chat.wrapup: comma-separated tag ids */
+	const char *outcome;      /* chat.wrapup: an outcome id of taxonomy.json */
+};
+
+/* queue.watch */
+struct hl_msg_watch {
+	int64_t on;               /* 1: push the supervisor view; 0: stop */
+};
+
+/* stats.get */
+struct hl_msg_stats {
+	int64_t from, to;         /* unix ms, [from, to) */
+	const char *by;           /* "day" or "hour" */
+};
+
+/* inbox.* */
+struct hl_msg_inbox {
+	const char *return_pk;    /* 43 chars: base64url of 32 bytes */
+	const char *reply_pk;     /* inbox.post: 43 chars */
+	const char *sealed;       /* inbox.post: base64url ciphertext */
+	const char *signature;    /* inbox.fetch: 86 chars: base64url of 64 bytes */
+	int64_t message;          /* inbox.open / inbox.reply: message id */
+	const char *reply;        /* inbox.reply: base64url ciphertext */
 };
 
 struct hl_msg {
@@ -164,6 +214,9 @@ struct hl_msg {
 		struct hl_msg_contact_start start;
 		struct hl_msg_contact_resume cresume;
 		struct hl_msg_chat chat;
+		struct hl_msg_watch watch;
+		struct hl_msg_stats stats;
+		struct hl_msg_inbox inbox;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

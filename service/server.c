@@ -347,6 +347,11 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			return rc;
 		}
 	}
+	rc = hl_hours_init(&srv->hours, &srv->cfg, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "helplined: %s\n", err);
+		return rc;
+	}
 	rc = hl_auth_init(&srv->auth, srv);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot load staff accounts: %s\n",
@@ -360,6 +365,13 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			hl_strerror(rc));
 		return rc;
 	}
+	rc = hl_inbox_init(&srv->inbox, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load the inbox: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
+	srv->inbox_ready = true;
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -481,6 +493,8 @@ void hl_server_free(struct hl_server *srv)
 		hl_warn("server.loop_not_closed", "status=busy");
 	hl_auth_free(&srv->auth);
 	hl_contacts_free(&srv->contacts);
+	if (srv->inbox_ready)
+		hl_inbox_free(&srv->inbox);
 	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);

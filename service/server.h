@@ -11,6 +11,8 @@
 #include "auth.h"
 #include "config.h"
 #include "contact.h"
+#include "hours.h"
+#include "inbox.h"
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
@@ -38,8 +40,11 @@ struct hl_server {
 	bool keys_loaded;
 	struct hl_auth auth;             /* staff accounts and sessions */
 	bool auth_ready;
+	bool inbox_ready;               /* hl_inbox_init succeeded */
 	struct hl_taxonomy taxonomy;     /* triage tags and flags (taxonomy.json) */
 	struct hl_contacts contacts;     /* young people and the queue */
+	struct hl_hours hours;           /* opening hours (hours.*) */
+	struct hl_inbox inbox;           /* out-of-hours messages */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	uint32_t session_count;          /* length of sessions */
