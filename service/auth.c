@@ -3,6 +3,7 @@
  * bounded number in flight; every database change is a store job; the
  * in-memory tables are updated only when that job has committed. */
 #include "auth.h"
+#include "routing.h"
 #include "common.h"
 #include "contact.h"
 #include "log.h"
@@ -133,10 +134,10 @@ static void close_sockets(struct hl_auth *a, int64_t staff_id,
 	}
 }
 
-static const char *presence_name(enum hl_presence p)
+const char *hl_presence_name(enum hl_presence p)
 {
 	static const char *const n[] = {"offline", "available", "busy", "away"};
-	return n[p];
+	return (unsigned)p < 4 ? n[p] : "offline";
 }
 
 static json_t *roles_json(unsigned roles)
@@ -168,7 +169,7 @@ static json_t *staff_json(const struct hl_auth_staff *e)
 			 "roles", roles_json(e->row.roles), "languages",
 			 e->row.languages, "skills", e->row.skills, "capacity",
 			 e->row.capacity, "state", state_name(e->row.state),
-			 "presence", presence_name(e->presence), "connections",
+			 "presence", hl_presence_name(e->presence), "connections",
 			 e->connections);
 }
 
@@ -1318,6 +1319,28 @@ struct hl_auth_staff *hl_auth_staff_of(struct hl_auth *a,
 	return s->staff_id ? find_staff(a, s->staff_id) : NULL;
 }
 
+struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id)
+{
+	return find_staff(a, id);
+}
+
+void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
+			  enum hl_presence p, const char *reason)
+{
+	json_t *o = hl_proto_reply("presence", NULL);
+
+	st->presence = p;
+	json_object_set_new(o, "status", json_string(hl_presence_name(p)));
+	if (reason)
+		json_object_set_new(o, "reason", json_string(reason));
+	for (struct hl_session *x = a->srv->sessions; x; x = x->next)
+		if (x->role == HL_ROLE_STAFF && x->staff_id == st->row.id)
+			hl_session_send(x, o);
+	json_decref(o);
+	if (p == HL_PRESENCE_AVAILABLE)
+		hl_routing_kick(&a->srv->contacts);
+}
+
 bool hl_auth_touch(struct hl_auth *a, struct hl_session *s)
 {
 	struct hl_auth_session *e = find_session(a, s->token_hash);
@@ -1367,6 +1390,8 @@ void hl_auth_presence(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	st->presence = (enum hl_presence)p;
+	if (p == HL_PRESENCE_AVAILABLE)
+		hl_routing_kick(&auth_of(s)->srv->contacts);
 	r = hl_proto_reply("presence", m->id);
 	json_object_set_new(r, "status", json_string(names[p]));
 	json_object_set_new(r, "connections", json_integer(st->connections));

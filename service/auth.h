@@ -31,6 +31,9 @@ struct hl_auth_staff {
 	struct hl_staff row;        /* the database row (credentials stay sealed/hashed) */
 	enum hl_presence presence;  /* in memory only */
 	int connections;            /* authenticated sockets open now */
+	bool on_shift;              /* clocked in (shift.c; stored in shift) */
+	int64_t shift_started_at;   /* unix ms, while on shift */
+	int64_t last_offer_ms;      /* last offer made to them (routing.c) */
 };
 
 /* One staff session (a copy of a staff_session row). */
@@ -89,6 +92,19 @@ void hl_auth_staff_list(struct hl_session *s, const struct hl_msg *m);
 void hl_auth_staff_set_state(struct hl_session *s, const struct hl_msg *m);
 void hl_auth_staff_reset(struct hl_session *s, const struct hl_msg *m);
 void hl_auth_staff_revoke(struct hl_session *s, const struct hl_msg *m);
+
+/* "offline", "available", "busy", "away". */
+const char *hl_presence_name(enum hl_presence p);
+
+/* The cached account with this id, or NULL. The pointer is valid only
+ * until the next change to the account list (do not keep it). */
+struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id);
+
+/* Sets a member of staff's presence and tells every socket of theirs with
+ * a pushed {"type":"presence","status":...,"reason":...} (reason may be
+ * NULL). Becoming available lets routing offer them chats. */
+void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
+			  enum hl_presence p, const char *reason);
 
 /* The account behind an authenticated socket, or NULL. */
 struct hl_auth_staff *hl_auth_staff_of(struct hl_auth *a,

@@ -3,6 +3,8 @@
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
 #include "auth.h"
+#include "hours.h"
+#include "routing.h"
 #include "common.h"
 #include "log.h"
 #include "server.h"
@@ -108,12 +110,17 @@ static void on_tick(uv_timer_t *t)
 		if (v->state == HL_CONV_ACTIVE && v->lost_since_ms && !v->busy &&
 		    now - v->lost_since_ms >= grace)
 			requeue(c, v);
+	hl_routing_tick(c, now);
 	hl_queue_poll_changes(&c->queue, now, told, NULL);
 }
 
 /* ---- store jobs ------------------------------------------------------------ */
 
-enum cjob_kind { CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE, CJ_END, CJ_REQUEUE };
+enum cjob_kind {
+	CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE,
+	CJ_END, CJ_REQUEUE, CJ_OFFER, CJ_UNOFFER, CJ_TRANSFER, CJ_JOIN,
+	CJ_WRAPUP, CJ_RECEIPT,
+};
 
 struct contact_job {
 	struct hl_store_job job;
@@ -139,6 +146,15 @@ struct contact_job {
 	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
 	size_t payload_len;
 	struct hl_event_result res;    /* CJ_SEND / CJ_TAKE / CJ_END */
+	struct hl_event_result res2;   /* CJ_TRANSFER: the announcement */
+	bool was_offered;              /* CJ_TAKE: accepting an offer */
+	bool announce;                 /* CJ_TRANSFER */
+	int64_t to_staff;              /* CJ_TRANSFER */
+	int64_t delivered, read;       /* CJ_RECEIPT */
+	bool contact_side;             /* CJ_RECEIPT */
+	char why[16];                  /* CJ_UNOFFER */
+	char outcome[HL_CONV_OUTCOME_MAX + 1]; /* CJ_WRAPUP */
+	char tags[HL_CONV_TAGS_MAX + 1];       /* CJ_WRAPUP */
 	int64_t after_seq;             /* CJ_SINCE */
 	bool contact_view;             /* CJ_SINCE */
 	json_t *events;                /* CJ_SINCE: chat.event objects */
@@ -253,8 +269,10 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 			return rc;
 		return hl_contact_session_delete(stmts, j->hash);
 	case CJ_TAKE:
-		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_OFFERED,
-				       j->staff_id, j->now);
+		rc = j->was_offered ? 0
+				    : hl_conv_set_state(stmts, j->conv_id,
+							HL_CONV_OFFERED,
+							j->staff_id, j->now);
 		if (rc == 0)
 			rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_ACTIVE,
 					       j->staff_id, j->now);
@@ -270,8 +288,78 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
 	}
 	case CJ_SINCE:
+		rc = hl_conv_get(stmts, j->conv_id, &j->conv);
+		if (rc != 0)
+			return rc;
 		return hl_event_since(stmts, j->conv_id, j->after_seq,
 				      j->contact_view, 10000, collect_event, j);
+	case CJ_OFFER:
+		return hl_conv_set_state(stmts, j->conv_id, HL_CONV_OFFERED,
+					 j->staff_id, j->now);
+	case CJ_UNOFFER:
+		return hl_conv_set_state(stmts, j->conv_id, HL_CONV_QUEUED, 0,
+					 j->now);
+	case CJ_TRANSFER: {
+		struct hl_event_new e = {
+			.kind = "transfer", .sender = j->sender,
+			.visibility = HL_VIS_STAFF, .client_id = j->id,
+			.payload = j->payload, .payload_len = j->payload_len,
+		};
+		rc = hl_conv_transfer(stmts, j->conv_id, j->staff_id,
+				      j->to_staff, j->now);
+		if (rc == 0)
+			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
+					     &j->res);
+		if (rc == 0 && j->announce) {
+			struct hl_event_new a = {
+				.kind = "system", .sender = "system",
+				.visibility = HL_VIS_ALL, .payload = "transferred",
+				.payload_len = 11,
+			};
+			rc = hl_event_append(stmts, j->conv_id, &a, j->now,
+					     &j->res2);
+		}
+		return rc;
+	}
+	case CJ_JOIN: {
+		struct hl_event_new e = {
+			.kind = "supervisor_joined", .sender = j->sender,
+			.visibility = HL_VIS_STAFF,
+		};
+		rc = hl_conv_set_supervisor(stmts, j->conv_id, j->staff_id);
+		if (rc == 0)
+			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
+					     &j->res);
+		return rc;
+	}
+	case CJ_WRAPUP:
+		rc = hl_conv_get(stmts, j->conv_id, &j->conv);
+		if (rc != 0)
+			return rc;
+		if (j->conv.counsellor_id != j->staff_id &&
+		    j->conv.supervisor_id != j->staff_id)
+			return HL_ENOTFOUND; /* not theirs: same as missing */
+		if (j->conv.state == HL_CONV_WRAPPED)
+			return HL_ECONSTRAINT;
+		if (j->conv.state != HL_CONV_ENDED)
+			return HL_EINVAL;
+		if (j->payload_len) {
+			struct hl_event_new e = {
+				.kind = "wrapup", .sender = j->sender,
+				.visibility = HL_VIS_STAFF, .client_id = j->id,
+				.payload = j->payload,
+				.payload_len = j->payload_len,
+			};
+			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
+					     &j->res);
+			if (rc != 0)
+				return rc;
+		}
+		return hl_conv_wrap_up(stmts, j->conv_id, j->outcome, j->tags,
+				       j->now);
+	case CJ_RECEIPT:
+		return hl_conv_receipt(stmts, j->conv_id, j->contact_side,
+				       j->delivered, j->read);
 	case CJ_REQUEUE:
 		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_QUEUED, 0,
 				       j->now);
@@ -335,17 +423,17 @@ static struct contact_job *cjob_new(struct hl_contacts *c, enum cjob_kind kind,
 /* Submits j, answering and freeing it when the store refuses. */
 static void cjob_submit(struct contact_job *j)
 {
-	int rc = hl_store_submit(&j->c->srv->store, &j->job);
+	/* Refused (queue full, or closing): the job's own completion runs
+	 * with HL_EFULL, so whatever it reserved (busy flags, a queue place)
+	 * is undone in one place, and the client is told "busy". */
+	if (hl_store_submit(&j->c->srv->store, &j->job) != 0)
+		cjob_done(&j->job, HL_EFULL);
+}
 
-	if (rc == 0)
-		return;
-	if (j->s) {
-		j->s->contact_busy = false;
-		hl_session_error(j->s, j->id,
-				 rc == HL_EFULL ? HL_ERR_BUSY : HL_ERR_SHUTTING_DOWN,
-				 NULL, NULL);
-	}
-	cjob_free(j);
+/* The error a client gets for a job that failed with status. */
+static enum hl_err_code store_err(int status)
+{
+	return status == HL_EFULL ? HL_ERR_BUSY : HL_ERR_STORE_FAILED;
 }
 
 /* ---- start-up ------------------------------------------------------------------ */
@@ -370,6 +458,11 @@ static void load_done(struct contact_job *j, int status)
 		}
 		v->state = row->state;
 		v->counsellor_id = row->counsellor_id;
+		v->supervisor_id = row->supervisor_id;
+		v->created_at = row->created_at;
+		v->age_band = row->age_band;
+		v->danger_now = row->danger_now;
+		snprintf(v->topics, sizeof(v->topics), "%s", row->topics);
 		/* After a restart every counsellor must come back within the
 		 * grace period, or their chats return to the queue. */
 		if (row->state == HL_CONV_ACTIVE)
@@ -410,12 +503,14 @@ int hl_contacts_init(struct hl_contacts *c, struct hl_server *srv)
 	uv_timer_init(&srv->loop, &c->tick);
 	c->tick.data = c;
 	c->tick_open = true;
+	hl_routing_init(c);
 	uv_timer_start(&c->tick, on_tick, 1000, 1000);
 	return HL_OK;
 }
 
 void hl_contacts_stop(struct hl_contacts *c)
 {
+	hl_routing_stop(c);
 	if (c->tick_open) {
 		c->tick_open = false;
 		uv_close((uv_handle_t *)&c->tick, NULL);
@@ -427,6 +522,7 @@ void hl_contacts_free(struct hl_contacts *c)
 	while (c->convs)
 		drop_conv(c, c->convs);
 	hl_queue_free(&c->queue);
+	hl_routing_free(c);
 }
 
 void hl_contacts_on_closed(struct hl_contacts *c, struct hl_session *s)
@@ -476,7 +572,7 @@ static void start_done(struct contact_job *j, int status)
 	s->contact_busy = false;
 	if (status != 0) {
 		if (s->wsi)
-			hl_session_error(s, j->id, HL_ERR_STORE_FAILED,
+			hl_session_error(s, j->id, store_err(status),
 					 "we could not start your chat; please try again",
 					 NULL);
 		return;
@@ -490,7 +586,12 @@ static void start_done(struct contact_job *j, int status)
 		return;
 	}
 	v->state = HL_CONV_QUEUED;
+	v->created_at = j->now;
+	v->age_band = j->intake.age_band;
+	v->danger_now = j->intake.danger_now;
+	snprintf(v->topics, sizeof(v->topics), "%s", j->topics);
 	memcpy(v->resume_hash, j->hash, sizeof(v->resume_hash));
+	hl_routing_kick(c);
 	v->have_resume = true;
 	hl_info("contact.queued", "conn=%s conv=%lld risk=%d", s->id_str,
 		(long long)v->id, v->risk);
@@ -572,6 +673,14 @@ void hl_contact_start(struct hl_session *s, const struct hl_msg *m)
 				 "age_band");
 		return;
 	}
+	if (!hl_hours_open(&s->srv->hours, now_ms(), NULL, NULL)) {
+		hl_session_error(s, m->id, HL_ERR_CLOSED,
+				 "The line is closed right now. You can leave us a "
+				 "message and read our reply later. If you are in "
+				 "danger, call 999.",
+				 NULL);
+		return;
+	}
 	if (hl_queue_length(&c->queue) >= (uint32_t)s->srv->cfg.queue_max) {
 		hl_session_error(s, m->id, HL_ERR_BUSY,
 				 "We're very busy right now and can't add you to "
@@ -625,7 +734,7 @@ static void resume_done(struct contact_job *j, int status)
 		return;
 	}
 	if (status != 0) {
-		hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+		hl_session_error(s, j->id, store_err(status), NULL, NULL);
 		return;
 	}
 	/* A newer tab takes over: the older socket is told and closed. */
@@ -696,10 +805,22 @@ static void leave_done(struct contact_job *j, int status)
 	json_t *r;
 
 	s->contact_busy = false;
+	if (v)
+		v->busy = false;
 	if (status != 0) {
 		if (s->wsi)
-			hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+			hl_session_error(s, j->id, store_err(status), NULL, NULL);
 		return;
+	}
+	if (v && v->offer_staff) {
+		json_t *o = hl_proto_reply("offer.withdrawn", NULL);
+		char idstr[24];
+
+		snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
+		json_object_set_new(o, "conversation", json_string(idstr));
+		json_object_set_new(o, "reason", json_string("left"));
+		hl_contacts_send_staff(c->srv, v->offer_staff, o);
+		json_decref(o);
 	}
 	if (v)
 		drop_conv(c, v);
@@ -722,7 +843,7 @@ void hl_contact_leave(struct hl_session *s, const struct hl_msg *m)
 				 "there is no chat to leave", NULL);
 		return;
 	}
-	if (v->state != HL_CONV_QUEUED) {
+	if (v->busy || (v->state != HL_CONV_QUEUED && v->state != HL_CONV_OFFERED)) {
 		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
 				 "a counsellor is with you: end the chat with chat.end",
 				 NULL);
@@ -736,39 +857,17 @@ void hl_contact_leave(struct hl_session *s, const struct hl_msg *m)
 	j->conv_id = v->id;
 	memcpy(j->hash, v->resume_hash, sizeof(j->hash));
 	s->contact_busy = true;
+	v->busy = true; /* no offer or take meanwhile */
 	cjob_submit(j);
 }
 
-/* ---- queue.stats (supervisors) ------------------------------------------------------ */
-
-void hl_queue_stats(struct hl_session *s, const struct hl_msg *m)
-{
-	struct hl_contacts *c = contacts_of(s);
-	uint32_t counts[HL_RISK__COUNT];
-	json_t *r = hl_proto_reply("queue.stats", m->id), *by = json_object();
-	static const char *const names[HL_RISK__COUNT] = {"standard", "elevated",
-							   "high", "immediate"};
-	int64_t now = now_ms();
-
-	hl_queue_counts(&c->queue, counts);
-	for (int i = 0; i < HL_RISK__COUNT; i++)
-		json_object_set_new(by, names[i], json_integer(counts[i]));
-	json_object_set_new(r, "waiting", json_integer(hl_queue_length(&c->queue)));
-	json_object_set_new(r, "by_risk", by);
-	json_object_set_new(r, "longest_wait_s",
-			    json_integer(hl_queue_longest_wait_ms(&c->queue, now) / 1000));
-	json_object_set_new(r, "max", json_integer(s->srv->cfg.queue_max));
-	hl_session_send(s, r);
-	json_decref(r);
-}
-
-/* ---- staff take a chat; both sides chat ---------------------------------------- */
+/* ---- delivery --------------------------------------------------------------- */
 
 /*
  * The one place anything is sent to a young person about their
- * conversation. Internal events (visibility staff: notes, tags, transfers)
- * are refused here, whatever the caller, so no staff-only event can reach a
- * contact socket.
+ * conversation. Internal events (visibility staff: notes, tags, transfers,
+ * supervisor presence, wrap-up) are refused here, whatever the caller, so
+ * no staff-only event can reach a contact socket.
  */
 static void to_contact(struct hl_conv_live *v, json_t *obj,
 		       enum hl_event_vis vis)
@@ -781,12 +880,60 @@ static void to_contact(struct hl_conv_live *v, json_t *obj,
 		hl_session_send(v->contact, obj);
 }
 
-/* Sends obj to every socket of staff member staff_id. */
-static void send_staff(struct hl_server *srv, int64_t staff_id, json_t *obj)
+void hl_contacts_send_staff(struct hl_server *srv, int64_t staff_id,
+			    const json_t *obj)
 {
 	for (struct hl_session *x = srv->sessions; x; x = x->next)
 		if (x->role == HL_ROLE_STAFF && x->staff_id == staff_id)
 			hl_session_send(x, obj);
+}
+
+/*
+ * Delivers a stored event to every party but its sender: the young person
+ * (contact-visible events only, through to_contact), the counsellor and a
+ * supervisor third party. from_staff is the sending staff id, 0 when the
+ * young person or the system sent it; from_contact marks the young person.
+ */
+static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
+		    const struct hl_event_result *res, const char *kind,
+		    const char *sender, const void *payload, size_t len,
+		    enum hl_event_vis vis, int64_t from_staff, bool from_contact)
+{
+	json_t *ev;
+
+	if (!from_contact && vis == HL_VIS_ALL && v->contact) {
+		ev = event_json(v->id, res->seq, res->at, kind, sender, payload,
+				len, true);
+		to_contact(v, ev, vis);
+		json_decref(ev);
+	}
+	ev = event_json(v->id, res->seq, res->at, kind, sender, payload, len,
+			false);
+	if (v->counsellor_id && v->counsellor_id != from_staff)
+		hl_contacts_send_staff(c->srv, v->counsellor_id, ev);
+	if (v->supervisor_id && v->supervisor_id != from_staff &&
+	    v->supervisor_id != v->counsellor_id)
+		hl_contacts_send_staff(c->srv, v->supervisor_id, ev);
+	json_decref(ev);
+}
+
+static void conv_id_str(char *buf, size_t n, int64_t id)
+{
+	snprintf(buf, n, "%lld", (long long)id);
+}
+
+/* The intake of v as staff see it (queue.offer, queue.list, chat.assigned). */
+static void add_intake(json_t *o, const struct hl_conv_live *v, int64_t now)
+{
+	const char *band = hl_age_band_name(v->age_band);
+
+	json_object_set_new(o, "risk", json_integer(v->risk));
+	json_object_set_new(o, "topics", json_string(v->topics));
+	json_object_set_new(o, "age_band", band ? json_string(band) : json_null());
+	json_object_set_new(o, "danger_now", json_boolean(v->danger_now));
+	json_object_set_new(o, "language", json_string(v->qe.language));
+	json_object_set_new(o, "waited_s",
+			    json_integer((now - v->created_at) / 1000));
 }
 
 /* Parses a conversation id string; 0 when not a positive decimal. */
@@ -804,11 +951,67 @@ static int64_t parse_id(const char *s)
 	return v;
 }
 
+struct hl_conv_live *hl_contacts_find(struct hl_contacts *c, int64_t id)
+{
+	return find_conv(c, id);
+}
+
+int hl_contacts_load_of(struct hl_contacts *c, int64_t staff_id)
+{
+	int n = 0;
+
+	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+		n += (v->counsellor_id == staff_id && v->state == HL_CONV_ACTIVE) ||
+		     v->offer_staff == staff_id ||
+		     (v->busy && v->state == HL_CONV_OFFERED &&
+		      v->counsellor_id == staff_id);
+	return n;
+}
+
+json_t *hl_contacts_held(struct hl_contacts *c, int64_t staff_id)
+{
+	json_t *a = json_array();
+	char idstr[24];
+
+	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+		if (v->counsellor_id == staff_id && v->state == HL_CONV_ACTIVE) {
+			conv_id_str(idstr, sizeof(idstr), v->id);
+			json_array_append_new(a, json_string(idstr));
+		}
+	return a;
+}
+
+bool hl_contacts_passed(const struct hl_conv_live *v, int64_t staff_id,
+			int64_t now_ms, int64_t window_ms)
+{
+	for (size_t i = 0; i < HL_ARRAY_LEN(v->passed); i++)
+		if (v->passed[i].staff_id == staff_id &&
+		    now_ms - v->passed[i].at_ms < window_ms)
+			return true;
+	return false;
+}
+
+static void note_passed(struct hl_conv_live *v, int64_t staff_id, int64_t now)
+{
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < HL_ARRAY_LEN(v->passed); i++) {
+		if (v->passed[i].staff_id == staff_id) {
+			oldest = i;
+			break;
+		}
+		if (v->passed[i].at_ms < v->passed[oldest].at_ms)
+			oldest = i;
+	}
+	v->passed[oldest].staff_id = staff_id;
+	v->passed[oldest].at_ms = now;
+}
+
 /*
  * The conversation a chat request is about, after the party check: a
  * contact may only name its own (or none), a member of staff only one they
- * hold. Answers and returns NULL otherwise. The reply never tells a stranger
- * whether the id exists.
+ * hold or joined as supervisor. Answers and returns NULL otherwise. The
+ * reply never tells a stranger whether the id exists.
  */
 static struct hl_conv_live *party_conv(struct hl_session *s,
 				       const struct hl_msg *m)
@@ -826,7 +1029,8 @@ static struct hl_conv_live *party_conv(struct hl_session *s,
 		return v;
 	}
 	v = id ? find_conv(contacts_of(s), id) : NULL;
-	if (!v || v->counsellor_id != s->staff_id) {
+	if (!v || (v->counsellor_id != s->staff_id &&
+		   v->supervisor_id != s->staff_id)) {
 		hl_warn("chat.not_party", "conn=%s staff=%lld", s->id_str,
 			(long long)s->staff_id);
 		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
@@ -835,6 +1039,108 @@ static struct hl_conv_live *party_conv(struct hl_session *s,
 	}
 	return v;
 }
+
+/* ---- offers (routing.c decides who; this keeps the state) ------------------- */
+
+static void offer_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	int64_t now = now_ms();
+	char idstr[24];
+	json_t *o;
+
+	if (!v)
+		return;
+	v->busy = false;
+	if (status != 0) {
+		v->state = HL_CONV_QUEUED;
+		v->offer_staff = 0;
+		return;
+	}
+	v->state = HL_CONV_OFFERED;
+	v->offer_expires_ms = now + (int64_t)c->srv->cfg.queue_offer_timeout * 1000;
+	hl_info("offer.made", "conv=%lld staff=%lld", (long long)v->id,
+		(long long)v->offer_staff);
+	conv_id_str(idstr, sizeof(idstr), v->id);
+	o = hl_proto_reply("queue.offer", NULL);
+	json_object_set_new(o, "conversation", json_string(idstr));
+	add_intake(o, v, now);
+	json_object_set_new(o, "expires_at", json_integer(v->offer_expires_ms));
+	hl_contacts_send_staff(c->srv, v->offer_staff, o);
+	json_decref(o);
+}
+
+void hl_contacts_offer(struct hl_contacts *c, struct hl_conv_live *v,
+		       int64_t staff_id)
+{
+	struct contact_job *j = cjob_new(c, CJ_OFFER, NULL, NULL, offer_done);
+
+	if (!j)
+		return;
+	j->conv_id = v->id;
+	j->staff_id = staff_id;
+	v->busy = true;
+	v->offer_staff = staff_id;
+	cjob_submit(j);
+}
+
+static void unoffer_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	char idstr[24];
+	json_t *o;
+
+	if (!v)
+		return;
+	v->busy = false;
+	if (status != 0) {
+		/* Still offered in the database: the next tick retries. */
+		v->offer_staff = j->staff_id;
+		v->offer_expires_ms = 0;
+		return;
+	}
+	v->state = HL_CONV_QUEUED;
+	hl_info("offer.withdrawn", "conv=%lld staff=%lld why=%s",
+		(long long)v->id, (long long)j->staff_id, j->why);
+	if (strcmp(j->why, "declined") != 0) {
+		conv_id_str(idstr, sizeof(idstr), v->id);
+		o = hl_proto_reply(strcmp(j->why, "timeout") == 0 ? "offer.expired"
+								 : "offer.withdrawn",
+				   NULL);
+		json_object_set_new(o, "conversation", json_string(idstr));
+		json_object_set_new(o, "reason", json_string(j->why));
+		hl_contacts_send_staff(c->srv, j->staff_id, o);
+		json_decref(o);
+	}
+	hl_routing_kick(c);
+}
+
+void hl_contacts_unoffer(struct hl_contacts *c, struct hl_conv_live *v,
+			 const char *why)
+{
+	struct contact_job *j = cjob_new(c, CJ_UNOFFER, NULL, NULL, unoffer_done);
+
+	if (!j)
+		return;
+	j->conv_id = v->id;
+	j->staff_id = v->offer_staff;
+	snprintf(j->why, sizeof(j->why), "%s", why);
+	note_passed(v, v->offer_staff, j->now);
+	v->offer_staff = 0;  /* an accept from now on is too late */
+	v->busy = true;
+	cjob_submit(j);
+}
+
+void hl_contacts_withdraw_offers(struct hl_contacts *c, int64_t staff_id)
+{
+	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+		if (v->offer_staff == staff_id && !v->busy)
+			hl_contacts_unoffer(c, v, "withdrawn");
+}
+
+/* ---- taking a chat: queue.take, queue.pick, offer.accept --------------------- */
 
 static void take_done(struct contact_job *j, int status)
 {
@@ -847,18 +1153,27 @@ static void take_done(struct contact_job *j, int status)
 	if (v)
 		v->busy = false;
 	if (status != 0 || !v) {
-		if (v && hl_queue_push_front(&c->queue, &v->qe) == 0)
-			v->state = HL_CONV_QUEUED;
+		if (v) {
+			v->state = j->was_offered ? HL_CONV_OFFERED : HL_CONV_QUEUED;
+			v->counsellor_id = 0;
+			if (j->was_offered) /* still offered in the database */
+				v->offer_staff = j->staff_id;
+			if (hl_queue_push_front(&c->queue, &v->qe) != 0)
+				hl_error("chat.take_lost", "conv=%lld",
+					 (long long)v->id);
+		}
 		if (s->wsi)
-			hl_session_error(s, j->id, HL_ERR_STORE_FAILED,
+			hl_session_error(s, j->id, store_err(status),
 					 "could not take that chat; try again", NULL);
 		return;
 	}
 	v->state = HL_CONV_ACTIVE;
 	v->counsellor_id = j->staff_id;
+	v->offer_staff = 0;
+	v->lost_since_ms = 0;
 	hl_info("chat.taken", "conv=%lld staff=%lld", (long long)v->id,
 		(long long)j->staff_id);
-	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
+	conv_id_str(idstr, sizeof(idstr), v->id);
 	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
 			"joined", 6, true);
 	to_contact(v, ev, HL_VIS_ALL);
@@ -867,68 +1182,48 @@ static void take_done(struct contact_job *j, int status)
 		return;
 	r = hl_proto_reply("queue.taken", j->id);
 	json_object_set_new(r, "conversation", json_string(idstr));
-	json_object_set_new(r, "risk", json_integer(v->risk));
-	json_object_set_new(r, "language", json_string(v->qe.language));
+	add_intake(r, v, j->now);
 	json_object_set_new(r, "seq", json_integer(j->res.seq));
 	hl_session_send(s, r);
 	json_decref(r);
 }
 
-void hl_queue_take(struct hl_session *s, const struct hl_msg *m)
+void hl_contacts_take(struct hl_session *s, const char *id,
+		      struct hl_conv_live *v)
 {
 	struct hl_contacts *c = contacts_of(s);
-	struct hl_auth_staff *st = hl_auth_staff_of(&s->srv->auth, s);
-	struct hl_queue_entry *e;
-	struct hl_conv_live *v;
-	struct contact_job *j;
-	int held = 0;
+	struct contact_job *j = cjob_new(c, CJ_TAKE, s, id, take_done);
 
-	if (!(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR))) {
-		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
-				 "only counsellors take chats", "type");
-		return;
-	}
-	for (v = c->convs; v; v = v->next)
-		held += v->counsellor_id == s->staff_id &&
-			v->state == HL_CONV_ACTIVE;
-	if (held >= st->row.capacity) {
-		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
-				 "you are at your chat capacity", NULL);
-		return;
-	}
-	e = hl_queue_next_for(&c->queue, st->row.languages);
-	if (!e) {
-		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
-				 "nobody is waiting whom you can take", NULL);
-		return;
-	}
-	v = hl_container_of(e, struct hl_conv_live, qe);
-	j = cjob_new(c, CJ_TAKE, s, m->id, take_done);
 	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		hl_session_error(s, id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
+	j->was_offered = v->state == HL_CONV_OFFERED;
 	/* Out of the queue at once, so nobody else can take it meanwhile. */
 	hl_queue_remove(&c->queue, &v->qe, true, j->now);
 	v->state = HL_CONV_OFFERED;
+	v->counsellor_id = s->staff_id; /* counts towards their load */
+	v->offer_staff = 0;
 	v->busy = true;
 	j->conv_id = v->id;
 	j->staff_id = s->staff_id;
 	cjob_submit(j);
 }
 
+/* ---- chat.send, chat.note, chat.tag -------------------------------------------- */
+
 static void send_done(struct contact_job *j, int status)
 {
 	struct hl_contacts *c = j->c;
 	struct hl_conv_live *v = find_conv(c, j->conv_id);
 	struct hl_session *s = j->s;
-	json_t *r, *ev;
+	json_t *r;
 
 	if (status != 0) {
 		if (s->wsi)
 			hl_session_error(s, j->id,
 					 status == HL_ECLOSED ? HL_ERR_BAD_STATE
-							      : HL_ERR_STORE_FAILED,
+							      : store_err(status),
 					 status == HL_ECLOSED
 						 ? "this chat has ended"
 						 : "not sent: it could not be stored; "
@@ -948,61 +1243,31 @@ static void send_done(struct contact_job *j, int status)
 	}
 	if (j->res.duplicate || !v)
 		return;
-	if (j->staff_id && j->vis == HL_VIS_ALL) {
-		ev = event_json(v->id, j->res.seq, j->res.at, j->ev_kind,
-				j->sender, j->payload, j->payload_len, true);
-		to_contact(v, ev, j->vis);
-		json_decref(ev);
-	} else if (!j->staff_id && v->counsellor_id) {
-		ev = event_json(v->id, j->res.seq, j->res.at, j->ev_kind,
-				j->sender, j->payload, j->payload_len, false);
-		send_staff(c->srv, v->counsellor_id, ev);
-		json_decref(ev);
-	}
+	fan_out(c, v, &j->res, j->ev_kind, j->sender, j->payload,
+		j->payload_len, j->vis, j->staff_id, j->staff_id == 0);
 }
 
-void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
+/* Decodes base64url text into a new buffer: 0 (with *out, *len), or -1. */
+static int decode_payload(const char *p, unsigned char **out, size_t *len)
 {
-	struct hl_conv_live *v = party_conv(s, m);
-	const char *p = m->u.chat.payload;
-	bool note = m->type == HL_MSG_CHAT_NOTE;
-	struct contact_job *j;
-	size_t cap, n = 0;
+	size_t cap = strlen(p) / 4 * 3 + 3, n = 0;
+	unsigned char *b = malloc(cap);
 
-	if (!v)
-		return;
-	if (note && s->role != HL_ROLE_STAFF) { /* dispatch already refuses */
-		hl_session_error(s, m->id, HL_ERR_FORBIDDEN, NULL, "type");
-		return;
-	}
-	if (v->state != HL_CONV_ACTIVE && s->role == HL_ROLE_STAFF) {
-		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
-				 "this chat is not active", NULL);
-		return;
-	}
-	j = cjob_new(contacts_of(s), CJ_SEND, s, m->id, send_done);
-	cap = strlen(p) / 4 * 3 + 3;
-	if (j)
-		j->payload = malloc(cap);
-	if (!j || !j->payload) {
-		if (j)
-			cjob_free(j);
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
-		return;
-	}
-	if (sodium_base642bin(j->payload, cap, p, strlen(p), NULL, &n, NULL,
+	if (!b)
+		return -1;
+	if (sodium_base642bin(b, cap, p, strlen(p), NULL, &n, NULL,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    n == 0 || n > HL_EVENT_PAYLOAD_MAX) {
-		cjob_free(j);
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "payload must be base64url without padding",
-				 "payload");
-		return;
+		free(b);
+		return -1;
 	}
-	j->payload_len = n;
-	j->conv_id = v->id;
-	j->ev_kind = note ? "note" : "msg";
-	j->vis = note ? HL_VIS_STAFF : HL_VIS_ALL;
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+static void set_sender(struct contact_job *j, const struct hl_session *s)
+{
 	if (s->role == HL_ROLE_STAFF) {
 		j->staff_id = s->staff_id;
 		snprintf(j->sender, sizeof(j->sender), "staff:%lld",
@@ -1010,25 +1275,111 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 	} else {
 		snprintf(j->sender, sizeof(j->sender), "contact");
 	}
+}
+
+/* Checks a comma-separated list of topic tags against the taxonomy. */
+static bool tags_known(const struct hl_taxonomy *tax, const char *tags)
+{
+	char buf[HL_CONV_TAGS_MAX + 1];
+	const char *ids[INTAKE_IDS_MAX];
+	int n;
+
+	if (strlen(tags) > HL_CONV_TAGS_MAX)
+		return false;
+	snprintf(buf, sizeof(buf), "%s", tags);
+	n = split_ids(buf, ids, INTAKE_IDS_MAX);
+	if (n < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (!hl_taxonomy_find(tax, ids[i], HL_TAX_TAG))
+			return false;
+	return true;
+}
+
+void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	bool note = m->type == HL_MSG_CHAT_NOTE, tag = m->type == HL_MSG_CHAT_TAG;
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	if ((note || tag) && s->role != HL_ROLE_STAFF) { /* dispatch refuses */
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN, NULL, "type");
+		return;
+	}
+	if (v->state != HL_CONV_ACTIVE && s->role == HL_ROLE_STAFF && !note &&
+	    !tag) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat is not active", NULL);
+		return;
+	}
+	if (tag && !tags_known(&s->srv->taxonomy, m->u.chat.tags)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "tags must be up to 16 topic ids of taxonomy.json",
+				 "tags");
+		return;
+	}
+	j = cjob_new(contacts_of(s), CJ_SEND, s, m->id, send_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	if (tag) {
+		j->payload_len = strlen(m->u.chat.tags);
+		j->payload = (unsigned char *)strdup(m->u.chat.tags);
+		if (!j->payload && j->payload_len) {
+			cjob_free(j);
+			hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+			return;
+		}
+	} else if (decode_payload(m->u.chat.payload, &j->payload,
+				  &j->payload_len) != 0) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "payload must be base64url without padding",
+				 "payload");
+		return;
+	}
+	j->conv_id = v->id;
+	j->ev_kind = tag ? "tag" : note ? "note" : "msg";
+	j->vis = note || tag ? HL_VIS_STAFF : HL_VIS_ALL;
+	set_sender(j, s);
 	cjob_submit(j);
 }
+
+void hl_chat_tag(struct hl_session *s, const struct hl_msg *m)
+{
+	hl_chat_send(s, m);
+}
+
+/* ---- chat.sync ------------------------------------------------------------------- */
 
 static void sync_done(struct contact_job *j, int status)
 {
 	struct hl_session *s = j->s;
+	bool contact = s->role == HL_ROLE_CONTACT;
 	size_t i;
 	json_t *ev, *r;
 
 	if (!s->wsi)
 		return;
 	if (status != 0) {
-		hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+		hl_session_error(s, j->id, store_err(status), NULL, NULL);
 		return;
 	}
 	json_array_foreach(j->events, i, ev)
 		hl_session_send(s, ev);
 	r = hl_proto_reply("chat.synced", j->id);
 	json_object_set_new(r, "count", json_integer((json_int_t)i));
+	json_object_set_new(r, "last_seq", json_integer(j->conv.last_seq));
+	json_object_set_new(r, "state",
+			    json_string(hl_conv_state_name(j->conv.state)));
+	/* How far the other side has got (receipts). */
+	json_object_set_new(r, "delivered", json_integer(
+		contact ? j->conv.staff_delivered : j->conv.contact_delivered));
+	json_object_set_new(r, "read", json_integer(
+		contact ? j->conv.staff_read : j->conv.contact_read));
 	hl_session_send(s, r);
 	json_decref(r);
 }
@@ -1053,18 +1404,21 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 	cjob_submit(j);
 }
 
+/* ---- chat.end ------------------------------------------------------------------- */
+
 static void end_done(struct contact_job *j, int status)
 {
 	struct hl_contacts *c = j->c;
 	struct hl_conv_live *v = find_conv(c, j->conv_id);
 	struct hl_session *s = j->s;
-	json_t *r, *ev;
+	const char *what = j->staff_id ? "ended_by_counsellor" : "ended_by_contact";
+	json_t *r;
 
 	if (v)
 		v->busy = false;
 	if (status != 0 || !v) {
 		if (s->wsi)
-			hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
+			hl_session_error(s, j->id, store_err(status), NULL, NULL);
 		return;
 	}
 	if (s->wsi) {
@@ -1073,21 +1427,12 @@ static void end_done(struct contact_job *j, int status)
 		hl_session_send(s, r);
 		json_decref(r);
 	}
-	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
-			j->staff_id ? "ended_by_counsellor" : "ended_by_contact",
-			j->staff_id ? 19 : 16, true);
-	if (v->contact != s)
-		to_contact(v, ev, HL_VIS_ALL);
-	json_decref(ev);
-	if (v->counsellor_id && !j->staff_id) {
-		ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
-				"ended_by_contact", 16, false);
-		send_staff(c->srv, v->counsellor_id, ev);
-		json_decref(ev);
-	}
+	fan_out(c, v, &j->res, "system", "system", what, strlen(what),
+		HL_VIS_ALL, j->staff_id, v->contact == s);
 	hl_info("chat.ended", "conv=%lld by=%s", (long long)v->id,
 		j->staff_id ? "staff" : "contact");
 	drop_conv(c, v);
+	hl_routing_kick(c); /* the counsellor has room again */
 }
 
 void hl_chat_end(struct hl_session *s, const struct hl_msg *m)
@@ -1113,6 +1458,276 @@ void hl_chat_end(struct hl_session *s, const struct hl_msg *m)
 	cjob_submit(j);
 }
 
+/* ---- chat.transfer --------------------------------------------------------------- */
+
+static void transfer_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	int64_t from = j->staff_id;
+	char idstr[24];
+	json_t *r;
+
+	if (v)
+		v->busy = false;
+	if (status != 0 || !v) {
+		if (s->wsi)
+			hl_session_error(s, j->id, status == HL_EINVAL
+					 ? HL_ERR_BAD_STATE : store_err(status),
+					 status == HL_EINVAL ? "this chat is not yours "
+					 "to transfer any more" : NULL, NULL);
+		return;
+	}
+	conv_id_str(idstr, sizeof(idstr), v->id);
+	v->counsellor_id = j->to_staff;
+	v->lost_since_ms = 0;
+	hl_info("chat.transferred", "conv=%lld from=%lld to=%lld announced=%d",
+		(long long)v->id, (long long)from, (long long)j->to_staff,
+		j->announce);
+	if (s->wsi && !j->res.duplicate) {
+		r = hl_proto_reply("chat.transferred", j->id);
+		json_object_set_new(r, "conversation", json_string(idstr));
+		json_object_set_new(r, "to", json_integer(j->to_staff));
+		json_object_set_new(r, "seq", json_integer(j->res.seq));
+		hl_session_send(s, r);
+		json_decref(r);
+	}
+	/* The new counsellor: the chat, then the handover note as an event
+	 * (they chat.sync from 0 for the history). */
+	r = hl_proto_reply("chat.assigned", NULL);
+	json_object_set_new(r, "conversation", json_string(idstr));
+	add_intake(r, v, j->now);
+	json_object_set_new(r, "from", json_integer(from));
+	json_object_set_new(r, "reason", json_string("transfer"));
+	json_object_set_new(r, "seq", json_integer(j->res.seq));
+	hl_contacts_send_staff(c->srv, j->to_staff, r);
+	json_decref(r);
+	fan_out(c, v, &j->res, "transfer", j->sender, j->payload,
+		j->payload_len, HL_VIS_STAFF, from, false);
+	if (j->announce)
+		fan_out(c, v, &j->res2, "system", "system", "transferred", 11,
+			HL_VIS_ALL, from, false);
+}
+
+void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	struct hl_auth *a = &s->srv->auth;
+	struct hl_auth_staff *to;
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	if (v->counsellor_id != s->staff_id || v->state != HL_CONV_ACTIVE ||
+	    v->busy) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "only the counsellor of an active chat can "
+				 "transfer it", NULL);
+		return;
+	}
+	to = hl_auth_staff_by_id(a, m->u.chat.to);
+	if (!to || !(to->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
+	    to->row.state != HL_STAFF_ACTIVE) {
+		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
+				 "no such counsellor", "to");
+		return;
+	}
+	if (to->row.id == s->staff_id) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "that is you", "to");
+		return;
+	}
+	if (!to->on_shift || to->connections == 0 ||
+	    hl_contacts_load_of(contacts_of(s), to->row.id) >= to->row.capacity) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "that counsellor is not on shift, not connected "
+				 "or has no room for another chat", "to");
+		return;
+	}
+	j = cjob_new(contacts_of(s), CJ_TRANSFER, s, m->id, transfer_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	if (m->u.chat.payload &&
+	    decode_payload(m->u.chat.payload, &j->payload, &j->payload_len) != 0) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "note must be base64url without padding", "note");
+		return;
+	}
+	j->conv_id = v->id;
+	j->to_staff = to->row.id;
+	j->announce = s->srv->cfg.chat_transfer_announce != 0;
+	set_sender(j, s);
+	v->busy = true;
+	cjob_submit(j);
+}
+
+/* ---- chat.join: a supervisor as third party -------------------------------------- */
+
+static void join_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	char idstr[24];
+	json_t *r;
+
+	if (v)
+		v->busy = false;
+	if (status != 0 || !v) {
+		if (s->wsi)
+			hl_session_error(s, j->id, status == HL_EINVAL
+					 ? HL_ERR_BAD_STATE : store_err(status),
+					 status == HL_EINVAL ? "this chat has ended"
+							     : NULL, NULL);
+		return;
+	}
+	v->supervisor_id = j->staff_id;
+	hl_info("chat.supervisor_joined", "conv=%lld staff=%lld",
+		(long long)v->id, (long long)j->staff_id);
+	conv_id_str(idstr, sizeof(idstr), v->id);
+	if (s->wsi) {
+		r = hl_proto_reply("chat.joined", j->id);
+		json_object_set_new(r, "conversation", json_string(idstr));
+		json_object_set_new(r, "state",
+				    json_string(hl_conv_state_name(v->state)));
+		json_object_set_new(r, "counsellor", v->counsellor_id
+				    ? json_integer(v->counsellor_id) : json_null());
+		json_object_set_new(r, "seq", json_integer(j->res.seq));
+		add_intake(r, v, j->now);
+		hl_session_send(s, r);
+		json_decref(r);
+	}
+	/* Internal: the counsellor is told, the young person never. */
+	fan_out(c, v, &j->res, "supervisor_joined", j->sender, NULL, 0,
+		HL_VIS_STAFF, j->staff_id, false);
+}
+
+void hl_chat_join(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_contacts *c = contacts_of(s);
+	struct hl_conv_live *v = find_conv(c, parse_id(m->u.chat.conversation));
+	struct contact_job *j;
+
+	if (!v) {
+		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
+				 "no open conversation with that id",
+				 "conversation");
+		return;
+	}
+	if (v->supervisor_id == s->staff_id) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "you have already joined", NULL);
+		return;
+	}
+	if (v->supervisor_id) {
+		hl_session_error(s, m->id, HL_ERR_CONFLICT,
+				 "another supervisor has joined this chat", NULL);
+		return;
+	}
+	if (v->busy) {
+		hl_session_error(s, m->id, HL_ERR_BUSY,
+				 "the chat is changing hands; try again", NULL);
+		return;
+	}
+	j = cjob_new(c, CJ_JOIN, s, m->id, join_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	j->conv_id = v->id;
+	set_sender(j, s);
+	v->busy = true;
+	hl_warn("chat.join", "conv=%lld staff=%lld", (long long)v->id,
+		(long long)s->staff_id);
+	cjob_submit(j);
+}
+
+/* ---- chat.wrapup ------------------------------------------------------------------ */
+
+static void wrapup_done(struct contact_job *j, int status)
+{
+	struct hl_session *s = j->s;
+	char idstr[24];
+	json_t *r;
+
+	if (!s->wsi)
+		return;
+	if (status == HL_ENOTFOUND) {
+		hl_session_error(s, j->id, HL_ERR_FORBIDDEN,
+				 "not your conversation", "conversation");
+		return;
+	}
+	if (status == HL_ECONSTRAINT || status == HL_EINVAL) {
+		hl_session_error(s, j->id, status == HL_ECONSTRAINT
+				 ? HL_ERR_CONFLICT : HL_ERR_BAD_STATE,
+				 status == HL_ECONSTRAINT ? "already wrapped up"
+				 : "end the chat before wrapping it up", NULL);
+		return;
+	}
+	if (status != 0) {
+		hl_session_error(s, j->id, store_err(status), NULL, NULL);
+		return;
+	}
+	conv_id_str(idstr, sizeof(idstr), j->conv_id);
+	r = hl_proto_reply("chat.wrapped", j->id);
+	json_object_set_new(r, "conversation", json_string(idstr));
+	json_object_set_new(r, "outcome", json_string(j->outcome));
+	json_object_set_new(r, "tags", json_string(j->tags));
+	hl_session_send(s, r);
+	json_decref(r);
+	hl_info("chat.wrapped", "conv=%lld staff=%lld", (long long)j->conv_id,
+		(long long)j->staff_id);
+}
+
+void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m)
+{
+	const struct hl_taxonomy *tax = &s->srv->taxonomy;
+	int64_t id = parse_id(m->u.chat.conversation);
+	const char *tags = m->u.chat.tags ? m->u.chat.tags : "";
+	struct contact_job *j;
+
+	if (!id) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "conversation must be a conversation id",
+				 "conversation");
+		return;
+	}
+	if (!hl_taxonomy_find(tax, m->u.chat.outcome, HL_TAX_OUTCOME)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "outcome must be an outcome id of taxonomy.json",
+				 "outcome");
+		return;
+	}
+	if (!tags_known(tax, tags)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "tags must be up to 16 topic ids of taxonomy.json",
+				 "tags");
+		return;
+	}
+	j = cjob_new(contacts_of(s), CJ_WRAPUP, s, m->id, wrapup_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	if (m->u.chat.payload &&
+	    decode_payload(m->u.chat.payload, &j->payload, &j->payload_len) != 0) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "notes must be base64url without padding",
+				 "notes");
+		return;
+	}
+	j->conv_id = id;
+	snprintf(j->outcome, sizeof(j->outcome), "%s", m->u.chat.outcome);
+	snprintf(j->tags, sizeof(j->tags), "%s", tags);
+	set_sender(j, s);
+	cjob_submit(j);
+}
+
 /* ---- a counsellor who does not come back ----------------------------------------- */
 
 void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
@@ -1129,7 +1744,7 @@ static void requeue_done(struct contact_job *j, int status)
 {
 	struct hl_contacts *c = j->c;
 	struct hl_conv_live *v = find_conv(c, j->conv_id);
-	json_t *ev;
+	int64_t lost;
 
 	if (!v)
 		return;
@@ -1138,15 +1753,17 @@ static void requeue_done(struct contact_job *j, int status)
 		v->lost_since_ms = now_ms(); /* try again after another grace */
 		return;
 	}
+	lost = v->counsellor_id;
 	v->state = HL_CONV_QUEUED;
 	v->counsellor_id = 0;
 	v->lost_since_ms = 0;
 	hl_queue_push_front(&c->queue, &v->qe);
 	hl_warn("chat.requeued", "conv=%lld why=counsellor_lost", (long long)v->id);
-	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
-			"counsellor_lost", 15, true);
-	to_contact(v, ev, HL_VIS_ALL);
-	json_decref(ev);
+	fan_out(c, v, &j->res, "system", "system", "counsellor_lost", 15,
+		HL_VIS_ALL, 0, false);
+	hl_routing_alert(c, "counsellor_lost", lost, v->id,
+			 "a counsellor's chat went back to the queue");
+	hl_routing_kick(c);
 }
 
 /* The counsellor stayed away past the grace period: back to the front of
@@ -1159,18 +1776,14 @@ static void requeue(struct hl_contacts *c, struct hl_conv_live *v)
 		return;
 	j->conv_id = v->id;
 	v->busy = true;
-	if (hl_store_submit(&c->srv->store, &j->job) != 0) {
-		v->busy = false;
-		cjob_free(j);
-	}
+	cjob_submit(j);
 }
 
-/* ---- typing and read receipts: relayed, never stored ------------------------------ */
+/* ---- typing: relayed, never stored -------------------------------------------------- */
 
 void hl_chat_signal(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_conv_live *v = party_conv(s, m);
-	bool typing = m->type == HL_MSG_CHAT_TYPING;
 	char idstr[24];
 	json_t *o;
 
@@ -1181,19 +1794,78 @@ void hl_chat_signal(struct hl_session *s, const struct hl_msg *m)
 				 "this chat is not active", NULL);
 		return;
 	}
-	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
-	o = hl_proto_reply(typing ? "chat.typing" : "chat.read", NULL);
+	conv_id_str(idstr, sizeof(idstr), v->id);
+	o = hl_proto_reply("chat.typing", NULL);
 	json_object_set_new(o, "conversation", json_string(idstr));
-	if (!typing)
-		json_object_set_new(o, "seq", json_integer(m->u.chat.last_seq));
 	if (s->role == HL_ROLE_STAFF) {
 		json_object_set_new(o, "from", json_string("counsellor"));
 		to_contact(v, o, HL_VIS_ALL);
 	} else if (v->counsellor_id) {
 		json_object_set_new(o, "from", json_string("contact"));
-		send_staff(s->srv, v->counsellor_id, o);
+		hl_contacts_send_staff(s->srv, v->counsellor_id, o);
 	}
 	json_decref(o);
-	/* No reply: these are fire-and-forget signals (an error is the only
-	 * answer), so a typing client does not double its traffic. */
+	/* No reply: fire-and-forget (an error is the only answer), so a
+	 * typing client does not double its traffic. */
+}
+
+/* ---- receipts: stored as high-water marks, relayed ------------------------------- */
+
+static void receipt_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_conv_live *v = find_conv(c, j->conv_id);
+	struct hl_session *s = j->s;
+	char idstr[24];
+	json_t *o;
+
+	if (status == HL_ERANGE) {
+		if (s->wsi)
+			hl_session_error(s, j->id, HL_ERR_BAD_FIELD,
+					 "seq is beyond the last event", "seq");
+		return;
+	}
+	if (status != 0) {
+		if (s->wsi)
+			hl_session_error(s, j->id, store_err(status), NULL, NULL);
+		return;
+	}
+	if (!v)
+		return;
+	conv_id_str(idstr, sizeof(idstr), v->id);
+	o = hl_proto_reply("chat.receipt", NULL);
+	json_object_set_new(o, "conversation", json_string(idstr));
+	json_object_set_new(o, "from", json_string(j->contact_side ? "contact"
+								   : "counsellor"));
+	json_object_set_new(o, "kind", json_string(j->read ? "read" : "delivered"));
+	json_object_set_new(o, "seq", json_integer(j->read ? j->read : j->delivered));
+	if (j->contact_side) {
+		if (v->counsellor_id)
+			hl_contacts_send_staff(c->srv, v->counsellor_id, o);
+		if (v->supervisor_id && v->supervisor_id != v->counsellor_id)
+			hl_contacts_send_staff(c->srv, v->supervisor_id, o);
+	} else {
+		to_contact(v, o, HL_VIS_ALL);
+	}
+	json_decref(o);
+}
+
+void hl_chat_receipt(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv(s, m);
+	bool read = m->type == HL_MSG_CHAT_READ;
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	j = cjob_new(contacts_of(s), CJ_RECEIPT, s, m->id, receipt_done);
+	if (!j) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	j->conv_id = v->id;
+	j->contact_side = s->role == HL_ROLE_CONTACT;
+	j->delivered = m->u.chat.last_seq; /* reading implies delivery */
+	j->read = read ? m->u.chat.last_seq : 0;
+	cjob_submit(j);
 }

@@ -6,6 +6,7 @@
 #define HL_CONTACT_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -13,6 +14,7 @@
 #include "keys.h"
 #include "protocol.h"
 #include "queue.h"
+#include "routing.h"
 #include "taxonomy.h"
 
 struct hl_server;
@@ -26,7 +28,18 @@ struct hl_conv_live {
 	struct hl_queue_entry qe;       /* its place in the queue (qe.id = id) */
 	struct hl_session *contact;     /* the young person's socket, or NULL */
 	int64_t counsellor_id;          /* staff id chatting with them, 0 = none */
-	bool busy;                      /* a take, end or requeue is in flight */
+	int64_t supervisor_id;          /* supervisor third party, 0 = none */
+	bool busy;                      /* a take, offer, end or requeue is in flight */
+	int64_t created_at;             /* unix ms: joined the queue */
+	char topics[HL_CONV_TAGS_MAX + 1]; /* intake tags ("" = none) */
+	enum hl_age_band age_band;      /* intake */
+	bool danger_now;                /* intake */
+	/* An automatic offer (routing.c): the conversation stays in the queue,
+	 * in state OFFERED, until accepted, declined or timed out. */
+	int64_t offer_staff;            /* offered to, 0 = no live offer */
+	int64_t offer_expires_ms;       /* unix ms */
+	struct { int64_t staff_id, at_ms; } passed[8]; /* declined / let lapse */
+	bool alerted_wait;              /* supervisors were told it waits long */
 	int64_t lost_since_ms;          /* counsellor has no socket since; 0 = present */
 	unsigned char resume_hash[HL_TOKEN_HASH_BYTES]; /* of the resume secret */
 	bool have_resume;               /* resume_hash is set */
@@ -41,6 +54,7 @@ struct hl_contacts {
 	uv_timer_t tick;                /* 1 s: position updates */
 	bool tick_open;
 	int init_status;                /* start-up load: 0 running, 1 ok, <0 */
+	struct hl_routing routing;      /* offers, alerts, the supervisors' view */
 };
 
 /* Loads the open conversations (restart: the queue is rebuilt in its old
@@ -59,12 +73,40 @@ void hl_contacts_on_closed(struct hl_contacts *c, struct hl_session *s);
 void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
 				bool gone);
 
+/* ---- for routing.c and shift.c ---- */
+
+/* The live conversation with this id, or NULL. */
+struct hl_conv_live *hl_contacts_find(struct hl_contacts *c, int64_t id);
+/* Active chats held by staff_id plus live offers to them. */
+int hl_contacts_load_of(struct hl_contacts *c, int64_t staff_id);
+/* A new JSON array of the ids (strings) of the active chats staff_id holds. */
+json_t *hl_contacts_held(struct hl_contacts *c, int64_t staff_id);
+/* Sends obj to every socket of staff member staff_id. */
+void hl_contacts_send_staff(struct hl_server *srv, int64_t staff_id,
+			    const json_t *obj);
+/* Offers queued conversation v to staff_id (stored, then queue.offer is
+ * pushed to them). v must be QUEUED and not busy. */
+void hl_contacts_offer(struct hl_contacts *c, struct hl_conv_live *v,
+		       int64_t staff_id);
+/* Takes back the live offer of v (why: "timeout", "declined", "withdrawn",
+ * "disconnected"): v waits again at its place; the counsellor is told with
+ * offer.withdrawn unless they declined. */
+void hl_contacts_unoffer(struct hl_contacts *c, struct hl_conv_live *v,
+			 const char *why);
+/* Takes back every live offer to staff_id ("withdrawn"). */
+void hl_contacts_withdraw_offers(struct hl_contacts *c, int64_t staff_id);
+/* Gives v to the counsellor of socket s (queue.take, queue.pick,
+ * offer.accept): stored, then queue.taken answers request id. */
+void hl_contacts_take(struct hl_session *s, const char *id,
+		      struct hl_conv_live *v);
+/* Was staff_id passed over for v (declined or let lapse) recently? */
+bool hl_contacts_passed(const struct hl_conv_live *v, int64_t staff_id,
+			int64_t now_ms, int64_t window_ms);
+
 /* Handlers. */
 void hl_contact_start(struct hl_session *s, const struct hl_msg *m);
 void hl_contact_resume(struct hl_session *s, const struct hl_msg *m);
 void hl_contact_leave(struct hl_session *s, const struct hl_msg *m);
-void hl_queue_stats(struct hl_session *s, const struct hl_msg *m);
-void hl_queue_take(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_send(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_sync(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_end(struct hl_session *s, const struct hl_msg *m);

@@ -42,6 +42,13 @@ enum {
 	COL_LAST_SEQ,
 	COL_OUTCOME,
 	COL_TAGS,
+	COL_ACCEPTED_AT,
+	COL_SUPERVISOR_ID,
+	COL_TRANSFERS,
+	COL_CONTACT_DELIVERED,
+	COL_CONTACT_READ,
+	COL_STAFF_DELIVERED,
+	COL_STAFF_READ,
 };
 
 /* The columns of HL_STMT_EVENT_SINCE. */
@@ -328,6 +335,13 @@ static int read_conv(sqlite3_stmt *s, struct hl_conv *out)
 	out->danger_now = sqlite3_column_int(s, COL_DANGER_NOW) != 0;
 	out->counsellor_id = sqlite3_column_int64(s, COL_COUNSELLOR_ID);
 	out->last_seq = sqlite3_column_int64(s, COL_LAST_SEQ);
+	out->accepted_at = sqlite3_column_int64(s, COL_ACCEPTED_AT);
+	out->supervisor_id = sqlite3_column_int64(s, COL_SUPERVISOR_ID);
+	out->transfers = sqlite3_column_int(s, COL_TRANSFERS);
+	out->contact_delivered = sqlite3_column_int64(s, COL_CONTACT_DELIVERED);
+	out->contact_read = sqlite3_column_int64(s, COL_CONTACT_READ);
+	out->staff_delivered = sqlite3_column_int64(s, COL_STAFF_DELIVERED);
+	out->staff_read = sqlite3_column_int64(s, COL_STAFF_READ);
 	age = sqlite3_column_text(s, COL_AGE_BAND);
 	status = hl_conv_state_parse((const char *)sqlite3_column_text(
 					     s, COL_STATE), &out->state);
@@ -516,6 +530,66 @@ int hl_conv_wrap_up(sqlite3_stmt *const *stmts, int64_t conv_id,
 		status = conv_state(stmts, conv_id, &state, &cur, NULL);
 		return status == 0 ? HL_EINVAL : status;
 	}
+	return status;
+}
+
+int hl_conv_transfer(sqlite3_stmt *const *stmts, int64_t conv_id,
+		     int64_t from_staff, int64_t to_staff, int64_t now_ms)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_TRANSFER];
+	int rc, status;
+
+	if (from_staff <= 0 || to_staff <= 0 || from_staff == to_staff)
+		return HL_EINVAL;
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, from_staff);
+	sqlite3_bind_int64(s, 3, to_staff);
+	sqlite3_bind_int64(s, 4, now_ms);
+	rc = sqlite3_step(s);
+	status = write_status(s, rc, HL_EINVAL);
+	finish(s);
+	return status;
+}
+
+int hl_conv_set_supervisor(sqlite3_stmt *const *stmts, int64_t conv_id,
+			   int64_t supervisor_id)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_SUPERVISOR];
+	int rc, status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	if (supervisor_id > 0)
+		sqlite3_bind_int64(s, 2, supervisor_id);
+	else
+		sqlite3_bind_null(s, 2);
+	rc = sqlite3_step(s);
+	status = write_status(s, rc, HL_EINVAL);
+	finish(s);
+	return status;
+}
+
+int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
+		    int64_t delivered, int64_t read)
+{
+	sqlite3_stmt *s = stmts[contact ? HL_STMT_CONV_RECEIPT_CONTACT
+					: HL_STMT_CONV_RECEIPT_STAFF];
+	enum hl_conv_state state;
+	int64_t cur, last;
+	int rc, status;
+
+	if (delivered < 0 || read < 0)
+		return HL_EINVAL;
+	status = conv_state(stmts, conv_id, &state, &cur, &last);
+	if (status != 0)
+		return status;
+	if (delivered > last || read > last)
+		return HL_ERANGE; /* a seq from the future */
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, delivered);
+	sqlite3_bind_int64(s, 3, read);
+	rc = sqlite3_step(s);
+	status = write_status(s, rc, HL_ENOTFOUND);
+	finish(s);
 	return status;
 }
 

@@ -90,6 +90,11 @@ struct hl_conv {
 	int64_t last_seq;          /* highest event seq; 0 = no events */
 	char outcome[HL_CONV_OUTCOME_MAX + 1]; /* wrap-up outcome, "" = none */
 	char tags[HL_CONV_TAGS_MAX + 1];       /* wrap-up tags, "" = none */
+	int64_t accepted_at;       /* unix ms first accepted; 0 = never */
+	int64_t supervisor_id;     /* supervisor joined as third party; 0 = none */
+	int transfers;             /* times transferred */
+	int64_t contact_delivered, contact_read; /* receipts: highest seq */
+	int64_t staff_delivered, staff_read;
 };
 
 /* An event to append. Pointers are borrowed for the call only. */
@@ -195,6 +200,23 @@ int hl_conv_set_state(sqlite3_stmt *const *stmts, int64_t conv_id,
  */
 int hl_conv_wrap_up(sqlite3_stmt *const *stmts, int64_t conv_id,
 		    const char *outcome, const char *tags, int64_t now_ms);
+
+/* Moves an active conversation from counsellor from_staff to to_staff
+ * (transfers + 1). 0; HL_EINVAL when it is not active with from_staff or
+ * the ids are bad; HL_ESTORE. */
+int hl_conv_transfer(sqlite3_stmt *const *stmts, int64_t conv_id,
+		     int64_t from_staff, int64_t to_staff, int64_t now_ms);
+
+/* Sets (supervisor_id > 0) or clears (0) the supervisor third party of an
+ * open conversation. 0; HL_EINVAL when it is not open or not found. */
+int hl_conv_set_supervisor(sqlite3_stmt *const *stmts, int64_t conv_id,
+			   int64_t supervisor_id);
+
+/* Raises the receipt marks of the young person (contact) or of staff to
+ * delivered / read (never lowers them). 0; HL_ERANGE when a value is past
+ * the conversation's last seq; HL_ENOTFOUND; HL_EINVAL; HL_ESTORE. */
+int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
+		    int64_t delivered, int64_t read);
 
 /* ---- events ------------------------------------------------------------- */
 

@@ -124,8 +124,7 @@ void hl_queue_remove(struct hl_queue *q, struct hl_queue_entry *e, bool served,
 	}
 }
 
-/* Is tag in the comma-separated list? */
-static bool in_list(const char *tag, const char *list)
+bool hl_queue_in_list(const char *tag, const char *list)
 {
 	size_t n = strlen(tag);
 
@@ -142,17 +141,28 @@ static bool in_list(const char *tag, const char *list)
 	return false;
 }
 
-struct hl_queue_entry *hl_queue_next_for(const struct hl_queue *q,
-					 const char *langs)
+struct hl_queue_entry *hl_queue_first(const struct hl_queue *q,
+				      const char *langs,
+				      bool (*skip)(const struct hl_queue_entry *e,
+						   void *arg),
+				      void *arg)
 {
 	for (uint32_t i = 0; i < q->n; i++) {
 		const struct hl_queue_entry *e = q->v[i];
 
+		if (skip && skip(e, arg))
+			continue;
 		if (!e->language[0] || !langs || !langs[0] ||
-		    in_list(e->language, langs))
+		    hl_queue_in_list(e->language, langs))
 			return q->v[i];
 	}
 	return NULL;
+}
+
+struct hl_queue_entry *hl_queue_next_for(const struct hl_queue *q,
+					 const char *langs)
+{
+	return hl_queue_first(q, langs, NULL, NULL);
 }
 
 uint32_t hl_queue_position(const struct hl_queue *q,

@@ -93,6 +93,17 @@ void hl_queue_remove(struct hl_queue *q, struct hl_queue_entry *e,
 struct hl_queue_entry *hl_queue_next_for(const struct hl_queue *q,
 					 const char *langs);
 
+/* The same, skipping entries for which skip(e, arg) is true (e.g. one
+ * already offered to a counsellor). skip may be NULL. */
+struct hl_queue_entry *hl_queue_first(const struct hl_queue *q,
+				      const char *langs,
+				      bool (*skip)(const struct hl_queue_entry *e,
+						   void *arg),
+				      void *arg);
+
+/* Is tag one of the comma-separated list ("en" in "cy,en")? */
+bool hl_queue_in_list(const char *tag, const char *list);
+
 /* 1-based position of e, 0 if not queued. */
 uint32_t hl_queue_position(const struct hl_queue *q,
 			   const struct hl_queue_entry *e);

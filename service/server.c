@@ -1,6 +1,7 @@
 /* server.c: the daemon's loop: lws on our own libuv loop, the WebSocket
  * callback glue, signals and clean shutdown. */
 #include "server.h"
+#include "shift.h"
 #include "common.h"
 #include "http.h"
 #include "log.h"
@@ -359,6 +360,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->auth_ready = true;
+	rc = hl_shifts_load(srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load shifts: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
 	rc = hl_contacts_init(&srv->contacts, srv);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot load open conversations: %s\n",

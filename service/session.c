@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * lws 4.1.6 writes a close frame for this value (its private
@@ -138,6 +139,13 @@ void hl_session_error(struct hl_session *s, const char *id,
 		      enum hl_err_code code, const char *message,
 		      const char *field)
 {
+	hl_session_error_with(s, id, code, message, field, NULL);
+}
+
+void hl_session_error_with(struct hl_session *s, const char *id,
+			   enum hl_err_code code, const char *message,
+			   const char *field, json_t *extra)
+{
 	json_t *reply;
 
 	if ((unsigned)code >= HL_ERR__COUNT)
@@ -147,9 +155,51 @@ void hl_session_error(struct hl_session *s, const char *id,
 		 hl_err_code_name(code));
 	reply = hl_proto_error_reply(id, code, message, field);
 	if (reply) {
+		if (extra)
+			json_object_update_missing(reply, extra);
 		hl_session_send(s, reply);
 		json_decref(reply);
 	}
+	json_decref(extra);
+}
+
+/*
+ * The connection's request budget: a token bucket refilled at ws.rate per
+ * second up to ws.burst. Returns true to go ahead. Over budget the request
+ * is refused with rate_limited (answered, so the client knows); a client
+ * that goes on sending a further ws.burst requests without one getting
+ * through is closed with 1008. Every message counts, valid or not.
+ */
+static bool within_rate(struct hl_session *s, const char *id)
+{
+	const struct hl_config *cfg = &s->srv->cfg;
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (s->rate_at_ms == 0)
+		s->rate_tokens = cfg->ws_burst;
+	else
+		s->rate_tokens += (double)(now - s->rate_at_ms) * cfg->ws_rate / 1000.0;
+	if (s->rate_tokens > cfg->ws_burst)
+		s->rate_tokens = cfg->ws_burst;
+	s->rate_at_ms = now;
+	if (s->rate_tokens >= 1.0) {
+		s->rate_tokens -= 1.0;
+		s->rate_refused = 0;
+		return true;
+	}
+	if (++s->rate_refused > cfg->ws_burst) {
+		hl_warn("conn.rate_closed", "conn=%s", s->id_str);
+		hl_session_close(s, 1008, "rate limit");
+		return false;
+	}
+	if (s->rate_refused == 1)
+		hl_info("conn.rate_limited", "conn=%s", s->id_str);
+	hl_session_error(s, id, HL_ERR_RATE_LIMITED,
+			 "too many requests; slow down", NULL);
+	return false;
 }
 
 /* Decodes and dispatches one complete message. */
@@ -161,10 +211,14 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 	s->srv->metrics.frames_in++;
 	s->srv->metrics.bytes_in += len;
 	if (hl_proto_decode(buf, len, s->srv->cfg.ws_max_message, &msg, &err)) {
-		hl_session_error(s, err.id, err.code, err.message, err.field);
+		if (within_rate(s, err.id))
+			hl_session_error(s, err.id, err.code, err.message,
+					 err.field);
 		return;
 	}
-	if (s->srv->stopping)
+	if (!within_rate(s, msg.id))
+		;
+	else if (s->srv->stopping)
 		hl_session_error(s, msg.id, HL_ERR_SHUTTING_DOWN,
 				 "server is shutting down", NULL);
 	else

@@ -64,6 +64,14 @@ struct hl_session {
 	struct hl_conv_live *conv;  /* their conversation, or NULL */
 	bool contact_busy;          /* a start/resume/leave is in flight */
 
+	/* Every connection: request budget (ws.rate / ws.burst). */
+	double rate_tokens;         /* requests it may send now */
+	int64_t rate_at_ms;         /* when rate_tokens was last refilled */
+	int rate_refused;           /* refused in a row; ws.burst more closes */
+
+	bool watching;              /* supervisor: receives queue.view pushes */
+	bool shift_busy;            /* a shift.start / shift.end is in flight */
+
 	bool close_pending;         /* send close_code/reason after the queue */
 	bool close_sent;            /* our close frame is written; awaiting echo */
 	uint16_t close_code;
@@ -87,6 +95,12 @@ int hl_session_send(struct hl_session *s, const json_t *obj);
 void hl_session_error(struct hl_session *s, const char *id,
 		      enum hl_err_code code, const char *message,
 		      const char *field);
+
+/* The same, with the members of extra (an object; consumed; may be NULL)
+ * added to the reply, e.g. the conversations a handover must cover. */
+void hl_session_error_with(struct hl_session *s, const char *id,
+			   enum hl_err_code code, const char *message,
+			   const char *field, json_t *extra);
 
 /*
  * Closes the connection with a WebSocket close code and a short ASCII

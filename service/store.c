@@ -127,24 +127,54 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	[HL_STMT_CONV_GET] =
 		"SELECT id, created_at, ended_at, state, state_at, risk, topics, "
 		"age_band, danger_now, language, counsellor_id, last_seq, "
-		"outcome, tags FROM conversation WHERE id=?1",
+		"outcome, tags, accepted_at, supervisor_id, transfers, "
+		"contact_delivered, contact_read, staff_delivered, staff_read "
+		"FROM conversation WHERE id=?1",
 	/* The WHERE is the partial index conversation_open's, word for word,
 	 * so the planner uses it. */
 	[HL_STMT_CONV_OPEN] =
 		"SELECT id, created_at, ended_at, state, state_at, risk, topics, "
 		"age_band, danger_now, language, counsellor_id, last_seq, "
-		"outcome, tags FROM conversation WHERE state IN ('queued', "
+		"outcome, tags, accepted_at, supervisor_id, transfers, "
+		"contact_delivered, contact_read, staff_delivered, staff_read "
+		"FROM conversation WHERE state IN ('queued', "
 		"'offered', 'active') ORDER BY created_at, id",
 	[HL_STMT_CONV_STATE] =
 		"SELECT state, counsellor_id, last_seq FROM conversation "
 		"WHERE id=?1",
 	[HL_STMT_CONV_SET_STATE] =
 		"UPDATE conversation SET state=?3, counsellor_id=?4, state_at=?5, "
-		"ended_at=CASE WHEN ?3='ended' THEN ?5 ELSE ended_at END "
+		"ended_at=CASE WHEN ?3='ended' THEN ?5 ELSE ended_at END, "
+		"accepted_at=CASE WHEN ?3='active' AND accepted_at IS NULL "
+		"THEN ?5 ELSE accepted_at END "
 		"WHERE id=?1 AND state=?2",
 	[HL_STMT_CONV_WRAP] =
 		"UPDATE conversation SET state='wrapped', outcome=?2, tags=?3, "
-		"state_at=?4 WHERE id=?1 AND state='ended'",
+		"state_at=?4, wrapped_at=?4 WHERE id=?1 AND state='ended'",
+	[HL_STMT_CONV_TRANSFER] =
+		"UPDATE conversation SET counsellor_id=?3, transfers=transfers+1, "
+		"state_at=?4 WHERE id=?1 AND state='active' AND counsellor_id=?2",
+	[HL_STMT_CONV_SUPERVISOR] =
+		"UPDATE conversation SET supervisor_id=?2 WHERE id=?1 AND "
+		"state IN ('queued', 'offered', 'active')",
+	/* Receipts only ever move up, and never past the last event. */
+	[HL_STMT_CONV_RECEIPT_CONTACT] =
+		"UPDATE conversation SET "
+		"contact_delivered=max(contact_delivered, min(?2, last_seq)), "
+		"contact_read=max(contact_read, min(?3, last_seq)) WHERE id=?1",
+	[HL_STMT_CONV_RECEIPT_STAFF] =
+		"UPDATE conversation SET "
+		"staff_delivered=max(staff_delivered, min(?2, last_seq)), "
+		"staff_read=max(staff_read, min(?3, last_seq)) WHERE id=?1",
+	[HL_STMT_SHIFT_START] =
+		"INSERT INTO shift(staff_id, started_at) VALUES(?1, ?2)",
+	[HL_STMT_SHIFT_END] =
+		"UPDATE shift SET ended_at=?2 WHERE staff_id=?1 AND ended_at IS NULL",
+	[HL_STMT_SHIFT_OPEN] =
+		"SELECT staff_id, started_at FROM shift WHERE ended_at IS NULL",
+	[HL_STMT_ALERT_INSERT] =
+		"INSERT INTO alert(at, kind, staff_id, conversation_id) "
+		"VALUES(?1, ?2, ?3, ?4)",
 	/* conversation.c uses no RETURNING: measured here, a RETURNING
 	 * clause (an ephemeral table per run) cost 20-30 us a statement, as
 	 * much as the rest of an append; sqlite3_changes() says as much. */

@@ -56,6 +56,14 @@ enum hl_stmt {
 	HL_STMT_CONV_SET_STATE,   /* new state, counsellor, state_at, ended_at */
 	HL_STMT_CONV_WRAP,        /* ended -> wrapped with outcome and tags */
 	HL_STMT_CONV_SET_SEQ,     /* last_seq = ?2 where it was ?2 - 1 */
+	HL_STMT_CONV_TRANSFER,    /* active: counsellor ?2 -> ?3, transfers + 1 */
+	HL_STMT_CONV_SUPERVISOR,  /* supervisor_id of an open conversation */
+	HL_STMT_CONV_RECEIPT_CONTACT, /* contact_delivered/read, only upwards */
+	HL_STMT_CONV_RECEIPT_STAFF,   /* staff_delivered/read, only upwards */
+	HL_STMT_SHIFT_START,      /* a new open shift row */
+	HL_STMT_SHIFT_END,        /* close the open shift of a staff id */
+	HL_STMT_SHIFT_OPEN,       /* every open shift (start-up) */
+	HL_STMT_ALERT_INSERT,     /* a supervisor alert */
 	/* conversation.c: events */
 	HL_STMT_EVENT_INSERT,     /* one event row */
 	HL_STMT_EVENT_FIND_CLIENT,/* seq, at of (conversation, sender, client_id) */

@@ -38,7 +38,7 @@ static int add(struct hl_taxonomy *t, json_t *o, enum hl_tax_kind kind,
 		hl_set_err(err, errlen, "taxonomy: %s \"%s\": label missing", where, id);
 		return HL_EINVAL;
 	}
-	if (kind != HL_TAX_AGE_BAND &&
+	if ((kind == HL_TAX_TAG || kind == HL_TAX_FLAG) &&
 	    (!json_is_string(json_object_get(o, "chip")) || !json_is_integer(risk) ||
 	     json_integer_value(risk) < 0 || json_integer_value(risk) > 3)) {
 		hl_set_err(err, errlen, "taxonomy: %s \"%s\": needs a chip and a "
@@ -59,7 +59,8 @@ static int add(struct hl_taxonomy *t, json_t *o, enum hl_tax_kind kind,
 	snprintf(it->id, sizeof(it->id), "%s", id);
 	snprintf(it->group, sizeof(it->group), "%s", group ? group : "");
 	it->kind = kind;
-	it->risk = kind == HL_TAX_AGE_BAND ? 0 : (int)json_integer_value(risk);
+	it->risk = kind == HL_TAX_TAG || kind == HL_TAX_FLAG
+			   ? (int)json_integer_value(risk) : 0;
 	return HL_OK;
 }
 
@@ -101,6 +102,9 @@ static int parse_root(struct hl_taxonomy *t, json_t *root, char *err,
 	}
 	json_array_foreach(json_object_get(root, "age_bands"), i, v)
 		if ((rc = add(t, v, HL_TAX_AGE_BAND, NULL, "age band", err, errlen)))
+			return rc;
+	json_array_foreach(json_object_get(root, "outcomes"), i, v)
+		if ((rc = add(t, v, HL_TAX_OUTCOME, NULL, "outcome", err, errlen)))
 			return rc;
 	return HL_OK;
 }

@@ -12,6 +12,7 @@ enum hl_tax_kind {
 	HL_TAX_TAG = 0,   /* a topic (e.g. "sextortion") */
 	HL_TAX_FLAG,      /* a risk flag (e.g. "danger_now") */
 	HL_TAX_AGE_BAND,  /* an age band (e.g. "13_15") */
+	HL_TAX_OUTCOME,   /* a wrap-up outcome (e.g. "signposted") */
 };
 
 /* One id of the taxonomy. */
@@ -31,7 +32,8 @@ struct hl_taxonomy {
 /*
  * Parses and validates taxonomy JSON (text of len bytes): "version" 1;
  * "groups" of "tags" and "risk_flags", each with "id", "label", "chip"
- * and "risk" 0..3; "age_bands" with "id" and "label"; ids [a-z0-9_]{1,32}
+ * and "risk" 0..3; "age_bands" and (optional) "outcomes" with "id" and
+ * "label"; ids [a-z0-9_]{1,32}
  * unique across the file. Returns 0, or HL_EINVAL with a message naming
  * the offending entry in err; HL_ENOMEM.
  */

@@ -53,11 +53,18 @@ test('take, chat both ways, duplicates, drops and resume, kill -9, end', async (
   const dup = await request(young, { type: 'chat.send', id: 'y1', payload: b64('hi, I need help') });
   assert.deepEqual([dup.type, dup.seq, dup.duplicate], ['chat.ack', a1.seq, true]);
 
-  // Typing and read receipts are relayed to the other party, not stored.
+  // Typing is relayed to the other party, not stored; receipts are stored
+  // (high-water marks) and relayed.
   young.send(JSON.stringify({ type: 'chat.typing', id: nextId() }));
   assert.deepEqual(await nextOf(c, 'chat.typing'), { type: 'chat.typing', conversation: conv, from: 'contact' });
+  c.send(JSON.stringify({ type: 'chat.delivered', id: nextId(), conversation: conv, seq: a1.seq }));
+  assert.deepEqual(await nextOf(young, 'chat.receipt'), { type: 'chat.receipt', conversation: conv, from: 'counsellor', kind: 'delivered', seq: a1.seq });
   c.send(JSON.stringify({ type: 'chat.read', id: nextId(), conversation: conv, seq: a1.seq }));
-  assert.deepEqual(await nextOf(young, 'chat.read'), { type: 'chat.read', conversation: conv, seq: a1.seq, from: 'counsellor' });
+  assert.deepEqual(await nextOf(young, 'chat.receipt'), { type: 'chat.receipt', conversation: conv, from: 'counsellor', kind: 'read', seq: a1.seq });
+  // A seq from the future is refused and changes nothing.
+  const fut = await request(c, { type: 'chat.read', id: nextId(), conversation: conv, seq: 9999 });
+  assert.equal(fut.code, 'bad_field');
+  assert.equal(fut.field, 'seq');
 
   // An internal note reaches staff only: never the young person, live or on sync.
   const note = await request(c, { type: 'chat.note', id: 'n1', conversation: conv, payload: b64('INTERNAL: check for deadline') });

@@ -177,11 +177,28 @@ test('an unmasked client frame is handled like a masked one (lws 4.1.6 does not 
   assert.equal(JSON.parse(r.frames[0].data).type, 'welcome');
 });
 
-test('many errors in a row never crash the daemon', async () => {
+test('a flood of bad frames is answered, then rate-limited, then closed with 1008; others are unaffected', async () => {
+  const other = await greeted(srv.port);
   const ws = await greeted(srv.port);
+  const closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
   for (let i = 0; i < 500; i++) ws.send(i % 2 ? '{' : '{"type":"nope","id":"z"}');
-  for (let i = 0; i < 500; i++) assert.equal((await next(ws)).type, 'error');
+  const codes = {};
+  for (;;) {
+    let m;
+    try { m = await next(ws, 3000); } catch { break; }
+    assert.equal(m.type, 'error');
+    codes[m.code] = (codes[m.code] ?? 0) + 1;
+  }
+  const c = await closed;
+  assert.equal(c.code, 1008);
+  assert.equal(c.reason, 'rate limit');
+  // The burst (ws.burst, 60 by default, counting hello) got real answers, then
+  // rate_limited until a further burst was refused.
+  assert.ok(codes.bad_json + codes.unknown_type >= 50, JSON.stringify(codes));
+  assert.ok(codes.rate_limited >= 50, JSON.stringify(codes));
+  // Another connection is untouched.
+  assert.equal((await request(other, { type: 'ping', id: 'p1' })).type, 'pong');
+  other.close();
   const h = await httpGet(srv.port, '/healthz');
   assert.equal(h.status, 200);
-  ws.close();
 });

@@ -555,6 +555,9 @@ static void test_names(void **state)
 		[HL_ERR_REAUTH_REQUIRED] = "reauth_required",
 		[HL_ERR_NOT_FOUND] = "not_found",
 		[HL_ERR_CONFLICT] = "conflict",
+		[HL_ERR_CLOSED] = "closed",
+		[HL_ERR_EXPIRED] = "expired",
+		[HL_ERR_HANDOVER_REQUIRED] = "handover_required",
 	};
 	static const char *const types[HL_MSG__COUNT] = {
 		[HL_MSG_HELLO] = "hello",
@@ -582,6 +585,26 @@ static void test_names(void **state)
 		[HL_MSG_CHAT_TYPING] = "chat.typing",
 		[HL_MSG_CHAT_READ] = "chat.read",
 		[HL_MSG_CHAT_NOTE] = "chat.note",
+		[HL_MSG_CHAT_DELIVERED] = "chat.delivered",
+		[HL_MSG_CHAT_TRANSFER] = "chat.transfer",
+		[HL_MSG_CHAT_JOIN] = "chat.join",
+		[HL_MSG_CHAT_TAG] = "chat.tag",
+		[HL_MSG_CHAT_WRAPUP] = "chat.wrapup",
+		[HL_MSG_OFFER_ACCEPT] = "offer.accept",
+		[HL_MSG_OFFER_DECLINE] = "offer.decline",
+		[HL_MSG_QUEUE_LIST] = "queue.list",
+		[HL_MSG_QUEUE_PICK] = "queue.pick",
+		[HL_MSG_QUEUE_WATCH] = "queue.watch",
+		[HL_MSG_SHIFT_START] = "shift.start",
+		[HL_MSG_SHIFT_END] = "shift.end",
+		[HL_MSG_LINE_STATUS] = "line.status",
+		[HL_MSG_STATS_GET] = "stats.get",
+		[HL_MSG_INBOX_POST] = "inbox.post",
+		[HL_MSG_INBOX_CHALLENGE] = "inbox.challenge",
+		[HL_MSG_INBOX_FETCH] = "inbox.fetch",
+		[HL_MSG_INBOX_LIST] = "inbox.list",
+		[HL_MSG_INBOX_OPEN] = "inbox.open",
+		[HL_MSG_INBOX_REPLY] = "inbox.reply",
 	};
 	int i;
 
