@@ -936,20 +936,6 @@ static void add_intake(json_t *o, const struct hl_conv_live *v, int64_t now)
 			    json_integer((now - v->created_at) / 1000));
 }
 
-/* Parses a conversation id string; 0 when not a positive decimal. */
-static int64_t parse_id(const char *s)
-{
-	int64_t v = 0;
-
-	if (!s || !*s || *s == '0')
-		return 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-			return 0;
-		v = v * 10 + (*s - '0');
-	}
-	return v;
-}
 
 struct hl_conv_live *hl_contacts_find(struct hl_contacts *c, int64_t id)
 {
@@ -1017,7 +1003,7 @@ static struct hl_conv_live *party_conv(struct hl_session *s,
 				       const struct hl_msg *m)
 {
 	struct hl_conv_live *v;
-	int64_t id = parse_id(m->u.chat.conversation);
+	int64_t id = hl_conv_id_parse(m->u.chat.conversation);
 
 	if (s->role == HL_ROLE_CONTACT) {
 		v = s->conv;
@@ -1609,7 +1595,7 @@ static void join_done(struct contact_job *j, int status)
 void hl_chat_join(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_contacts *c = contacts_of(s);
-	struct hl_conv_live *v = find_conv(c, parse_id(m->u.chat.conversation));
+	struct hl_conv_live *v = find_conv(c, hl_conv_id_parse(m->u.chat.conversation));
 	struct contact_job *j;
 
 	if (!v) {
@@ -1686,7 +1672,7 @@ static void wrapup_done(struct contact_job *j, int status)
 void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m)
 {
 	const struct hl_taxonomy *tax = &s->srv->taxonomy;
-	int64_t id = parse_id(m->u.chat.conversation);
+	int64_t id = hl_conv_id_parse(m->u.chat.conversation);
 	const char *tags = m->u.chat.tags ? m->u.chat.tags : "";
 	struct contact_job *j;
 

@@ -318,6 +318,22 @@ int hl_age_band_parse(const char *name, enum hl_age_band *out)
 	return HL_EINVAL;
 }
 
+int64_t hl_conv_id_parse(const char *str)
+{
+	int64_t v = 0;
+
+	if (!str || !*str || *str == '0')
+		return 0;
+	for (; *str; str++) {
+		int d = *str - '0';
+
+		if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	return v;
+}
+
 /* ---- conversations ------------------------------------------------------ */
 
 /* Reads the current row of a conversation SELECT into out. 0 or HL_ESTORE. */

@@ -145,6 +145,10 @@ typedef int (*hl_event_fn)(const struct hl_event *ev, void *arg);
 /* Called once per conversation by hl_conv_each_open, with the same rules. */
 typedef int (*hl_conv_fn)(const struct hl_conv *conv, void *arg);
 
+/* A conversation id as the wire spells it (a positive decimal without
+ * leading zeros, within int64) -> the id; 0 for anything else. */
+int64_t hl_conv_id_parse(const char *str);
+
 /* ---- conversations ------------------------------------------------------ */
 
 /*

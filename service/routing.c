@@ -503,20 +503,6 @@ void hl_queue_take(struct hl_session *s, const struct hl_msg *m)
 	hl_contacts_take(s, m->id, hl_container_of(e, struct hl_conv_live, qe));
 }
 
-/* Parses a conversation id string; 0 when not a positive decimal. */
-static int64_t conv_id(const char *str)
-{
-	int64_t v = 0;
-
-	if (!str || !*str || *str == '0')
-		return 0;
-	for (; *str; str++) {
-		if (*str < '0' || *str > '9' || v > (INT64_MAX - 9) / 10)
-			return 0;
-		v = v * 10 + (*str - '0');
-	}
-	return v;
-}
 
 void hl_queue_pick(struct hl_session *s, const struct hl_msg *m)
 {
@@ -525,7 +511,7 @@ void hl_queue_pick(struct hl_session *s, const struct hl_msg *m)
 
 	if (!may_take(s, m->id, true))
 		return;
-	v = hl_contacts_find(c, conv_id(m->u.chat.conversation));
+	v = hl_contacts_find(c, hl_conv_id_parse(m->u.chat.conversation));
 	if (!v || !v->qe.queued) {
 		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
 				 "nobody with that id is waiting", "conversation");
@@ -590,7 +576,7 @@ static struct hl_conv_live *offered_to(struct hl_session *s,
 				       const struct hl_msg *m)
 {
 	struct hl_conv_live *v = hl_contacts_find(contacts_of(s),
-						  conv_id(m->u.chat.conversation));
+						  hl_conv_id_parse(m->u.chat.conversation));
 
 	if (v && v->offer_staff == s->staff_id && !v->busy)
 		return v;

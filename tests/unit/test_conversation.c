@@ -202,7 +202,7 @@ static int see_conv(const struct hl_conv *c, void *arg)
 enum op_kind {
 	OP_STAFF, OP_CREATE, OP_GET, OP_APPEND, OP_SINCE, OP_SET_STATE,
 	OP_WRAP, OP_EACH_OPEN, OP_S_PUT, OP_S_FIND, OP_S_TOUCH, OP_S_DELETE,
-	OP_S_EXPIRE, OP_PLAN,
+	OP_S_EXPIRE, OP_PLAN, OP_TRANSFER, OP_SUPERVISOR, OP_RECEIPT,
 };
 
 struct op {
@@ -211,8 +211,9 @@ struct op {
 	bool done;
 	int status;
 	/* inputs */
-	int64_t conv, now, counsellor, expires, after;
+	int64_t conv, now, counsellor, expires, after, to_staff, delivered, read;
 	int risk;
+	bool contact;
 	struct hl_conv_intake in;
 	struct hl_event_new ev;
 	enum hl_conv_state to;
@@ -298,6 +299,14 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		return hl_contact_session_expire(stmts, o->now, &o->count);
 	case OP_PLAN:
 		return explain(db, stmts, o->stmt, o->plan, sizeof(o->plan));
+	case OP_TRANSFER:
+		return hl_conv_transfer(stmts, o->conv, o->counsellor, o->to_staff,
+					o->now);
+	case OP_SUPERVISOR:
+		return hl_conv_set_supervisor(stmts, o->conv, o->counsellor);
+	case OP_RECEIPT:
+		return hl_conv_receipt(stmts, o->conv, o->contact, o->delivered,
+				       o->read);
 	}
 	return HL_EINVAL;
 }
@@ -438,6 +447,49 @@ static int wrap(int64_t conv, const char *outcome, const char *tags)
 	o.outcome = outcome;
 	o.tags = tags;
 	return run(&o);
+}
+
+static int transfer(int64_t conv, int64_t from, int64_t to)
+{
+	struct op o;
+
+	op_init(&o, OP_TRANSFER);
+	o.conv = conv;
+	o.counsellor = from;
+	o.to_staff = to;
+	return run(&o);
+}
+
+static int supervise(int64_t conv, int64_t sup)
+{
+	struct op o;
+
+	op_init(&o, OP_SUPERVISOR);
+	o.conv = conv;
+	o.counsellor = sup;
+	return run(&o);
+}
+
+static int receipt(int64_t conv, bool contact, int64_t delivered, int64_t read)
+{
+	struct op o;
+
+	op_init(&o, OP_RECEIPT);
+	o.conv = conv;
+	o.contact = contact;
+	o.delivered = delivered;
+	o.read = read;
+	return run(&o);
+}
+
+static struct hl_conv get_row(int64_t conv)
+{
+	struct op o;
+
+	op_init(&o, OP_GET);
+	o.conv = conv;
+	assert_int_equal(run(&o), 0);
+	return o.row;
 }
 
 static int each_open(void)
@@ -1489,6 +1541,70 @@ static void test_many_appends_gapless(void **state)
 	free(ops);
 }
 
+/* Transfer, supervisor, receipts and accepted_at (schema 0004). */
+static void test_routing_columns(void **state)
+{
+	int64_t a = staff("ann"), b = staff("bob"), sup = staff("sue");
+	int64_t conv = create();
+	struct hl_conv row;
+
+	(void)state;
+	/* accepted_at is set by the first accept only. */
+	assert_int_equal(set_state(conv, HL_CONV_OFFERED, a, T0 + 1000), 0);
+	assert_int_equal(get_row(conv).accepted_at, 0);
+	assert_int_equal(set_state(conv, HL_CONV_ACTIVE, a, T0 + 2000), 0);
+	assert_int_equal(get_row(conv).accepted_at, T0 + 2000);
+	/* Transfer: only from the holder, to someone else, while active. */
+	assert_int_equal(transfer(conv, b, a), HL_EINVAL);
+	assert_int_equal(transfer(conv, a, a), HL_EINVAL);
+	assert_int_equal(transfer(conv, a, b), 0);
+	row = get_row(conv);
+	assert_int_equal(row.counsellor_id, b);
+	assert_int_equal(row.transfers, 1);
+	assert_int_equal(transfer(conv, a, b), HL_EINVAL); /* not a's any more */
+	/* A requeue and a new accept keep the first accepted_at. */
+	assert_int_equal(set_state(conv, HL_CONV_QUEUED, 0, T0 + 3000), 0);
+	assert_int_equal(set_state(conv, HL_CONV_OFFERED, a, T0 + 4000), 0);
+	assert_int_equal(set_state(conv, HL_CONV_ACTIVE, a, T0 + 5000), 0);
+	assert_int_equal(get_row(conv).accepted_at, T0 + 2000);
+	/* Supervisor: set and cleared while open. */
+	assert_int_equal(supervise(conv, sup), 0);
+	assert_int_equal(get_row(conv).supervisor_id, sup);
+	assert_int_equal(supervise(conv, 0), 0);
+	assert_int_equal(get_row(conv).supervisor_id, 0);
+	/* Receipts: never past the last event, never lowered. */
+	msg(conv, "contact", "m1", "one");
+	msg(conv, "contact", "m2", "two");
+	assert_int_equal(receipt(conv, false, 3, 0), HL_ERANGE);
+	assert_int_equal(receipt(conv, false, 2, 1), 0);
+	assert_int_equal(receipt(conv, false, 1, 0), 0);
+	row = get_row(conv);
+	assert_int_equal(row.staff_delivered, 2);
+	assert_int_equal(row.staff_read, 1);
+	assert_int_equal(row.contact_delivered, 0);
+	assert_int_equal(receipt(conv, true, 2, 2), 0);
+	assert_int_equal(get_row(conv).contact_read, 2);
+	assert_int_equal(receipt(999999, true, 0, 0), HL_ENOTFOUND);
+	/* Ended: no transfer, no supervisor. */
+	assert_int_equal(set_state(conv, HL_CONV_ENDED, 0, T0 + 6000), 0);
+	assert_int_equal(transfer(conv, a, b), HL_EINVAL);
+	assert_int_equal(supervise(conv, sup), HL_EINVAL);
+}
+
+static void test_id_parse(void **state)
+{
+	(void)state;
+	assert_int_equal(hl_conv_id_parse("1"), 1);
+	assert_int_equal(hl_conv_id_parse("9223372036854775807"), INT64_MAX);
+	assert_int_equal(hl_conv_id_parse("9223372036854775808"), 0);
+	assert_int_equal(hl_conv_id_parse("0"), 0);
+	assert_int_equal(hl_conv_id_parse("012"), 0);
+	assert_int_equal(hl_conv_id_parse("-1"), 0);
+	assert_int_equal(hl_conv_id_parse("1a"), 0);
+	assert_int_equal(hl_conv_id_parse(""), 0);
+	assert_int_equal(hl_conv_id_parse(NULL), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
@@ -1508,6 +1624,8 @@ int main(void)
 		T(test_restart_each_open),
 		T(test_query_plans),
 		T(test_many_appends_gapless),
+		T(test_routing_columns),
+		T(test_id_parse),
 	};
 #undef T
 
