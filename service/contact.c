@@ -1354,6 +1354,12 @@ static void sync_done(struct contact_job *j, int status)
 		hl_session_error(s, j->id, store_err(status), NULL, NULL);
 		return;
 	}
+	if (j->after_seq > j->conv.last_seq) {
+		hl_session_error(s, j->id, HL_ERR_BAD_FIELD,
+				 "last_seq is beyond the conversation's last event",
+				 "last_seq");
+		return;
+	}
 	json_array_foreach(j->events, i, ev)
 		hl_session_send(s, ev);
 	r = hl_proto_reply("chat.synced", j->id);

@@ -300,7 +300,7 @@ test('an unanswered offer goes to the next counsellor; the first is set away and
 
 test('pull mode: no offers; counsellors pick from the list; risk order holds', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-routing-'));
-  const srv = await startServer({ dir, args: config(dir, '[queue]\nrouting = pull\n') });
+  const srv = await startServer({ dir, args: config(dir, '[queue]\nrouting = pull\n[chat]\ntransfer_announce = no\n') });
   try {
     await awaitStepMargin(15);
     const eve = await enrolled(srv, 'eve', 'counsellor', ['--capacity', '3']);
@@ -326,7 +326,21 @@ test('pull mode: no offers; counsellors pick from the list; risk order holds', a
     assert.equal((await e.req({ type: 'offer.accept', conversation: h.conversation })).code, 'expired');
     // Take next: the immediate one.
     assert.equal((await e.req({ type: 'queue.take' })).conversation, h.conversation);
-    for (const w of [low, high, e]) w.close();
+    // A sync from the future is refused.
+    const fut = await e.req({ type: 'chat.sync', conversation: h.conversation, last_seq: 1000 });
+    assert.deepEqual([fut.code, fut.field], ['bad_field', 'last_seq']);
+    // Silent transfer (chat.transfer_announce = no): the young person is not told.
+    const fay = await enrolled(srv, 'fay', 'counsellor');
+    const f = await staff(srv, fay);
+    await f.req({ type: 'shift.start' });
+    const tr = await e.req({ type: 'chat.transfer', conversation: h.conversation, to: f.staffId });
+    assert.equal(tr.type, 'chat.transferred', JSON.stringify(tr));
+    assert.equal((await f.wait('chat.assigned')).conversation, h.conversation);
+    const after = await f.req({ type: 'chat.send', id: 'f-1', conversation: h.conversation, payload: b64('hello, I am here') });
+    const seen = await high.wait((m) => m.type === 'chat.event' && m.seq === after.seq);
+    assert.equal(seen.from, 'counsellor');
+    assert.ok(!high.all.some((m) => m.type === 'chat.event' && m.kind === 'system' && text(m) === 'transferred'));
+    for (const w of [low, high, e, f]) w.close();
   } finally {
     await srv.stop();
     srv.cleanup();
