@@ -116,14 +116,6 @@ static int action_ok(const char *a)
 	return n > 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Binds an id, or NULL for 0 ("nobody"), as the schema stores it. */
 static int bind_id(sqlite3_stmt *s, int col, int64_t id)
 {
@@ -146,7 +138,7 @@ int hl_audit_append(sqlite3_stmt *const *stmts, const struct hl_audit_entry *e,
 	detail = e->detail ? e->detail : "";
 	if (strlen(detail) > DETAIL_MAX)
 		return HL_EINVAL;
-	at = e->at_ms ? e->at_ms : now_ms();
+	at = e->at_ms ? e->at_ms : hl_now_ms();
 
 	rc = sqlite3_step(last);
 	if (rc == SQLITE_ROW) {

@@ -1,6 +1,8 @@
 /* common.c: descriptions of status codes. */
 #include "common.h"
 
+#include <time.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -31,4 +33,12 @@ void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int64_t hl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -23,6 +23,9 @@ enum hl_status {
 	HL_ECONSTRAINT = -10, /* a store constraint was violated (e.g. duplicate) */
 };
 
+/* The wall clock in unix milliseconds (CLOCK_REALTIME). */
+int64_t hl_now_ms(void);
+
 /* Returns a static, human-readable description of an HL_E* status. */
 const char *hl_strerror(int status);
 

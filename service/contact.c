@@ -19,14 +19,6 @@
 /* Most tag or flag ids in one intake list. */
 #define INTAKE_IDS_MAX 16
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct hl_contacts *contacts_of(struct hl_session *s)
 {
 	return &s->srv->contacts;
@@ -103,7 +95,7 @@ static void requeue(struct hl_contacts *c, struct hl_conv_live *v);
 static void on_tick(uv_timer_t *t)
 {
 	struct hl_contacts *c = t->data;
-	int64_t now = now_ms(),
+	int64_t now = hl_now_ms(),
 		grace = (int64_t)c->srv->cfg.queue_counsellor_grace * 1000;
 
 	for (struct hl_conv_live *v = c->convs; v; v = v->next)
@@ -409,7 +401,7 @@ static struct contact_job *cjob_new(struct hl_contacts *c, enum cjob_kind kind,
 	j->kind = kind;
 	j->c = c;
 	j->then = then;
-	j->now = now_ms();
+	j->now = hl_now_ms();
 	j->expires = j->now + (int64_t)c->srv->cfg.queue_resume_ttl * 1000;
 	if (s) {
 		j->s = s;
@@ -466,7 +458,7 @@ static void load_done(struct contact_job *j, int status)
 		/* After a restart every counsellor must come back within the
 		 * grace period, or their chats return to the queue. */
 		if (row->state == HL_CONV_ACTIVE)
-			v->lost_since_ms = now_ms();
+			v->lost_since_ms = hl_now_ms();
 		/* Queued and offered people wait again in their old order
 		 * (created_at is when they joined); active chats are picked
 		 * up by their counsellor. */
@@ -559,6 +551,22 @@ static int split_ids(char *buf, const char **ids, int max)
 	}
 }
 
+/* Adds v's shown position and wait estimate to r and remembers them as
+ * told, so the next push only goes out when they change. */
+static void add_position(struct hl_contacts *c, struct hl_conv_live *v,
+			 json_t *r, int64_t now)
+{
+	uint32_t pos = hl_queue_display_position(
+		hl_queue_position(&c->queue, &v->qe));
+	int64_t est = hl_queue_estimate_s(&c->queue, pos, now);
+
+	json_object_set_new(r, "position", json_integer(pos));
+	json_object_set_new(r, "estimate_s",
+			    est < 0 ? json_null() : json_integer(est));
+	v->qe.told_position = pos;
+	v->qe.told_estimate_s = est;
+}
+
 static void start_done(struct contact_job *j, int status)
 {
 	struct hl_contacts *c = j->c;
@@ -607,17 +615,7 @@ static void start_done(struct contact_job *j, int status)
 	json_object_set_new(r, "resume", json_string(sec));
 	json_object_set_new(r, "risk", json_integer(v->risk));
 	sodium_memzero(sec, sizeof(sec));
-	{
-		uint32_t pos = hl_queue_display_position(
-			hl_queue_position(&c->queue, &v->qe));
-		int64_t est = hl_queue_estimate_s(&c->queue, pos, j->now);
-
-		json_object_set_new(r, "position", json_integer(pos));
-		json_object_set_new(r, "estimate_s",
-				    est < 0 ? json_null() : json_integer(est));
-		v->qe.told_position = pos;
-		v->qe.told_estimate_s = est;
-	}
+	add_position(c, v, r, j->now);
 	hl_session_send(s, r);
 	json_decref(r);
 }
@@ -673,7 +671,7 @@ void hl_contact_start(struct hl_session *s, const struct hl_msg *m)
 				 "age_band");
 		return;
 	}
-	if (!hl_hours_open(&s->srv->hours, now_ms(), NULL, NULL)) {
+	if (!hl_hours_open(&s->srv->hours, hl_now_ms(), NULL, NULL)) {
 		hl_session_error(s, m->id, HL_ERR_CLOSED,
 				 "The line is closed right now. You can leave us a "
 				 "message and read our reply later. If you are in "
@@ -748,17 +746,8 @@ static void resume_done(struct contact_job *j, int status)
 	r = hl_proto_reply("contact.resumed", j->id);
 	json_object_set_new(r, "conversation", json_string(idstr));
 	json_object_set_new(r, "state", json_string(hl_conv_state_name(v->state)));
-	if (v->qe.queued) {
-		uint32_t pos = hl_queue_display_position(
-			hl_queue_position(&c->queue, &v->qe));
-		int64_t est = hl_queue_estimate_s(&c->queue, pos, j->now);
-
-		json_object_set_new(r, "position", json_integer(pos));
-		json_object_set_new(r, "estimate_s",
-				    est < 0 ? json_null() : json_integer(est));
-		v->qe.told_position = pos;
-		v->qe.told_estimate_s = est;
-	}
+	if (v->qe.queued)
+		add_position(c, v, r, j->now);
 	hl_session_send(s, r);
 	json_decref(r);
 	hl_info("contact.resumed", "conn=%s conv=%lld", s->id_str,
@@ -1032,7 +1021,7 @@ static void offer_done(struct contact_job *j, int status)
 {
 	struct hl_contacts *c = j->c;
 	struct hl_conv_live *v = find_conv(c, j->conv_id);
-	int64_t now = now_ms();
+	int64_t now = hl_now_ms();
 	char idstr[24];
 	json_t *o;
 
@@ -1725,7 +1714,7 @@ void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m)
 void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
 				bool gone)
 {
-	int64_t now = now_ms();
+	int64_t now = hl_now_ms();
 
 	for (struct hl_conv_live *v = c->convs; v; v = v->next)
 		if (v->counsellor_id == staff_id && v->state == HL_CONV_ACTIVE)
@@ -1742,7 +1731,7 @@ static void requeue_done(struct contact_job *j, int status)
 		return;
 	v->busy = false;
 	if (status != 0) {
-		v->lost_since_ms = now_ms(); /* try again after another grace */
+		v->lost_since_ms = hl_now_ms(); /* try again after another grace */
 		return;
 	}
 	lost = v->counsellor_id;

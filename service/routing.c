@@ -28,14 +28,6 @@
 /* An "immediate" risk contact waiting this long alerts supervisors. */
 #define IMMEDIATE_WAIT_ALERT_MS (60 * 1000)
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct hl_contacts *contacts_of(struct hl_session *s)
 {
 	return &s->srv->contacts;
@@ -162,7 +154,7 @@ static void on_kick(uv_timer_t *t)
 	struct hl_contacts *c = t->data;
 
 	c->routing.kick_armed = false;
-	route(c, now_ms());
+	route(c, hl_now_ms());
 }
 
 void hl_routing_kick(struct hl_contacts *c)
@@ -255,7 +247,7 @@ void hl_routing_alert(struct hl_contacts *c, const char *kind,
 	json_t *o;
 
 	memset(al, 0, sizeof(*al));
-	al->at = now_ms();
+	al->at = hl_now_ms();
 	snprintf(al->kind, sizeof(al->kind), "%s", kind);
 	al->staff_id = staff_id;
 	al->conv_id = conv_id;
@@ -422,7 +414,7 @@ void hl_routing_tick(struct hl_contacts *c, int64_t now_ms_)
 
 void hl_queue_stats(struct hl_session *s, const struct hl_msg *m)
 {
-	json_t *r = view_json(contacts_of(s), "queue.stats", m->id, now_ms());
+	json_t *r = view_json(contacts_of(s), "queue.stats", m->id, hl_now_ms());
 
 	hl_session_send(s, r);
 	json_decref(r);
@@ -437,7 +429,7 @@ void hl_queue_watch(struct hl_session *s, const struct hl_msg *m)
 		r = hl_proto_reply("queue.watching", m->id);
 		json_object_set_new(r, "on", json_false());
 	} else {
-		r = view_json(contacts_of(s), "queue.view", m->id, now_ms());
+		r = view_json(contacts_of(s), "queue.view", m->id, hl_now_ms());
 	}
 	hl_session_send(s, r);
 	json_decref(r);
@@ -531,7 +523,7 @@ void hl_queue_list(struct hl_session *s, const struct hl_msg *m)
 	struct hl_contacts *c = contacts_of(s);
 	struct hl_auth_staff *st = hl_auth_staff_of(&s->srv->auth, s);
 	json_t *r, *list;
-	int64_t now = now_ms();
+	int64_t now = hl_now_ms();
 	char idstr[24];
 	const char *band;
 

@@ -16,14 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct shift_job {
 	struct hl_store_job job;
 	struct hl_session *s;
@@ -115,7 +107,7 @@ static void submit(struct hl_session *s, const struct hl_msg *m, bool start)
 	j->s = s;
 	j->start = start;
 	j->staff_id = s->staff_id;
-	j->now = now_ms();
+	j->now = hl_now_ms();
 	snprintf(j->id, sizeof(j->id), "%s", m->id);
 	hl_session_ref(s);
 	s->shift_busy = true;
