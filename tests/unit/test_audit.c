@@ -28,16 +28,7 @@
 static int group_setup(void **state)
 {
 	(void)state;
-	/* A refused head is logged at error level, on purpose. */
-	hl_log_set_level(HL_LOG_OFF);
-	return hl_test_tmpdir_make("audit");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	hl_test_tmpdir_remove();
-	return 0;
+	return hl_test_group_begin("audit", HL_LOG_OFF);
 }
 
 /* ---- a database with the audit table and the store's statements -------- */
@@ -966,5 +957,5 @@ int main(void)
 		cmocka_unit_test(test_append_in_store_jobs),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, hl_test_group_teardown);
 }

@@ -26,15 +26,7 @@
 static int group_setup(void **state)
 {
 	(void)state;
-	hl_log_set_level(HL_LOG_ERROR);
-	return hl_test_tmpdir_make("keys");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	hl_test_tmpdir_remove();
-	return 0;
+	return hl_test_group_begin("keys", HL_LOG_ERROR);
 }
 
 /* Master key 00 01 02 ... 1f, the input of every known-answer vector. */
@@ -475,5 +467,5 @@ int main(void)
 		cmocka_unit_test(test_wipe),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, hl_test_group_teardown);
 }

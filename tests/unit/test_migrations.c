@@ -33,15 +33,7 @@ static void make_path(char *buf, size_t cap, const char *name)
 static int group_setup(void **state)
 {
 	(void)state;
-	hl_log_set_level(HL_LOG_WARN);
-	return hl_test_tmpdir_make("migrations");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	hl_test_tmpdir_remove();
-	return 0;
+	return hl_test_group_begin("migrations", HL_LOG_WARN);
 }
 
 /* The newest embedded schema version. */
@@ -638,5 +630,5 @@ int main(void)
 		T(test_writer_connection_settings),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, hl_test_group_teardown);
 }

@@ -31,74 +31,35 @@
 
 /* ---- fixture ------------------------------------------------------------ */
 
-struct env {
-	uv_loop_t loop;
-	struct hl_store st;
-	struct hl_keys keys;
-	char path[4096];
-	bool open;
-};
-
-static struct env E;
+static struct hl_test_store E;
 
 static int group_setup(void **state)
 {
 	(void)state;
-	hl_log_set_level(HL_LOG_ERROR);
-	if (sodium_init() < 0)
-		return -1;
-	return hl_test_tmpdir_make("staff");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	hl_test_tmpdir_remove();
-	return 0;
+	return hl_test_group_begin("staff", HL_LOG_ERROR);
 }
 
 static void env_open(void)
 {
-	char err[512];
-	unsigned char master[HL_KEY_BYTES];
-
-	assert_int_equal(uv_loop_init(&E.loop), 0);
-	if (hl_store_open(&E.st, &E.loop, E.path, NULL, err, sizeof(err)) != 0)
-		fail_msg("hl_store_open: %s", err);
-	E.open = true;
-	memset(master, 7, sizeof(master));
-	assert_int_equal(hl_keys_from_master(&E.keys, master), 0);
+	hl_test_store_reopen(&E, 7);
 }
 
 static void env_close(void)
 {
-	if (!E.open)
-		return;
-	hl_store_close(&E.st);
-	assert_int_equal(uv_run(&E.loop, UV_RUN_DEFAULT), 0);
-	assert_int_equal(uv_loop_close(&E.loop), 0);
-	hl_keys_wipe(&E.keys);
-	E.open = false;
+	hl_test_store_close(&E);
 }
 
 static int test_setup(void **state)
 {
 	(void)state;
-	memset(&E, 0, sizeof(E));
-	hl_test_path(E.path, sizeof(E.path), "staff");
-	env_open();
+	hl_test_store_open(&E, "staff", 7);
 	return 0;
 }
 
 /* A plain connection of the test's own (reads only). */
 static sqlite3 *plain(void)
 {
-	sqlite3 *db = NULL;
-
-	assert_int_equal(sqlite3_open_v2(E.path, &db, SQLITE_OPEN_READONLY,
-					 NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
+	return hl_test_plain(E.path);
 }
 
 static void assert_chain_ok(void)
@@ -1118,5 +1079,5 @@ int main(void)
 	};
 #undef T
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, hl_test_group_teardown);
 }

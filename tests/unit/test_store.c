@@ -37,15 +37,7 @@ static int group_setup(void **state)
 {
 	(void)state;
 	/* Commit failures are logged at error level, on purpose. */
-	hl_log_set_level(HL_LOG_ERROR);
-	return hl_test_tmpdir_make("store");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	hl_test_tmpdir_remove();
-	return 0;
+	return hl_test_group_begin("store", HL_LOG_ERROR);
 }
 
 /* ---- plain SQLite, outside the store ------------------------------------ */
@@ -1309,5 +1301,5 @@ int main(void)
 		T(test_sqlite_status_mapping),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, hl_test_group_teardown);
 }
