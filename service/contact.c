@@ -467,6 +467,13 @@ static void load_done(struct contact_job *j, int status)
 			if (hl_queue_push(&c->queue, &v->qe, row->created_at) == 0)
 				queued++;
 		}
+		/* An offer does not survive a restart: stored back as queued,
+		 * so it can be offered again. */
+		if (row->state == HL_CONV_OFFERED) {
+			v->offer_staff = row->counsellor_id;
+			v->counsellor_id = 0;
+			hl_contacts_unoffer(c, v, "restart");
+		}
 	}
 	hl_info("contacts.loaded", "open=%zu queued=%zu", j->nopen, queued);
 	c->init_status = 1;
@@ -1102,7 +1109,10 @@ void hl_contacts_unoffer(struct hl_contacts *c, struct hl_conv_live *v,
 	j->conv_id = v->id;
 	j->staff_id = v->offer_staff;
 	snprintf(j->why, sizeof(j->why), "%s", why);
-	note_passed(v, v->offer_staff, j->now);
+	/* Passing on it counts against them for this chat; being away,
+	 * clocking out or a restart does not. */
+	if (strcmp(why, "declined") == 0 || strcmp(why, "timeout") == 0)
+		note_passed(v, v->offer_staff, j->now);
 	v->offer_staff = 0;  /* an accept from now on is too late */
 	v->busy = true;
 	cjob_submit(j);

@@ -346,3 +346,44 @@ test('pull mode: no offers; counsellors pick from the list; risk order holds', a
     srv.cleanup();
   }
 });
+
+test('kill -9 while a chat is offered: after the restart it is offered again; shifts survive', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-routing-'));
+  let srv = await startServer({ dir });
+  try {
+    await awaitStepMargin(15);
+    const gus = await enrolled(srv, 'gus', 'counsellor');
+    await awaitStepMargin(10);
+    let g = await staff(srv, gus);
+    const token = g.token;
+    await g.req({ type: 'shift.start' });
+    const y = await contact(srv.port);
+    const st = await y.req({ type: 'contact.start', topics: 'grooming' });
+    assert.equal((await g.wait('queue.offer')).conversation, st.conversation);
+    assert.equal(sql(dir, `SELECT state FROM conversation WHERE id=${st.conversation}`), 'offered');
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+    srv = await startServer({ dir });
+    // Stored back as queued at start-up.
+    for (let i = 0; i < 50 && sql(dir, `SELECT state FROM conversation WHERE id=${st.conversation}`) !== 'queued'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sql(dir, `SELECT state FROM conversation WHERE id=${st.conversation}`), 'queued');
+    g = tap(await greeted(srv.port, 'helpline.staff.v1', { origin: `http://127.0.0.1:${srv.port}` }));
+    assert.equal((await g.req({ type: 'auth.resume', token })).type, 'auth.ok');
+    const v = await g.req({ type: 'queue.list' });
+    assert.deepEqual(v.entries.map((e) => e.conversation), [st.conversation]);
+    // Still on shift; available again -> offered again -> accepted.
+    const p = await g.req({ type: 'presence.set', status: 'available' });
+    assert.equal(p.status, 'available');
+    const again = await g.wait('queue.offer').catch((e) => { throw new Error(e.message + JSON.stringify(g.all) + srv.stderr.slice(-3000)); });
+    assert.equal(again.conversation, st.conversation);
+    assert.equal((await g.req({ type: 'offer.accept', conversation: st.conversation })).type, 'queue.taken');
+    const y2 = await contact(srv.port);
+    const r = await y2.req({ type: 'contact.resume', resume: st.resume, last_seq: 0 });
+    assert.equal(r.state, 'active');
+    for (const w of [g, y2]) w.close();
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
