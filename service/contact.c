@@ -2,6 +2,7 @@
  * Every change is a store job; the loop's tables change only once that job
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
+#include "audit.h"
 #include "auth.h"
 #include "hours.h"
 #include "routing.h"
@@ -228,6 +229,22 @@ static int system_event(sqlite3_stmt *const *stmts, struct contact_job *j,
 	return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
 }
 
+/* Audits a staff action on a conversation (who, what, which; never
+ * content). */
+static int audit_conv(sqlite3_stmt *const *stmts, const struct contact_job *j,
+		      const char *action, int64_t target)
+{
+	char detail[48];
+	struct hl_audit_entry e = {
+		.at_ms = j->now, .actor = j->staff_id, .action = action,
+		.target = target, .detail = detail,
+	};
+
+	snprintf(detail, sizeof(detail), "{\"conversation\":%lld}",
+		 (long long)j->conv_id);
+	return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
+}
+
 static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		     sqlite3_stmt *const *stmts)
 {
@@ -302,6 +319,8 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		if (rc == 0)
 			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
 					     &j->res);
+		if (rc == 0)
+			rc = audit_conv(stmts, j, "chat.transfer", j->to_staff);
 		if (rc == 0 && j->announce) {
 			struct hl_event_new a = {
 				.kind = "system", .sender = "system",
@@ -322,6 +341,8 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		if (rc == 0)
 			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
 					     &j->res);
+		if (rc == 0)
+			rc = audit_conv(stmts, j, "chat.join", 0);
 		return rc;
 	}
 	case CJ_WRAPUP:
@@ -1476,7 +1497,7 @@ static void transfer_done(struct contact_job *j, int status)
 	hl_info("chat.transferred", "conv=%lld from=%lld to=%lld announced=%d",
 		(long long)v->id, (long long)from, (long long)j->to_staff,
 		j->announce);
-	if (s->wsi && !j->res.duplicate) {
+	if (s->wsi) {
 		r = hl_proto_reply("chat.transferred", j->id);
 		json_object_set_new(r, "conversation", json_string(idstr));
 		json_object_set_new(r, "to", json_integer(j->to_staff));

@@ -230,6 +230,8 @@ test('intake, offer, accept, chat, drops on both sides, transfer, end, wrap-up',
       'wrapped|report_remove|sextortion,image_shared|1|1');
     assert.equal(sql(dir, `SELECT group_concat(kind || ':' || visibility, ' ') FROM (SELECT kind, visibility FROM event WHERE conversation_id=${conv} AND kind IN ('note','tag','transfer','supervisor_joined','wrapup') ORDER BY seq)`),
       'note:staff tag:staff supervisor_joined:staff transfer:staff wrapup:staff');
+    // Joining and transferring are audited (no content); the chain verifies.
+    assert.equal(sql(dir, "SELECT group_concat(action, ' ') FROM (SELECT action FROM audit WHERE action LIKE 'chat.%' ORDER BY seq)"), 'chat.join chat.transfer');
     for (const w of [yr, y2, a2, b, s]) w.close();
   } finally {
     await srv.stop();
