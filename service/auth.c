@@ -804,6 +804,8 @@ static void bind_socket(struct hl_auth *a, struct hl_session *s,
 	s->last_active = now_s();
 	s->auth_failures = 0;
 	st->connections++;
+	s->staff_next = st->sockets;
+	st->sockets = s;
 	if (st->presence == HL_PRESENCE_OFFLINE)
 		st->presence = HL_PRESENCE_AWAY;
 	hl_contacts_staff_presence(&a->srv->contacts, st->row.id, false);
@@ -1324,6 +1326,14 @@ struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id)
 	return find_staff(a, id);
 }
 
+void hl_auth_send_staff(struct hl_auth *a, int64_t staff_id, const json_t *obj)
+{
+	struct hl_auth_staff *st = find_staff(a, staff_id);
+
+	for (struct hl_session *x = st ? st->sockets : NULL; x; x = x->staff_next)
+		hl_session_send(x, obj);
+}
+
 void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
 			  enum hl_presence p, const char *reason)
 {
@@ -1333,9 +1343,7 @@ void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
 	json_object_set_new(o, "status", json_string(hl_presence_name(p)));
 	if (reason)
 		json_object_set_new(o, "reason", json_string(reason));
-	for (struct hl_session *x = a->srv->sessions; x; x = x->next)
-		if (x->role == HL_ROLE_STAFF && x->staff_id == st->row.id)
-			hl_session_send(x, o);
+	hl_auth_send_staff(a, st->row.id, o);
 	json_decref(o);
 	if (p == HL_PRESENCE_AVAILABLE)
 		hl_routing_kick(&a->srv->contacts);
@@ -1365,6 +1373,13 @@ void hl_auth_on_closed(struct hl_auth *a, struct hl_session *s)
 {
 	struct hl_auth_staff *st = hl_auth_staff_of(a, s);
 
+	if (st)
+		for (struct hl_session **pp = &st->sockets; *pp; pp = &(*pp)->staff_next)
+			if (*pp == s) {
+				*pp = s->staff_next;
+				break;
+			}
+	s->staff_next = NULL;
 	if (st && st->connections > 0 && --st->connections == 0) {
 		st->presence = HL_PRESENCE_OFFLINE;
 		hl_contacts_staff_presence(&a->srv->contacts, st->row.id, true);

@@ -31,6 +31,7 @@ struct hl_auth_staff {
 	struct hl_staff row;        /* the database row (credentials stay sealed/hashed) */
 	enum hl_presence presence;  /* in memory only */
 	int connections;            /* authenticated sockets open now */
+	struct hl_session *sockets; /* those sockets (linked by staff_next) */
 	bool on_shift;              /* clocked in (shift.c; stored in shift) */
 	int64_t shift_started_at;   /* unix ms, while on shift */
 	int64_t last_offer_ms;      /* last offer made to them (routing.c) */
@@ -99,6 +100,9 @@ const char *hl_presence_name(enum hl_presence p);
 /* The cached account with this id, or NULL. The pointer is valid only
  * until the next change to the account list (do not keep it). */
 struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id);
+
+/* Sends obj to every authenticated socket of staff_id (none: a no-op). */
+void hl_auth_send_staff(struct hl_auth *a, int64_t staff_id, const json_t *obj);
 
 /* Sets a member of staff's presence and tells every socket of theirs with
  * a pushed {"type":"presence","status":...,"reason":...} (reason may be

@@ -900,9 +900,7 @@ static void to_contact(struct hl_conv_live *v, json_t *obj,
 void hl_contacts_send_staff(struct hl_server *srv, int64_t staff_id,
 			    const json_t *obj)
 {
-	for (struct hl_session *x = srv->sessions; x; x = x->next)
-		if (x->role == HL_ROLE_STAFF && x->staff_id == staff_id)
-			hl_session_send(x, obj);
+	hl_auth_send_staff(&srv->auth, staff_id, obj);
 }
 
 /*

@@ -52,6 +52,7 @@ struct hl_session {
 
 	/* Staff authentication (helpline.staff.v1 only; see auth.h). */
 	int64_t staff_id;           /* authenticated account, 0 if none */
+	struct hl_session *staff_next; /* the account's next socket (auth.c) */
 	unsigned char token_hash[32]; /* hash of the session token in use */
 	int auth_failures;          /* failed logins/enrolments on this socket */
 	bool auth_busy;             /* a login/enrolment is in flight */
