@@ -1061,6 +1061,7 @@ static void offer_done(struct contact_job *j, int status)
 	}
 	v->state = HL_CONV_OFFERED;
 	v->offer_expires_ms = now + (int64_t)c->srv->cfg.queue_offer_timeout * 1000;
+	c->srv->metrics.offers++;
 	hl_info("offer.made", "conv=%lld staff=%lld", (long long)v->id,
 		(long long)v->offer_staff);
 	conv_id_str(idstr, sizeof(idstr), v->id);
@@ -1174,6 +1175,7 @@ static void take_done(struct contact_job *j, int status)
 	v->state = HL_CONV_ACTIVE;
 	v->counsellor_id = j->staff_id;
 	v->offer_staff = 0;
+	c->srv->metrics.chats_taken++;
 	v->lost_since_ms = 0;
 	hl_info("chat.taken", "conv=%lld staff=%lld", (long long)v->id,
 		(long long)j->staff_id);
@@ -1247,6 +1249,8 @@ static void send_done(struct contact_job *j, int status)
 	}
 	if (j->res.duplicate || !v)
 		return;
+	if (strcmp(j->ev_kind, "msg") == 0)
+		c->srv->metrics.chat_messages++;
 	fan_out(c, v, &j->res, j->ev_kind, j->sender, j->payload,
 		j->payload_len, j->vis, j->staff_id, j->staff_id == 0);
 }
@@ -1491,6 +1495,7 @@ static void transfer_done(struct contact_job *j, int status)
 	}
 	conv_id_str(idstr, sizeof(idstr), v->id);
 	v->counsellor_id = j->to_staff;
+	c->srv->metrics.transfers++;
 	v->lost_since_ms = 0;
 	hl_info("chat.transferred", "conv=%lld from=%lld to=%lld announced=%d",
 		(long long)v->id, (long long)from, (long long)j->to_staff,

@@ -64,6 +64,21 @@ size_t hl_metrics_format(const struct hl_metrics *m, const char *extra,
 	    "helpline_http_requests_total %" PRIu64 "\n",
 	    m->frames_in, m->frames_out, m->bytes_in, m->bytes_out,
 	    m->upgrades_refused, m->http_requests);
+	put(buf, cap, &off,
+	    "# TYPE helpline_offers_total counter\n"
+	    "helpline_offers_total %" PRIu64 "\n"
+	    "# TYPE helpline_offers_expired_total counter\n"
+	    "helpline_offers_expired_total %" PRIu64 "\n"
+	    "# TYPE helpline_chats_taken_total counter\n"
+	    "helpline_chats_taken_total %" PRIu64 "\n"
+	    "# TYPE helpline_transfers_total counter\n"
+	    "helpline_transfers_total %" PRIu64 "\n"
+	    "# TYPE helpline_alerts_total counter\n"
+	    "helpline_alerts_total %" PRIu64 "\n"
+	    "# TYPE helpline_chat_messages_total counter\n"
+	    "helpline_chat_messages_total %" PRIu64 "\n",
+	    m->offers, m->offers_expired, m->chats_taken, m->transfers,
+	    m->alerts, m->chat_messages);
 	if (extra)
 		put(buf, cap, &off, "%s", extra);
 	return off;

@@ -33,6 +33,12 @@ struct hl_metrics {
 	uint64_t bytes_out;                  /* payload bytes of frames_out */
 	uint64_t upgrades_refused;           /* WebSocket upgrades refused */
 	uint64_t http_requests;              /* plain HTTP requests answered */
+	uint64_t offers;                     /* chats offered to a counsellor */
+	uint64_t offers_expired;             /* offers nobody answered in time */
+	uint64_t chats_taken;                /* chats a counsellor took or accepted */
+	uint64_t transfers;                  /* chats transferred */
+	uint64_t alerts;                     /* supervisor alerts raised */
+	uint64_t chat_messages;              /* chat.send messages stored (not retries) */
 };
 
 /*

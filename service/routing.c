@@ -253,6 +253,7 @@ void hl_routing_alert(struct hl_contacts *c, const char *kind,
 	al->conv_id = conv_id;
 	snprintf(al->detail, sizeof(al->detail), "%s", detail ? detail : "");
 	r->next_alert = (r->next_alert + 1) % HL_ALERTS_KEPT;
+	c->srv->metrics.alerts++;
 	if (r->nalerts < HL_ALERTS_KEPT)
 		r->nalerts++;
 	hl_warn("alert", "kind=%s staff=%lld conv=%lld", kind,
@@ -308,6 +309,7 @@ static void watchdog(struct hl_contacts *c, int64_t now)
 			int64_t who = v->offer_staff;
 
 			hl_contacts_unoffer(c, v, "timeout");
+			c->srv->metrics.offers_expired++;
 			/* Withdraw their other offers too: they are not there. */
 			hl_contacts_withdraw_offers(c, who);
 			hl_auth_set_presence(a, st, HL_PRESENCE_AWAY,

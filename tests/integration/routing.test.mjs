@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startServer, greeted, request, next, nextId } from './harness.mjs';
+import { startServer, greeted, nextId, httpGet } from './harness.mjs';
 import { enrolled, login, awaitStepMargin } from './staff.mjs';
 
 const b64 = (s) => Buffer.from(s).toString('base64url');
@@ -288,8 +288,13 @@ test('an unanswered offer goes to the next counsellor; the first is set away and
     const v = await s.wait((m) => m.type === 'queue.view' && m.active === 1);
     assert.ok(v.alerts.some((x) => x.kind === 'offer_timeout'));
     assert.equal(v.counsellors.find((x) => x.display_name === 'Test cat').chats, 1);
-    // Stored alert row.
+    // Stored alert row; counted in /metrics.
     assert.equal(sql(dir, "SELECT count(*) FROM alert WHERE kind='offer_timeout'"), '1');
+    const metrics = (await httpGet(srv.port, '/metrics')).body;
+    assert.match(metrics, /^helpline_offers_expired_total 1$/m);
+    assert.match(metrics, /^helpline_offers_total [3-9]$/m);
+    assert.match(metrics, /^helpline_chats_taken_total 1$/m);
+    assert.match(metrics, /^helpline_alerts_total 1$/m);
     // Pull-only operations are allowed in the default mode "both"; a
     // counsellor cannot take when nobody waits.
     assert.equal((await d.req({ type: 'queue.take' })).code, 'not_found');
