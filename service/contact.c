@@ -710,7 +710,8 @@ void hl_contact_start(struct hl_session *s, const struct hl_msg *m)
 	if (hl_queue_length(&c->queue) >= (uint32_t)s->srv->cfg.queue_max) {
 		hl_session_error(s, m->id, HL_ERR_BUSY,
 				 "We're very busy right now and can't add you to "
-				 "the queue. Please try again soon. If you are in "
+				 "the queue. Please try again soon, or leave us a "
+				 "message and read our reply later. If you are in "
 				 "danger, call 999.",
 				 NULL);
 		return;
@@ -1098,9 +1099,10 @@ static void unoffer_done(struct contact_job *j, int status)
 		return;
 	v->busy = false;
 	if (status != 0) {
-		/* Still offered in the database: the next tick retries. */
+		/* Still offered in the database: the watchdog retries on its
+		 * next tick (as a lapsed offer). */
 		v->offer_staff = j->staff_id;
-		v->offer_expires_ms = 0;
+		v->offer_expires_ms = hl_now_ms();
 		return;
 	}
 	v->state = HL_CONV_QUEUED;
