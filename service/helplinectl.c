@@ -6,7 +6,7 @@
  * same writer discipline as the daemon: BEGIN IMMEDIATE, one savepoint per
  * job, audit rows chained inside the job's transaction), so helplinectl may
  * run while helplined does; SQLite's lock and busy timeout order the two.
- * Only `audit verify` reads on a plain read-only connection.
+ * Only `audit verify` and `stats` read on a plain read-only connection.
  *
  * Exit status: 0 ok, 1 the operation failed, 2 usage error. Errors are one
  * line on stderr naming what is wrong. Secrets (the root secret key,
@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "log.h"
 #include "staff.h"
+#include "stats.h"
 #include "store.h"
 
 #include <errno.h>
@@ -110,6 +111,7 @@ static const char global_usage[] =
 	"  sessions [USERNAME] [--json]  list login sessions\n"
 	"  revoke-sessions USERNAME      end every session of an account\n"
 	"  audit verify                  check the audit log's hash chain\n"
+	"  stats --from DAY --to DAY [--by day|hour]   statistics as CSV\n"
 	"\n"
 	"Exit status: 0 ok, 1 the operation failed, 2 usage error.\n";
 
@@ -227,6 +229,22 @@ static const char audit_usage[] =
 	"\n"
 	"Options:\n"
 	"  --help   show this help\n";
+
+static const char stats_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] stats --from DAY --to DAY "
+	"[--by day|hour]\n"
+	"Prints statistics of the conversations that started from DAY to DAY\n"
+	"(both included; UTC; DAY is YYYY-MM-DD) as CSV on stdout, one number\n"
+	"per line: period_start,metric,key,value. Only counts and time\n"
+	"distributions, per UTC day or hour: never a conversation or its id.\n"
+	"At most 366 days by day, 31 days by hour. Reads on a read-only\n"
+	"connection; changes nothing.\n"
+	"\n"
+	"Options:\n"
+	"  --from DAY      first day (required)\n"
+	"  --to DAY        last day, included (required)\n"
+	"  --by day|hour   period length (default day)\n"
+	"  --help          show this help\n";
 
 /* ---- store jobs --------------------------------------------------------- */
 
@@ -1608,6 +1626,99 @@ static int cmd_audit(struct ctl *c, int argc, char **argv)
 	return EXIT_FAIL;
 }
 
+/* ---- stats -------------------------------------------------------------- */
+
+/* Statistics as CSV (stats.h), on a read-only connection like audit
+ * verify: no store, no migration, nothing written. */
+static int cmd_stats(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{"by", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *from_s = NULL, *to_s = NULL, *by_s = "day";
+	enum hl_stats_by by;
+	int64_t from, to;
+	struct hl_stats st;
+	struct stat sb;
+	sqlite3 *db = NULL;
+	char err[512];
+	int ch, rc;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'f': from_s = optarg; break;
+		case 't': to_s = optarg; break;
+		case 'b': by_s = optarg; break;
+		case 'h': fputs(stats_usage, stdout); return 0;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = want_args(c, argc, argv, 0, 0);
+	if (rc != 0)
+		return rc;
+	if (!from_s || !to_s) {
+		errorf("stats: --from and --to are required (see helplinectl "
+		       "stats --help)");
+		return EXIT_USAGE;
+	}
+	if (hl_stats_parse_day(from_s, &from) != 0) {
+		errorf("stats: --from must be a date YYYY-MM-DD, not '%s'",
+		       from_s);
+		return EXIT_USAGE;
+	}
+	if (hl_stats_parse_day(to_s, &to) != 0) {
+		errorf("stats: --to must be a date YYYY-MM-DD, not '%s'", to_s);
+		return EXIT_USAGE;
+	}
+	if (hl_stats_by_parse(by_s, &by) != 0) {
+		errorf("stats: --by must be day or hour, not '%s'", by_s);
+		return EXIT_USAGE;
+	}
+	if (to < from) {
+		errorf("stats: --to %s is before --from %s", to_s, from_s);
+		return EXIT_USAGE;
+	}
+	to += HL_STATS_DAY_MS; /* --to names the last day included */
+	if (hl_stats_check_range(from, to, by, NULL) != 0) {
+		errorf("stats: at most %d days by %s (see helplinectl stats "
+		       "--help)", by == HL_STATS_BY_DAY ? HL_STATS_MAX_DAYS :
+		       HL_STATS_MAX_HOURS / 24, hl_stats_by_name(by));
+		return EXIT_USAGE;
+	}
+	if (stat(c->db, &sb) != 0) {
+		errorf("no database at %s (pass --db)", c->db);
+		return EXIT_FAIL;
+	}
+	rc = sqlite3_open_v2(c->db, &db,
+			     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		errorf("cannot open database %s: %s", c->db,
+		       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return EXIT_FAIL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	memset(&st, 0, sizeof(st));
+	rc = hl_stats_compute(db, from, to, by, &st, err, sizeof(err));
+	sqlite3_close(db);
+	if (rc != 0) {
+		errorf("cannot read statistics from %s: %s", c->db, err);
+		hl_stats_free(&st);
+		return EXIT_FAIL;
+	}
+	rc = hl_stats_write_csv(&st, stdout);
+	hl_stats_free(&st);
+	if (rc != 0) {
+		errorf("cannot write the statistics: %s", hl_strerror(rc));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 struct command {
@@ -1627,6 +1738,7 @@ static const struct command commands[] = {
 	{"sessions", cmd_sessions},
 	{"revoke-sessions", cmd_revoke_sessions},
 	{"audit", cmd_audit},
+	{"stats", cmd_stats},
 };
 
 /* Parses the global options, resolves the database and key file paths as

@@ -45,6 +45,7 @@ struct hl_server {
 	struct hl_contacts contacts;     /* young people and the queue */
 	struct hl_hours hours;           /* opening hours (hours.*) */
 	struct hl_inbox inbox;           /* out-of-hours messages */
+	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	uint32_t session_count;          /* length of sessions */
