@@ -27,6 +27,8 @@
 #define PASS_WINDOW_MS (2 * 60 * 1000)
 /* An "immediate" risk contact waiting this long alerts supervisors. */
 #define IMMEDIATE_WAIT_ALERT_MS (60 * 1000)
+/* Anyone waiting this long alerts supervisors (once per chat). */
+#define LONG_WAIT_ALERT_MS (15 * 60 * 1000)
 
 static struct hl_contacts *contacts_of(struct hl_session *s)
 {
@@ -299,6 +301,12 @@ static void watchdog(struct hl_contacts *c, int64_t now)
 			hl_routing_alert(c, "immediate_waiting", 0, v->id,
 					 "an immediate-risk young person has "
 					 "waited over a minute");
+		} else if (v->state == HL_CONV_QUEUED && !v->alerted_wait &&
+			   now - v->created_at >= LONG_WAIT_ALERT_MS) {
+			/* E.g. nobody on shift speaks their language. */
+			v->alerted_wait = true;
+			hl_routing_alert(c, "long_wait", 0, v->id,
+					 "a young person has waited over 15 minutes");
 		}
 		if (!v->offer_staff || v->busy)
 			continue;
