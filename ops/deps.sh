@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
       libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev libssl-dev
-      curl ca-certificates)
+      curl ca-certificates tzdata)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev)
 fi

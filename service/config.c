@@ -1,5 +1,6 @@
 /* config.c: one table of keys drives both the INI file and the command line. */
 #include "config.h"
+#include "hours.h"
 #include "common.h"
 #include "log.h"
 
@@ -45,6 +46,7 @@ enum key_kind {
 	KIND_LEVEL,   /* log_level */
 	KIND_ORIGINS, /* allowed_origins list */
 	KIND_CHOICE,  /* int field, one of the words in choices (1, 2, ...) */
+	KIND_HOURS,   /* char[] field checked by hours.c (schedule or zone) */
 };
 
 /* One configuration key: where it lives in the file and in the struct. */
@@ -73,6 +75,8 @@ static int set_origins(const struct key_def *k, struct hl_config *cfg,
 		       const char *value, char *why, size_t whylen);
 static int set_choice(const struct key_def *k, struct hl_config *cfg,
 		      const char *value, char *why, size_t whylen);
+static int set_hours(const struct key_def *k, struct hl_config *cfg,
+		     const char *value, char *why, size_t whylen);
 
 #define FIELD(f) \
 	offsetof(struct hl_config, f), sizeof(((struct hl_config *)0)->f)
@@ -115,6 +119,11 @@ static const struct key_def keys[] = {
 	 set_int, NULL},
 	{"chat", "transfer_announce", KIND_CHOICE, 0, 0,
 	 FIELD(chat_transfer_announce), set_choice, "no yes"},
+	{"hours", "weekly", KIND_HOURS, 0, 0, FIELD(hours_weekly), set_hours, NULL},
+	{"hours", "exceptions", KIND_HOURS, 0, 0, FIELD(hours_exceptions),
+	 set_hours, NULL},
+	{"hours", "timezone", KIND_HOURS, 0, 0, FIELD(hours_timezone), set_hours,
+	 NULL},
 	{"ws", "max_message", KIND_SIZE, 256, 1048576, FIELD(ws_max_message),
 	 set_size, NULL},
 	{"ws", "outq_max", KIND_SIZE, 4096, 67108864, FIELD(ws_outq_max),
@@ -385,6 +394,42 @@ static int set_level(const struct key_def *k, struct hl_config *cfg,
 		return HL_EINVAL;
 	}
 	cfg->log_level = (int)level;
+	return HL_OK;
+}
+
+/* hours.weekly / hours.exceptions / hours.timezone: stored as text,
+ * checked by hours.c so a bad schedule stops start-up naming the key. */
+static int set_hours(const struct key_def *k, struct hl_config *cfg,
+		     const char *value, char *why, size_t whylen)
+{
+	struct hl_hours *h;
+	size_t len = strlen(value);
+	int rc;
+
+	if (len >= k->size) {
+		hl_set_err(why, whylen, "at most %zu bytes", k->size - 1);
+		return HL_EINVAL;
+	}
+	if (has_control_char(value)) {
+		hl_set_err(why, whylen, "no control characters");
+		return HL_EINVAL;
+	}
+	if (strcmp(k->name, "timezone") == 0) {
+		rc = hl_hours_timezone_ok(value, why, whylen);
+	} else {
+		h = malloc(sizeof(*h));
+		if (!h)
+			return HL_ENOMEM;
+		rc = strcmp(k->name, "weekly") == 0
+			     ? hl_hours_parse(h, value, NULL, why, whylen)
+			     : hl_hours_parse(h, "daily 00:00-24:00", value, why,
+					      whylen);
+		free(h);
+	}
+	if (rc != 0)
+		return HL_EINVAL;
+	memset((char *)cfg + k->offset, 0, k->size);
+	memcpy((char *)cfg + k->offset, value, len);
 	return HL_OK;
 }
 

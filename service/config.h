@@ -102,6 +102,15 @@ struct hl_config {
 	 * is closed with 1008. */
 	int ws_burst;
 
+	/* [hours] weekly: the weekly opening hours, e.g. "mon-fri 09:00-22:00,
+	 * sat-sun 12:00-20:00" (hours.h has the format); "" = always open. */
+	char hours_weekly[1024];
+	/* [hours] exceptions: dated overrides, e.g. "2026-12-25 closed,
+	 * 2026-12-24 09:00-14:00"; "" = none. */
+	char hours_exceptions[4096];
+	/* [hours] timezone: IANA name the hours are in; default "UTC". */
+	char hours_timezone[64];
+
 	/* [ws] max_message: largest reassembled message in bytes; 256..1048576;
 	 * default 65536. Bigger messages close the connection with 1009. */
 	size_t ws_max_message;
