@@ -1034,6 +1034,7 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_routing = HL_ROUTING_BOTH;
 	cfg->queue_offer_timeout = 30;
 	cfg->chat_transfer_announce = 1;
+	snprintf(cfg->hours_timezone, sizeof(cfg->hours_timezone), "UTC");
 	cfg->ws_rate = 20;
 	cfg->ws_burst = 60;
 	cfg->auth_session_idle = 1800;
