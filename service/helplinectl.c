@@ -112,6 +112,7 @@ static const char global_usage[] =
 	"  revoke-sessions USERNAME      end every session of an account\n"
 	"  audit verify                  check the audit log's hash chain\n"
 	"  stats --from DAY --to DAY [--by day|hour]   statistics as CSV\n"
+	"  inbox-key set KEY [--replace] | show   the team inbox public key\n"
 	"\n"
 	"Exit status: 0 ok, 1 the operation failed, 2 usage error.\n";
 
@@ -219,6 +220,19 @@ static const char revoke_usage[] =
 	"\n"
 	"Options:\n"
 	"  --help   show this help\n";
+
+static const char inbox_key_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] inbox-key set KEY [--replace]\n"
+	"       helplinectl [GLOBAL OPTIONS] inbox-key show\n"
+	"Sets or shows the team inbox public key: the X25519 key (32 bytes,\n"
+	"base64url) young people seal out-of-hours messages to. Its secret key\n"
+	"stays with the staff console; the server never has it. Replacing the\n"
+	"key (--replace) leaves messages sealed to the old one readable only\n"
+	"with the old secret key. helplined reads the key when it starts.\n"
+	"\n"
+	"Options:\n"
+	"  --replace   replace a key that is already set\n"
+	"  --help      show this help\n";
 
 static const char audit_usage[] =
 	"Usage: helplinectl [GLOBAL OPTIONS] audit verify\n"
@@ -1626,6 +1640,111 @@ static int cmd_audit(struct ctl *c, int argc, char **argv)
 	return EXIT_FAIL;
 }
 
+/* ---- inbox-key ------------------------------------------------------------ */
+
+struct inbox_key_args {
+	unsigned char pk[32];
+	bool set, replace, found;
+};
+
+static int inbox_key_job(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
+{
+	struct inbox_key_args *a = arg;
+	sqlite3_stmt *get = stmts[HL_STMT_ORG_KEY_GET];
+	sqlite3 *db = sqlite3_db_handle(get);
+	struct hl_audit_entry e = {
+		.at_ms = c->now * 1000, .action = "inbox_key.set",
+		.detail = a->replace ? "{\"replace\":true}" : "",
+	};
+	int rc;
+
+	sqlite3_bind_text(get, 1, "inbox_box_pk", -1, SQLITE_STATIC);
+	rc = sqlite3_step(get);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(get, 0) == 32) {
+		a->found = true;
+		if (!a->set)
+			memcpy(a->pk, sqlite3_column_blob(get, 0), 32);
+	}
+	sqlite3_reset(get);
+	sqlite3_clear_bindings(get);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return hl_store_sqlite_status(rc);
+	if (!a->set)
+		return 0;
+	if (a->found && !a->replace) {
+		snprintf(c->msg, sizeof(c->msg), "an inbox key is set already; "
+			 "--replace replaces it (messages sealed to the old key "
+			 "then need the old secret key)");
+		return HL_ECONSTRAINT;
+	}
+	if (sqlite3_exec(db, "DELETE FROM org_key WHERE name='inbox_box_pk'",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	rc = org_key_put(stmts, "inbox_box_pk", a->pk, 32, c->now);
+	if (rc == 0 && hl_audit_append(stmts, &e, NULL) != 0)
+		rc = HL_ESTORE;
+	return rc;
+}
+
+static int cmd_inbox_key(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"replace", no_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct inbox_key_args a;
+	char b64[64];
+	size_t n = 0;
+	int ch, rc;
+
+	memset(&a, 0, sizeof(a));
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		if (ch == 'h') {
+			fputs(inbox_key_usage, stdout);
+			return 0;
+		}
+		if (ch != 'r')
+			return EXIT_USAGE;
+		a.replace = true;
+	}
+	rc = want_args(c, argc, argv, 1, 2);
+	if (rc != 0)
+		return rc;
+	if (strcmp(argv[optind], "set") == 0 && argc - optind == 2) {
+		const char *k = argv[optind + 1];
+		static const unsigned char zero[32];
+
+		if (sodium_base642bin(a.pk, sizeof(a.pk), k, strlen(k), NULL, &n,
+				      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+		    n != 32 || sodium_memcmp(a.pk, zero, 32) == 0) {
+			errorf("inbox-key: KEY must be an X25519 public key: 32 "
+			       "bytes in base64url (43 characters)");
+			return EXIT_USAGE;
+		}
+		a.set = true;
+	} else if (strcmp(argv[optind], "show") != 0 || argc - optind != 1) {
+		errorf("inbox-key: use 'set KEY' or 'show' (see helplinectl "
+		       "inbox-key --help)");
+		return EXIT_USAGE;
+	}
+	rc = open_store(c, true);
+	if (rc != 0)
+		return rc;
+	rc = run_job(c, inbox_key_job, &a);
+	if (rc != 0)
+		return job_failed(c, rc, "setting the inbox key");
+	if (!a.found && !a.set) {
+		printf("no inbox key is set\n");
+		return EXIT_FAIL;
+	}
+	sodium_bin2base64(b64, sizeof(b64), a.pk, 32,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	printf(a.set ? "inbox key set: %s (helplined uses it from its next "
+		       "start)\n" : "%s\n", b64);
+	return 0;
+}
+
 /* ---- stats -------------------------------------------------------------- */
 
 /* Statistics as CSV (stats.h), on a read-only connection like audit
@@ -1739,6 +1858,7 @@ static const struct command commands[] = {
 	{"revoke-sessions", cmd_revoke_sessions},
 	{"audit", cmd_audit},
 	{"stats", cmd_stats},
+	{"inbox-key", cmd_inbox_key},
 };
 
 /* Parses the global options, resolves the database and key file paths as
