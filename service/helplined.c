@@ -2,7 +2,6 @@
 #include "common.h"
 #include "config.h"
 #include "log.h"
-#include "hours.h"
 #include "server.h"
 
 #include <getopt.h>
@@ -102,8 +101,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hl_log_set_level((enum hl_log_level)cfg.log_level);
-	/* Before any thread starts: the opening hours' local time zone. */
-	hl_hours_use_timezone(cfg.hours_timezone);
 
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
