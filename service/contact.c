@@ -1257,25 +1257,6 @@ static void send_done(struct contact_job *j, int status)
 		j->payload_len, j->vis, j->staff_id, j->staff_id == 0);
 }
 
-/* Decodes base64url text into a new buffer: 0 (with *out, *len), or -1. */
-static int decode_payload(const char *p, unsigned char **out, size_t *len)
-{
-	size_t cap = strlen(p) / 4 * 3 + 3, n = 0;
-	unsigned char *b = malloc(cap);
-
-	if (!b)
-		return -1;
-	if (sodium_base642bin(b, cap, p, strlen(p), NULL, &n, NULL,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    n == 0 || n > HL_EVENT_PAYLOAD_MAX) {
-		free(b);
-		return -1;
-	}
-	*out = b;
-	*len = n;
-	return 0;
-}
-
 static void set_sender(struct contact_job *j, const struct hl_session *s)
 {
 	if (s->role == HL_ROLE_STAFF) {
@@ -1343,8 +1324,8 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 			hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 			return;
 		}
-	} else if (decode_payload(m->u.chat.payload, &j->payload,
-				  &j->payload_len) != 0) {
+	} else if (hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
+				       &j->payload, &j->payload_len) != 0) {
 		cjob_free(j);
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
 				 "payload must be base64url without padding",
@@ -1568,7 +1549,8 @@ void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	if (m->u.chat.payload &&
-	    decode_payload(m->u.chat.payload, &j->payload, &j->payload_len) != 0) {
+	    hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
+				&j->payload, &j->payload_len) != 0) {
 		cjob_free(j);
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
 				 "note must be base64url without padding", "note");
@@ -1731,7 +1713,8 @@ void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	if (m->u.chat.payload &&
-	    decode_payload(m->u.chat.payload, &j->payload, &j->payload_len) != 0) {
+	    hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
+				&j->payload, &j->payload_len) != 0) {
 		cjob_free(j);
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
 				 "notes must be base64url without padding",

@@ -49,24 +49,6 @@ static int b64_fixed(const char *in, unsigned char *out, size_t want)
 	return 0;
 }
 
-static int b64_alloc(const char *in, unsigned char **out, size_t *len)
-{
-	size_t cap = strlen(in) / 4 * 3 + 3, n = 0;
-	unsigned char *b = malloc(cap);
-
-	if (!b)
-		return -1;
-	if (sodium_base642bin(b, cap, in, strlen(in), NULL, &n, NULL,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    n == 0 || n > 65536) {
-		free(b);
-		return -1;
-	}
-	*out = b;
-	*len = n;
-	return 0;
-}
-
 static json_t *b64_json(const void *p, size_t n)
 {
 	size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -440,7 +422,8 @@ void hl_inbox_post(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
-	if (b64_alloc(m->u.inbox.sealed, &j->blob, &j->blob_len) != 0 ||
+	if (hl_proto_b64_decode(m->u.inbox.sealed, 65536, &j->blob,
+				&j->blob_len) != 0 ||
 	    j->blob_len <= crypto_box_SEALBYTES) {
 		ijob_free(j);
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
@@ -596,7 +579,8 @@ void hl_inbox_reply(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
-	if (b64_alloc(m->u.inbox.reply, &j->blob, &j->blob_len) != 0 ||
+	if (hl_proto_b64_decode(m->u.inbox.reply, 65536, &j->blob,
+				&j->blob_len) != 0 ||
 	    j->blob_len <= crypto_box_SEALBYTES) {
 		ijob_free(j);
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,

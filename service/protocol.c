@@ -2,6 +2,7 @@
  * and the reply encoder. See docs/protocol.md for the wire rules. */
 #include "protocol.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -767,5 +768,27 @@ int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 	b.data[headroom + b.len] = '\0';
 	*out = b.data;
 	*len = b.len;
+	return 0;
+}
+
+int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
+			size_t *len)
+{
+	size_t tl = strlen(text), cap = tl / 4 * 3 + 3, n = 0;
+	unsigned char *b;
+
+	if (tl == 0 || tl / 4 * 3 > max)
+		return -1; /* empty, or surely longer than max */
+	b = malloc(cap);
+	if (!b)
+		return -1;
+	if (sodium_base642bin(b, cap, text, tl, NULL, &n, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n == 0 || n > max) {
+		free(b);
+		return -1;
+	}
+	*out = b;
+	*len = n;
 	return 0;
 }

@@ -277,4 +277,12 @@ json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
 int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 		    size_t *len);
 
+/*
+ * Decodes a base64url (no padding) wire field into a new malloc'd buffer:
+ * 0 with *out and *len (1..max bytes), or -1 when it is not base64url, is
+ * empty or is longer than max (nothing allocated then). The caller frees.
+ */
+int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
+			size_t *len);
+
 #endif
