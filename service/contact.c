@@ -433,6 +433,37 @@ static struct contact_job *cjob_new(struct hl_contacts *c, enum cjob_kind kind,
 	return j;
 }
 
+/* A job for request m on s; NULL (after answering "internal") when out
+ * of memory. */
+static struct contact_job *request_job(struct hl_session *s,
+				       const struct hl_msg *m,
+				       enum cjob_kind kind,
+				       void (*then)(struct contact_job *, int))
+{
+	struct contact_job *j = cjob_new(contacts_of(s), kind, s, m->id, then);
+
+	if (!j)
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	return j;
+}
+
+/* Decodes base64url text into j's payload. false, after answering
+ * bad_field naming field and freeing j, when it is not 1 to
+ * HL_EVENT_PAYLOAD_MAX bytes of base64url. */
+static bool job_payload(struct contact_job *j, const char *text,
+			const char *field)
+{
+	char why[64];
+
+	if (hl_proto_b64_decode(text, HL_EVENT_PAYLOAD_MAX, &j->payload,
+				&j->payload_len) == 0)
+		return true;
+	snprintf(why, sizeof(why), "%s must be base64url without padding", field);
+	hl_session_error(j->s, j->id, HL_ERR_BAD_FIELD, why, field);
+	cjob_free(j);
+	return false;
+}
+
 /* Submits j, answering and freeing it when the store refuses. */
 static void cjob_submit(struct contact_job *j)
 {
@@ -716,11 +747,9 @@ void hl_contact_start(struct hl_session *s, const struct hl_msg *m)
 				 NULL);
 		return;
 	}
-	j = cjob_new(c, CJ_START, s, m->id, start_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_START, start_done);
+	if (!j)
 		return;
-	}
 	/* The ids were validated against the taxonomy; store them as sent. */
 	snprintf(j->topics, sizeof(j->topics), "%s", in->topics ? in->topics : "");
 	snprintf(j->language, sizeof(j->language), "%s",
@@ -802,11 +831,9 @@ void hl_contact_resume(struct hl_session *s, const struct hl_msg *m)
 				 "resume must be 32 bytes in base64url", "resume");
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_RESUME, s, m->id, resume_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_RESUME, resume_done);
+	if (!j)
 		return;
-	}
 	hl_keys_hash_token(&s->srv->keys, secret, sizeof(secret), j->hash);
 	sodium_memzero(secret, sizeof(secret));
 	s->contact_busy = true;
@@ -837,7 +864,7 @@ static void leave_done(struct contact_job *j, int status)
 		snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
 		json_object_set_new(o, "conversation", json_string(idstr));
 		json_object_set_new(o, "reason", json_string("left"));
-		hl_contacts_send_staff(c->srv, v->offer_staff, o);
+		hl_auth_send_staff(&c->srv->auth, v->offer_staff, o);
 		json_decref(o);
 	}
 	if (v)
@@ -867,11 +894,9 @@ void hl_contact_leave(struct hl_session *s, const struct hl_msg *m)
 				 NULL);
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_LEAVE, s, m->id, leave_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_LEAVE, leave_done);
+	if (!j)
 		return;
-	}
 	j->conv_id = v->id;
 	memcpy(j->hash, v->resume_hash, sizeof(j->hash));
 	s->contact_busy = true;
@@ -898,12 +923,6 @@ static void to_contact(struct hl_conv_live *v, json_t *obj,
 		hl_session_send(v->contact, obj);
 }
 
-void hl_contacts_send_staff(struct hl_server *srv, int64_t staff_id,
-			    const json_t *obj)
-{
-	hl_auth_send_staff(&srv->auth, staff_id, obj);
-}
-
 /*
  * Delivers a stored event to every party but its sender: the young person
  * (contact-visible events only, through to_contact), the counsellor and a
@@ -926,10 +945,10 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 	ev = event_json(v->id, res->seq, res->at, kind, sender, payload, len,
 			false);
 	if (v->counsellor_id && v->counsellor_id != from_staff)
-		hl_contacts_send_staff(c->srv, v->counsellor_id, ev);
+		hl_auth_send_staff(&c->srv->auth, v->counsellor_id, ev);
 	if (v->supervisor_id && v->supervisor_id != from_staff &&
 	    v->supervisor_id != v->counsellor_id)
-		hl_contacts_send_staff(c->srv, v->supervisor_id, ev);
+		hl_auth_send_staff(&c->srv->auth, v->supervisor_id, ev);
 	json_decref(ev);
 }
 
@@ -958,15 +977,21 @@ struct hl_conv_live *hl_contacts_find(struct hl_contacts *c, int64_t id)
 	return find_conv(c, id);
 }
 
+int64_t hl_contacts_load_holder(const struct hl_conv_live *v)
+{
+	if (v->offer_staff)
+		return v->offer_staff;
+	if (v->state == HL_CONV_ACTIVE || (v->busy && v->state == HL_CONV_OFFERED))
+		return v->counsellor_id; /* held, or being taken */
+	return 0;
+}
+
 int hl_contacts_load_of(struct hl_contacts *c, int64_t staff_id)
 {
 	int n = 0;
 
 	for (struct hl_conv_live *v = c->convs; v; v = v->next)
-		n += (v->counsellor_id == staff_id && v->state == HL_CONV_ACTIVE) ||
-		     v->offer_staff == staff_id ||
-		     (v->busy && v->state == HL_CONV_OFFERED &&
-		      v->counsellor_id == staff_id);
+		n += hl_contacts_load_holder(v) == staff_id;
 	return n;
 }
 
@@ -1070,7 +1095,7 @@ static void offer_done(struct contact_job *j, int status)
 	json_object_set_new(o, "conversation", json_string(idstr));
 	add_intake(o, v, now);
 	json_object_set_new(o, "expires_at", json_integer(v->offer_expires_ms));
-	hl_contacts_send_staff(c->srv, v->offer_staff, o);
+	hl_auth_send_staff(&c->srv->auth, v->offer_staff, o);
 	json_decref(o);
 }
 
@@ -1115,7 +1140,7 @@ static void unoffer_done(struct contact_job *j, int status)
 				   NULL);
 		json_object_set_new(o, "conversation", json_string(idstr));
 		json_object_set_new(o, "reason", json_string(j->why));
-		hl_contacts_send_staff(c->srv, j->staff_id, o);
+		hl_auth_send_staff(&c->srv->auth, j->staff_id, o);
 		json_decref(o);
 	}
 	hl_routing_kick(c);
@@ -1311,11 +1336,9 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 				 "tags");
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_SEND, s, m->id, send_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_SEND, send_done);
+	if (!j)
 		return;
-	}
 	if (tag) {
 		j->payload_len = strlen(m->u.chat.tags);
 		j->payload = (unsigned char *)strdup(m->u.chat.tags);
@@ -1324,12 +1347,7 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 			hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 			return;
 		}
-	} else if (hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
-				       &j->payload, &j->payload_len) != 0) {
-		cjob_free(j);
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "payload must be base64url without padding",
-				 "payload");
+	} else if (!job_payload(j, m->u.chat.payload, "payload")) {
 		return;
 	}
 	j->conv_id = v->id;
@@ -1388,10 +1406,11 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 
 	if (!v)
 		return;
-	j = cjob_new(contacts_of(s), CJ_SINCE, s, m->id, sync_done);
-	if (!j || !(j->events = json_array())) {
-		if (j)
-			cjob_free(j);
+	j = request_job(s, m, CJ_SINCE, sync_done);
+	if (!j)
+		return;
+	if (!(j->events = json_array())) {
+		cjob_free(j);
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
@@ -1444,11 +1463,9 @@ void hl_chat_end(struct hl_session *s, const struct hl_msg *m)
 				 "this chat is not active", NULL);
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_END, s, m->id, end_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_END, end_done);
+	if (!j)
 		return;
-	}
 	j->conv_id = v->id;
 	j->staff_id = s->role == HL_ROLE_STAFF ? s->staff_id : 0;
 	v->busy = true;
@@ -1499,7 +1516,7 @@ static void transfer_done(struct contact_job *j, int status)
 	json_object_set_new(r, "from", json_integer(from));
 	json_object_set_new(r, "reason", json_string("transfer"));
 	json_object_set_new(r, "seq", json_integer(j->res.seq));
-	hl_contacts_send_staff(c->srv, j->to_staff, r);
+	hl_auth_send_staff(&c->srv->auth, j->to_staff, r);
 	json_decref(r);
 	fan_out(c, v, &j->res, "transfer", j->sender, j->payload,
 		j->payload_len, HL_VIS_STAFF, from, false);
@@ -1543,19 +1560,11 @@ void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
 				 "or has no room for another chat", "to");
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_TRANSFER, s, m->id, transfer_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_TRANSFER, transfer_done);
+	if (!j)
 		return;
-	}
-	if (m->u.chat.payload &&
-	    hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
-				&j->payload, &j->payload_len) != 0) {
-		cjob_free(j);
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "note must be base64url without padding", "note");
+	if (m->u.chat.payload && !job_payload(j, m->u.chat.payload, "note"))
 		return;
-	}
 	j->conv_id = v->id;
 	j->to_staff = to->row.id;
 	j->announce = s->srv->cfg.chat_transfer_announce != 0;
@@ -1632,11 +1641,9 @@ void hl_chat_join(struct hl_session *s, const struct hl_msg *m)
 				 "the chat is changing hands; try again", NULL);
 		return;
 	}
-	j = cjob_new(c, CJ_JOIN, s, m->id, join_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_JOIN, join_done);
+	if (!j)
 		return;
-	}
 	j->conv_id = v->id;
 	set_sender(j, s);
 	v->busy = true;
@@ -1707,20 +1714,11 @@ void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m)
 				 "tags");
 		return;
 	}
-	j = cjob_new(contacts_of(s), CJ_WRAPUP, s, m->id, wrapup_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_WRAPUP, wrapup_done);
+	if (!j)
 		return;
-	}
-	if (m->u.chat.payload &&
-	    hl_proto_b64_decode(m->u.chat.payload, HL_EVENT_PAYLOAD_MAX,
-				&j->payload, &j->payload_len) != 0) {
-		cjob_free(j);
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "notes must be base64url without padding",
-				 "notes");
+	if (m->u.chat.payload && !job_payload(j, m->u.chat.payload, "notes"))
 		return;
-	}
 	j->conv_id = id;
 	snprintf(j->outcome, sizeof(j->outcome), "%s", m->u.chat.outcome);
 	snprintf(j->tags, sizeof(j->tags), "%s", tags);
@@ -1802,7 +1800,7 @@ void hl_chat_signal(struct hl_session *s, const struct hl_msg *m)
 		to_contact(v, o, HL_VIS_ALL);
 	} else if (v->counsellor_id) {
 		json_object_set_new(o, "from", json_string("contact"));
-		hl_contacts_send_staff(s->srv, v->counsellor_id, o);
+		hl_auth_send_staff(&s->srv->auth, v->counsellor_id, o);
 	}
 	json_decref(o);
 	/* No reply: fire-and-forget (an error is the only answer), so a
@@ -1841,9 +1839,9 @@ static void receipt_done(struct contact_job *j, int status)
 	json_object_set_new(o, "seq", json_integer(j->read ? j->read : j->delivered));
 	if (j->contact_side) {
 		if (v->counsellor_id)
-			hl_contacts_send_staff(c->srv, v->counsellor_id, o);
+			hl_auth_send_staff(&c->srv->auth, v->counsellor_id, o);
 		if (v->supervisor_id && v->supervisor_id != v->counsellor_id)
-			hl_contacts_send_staff(c->srv, v->supervisor_id, o);
+			hl_auth_send_staff(&c->srv->auth, v->supervisor_id, o);
 	} else {
 		to_contact(v, o, HL_VIS_ALL);
 	}
@@ -1858,11 +1856,9 @@ void hl_chat_receipt(struct hl_session *s, const struct hl_msg *m)
 
 	if (!v)
 		return;
-	j = cjob_new(contacts_of(s), CJ_RECEIPT, s, m->id, receipt_done);
-	if (!j) {
-		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+	j = request_job(s, m, CJ_RECEIPT, receipt_done);
+	if (!j)
 		return;
-	}
 	j->conv_id = v->id;
 	j->contact_side = s->role == HL_ROLE_CONTACT;
 	j->delivered = m->u.chat.last_seq; /* reading implies delivery */

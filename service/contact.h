@@ -77,13 +77,13 @@ void hl_contacts_staff_presence(struct hl_contacts *c, int64_t staff_id,
 
 /* The live conversation with this id, or NULL. */
 struct hl_conv_live *hl_contacts_find(struct hl_contacts *c, int64_t id);
+/* The staff id v counts towards the load of: whoever it is offered to,
+ * or the counsellor holding it (or taking it right now); 0 = nobody. */
+int64_t hl_contacts_load_holder(const struct hl_conv_live *v);
 /* Active chats held by staff_id plus live offers to them. */
 int hl_contacts_load_of(struct hl_contacts *c, int64_t staff_id);
 /* A new JSON array of the ids (strings) of the active chats staff_id holds. */
 json_t *hl_contacts_held(struct hl_contacts *c, int64_t staff_id);
-/* Sends obj to every socket of staff member staff_id. */
-void hl_contacts_send_staff(struct hl_server *srv, int64_t staff_id,
-			    const json_t *obj);
 /* Offers queued conversation v to staff_id (stored, then queue.offer is
  * pushed to them). v must be QUEUED and not busy. */
 void hl_contacts_offer(struct hl_contacts *c, struct hl_conv_live *v,

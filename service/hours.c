@@ -792,20 +792,6 @@ out:
 	return rc;
 }
 
-int hl_hours_timezone_ok(const char *name, char *err, size_t errlen)
-{
-	struct hl_hours_zone *z = malloc(sizeof(*z));
-	int rc;
-
-	if (!z) {
-		hl_set_err(err, errlen, "out of memory");
-		return HL_ENOMEM;
-	}
-	rc = zone_load(z, name, err, errlen);
-	free(z);
-	return rc;
-}
-
 int hl_hours_set_timezone(struct hl_hours *h, const char *name, char *err,
 			  size_t errlen)
 {
@@ -817,12 +803,17 @@ int hl_hours_set_timezone(struct hl_hours *h, const char *name, char *err,
 		return HL_ENOMEM;
 	}
 	rc = zone_load(z, name, err, errlen);
-	if (rc == 0) {
+	if (rc == 0 && h) {
 		h->zone = *z;
 		snprintf(h->timezone, sizeof(h->timezone), "%s", name);
 	}
 	free(z);
 	return rc;
+}
+
+int hl_hours_timezone_ok(const char *name, char *err, size_t errlen)
+{
+	return hl_hours_set_timezone(NULL, name, err, errlen);
 }
 
 int hl_hours_init(struct hl_hours *h, const struct hl_config *cfg, char *err,

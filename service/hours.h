@@ -96,7 +96,8 @@ int hl_hours_parse(struct hl_hours *h, const char *weekly,
 
 /* Loads the IANA zone name ("Europe/London") into h->zone and h->timezone.
  * 0, or HL_EINVAL (bad name, missing or malformed file) with err; h is
- * unchanged on error. Reads a file: call at start-up, not on the loop. */
+ * unchanged on error; h may be NULL to only check. Reads a file: call at
+ * start-up, not on the loop. */
 int hl_hours_set_timezone(struct hl_hours *h, const char *name, char *err,
 			  size_t errlen);
 

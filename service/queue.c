@@ -141,6 +141,11 @@ bool hl_queue_in_list(const char *tag, const char *list)
 	return false;
 }
 
+bool hl_queue_speaks(const char *langs, const char *lang)
+{
+	return !lang[0] || !langs || !langs[0] || hl_queue_in_list(lang, langs);
+}
+
 struct hl_queue_entry *hl_queue_first(const struct hl_queue *q,
 				      const char *langs,
 				      bool (*skip)(const struct hl_queue_entry *e,
@@ -152,8 +157,7 @@ struct hl_queue_entry *hl_queue_first(const struct hl_queue *q,
 
 		if (skip && skip(e, arg))
 			continue;
-		if (!e->language[0] || !langs || !langs[0] ||
-		    hl_queue_in_list(e->language, langs))
+		if (hl_queue_speaks(langs, e->language))
 			return q->v[i];
 	}
 	return NULL;

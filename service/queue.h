@@ -104,6 +104,10 @@ struct hl_queue_entry *hl_queue_first(const struct hl_queue *q,
 /* Is tag one of the comma-separated list ("en" in "cy,en")? */
 bool hl_queue_in_list(const char *tag, const char *list);
 
+/* May someone speaking langs (comma-separated; "" = any) serve a person
+ * who asked for lang ("" = any)? */
+bool hl_queue_speaks(const char *langs, const char *lang);
+
 /* 1-based position of e, 0 if not queued. */
 uint32_t hl_queue_position(const struct hl_queue *q,
 			   const struct hl_queue_entry *e);

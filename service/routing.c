@@ -56,52 +56,69 @@ static bool skill_match(const struct hl_conv_live *v, const char *skills)
 	return false;
 }
 
-static bool speaks(const struct hl_auth_staff *st, const char *lang)
-{
-	return !lang[0] || !st->row.languages[0] ||
-	       hl_queue_in_list(lang, st->row.languages);
-}
-
 /* ---- offers ----------------------------------------------------------------- */
 
-/* One counsellor who could take a chat now. */
+/* One counsellor who could take a chat now. The account pointer is valid
+ * for one routing pass (nothing reloads accounts meanwhile). */
 struct cand {
-	int64_t staff_id;
-	int load, capacity;
+	struct hl_auth_staff *st;
+	int load;
 };
+
+/*
+ * Counts, in one pass over the live conversations, each account's load
+ * (hl_contacts_load_holder) into load[], its active chats into chats[] and
+ * its live offers into offers[] (chats and offers may be NULL), indexed
+ * like a->staff. Only conversations someone holds or is offered cost a
+ * look-up.
+ */
+static void staff_counts(struct hl_contacts *c, int *load, int *chats,
+			 int *offers)
+{
+	struct hl_auth *a = &c->srv->auth;
+
+	for (struct hl_conv_live *v = c->convs; v; v = v->next) {
+		int64_t who = hl_contacts_load_holder(v);
+		struct hl_auth_staff *st;
+
+		if (!who || !(st = hl_auth_staff_by_id(a, who)))
+			continue;
+		load[st - a->staff]++;
+		if (chats && v->state == HL_CONV_ACTIVE && v->counsellor_id == who)
+			chats[st - a->staff]++;
+		if (offers && v->offer_staff == who)
+			offers[st - a->staff]++;
+	}
+}
 
 static void route(struct hl_contacts *c, int64_t now)
 {
 	struct hl_auth *a = &c->srv->auth;
 	struct cand *cands;
+	int *load;
 	size_t n = 0, room = 0;
 
 	if (c->srv->cfg.queue_routing == HL_ROUTING_PULL ||
 	    hl_queue_length(&c->queue) == 0 || c->srv->stopping)
 		return;
 	cands = calloc(a->nstaff ? a->nstaff : 1, sizeof(*cands));
-	if (!cands)
+	load = calloc(a->nstaff ? a->nstaff : 1, sizeof(*load));
+	if (!cands || !load) {
+		free(cands);
+		free(load);
 		return;
+	}
+	staff_counts(c, load, NULL, NULL);
 	for (size_t i = 0; i < a->nstaff; i++) {
 		struct hl_auth_staff *st = &a->staff[i];
 
 		if (counsels(st) && st->on_shift && st->connections > 0 &&
-		    st->presence == HL_PRESENCE_AVAILABLE)
-			cands[n++] = (struct cand){st->row.id, 0, st->row.capacity};
+		    st->presence == HL_PRESENCE_AVAILABLE) {
+			cands[n++] = (struct cand){st, load[i]};
+			room += load[i] < st->row.capacity;
+		}
 	}
-	/* Loads in one pass over the live conversations. */
-	for (struct hl_conv_live *v = c->convs; v && n; v = v->next) {
-		int64_t who = v->offer_staff ? v->offer_staff
-			      : (v->state == HL_CONV_ACTIVE ||
-				 (v->busy && v->state == HL_CONV_OFFERED))
-				    ? v->counsellor_id : 0;
-
-		for (size_t k = 0; who && k < n; k++)
-			if (cands[k].staff_id == who)
-				cands[k].load++;
-	}
-	for (size_t k = 0; k < n; k++)
-		room += cands[k].load < cands[k].capacity;
+	free(load);
 	for (uint32_t i = 0; i < c->queue.n && room > 0; i++) {
 		struct hl_conv_live *v = hl_container_of(c->queue.v[i],
 						       struct hl_conv_live, qe);
@@ -113,12 +130,11 @@ static void route(struct hl_contacts *c, int64_t now)
 			continue;
 		for (int pass = 0; pass < 2 && !best; pass++)
 			for (size_t k = 0; k < n; k++) {
-				struct hl_auth_staff *st =
-					hl_auth_staff_by_id(a, cands[k].staff_id);
+				struct hl_auth_staff *st = cands[k].st;
 				bool skill;
 
-				if (!st || cands[k].load >= cands[k].capacity ||
-				    !speaks(st, v->qe.language))
+				if (cands[k].load >= st->row.capacity ||
+				    !hl_queue_speaks(st->row.languages, v->qe.language))
 					continue;
 				/* First pass: skip those who just passed on it. */
 				if (pass == 0 &&
@@ -144,7 +160,7 @@ static void route(struct hl_contacts *c, int64_t now)
 				       (int64_t)c->srv->cfg.queue_offer_timeout * 1000))
 			continue;
 		best->last_offer_ms = now;
-		if (++bc->load == bc->capacity)
+		if (++bc->load == best->row.capacity)
 			room--;
 		hl_contacts_offer(c, v, best->row.id);
 	}
@@ -341,6 +357,10 @@ static json_t *view_json(struct hl_contacts *c, const char *type,
 	json_t *r = hl_proto_reply(type, id), *by = json_object(),
 	       *staff = json_array(), *alerts = json_array();
 	int offered = 0, active = 0;
+	size_t ns = a->nstaff ? a->nstaff : 1;
+	int *load = calloc(ns, sizeof(*load)), *chats = calloc(ns, sizeof(*chats)),
+	    *offers = calloc(ns, sizeof(*offers));
+	bool counted = load && chats && offers;
 
 	hl_queue_counts(&c->queue, counts);
 	for (int i = 0; i < HL_RISK__COUNT; i++)
@@ -356,18 +376,14 @@ static json_t *view_json(struct hl_contacts *c, const char *type,
 	json_object_set_new(r, "max", json_integer(c->srv->cfg.queue_max));
 	json_object_set_new(r, "offered", json_integer(offered));
 	json_object_set_new(r, "active", json_integer(active));
-	for (size_t i = 0; i < a->nstaff; i++) {
+	if (counted)
+		staff_counts(c, load, chats, offers);
+	for (size_t i = 0; i < a->nstaff && counted; i++) {
 		const struct hl_auth_staff *st = &a->staff[i];
-		int chats = 0, offers = 0;
 
 		if (!(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
 		    (!st->on_shift && st->connections == 0))
 			continue;
-		for (struct hl_conv_live *v = c->convs; v; v = v->next) {
-			chats += v->counsellor_id == st->row.id &&
-				 v->state == HL_CONV_ACTIVE;
-			offers += v->offer_staff == st->row.id;
-		}
 		json_array_append_new(staff, json_pack(
 			"{s:I, s:s, s:s, s:b, s:o, s:i, s:i, s:i, s:i}",
 			"staff_id", (json_int_t)st->row.id,
@@ -376,10 +392,13 @@ static json_t *view_json(struct hl_contacts *c, const char *type,
 			"on_shift", st->on_shift,
 			"shift_started_at", st->shift_started_at
 				? json_integer(st->shift_started_at) : json_null(),
-			"chats", chats, "offers", offers,
+			"chats", chats[i], "offers", offers[i],
 			"capacity", st->row.capacity,
 			"connections", st->connections));
 	}
+	free(load);
+	free(chats);
+	free(offers);
 	json_object_set_new(r, "counsellors", staff);
 	for (unsigned k = 0; k < c->routing.nalerts; k++) {
 		unsigned i = (c->routing.next_alert + HL_ALERTS_KEPT - 1 - k) %

@@ -216,13 +216,13 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 					 err.field);
 		return;
 	}
-	if (!within_rate(s, msg.id))
-		;
-	else if (s->srv->stopping)
-		hl_session_error(s, msg.id, HL_ERR_SHUTTING_DOWN,
-				 "server is shutting down", NULL);
-	else
-		hl_dispatch(s, &msg);
+	if (within_rate(s, msg.id)) {
+		if (s->srv->stopping)
+			hl_session_error(s, msg.id, HL_ERR_SHUTTING_DOWN,
+					 "server is shutting down", NULL);
+		else
+			hl_dispatch(s, &msg);
+	}
 	hl_msg_release(&msg);
 }
 
