@@ -102,7 +102,9 @@ class Young {
       if (m.conversation !== this.conv) return;
       if (this.seen.has(m.seq)) return; // a sync overlapping a live event: the app shows it once
       this.seen.add(m.seq);
-      if (m.seq > this.lastSeq) this.lastSeq = m.seq;
+      // Until a sync has filled the gap left by a drop, a live event must
+      // not move the mark a later sync starts from (like helpline.js's Stream).
+      if (!this.gap && m.seq > this.lastSeq) this.lastSeq = m.seq;
       if (m.kind === 'msg') record(gotByContact, this.i, m.conversation, m);
       if (m.kind === 'system') {
         const t = unb64(m.payload);
@@ -117,11 +119,12 @@ class Young {
     const r = await this.peer.req({ type: 'contact.start', topics: pick(['', 'sextortion', 'cyberbullying', 'grooming', 'hacking']) || undefined, language: 'en' });
     if (r.type !== 'contact.started') return;
     stats.starts++;
-    Object.assign(this, { conv: r.conversation, resume: r.resume, lastSeq: 0, seen: new Set(), unacked: new Map(), state: 'queued' });
+    Object.assign(this, { conv: r.conversation, resume: r.resume, lastSeq: 0, seen: new Set(), unacked: new Map(), state: 'queued', gap: false });
   }
   async reconnect() {
     if (!this.resume) return;
     try { await this.peer.open(); } catch { return; }
+    this.gap = true; // live events may now arrive ahead of what was missed
     const r = await this.peer.req({ type: 'contact.resume', resume: this.resume, last_seq: this.lastSeq });
     if (r.type !== 'contact.resumed') { this.conv = null; this.resume = null; this.state = 'idle'; return; }
     stats.resumes++;
@@ -133,7 +136,10 @@ class Young {
   async sync() {
     stats.syncs++;
     const r = await this.peer.req({ type: 'chat.sync', last_seq: this.lastSeq }, 20000);
-    if (r.type === 'chat.synced') this.state = r.state === 'ended' || r.state === 'wrapped' ? 'ended' : r.state;
+    if (r.type !== 'chat.synced') return;
+    this.state = r.state === 'ended' || r.state === 'wrapped' ? 'ended' : r.state;
+    this.lastSeq = Math.max(this.lastSeq, r.last_seq, ...this.seen);
+    this.gap = false;
   }
   async send(text, id) {
     id ??= `y${this.i}-${this.conv}-${++this.msgN}`;
@@ -153,6 +159,7 @@ class Young {
   async act() {
     const x = rnd();
     if (!this.peer.up()) return this.resume ? this.reconnect() : this.start();
+    if (this.conv && this.gap) return this.sync(); // the last sync did not finish
     if (!this.conv || this.state === 'ended') return this.start();
     if (x < 0.05) return this.peer.drop();
     if (this.state === 'queued' && x < 0.08) {
@@ -179,13 +186,23 @@ class Counsellor {
     this.peer = new Peer(srv.port, 'helpline.staff.v1', (m) => this.push(m));
     this.peer.origin = origin(srv);
   }
-  conv(c) { if (!this.convs.has(c)) this.convs.set(c, { lastSeq: 0, seen: new Set() }); return this.convs.get(c); }
+  conv(c) { if (!this.convs.has(c)) this.convs.set(c, { lastSeq: 0, seen: new Set(), gap: true }); return this.convs.get(c); }
+  // Fetches what a conversation missed; live events do not move its mark
+  // until this has succeeded once since the gap opened.
+  async sync(conv) {
+    const st = this.convs.get(conv);
+    if (!st) return;
+    stats.syncs++;
+    const r = await this.peer.req({ type: 'chat.sync', conversation: conv, last_seq: st.lastSeq }, 20000);
+    if (r.type === 'chat.synced') { st.lastSeq = Math.max(st.lastSeq, r.last_seq, ...st.seen); st.gap = false; }
+    if (r.type === 'error' && r.code === 'forbidden') this.convs.delete(conv); // went back to the queue meanwhile
+  }
   push(m) {
     if (m.type === 'chat.event') {
       const c = this.convs.get(m.conversation);
       if (!c || c.seen.has(m.seq)) return;
       c.seen.add(m.seq);
-      if (m.seq > c.lastSeq) c.lastSeq = m.seq;
+      if (!c.gap && m.seq > c.lastSeq) c.lastSeq = m.seq;
       if (m.kind === 'msg') record(gotByStaff, this.i, m.conversation, m);
       if (m.kind === 'system' && /^(ended|counsellor_lost)/.test(unb64(m.payload))) this.convs.delete(m.conversation);
     } else if (m.type === 'queue.offer') {
@@ -202,12 +219,9 @@ class Counsellor {
     stats.resumes++;
   }
   async reconnect() {
+    for (const st of this.convs.values()) st.gap = true;
     try { await this.login(); } catch { return; }
-    for (const [c, st] of [...this.convs]) {
-      stats.syncs++;
-      const r = await this.peer.req({ type: 'chat.sync', conversation: c, last_seq: st.lastSeq }, 20000);
-      if (r.type === 'error' && r.code === 'forbidden') this.convs.delete(c); // went back to the queue meanwhile
-    }
+    for (const c of [...this.convs.keys()]) await this.sync(c);
     for (const [id, { conv, text }] of [...this.unacked]) await this.send(conv, text, id);
   }
   async send(conv, text, id) {
@@ -230,13 +244,14 @@ class Counsellor {
     if (r.type !== 'queue.taken') return false;
     // Like a console: read the history of a chat just taken.
     this.conv(r.conversation);
-    stats.syncs++;
-    await this.peer.req({ type: 'chat.sync', conversation: r.conversation, last_seq: 0 }, 20000);
+    await this.sync(r.conversation);
     return true;
   }
   async act() {
     const x = rnd();
     if (!this.peer.up()) return this.reconnect();
+    const behind = [...this.convs].find(([, st]) => st.gap);
+    if (behind) return this.sync(behind[0]); // a sync that did not finish
     if (x < 0.02) return this.peer.drop();
     const offer = this.offers?.shift();
     if (offer) {
@@ -315,7 +330,7 @@ test(`soak: ${YOUNG} young people and ${COUNSELLORS} counsellors at random; ever
     }
     await sleep(500);
     for (const y of ys) if (y.resume && y.peer.up()) await y.sync();
-    for (const c of cs) for (const [conv, st] of [...c.convs]) await c.peer.req({ type: 'chat.sync', conversation: conv, last_seq: st.lastSeq }, 20000);
+    for (const c of cs) for (const conv of [...c.convs.keys()]) await c.sync(conv);
     await sleep(500);
 
     // Checks.
