@@ -119,6 +119,10 @@ static const struct key_def keys[] = {
 	 set_int, NULL},
 	{"chat", "transfer_announce", KIND_CHOICE, 0, 0,
 	 FIELD(chat_transfer_announce), set_choice, "no yes"},
+	{"chat", "envelopes", KIND_CHOICE, 0, 0, FIELD(chat_envelopes),
+	 set_choice, "opaque strict"},
+	{"e2e", "checkpoint_every", KIND_INT, 1, 10000,
+	 FIELD(e2e_checkpoint_every), set_int, NULL},
 	{"hours", "weekly", KIND_HOURS, 0, 0, FIELD(hours_weekly), set_hours, NULL},
 	{"hours", "exceptions", KIND_HOURS, 0, 0, FIELD(hours_exceptions),
 	 set_hours, NULL},
@@ -1034,6 +1038,8 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_routing = HL_ROUTING_BOTH;
 	cfg->queue_offer_timeout = 30;
 	cfg->chat_transfer_announce = 1;
+	cfg->chat_envelopes = HL_ENVELOPES_STRICT;
+	cfg->e2e_checkpoint_every = 32;
 	snprintf(cfg->hours_timezone, sizeof(cfg->hours_timezone), "UTC");
 	cfg->ws_rate = 20;
 	cfg->ws_burst = 60;

@@ -15,6 +15,9 @@
  * them all. Strings are stored inline so a config can be copied by value and
  * needs no freeing.
  */
+/* [chat] envelopes (the words' order in config.c). */
+enum { HL_ENVELOPES_OPAQUE = 1, HL_ENVELOPES_STRICT = 2 };
+
 struct hl_config {
 	/* [server] listen = HOST:PORT; default 127.0.0.1:8080. HOST is an IPv4
 	 * or IPv6 literal (IPv6 in brackets: [::1]:8080) or "localhost". */
@@ -93,6 +96,15 @@ struct hl_config {
 	 * are now talking to another counsellor" on transfer; 0 transfers
 	 * silently. */
 	int chat_transfer_announce;
+	/* [chat] envelopes: HL_ENVELOPES_STRICT (default): a chat message
+	 * must be an end-to-end envelope (docs/crypto.md) with the current
+	 * epoch and the next counter; HL_ENVELOPES_OPAQUE: payloads are
+	 * stored as given (tests of the relay alone; never in service). */
+	int chat_envelopes;
+	/* [e2e] checkpoint_every: sign a checkpoint of a conversation's hash
+	 * chain every this many events (and when it ends); 1..10000;
+	 * default 32. */
+	int e2e_checkpoint_every;
 	/* [ws] rate: requests per second one connection may sustain; 1..10000;
 	 * default 20. */
 	int ws_rate;

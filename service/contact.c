@@ -3,6 +3,8 @@
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
 #include "audit.h"
+#include "e2e.h"
+#include "trust.h"
 #include "auth.h"
 #include "hours.h"
 #include "routing.h"
@@ -134,7 +136,10 @@ struct contact_job {
 	size_t nopen, capopen;
 	int64_t staff_id;              /* CJ_TAKE / CJ_SEND / CJ_END by staff */
 	char sender[HL_EVENT_SENDER_MAX + 1]; /* CJ_SEND */
-	const char *ev_kind;           /* CJ_SEND: "msg" or "note" */
+	const char *ev_kind;           /* CJ_SEND: "msg", "note", "hello", ... */
+	enum hl_event_e2e e2e;         /* CJ_SEND: what to check (conversation.h) */
+	uint8_t dir;                   /* CJ_SEND: the sender's direction */
+	const unsigned char *root_pk;  /* CJ_SEND accept: the organisation root */
 	enum hl_event_vis vis;         /* CJ_SEND: note = staff only */
 	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
 	size_t payload_len;
@@ -174,7 +179,8 @@ static int collect_open(const struct hl_conv *conv, void *arg)
  * young person sees "counsellor", never a staff id. */
 static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
 			  const char *kind, const char *sender,
-			  const void *payload, size_t len, bool contact_view)
+			  const void *payload, size_t len,
+			  const unsigned char *chain, bool contact_view)
 {
 	char idstr[24];
 	const char *from = strcmp(sender, "contact") == 0   ? "contact"
@@ -189,18 +195,11 @@ static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
 	json_object_set_new(o, "at", json_integer(at));
 	json_object_set_new(o, "kind", json_string(kind));
 	json_object_set_new(o, "from", json_string(from));
-	if (len) {
-		size_t n = sodium_base64_ENCODED_LEN(
-			len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-		char *b = malloc(n);
-
-		if (b) {
-			sodium_bin2base64(b, n, payload, len,
-					  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-			json_object_set_new(o, "payload", json_string(b));
-			free(b);
-		}
-	}
+	if (len)
+		json_object_set_new(o, "payload", hl_proto_b64_json(payload, len));
+	/* The hash chain's head after this event (docs/crypto.md). */
+	if (chain)
+		json_object_set_new(o, "chain", hl_proto_b64_json(chain, HL_E2E_KEY));
 	return o;
 }
 
@@ -213,7 +212,8 @@ static int collect_event(const struct hl_event *ev, void *arg)
 	json_array_append_new(j->events,
 			      event_json(ev->conv_id, ev->seq, ev->at, ev->kind,
 					 ev->sender, ev->payload,
-					 ev->payload_len, j->contact_view));
+					 ev->payload_len, ev->chain,
+					 j->contact_view));
 	return 0;
 }
 
@@ -293,6 +293,10 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 			.kind = j->ev_kind, .sender = j->sender,
 			.visibility = j->vis, .client_id = j->id,
 			.payload = j->payload, .payload_len = j->payload_len,
+			.e2e = j->e2e, .dir = j->dir, .root_pk = j->root_pk,
+			.now_s = j->now / 1000,
+			.roles_mask = (1u << HL_CERT_COUNSELLOR_DEVICE) |
+				      (1u << HL_CERT_SUPERVISOR_DEVICE),
 		};
 		return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
 	}
@@ -938,12 +942,12 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 
 	if (!from_contact && vis == HL_VIS_ALL && v->contact) {
 		ev = event_json(v->id, res->seq, res->at, kind, sender, payload,
-				len, true);
+				len, res->chain, true);
 		to_contact(v, ev, vis);
 		json_decref(ev);
 	}
 	ev = event_json(v->id, res->seq, res->at, kind, sender, payload, len,
-			false);
+			res->chain, false);
 	if (v->counsellor_id && v->counsellor_id != from_staff)
 		hl_auth_send_staff(&c->srv->auth, v->counsellor_id, ev);
 	if (v->supervisor_id && v->supervisor_id != from_staff &&
@@ -1040,15 +1044,16 @@ static void note_passed(struct hl_conv_live *v, int64_t staff_id, int64_t now)
  * hold or joined as supervisor. Answers and returns NULL otherwise. The
  * reply never tells a stranger whether the id exists.
  */
-static struct hl_conv_live *party_conv(struct hl_session *s,
-				       const struct hl_msg *m)
+static struct hl_conv_live *party_conv_named(struct hl_session *s,
+					     const struct hl_msg *m,
+					     const char *conversation)
 {
 	struct hl_conv_live *v;
-	int64_t id = hl_conv_id_parse(m->u.chat.conversation);
+	int64_t id = hl_conv_id_parse(conversation);
 
 	if (s->role == HL_ROLE_CONTACT) {
 		v = s->conv;
-		if (!v || (m->u.chat.conversation && id != v->id)) {
+		if (!v || (conversation && id != v->id)) {
 			hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
 					 "not your conversation", "conversation");
 			return NULL;
@@ -1065,6 +1070,20 @@ static struct hl_conv_live *party_conv(struct hl_session *s,
 		return NULL;
 	}
 	return v;
+}
+
+static struct hl_conv_live *party_conv(struct hl_session *s,
+				       const struct hl_msg *m)
+{
+	return party_conv_named(s, m, m->u.chat.conversation);
+}
+
+int64_t hl_contact_party(struct hl_session *s, const struct hl_msg *m,
+			 const char *conversation)
+{
+	struct hl_conv_live *v = party_conv_named(s, m, conversation);
+
+	return v ? v->id : 0;
 }
 
 /* ---- offers (routing.c decides who; this keeps the state) ------------------- */
@@ -1208,7 +1227,7 @@ static void take_done(struct contact_job *j, int status)
 		(long long)j->staff_id);
 	conv_id_str(idstr, sizeof(idstr), v->id);
 	ev = event_json(v->id, j->res.seq, j->res.at, "system", "system",
-			"joined", 6, true);
+			"joined", 6, j->res.chain, true);
 	to_contact(v, ev, HL_VIS_ALL);
 	json_decref(ev);
 	if (!s->wsi)
@@ -1252,6 +1271,20 @@ static void send_done(struct contact_job *j, int status)
 	struct hl_session *s = j->s;
 	json_t *r;
 
+	if (status == HL_EINVAL && j->res.refusal != HL_REFUSE_NONE) {
+		static const enum hl_err_code codes[] = {
+			[HL_REFUSE_ENVELOPE] = HL_ERR_BAD_ENVELOPE,
+			[HL_REFUSE_EPOCH] = HL_ERR_STALE_EPOCH,
+			[HL_REFUSE_COUNTER] = HL_ERR_BAD_COUNTER,
+			[HL_REFUSE_HANDSHAKE] = HL_ERR_BAD_HANDSHAKE,
+		};
+		if (s->wsi)
+			hl_session_error(s, j->id, codes[j->res.refusal],
+					 j->res.why, NULL);
+		hl_info("e2e.refused", "conn=%s conv=%lld why=%s", s->id_str,
+			(long long)j->conv_id, hl_err_code_name(codes[j->res.refusal]));
+		return;
+	}
 	if (status != 0) {
 		if (s->wsi)
 			hl_session_error(s, j->id,
@@ -1266,9 +1299,16 @@ static void send_done(struct contact_job *j, int status)
 	}
 	/* Acknowledged only now that it is committed; delivered once. */
 	if (s->wsi) {
-		r = hl_proto_reply("chat.ack", j->id);
+		r = hl_proto_reply(strcmp(j->ev_kind, "hello") == 0 ||
+					   strcmp(j->ev_kind, "accept") == 0
+				   ? "e2e.ack"
+				   : "chat.ack",
+				   j->id);
 		json_object_set_new(r, "seq", json_integer(j->res.seq));
 		json_object_set_new(r, "at", json_integer(j->res.at));
+		if (!j->res.duplicate)
+			json_object_set_new(r, "chain",
+					    hl_proto_b64_json(j->res.chain, HL_E2E_KEY));
 		if (j->res.duplicate)
 			json_object_set_new(r, "duplicate", json_true());
 		hl_session_send(s, r);
@@ -1353,6 +1393,117 @@ void hl_chat_send(struct hl_session *s, const struct hl_msg *m)
 	j->conv_id = v->id;
 	j->ev_kind = tag ? "tag" : note ? "note" : "msg";
 	j->vis = note || tag ? HL_VIS_STAFF : HL_VIS_ALL;
+	if (!note && !tag &&
+	    s->srv->cfg.chat_envelopes == HL_ENVELOPES_STRICT) {
+		j->e2e = HL_EV_ENVELOPE;
+		j->dir = s->role == HL_ROLE_CONTACT ? HL_E2E_TO_STAFF
+						    : HL_E2E_TO_CONTACT;
+	}
+	set_sender(j, s);
+	cjob_submit(j);
+}
+
+/* ---- the handshake (docs/crypto.md) --------------------------------------------- */
+
+static bool b64_exact(const char *text, unsigned char *out, size_t n)
+{
+	return hl_proto_b64_into(text, out, n, NULL, true);
+}
+
+void hl_e2e_hello(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv_named(s, m, NULL);
+	struct contact_job *j;
+	unsigned char pk[HL_E2E_KEY];
+
+	if (!v)
+		return;
+	if (!b64_exact(m->u.e2e.kx_pk, pk, sizeof(pk))) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "kx_pk must be 32 bytes of base64url", "kx_pk");
+		return;
+	}
+	if (v->state == HL_CONV_ENDED || v->state == HL_CONV_WRAPPED) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat has ended", NULL);
+		return;
+	}
+	j = request_job(s, m, CJ_SEND, send_done);
+	if (!j)
+		return;
+	if (!(j->payload = malloc(sizeof(pk)))) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	memcpy(j->payload, pk, sizeof(pk));
+	j->payload_len = sizeof(pk);
+	j->conv_id = v->id;
+	j->ev_kind = "hello";
+	j->vis = HL_VIS_ALL;
+	j->e2e = HL_EV_HELLO;
+	set_sender(j, s);
+	cjob_submit(j);
+}
+
+void hl_e2e_accept(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv_named(s, m, m->u.e2e.conversation);
+	struct hl_e2e_accept a = {.hello_seq = (uint64_t)m->u.e2e.hello};
+	unsigned char kx[HL_E2E_KEY], sig[HL_E2E_SIG];
+	unsigned char cert[HL_CERT_MAX], issuer[HL_CERT_MAX];
+	unsigned char buf[8 + HL_E2E_KEY + 4 + 2 * HL_CERT_MAX + HL_E2E_SIG];
+	const char *bad = NULL;
+	struct contact_job *j;
+	size_t len = 0;
+
+	if (!v)
+		return;
+	if (!b64_exact(m->u.e2e.kx_pk, kx, sizeof(kx)))
+		bad = "kx_pk";
+	else if (!hl_proto_b64_into(m->u.e2e.cert, cert, sizeof(cert), &a.cert_len, false))
+		bad = "cert";
+	else if (!hl_proto_b64_into(m->u.e2e.issuer, issuer, sizeof(issuer),
+				    &a.issuer_len, false))
+		bad = "issuer";
+	else if (!b64_exact(m->u.e2e.sig, sig, sizeof(sig)))
+		bad = "sig";
+	if (bad) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "a key, certificate or signature of the wrong "
+				 "length or not base64url",
+				 bad);
+		return;
+	}
+	if (v->state != HL_CONV_ACTIVE) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this chat is not active", NULL);
+		return;
+	}
+	a.kx_pk = kx;
+	a.cert = cert;
+	a.issuer = issuer;
+	a.sig = sig;
+	if (hl_e2e_accept_encode(&a, buf, sizeof(buf), &len) != 0) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "certificate too long", "cert");
+		return;
+	}
+	j = request_job(s, m, CJ_SEND, send_done);
+	if (!j)
+		return;
+	if (!(j->payload = malloc(len))) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	memcpy(j->payload, buf, len);
+	j->payload_len = len;
+	j->conv_id = v->id;
+	j->ev_kind = "accept";
+	j->vis = HL_VIS_ALL;
+	j->e2e = HL_EV_ACCEPT;
+	j->root_pk = hl_trust_root(&s->srv->trust);
 	set_sender(j, s);
 	cjob_submit(j);
 }

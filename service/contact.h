@@ -119,4 +119,15 @@ void hl_chat_join(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_tag(struct hl_session *s, const struct hl_msg *m);
 void hl_chat_wrapup(struct hl_session *s, const struct hl_msg *m);
 
+/* e2e.hello (young person) and e2e.accept (the counsellor's device): the
+ * handshake, stored as conversation events (docs/crypto.md). */
+void hl_e2e_hello(struct hl_session *s, const struct hl_msg *m);
+void hl_e2e_accept(struct hl_session *s, const struct hl_msg *m);
+
+/* The id of the open conversation named by conversation (a young person:
+ * their own; NULL allowed) when s is one of its parties; otherwise answers
+ * forbidden and returns 0. */
+int64_t hl_contact_party(struct hl_session *s, const struct hl_msg *m,
+			 const char *conversation);
+
 #endif

@@ -20,10 +20,12 @@
  * last rowid (the writer thread owns the connection). */
 #include "conversation.h"
 #include "common.h"
+#include "e2e.h"
 #include "log.h"
 #include "store.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 
 /* The columns of HL_STMT_CONV_GET / HL_STMT_CONV_OPEN. */
@@ -60,6 +62,7 @@ enum {
 	EV_VISIBILITY,
 	EV_CLIENT_ID,
 	EV_PAYLOAD,
+	EV_CHAIN,
 };
 
 static const char *const state_names[] = {
@@ -444,11 +447,20 @@ int hl_conv_each_open(sqlite3_stmt *const *stmts, hl_conv_fn fn, void *arg)
 	return status < 0 ? status : 0;
 }
 
-/* Reads the state, counsellor and last_seq of conv_id (last_seq may be
- * NULL). 0, HL_ENOTFOUND, HL_ESTORE. */
+/* A conversation's hash chain and handshake state (schema 0005). */
+struct conv_chain {
+	int64_t last_seq;
+	bool has_head;
+	unsigned char head[HL_E2E_KEY];
+	int64_t hello, epoch;
+	int64_t next[3]; /* by enum hl_e2e_dir */
+};
+
+/* Reads the state, counsellor and (ch may be NULL) the last seq, chain and
+ * handshake state of conv_id. 0, HL_ENOTFOUND, HL_ESTORE. */
 static int conv_state(sqlite3_stmt *const *stmts, int64_t conv_id,
 		      enum hl_conv_state *state, int64_t *counsellor_id,
-		      int64_t *last_seq)
+		      struct conv_chain *ch)
 {
 	sqlite3_stmt *s = stmts[HL_STMT_CONV_STATE];
 	int rc, status;
@@ -461,8 +473,18 @@ static int conv_state(sqlite3_stmt *const *stmts, int64_t conv_id,
 					state) != 0)
 			status = HL_ESTORE;
 		*counsellor_id = sqlite3_column_int64(s, 1);
-		if (last_seq)
-			*last_seq = sqlite3_column_int64(s, 2);
+	}
+	if (status == 0 && ch) {
+		memset(ch, 0, sizeof(*ch));
+		ch->last_seq = sqlite3_column_int64(s, 2);
+		if (sqlite3_column_bytes(s, 3) == HL_E2E_KEY) {
+			memcpy(ch->head, sqlite3_column_blob(s, 3), HL_E2E_KEY);
+			ch->has_head = true;
+		}
+		ch->hello = sqlite3_column_int64(s, 4);
+		ch->epoch = sqlite3_column_int64(s, 5);
+		ch->next[HL_E2E_TO_STAFF] = sqlite3_column_int64(s, 6);
+		ch->next[HL_E2E_TO_CONTACT] = sqlite3_column_int64(s, 7);
 	}
 	finish(s);
 	return status;
@@ -590,15 +612,16 @@ int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
 	sqlite3_stmt *s = stmts[contact ? HL_STMT_CONV_RECEIPT_CONTACT
 					: HL_STMT_CONV_RECEIPT_STAFF];
 	enum hl_conv_state state;
-	int64_t cur, last;
+	struct conv_chain ch;
+	int64_t cur;
 	int rc, status;
 
 	if (delivered < 0 || read < 0)
 		return HL_EINVAL;
-	status = conv_state(stmts, conv_id, &state, &cur, &last);
+	status = conv_state(stmts, conv_id, &state, &cur, &ch);
 	if (status != 0)
 		return status;
-	if (delivered > last || read > last)
+	if (delivered > ch.last_seq || read > ch.last_seq)
 		return HL_ERANGE; /* a seq from the future */
 	sqlite3_bind_int64(s, 1, conv_id);
 	sqlite3_bind_int64(s, 2, delivered);
@@ -633,6 +656,181 @@ static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 	return status;
 }
 
+/* Reads one stored event's payload (copied to buf, cap bytes) and chain.
+ * 0, HL_ENOTFOUND, HL_ERANGE (payload larger than cap), HL_ESTORE. */
+static int event_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
+		    unsigned char *buf, size_t cap, size_t *len,
+		    unsigned char chain[HL_E2E_KEY], bool *has_chain)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_AT];
+	int rc, status;
+	size_t n;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, seq);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0) {
+		n = (size_t)sqlite3_column_bytes(s, 0);
+		if (buf && n > cap) {
+			status = HL_ERANGE;
+		} else if (buf) {
+			if (n)
+				memcpy(buf, sqlite3_column_blob(s, 0), n);
+			*len = n;
+		}
+		*has_chain = sqlite3_column_bytes(s, 1) == HL_E2E_KEY;
+		if (*has_chain)
+			memcpy(chain, sqlite3_column_blob(s, 1), HL_E2E_KEY);
+	}
+	finish(s);
+	return status;
+}
+
+static bool is_revoked(const unsigned char hash[HL_E2E_KEY], void *arg)
+{
+	sqlite3_stmt *s = ((sqlite3_stmt *const *)arg)[HL_STMT_REVOKED];
+	int rc;
+
+	sqlite3_bind_blob(s, 1, hash, HL_E2E_KEY, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	finish(s);
+	/* A failing lookup counts as revoked: refuse rather than trust. */
+	return rc != SQLITE_DONE;
+}
+
+/* 0 when the certificate is a live device registered by sender
+ * ("staff:<id>"); HL_ENOTFOUND when not; HL_ESTORE. */
+static int device_owner(sqlite3_stmt *const *stmts, const unsigned char *cert,
+			size_t cert_len, const char *sender)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_DEVICE_BY_CERT];
+	unsigned char h[HL_E2E_KEY];
+	char who[32];
+	int rc, status;
+
+	hl_e2e_cert_hash(cert, cert_len, h);
+	sqlite3_bind_blob(s, 1, h, HL_E2E_KEY, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	status = row_status(rc, HL_ENOTFOUND);
+	if (status == 0) {
+		snprintf(who, sizeof(who), "staff:%lld",
+			 (long long)sqlite3_column_int64(s, 0));
+		if (strcmp(who, sender) != 0)
+			status = HL_ENOTFOUND;
+	}
+	finish(s);
+	return status;
+}
+
+static int refuse(struct hl_event_result *out, enum hl_event_refusal r,
+		  const char *why)
+{
+	if (out) {
+		out->refusal = r;
+		out->why = why;
+	}
+	return HL_EINVAL;
+}
+
+/* The end-to-end checks of hl_event_append (see conversation.h); on
+ * success ch holds the handshake state after the event (bar its seq,
+ * which the caller applies for hellos and accepts). */
+static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
+		     const struct hl_event_new *e, struct conv_chain *ch,
+		     struct hl_event_result *out)
+{
+	struct hl_e2e_header h;
+	struct hl_e2e_accept a;
+	unsigned char head[HL_E2E_KEY], young[HL_E2E_KEY];
+	size_t n = 0;
+	bool has;
+	int status;
+
+	switch (e->e2e) {
+	case HL_EV_OPAQUE:
+		return 0;
+	case HL_EV_ENVELOPE:
+		if (hl_e2e_header_parse(e->payload, e->payload_len, &h) != 0)
+			return refuse(out, HL_REFUSE_ENVELOPE,
+				      "not a well-formed envelope");
+		if (h.dir != e->dir)
+			return refuse(out, HL_REFUSE_ENVELOPE,
+				      "the envelope's direction is not the sender's");
+		if (h.conv != (uint64_t)conv_id)
+			return refuse(out, HL_REFUSE_ENVELOPE,
+				      "the envelope names another conversation");
+		if (ch->epoch == 0)
+			return refuse(out, HL_REFUSE_EPOCH,
+				      "no keys agreed yet: wait for the handshake");
+		if (h.epoch != (uint64_t)ch->epoch)
+			return refuse(out, HL_REFUSE_EPOCH,
+				      "not the current epoch: re-encrypt with the "
+				      "newest keys");
+		if ((int64_t)h.n != ch->next[h.dir])
+			return refuse(out, HL_REFUSE_COUNTER,
+				      "not the next message counter");
+		if (h.seen_seq > (uint64_t)ch->last_seq)
+			return refuse(out, HL_REFUSE_ENVELOPE,
+				      "seen_seq is beyond the last event");
+		if (h.seen_seq > 0) {
+			status = event_at(stmts, conv_id, (int64_t)h.seen_seq,
+					  NULL, 0, NULL, head, &has);
+			if (status != 0 && status != HL_ENOTFOUND)
+				return status;
+			if (status != 0 || !has ||
+			    sodium_memcmp(head, h.seen_head, HL_E2E_KEY) != 0)
+				return refuse(out, HL_REFUSE_ENVELOPE,
+					      "seen_head is not the chain head "
+					      "at seen_seq");
+		}
+		if (ch->next[h.dir] >= INT64_C(4294967295))
+			return refuse(out, HL_REFUSE_COUNTER,
+				      "the epoch is exhausted: handshake again");
+		ch->next[h.dir]++;
+		return 0;
+	case HL_EV_HELLO:
+		if (e->payload_len != HL_E2E_KEY || !hl_e2e_kx_pk_ok(e->payload))
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "kx_pk is not a usable X25519 public key");
+		return 0;
+	case HL_EV_ACCEPT:
+		if (!e->root_pk)
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "the service has no organisation root key "
+				      "(run helplinectl init)");
+		if (ch->hello == 0)
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "there is no hello to answer");
+		status = event_at(stmts, conv_id, ch->hello, young,
+				  sizeof(young), &n, head, &has);
+		if (status == HL_ERANGE || (status == 0 && n != HL_E2E_KEY))
+			return HL_ESTORE;
+		if (status != 0)
+			return status == HL_ENOTFOUND ? HL_ESTORE : status;
+		if (hl_e2e_accept_verify(e->payload, e->payload_len,
+					 (uint64_t)conv_id, young, e->root_pk,
+					 e->now_s, e->roles_mask, NULL,
+					 is_revoked, (void *)stmts, &a,
+					 NULL) != 0)
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "the accept does not verify (certificate, "
+				      "role, revocation, key or signature)");
+		status = device_owner(stmts, a.cert, a.cert_len, e->sender);
+		if (status == HL_ENOTFOUND)
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "the certificate is not one of your "
+				      "registered devices");
+		if (status != 0)
+			return status;
+		if (a.hello_seq != (uint64_t)ch->hello)
+			return refuse(out, HL_REFUSE_HANDSHAKE,
+				      "the accept answers an older hello");
+		return 0;
+	}
+	return HL_EINVAL;
+}
+
 int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		    const struct hl_event_new *e, int64_t now_ms,
 		    struct hl_event_result *out)
@@ -640,9 +838,13 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	sqlite3_stmt *s = stmts[HL_STMT_EVENT_INSERT];
 	sqlite3_stmt *u = stmts[HL_STMT_CONV_SET_SEQ];
 	enum hl_conv_state state;
+	struct conv_chain ch;
+	unsigned char head[HL_E2E_KEY];
 	int64_t seq = 0, at = 0, counsellor;
 	int status;
 
+	if (out)
+		memset(out, 0, sizeof(*out));
 	status = event_check(e);
 	if (status != 0)
 		return status;
@@ -660,13 +862,27 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (status != HL_ENOTFOUND)
 			return status;
 	}
-	status = conv_state(stmts, conv_id, &state, &counsellor, &seq);
+	status = conv_state(stmts, conv_id, &state, &counsellor, &ch);
 	if (status != 0)
 		return status;
 	if ((state == HL_CONV_ENDED || state == HL_CONV_WRAPPED) &&
 	    strcmp(e->kind, "msg") == 0)
 		return HL_ECLOSED;
-	seq++;
+	status = e2e_check(stmts, conv_id, e, &ch, out);
+	if (status != 0)
+		return status;
+	seq = ch.last_seq + 1;
+	if (e->e2e == HL_EV_HELLO)
+		ch.hello = seq;
+	if (e->e2e == HL_EV_ACCEPT) {
+		ch.epoch = seq;
+		ch.next[HL_E2E_TO_STAFF] = ch.next[HL_E2E_TO_CONTACT] = 0;
+	}
+	if (hl_e2e_chain_head(ch.has_head ? ch.head : NULL, (uint64_t)conv_id,
+			      (uint64_t)seq, now_ms, e->kind, e->sender,
+			      e->visibility == HL_VIS_STAFF, e->payload,
+			      e->payload_len, head) != 0)
+		return HL_EINVAL;
 
 	sqlite3_bind_int64(s, 1, conv_id);
 	sqlite3_bind_int64(s, 2, seq);
@@ -680,6 +896,7 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 				  SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, 8);
+	sqlite3_bind_blob(s, 9, head, HL_E2E_KEY, SQLITE_STATIC);
 	/* A failed insert (a statement is atomic) has changed nothing. */
 	status = write_status(s, sqlite3_step(s), HL_ESTORE);
 	finish(s);
@@ -690,6 +907,11 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	 * conversation.h); the next append would otherwise collide on seq. */
 	sqlite3_bind_int64(u, 1, conv_id);
 	sqlite3_bind_int64(u, 2, seq);
+	sqlite3_bind_blob(u, 3, head, HL_E2E_KEY, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 4, ch.hello);
+	sqlite3_bind_int64(u, 5, ch.epoch);
+	sqlite3_bind_int64(u, 6, ch.next[HL_E2E_TO_STAFF]);
+	sqlite3_bind_int64(u, 7, ch.next[HL_E2E_TO_CONTACT]);
 	status = write_status(u, sqlite3_step(u), HL_ESTORE);
 	finish(u);
 	if (status != 0)
@@ -698,6 +920,7 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		out->seq = seq;
 		out->at = now_ms;
 		out->duplicate = false;
+		memcpy(out->chain, head, HL_E2E_KEY);
 	}
 	return 0;
 }
@@ -734,6 +957,9 @@ int hl_event_since(sqlite3_stmt *const *stmts, int64_t conv_id,
 		ev.payload_len = (size_t)sqlite3_column_bytes(s, EV_PAYLOAD);
 		if (!ev.payload)
 			ev.payload_len = 0;
+		ev.chain = sqlite3_column_bytes(s, EV_CHAIN) == 32
+				   ? sqlite3_column_blob(s, EV_CHAIN)
+				   : NULL;
 		if (vis && strcmp(vis, "all") == 0) {
 			ev.visibility = HL_VIS_ALL;
 		} else if (vis && strcmp(vis, "staff") == 0 && !contact_view) {

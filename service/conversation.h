@@ -111,6 +111,31 @@ struct hl_event_new {
 	const void *payload;   /* opaque ciphertext; may be NULL when
 				* payload_len is 0 */
 	size_t payload_len;    /* 0..HL_EVENT_PAYLOAD_MAX; 0 is stored NULL */
+	/* End-to-end encryption (docs/crypto.md): what the payload is and
+	 * so what hl_event_append checks before storing it. */
+	enum hl_event_e2e {
+		HL_EV_OPAQUE = 0, /* not checked (system events, notes, and
+				   * messages under chat.envelopes = opaque) */
+		HL_EV_ENVELOPE,   /* a message envelope from direction dir */
+		HL_EV_HELLO,      /* a young person's 32-byte kx public key */
+		HL_EV_ACCEPT,     /* a device's answer to the latest hello */
+	} e2e;
+	uint8_t dir;                 /* HL_EV_ENVELOPE: enum hl_e2e_dir */
+	const unsigned char *root_pk;/* HL_EV_ACCEPT: the organisation root
+				      * (NULL: none configured, refused) */
+	int64_t now_s;               /* HL_EV_ACCEPT: certificate validity */
+	unsigned roles_mask;         /* HL_EV_ACCEPT: 1 << allowed cert role */
+};
+
+/* Why hl_event_append refused an end-to-end payload (it returned
+ * HL_EINVAL). */
+enum hl_event_refusal {
+	HL_REFUSE_NONE = 0,
+	HL_REFUSE_ENVELOPE,   /* malformed, wrong direction or conversation,
+			       * or a seen_seq/seen_head that does not match */
+	HL_REFUSE_EPOCH,      /* not the current epoch (or no keys yet) */
+	HL_REFUSE_COUNTER,    /* not the next counter */
+	HL_REFUSE_HANDSHAKE,  /* bad hello or accept */
 };
 
 /* What hl_event_append did. */
@@ -120,6 +145,11 @@ struct hl_event_result {
 	bool duplicate;  /* true: (sender, client_id) was already stored;
 			  * nothing was written, re-acknowledge, do not
 			  * deliver again */
+	unsigned char chain[32]; /* the chain head after it (zeros for a
+				  * duplicate or an event from before 0005) */
+	enum hl_event_refusal refusal; /* set when HL_EINVAL came from an
+					* end-to-end check */
+	const char *why;               /* and a human-readable reason */
 };
 
 /* A stored event, as passed to an hl_event_fn. Pointers are valid only
@@ -134,6 +164,7 @@ struct hl_event {
 	const char *client_id;     /* NULL when none */
 	const void *payload;       /* NULL when payload_len is 0 */
 	size_t payload_len;        /* bytes of payload */
+	const unsigned char *chain;/* 32 bytes, NULL before 0005 */
 };
 
 /* Called once per event by hl_event_since, on the writer thread. Returns 0
@@ -243,6 +274,16 @@ int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
  * HL_EVENT_PAYLOAD_MAX), HL_ENOTFOUND (no such conversation), HL_ECLOSED
  * (kind "msg" to an ended or wrapped conversation; other kinds, such as a
  * system notice or a wrap-up note, are still accepted), HL_ESTORE.
+ *
+ * Every event extends the conversation's hash chain (out->chain). By
+ * e->e2e, and after the duplicate check: an envelope must parse, come from
+ * e->dir, name this conversation and the current epoch, carry the next
+ * counter of its direction, and a seen_seq/seen_head that match what is
+ * stored; a hello must be a usable kx key (it becomes the latest hello); an
+ * accept must answer the latest hello and verify (hl_e2e_accept_verify,
+ * subject = the sender's staff id), and starts a new epoch numbered by its
+ * seq with both counters at 0. A refusal is HL_EINVAL with out->refusal and
+ * out->why set, before anything is written.
  */
 int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		    const struct hl_event_new *e, int64_t now_ms,

@@ -8,6 +8,7 @@
 #include "routing.h"
 #include "shift.h"
 #include "stats.h"
+#include "trust.h"
 #include "common.h"
 #include "log.h"
 #include "server.h"
@@ -84,6 +85,16 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_INBOX_LIST] = {hl_inbox_list, ROLE_STAFF, false, NEED_STAFF},
 	[HL_MSG_INBOX_OPEN] = {hl_inbox_open, ROLE_STAFF, false, NEED_STAFF},
 	[HL_MSG_INBOX_REPLY] = {hl_inbox_reply, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_E2E_HELLO] = {hl_e2e_hello, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_E2E_ACCEPT] = {hl_e2e_accept, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_E2E_ORG] = {hl_trust_org, ROLE_ANY, false, NEED_NONE},
+	[HL_MSG_DEVICE_REGISTER] = {hl_device_register, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_DEVICE_LIST] = {hl_device_list, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_DEVICE_CERTIFY] = {hl_device_certify, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_DEVICE_REVOKE] = {hl_device_revoke, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_DEVICE_REVOCATIONS] = {hl_device_revocations, ROLE_ANY, false, NEED_NONE},
+	[HL_MSG_KEY_WRAP] = {hl_key_wrap, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_KEY_WRAPS] = {hl_key_wraps, ROLE_ANY, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

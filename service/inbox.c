@@ -40,27 +40,14 @@ struct inbox_job {
 
 static int b64_fixed(const char *in, unsigned char *out, size_t want)
 {
-	size_t n = 0;
-
-	if (sodium_base642bin(out, want, in, strlen(in), NULL, &n, NULL,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    n != want)
-		return -1;
-	return 0;
+	return hl_proto_b64_into(in, out, want, NULL, true) ? 0 : -1;
 }
 
 static json_t *b64_json(const void *p, size_t n)
 {
-	size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	char *b = malloc(cap);
-	json_t *j;
+	json_t *j = hl_proto_b64_json(p, n);
 
-	if (!b)
-		return json_null();
-	sodium_bin2base64(b, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	j = json_string(b);
-	free(b);
-	return j;
+	return j ? j : json_null();
 }
 
 static int step_done(sqlite3_stmt *st)

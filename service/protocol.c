@@ -45,6 +45,10 @@ static const struct {
 	[HL_ERR_CLOSED] = {"closed", "the line is closed now"},
 	[HL_ERR_EXPIRED] = {"expired", "this is no longer valid"},
 	[HL_ERR_HANDOVER_REQUIRED] = {"handover_required", "hand over your chats first"},
+	[HL_ERR_BAD_ENVELOPE] = {"bad_envelope", "not a valid end-to-end envelope for this chat"},
+	[HL_ERR_STALE_EPOCH] = {"stale_epoch", "sealed with old keys: seal it again with the newest"},
+	[HL_ERR_BAD_COUNTER] = {"bad_counter", "not the next message counter"},
+	[HL_ERR_BAD_HANDSHAKE] = {"bad_handshake", "the key exchange does not verify"},
 };
 
 const char *hl_err_code_name(enum hl_err_code code)
@@ -250,6 +254,58 @@ static const struct field_spec inbox_reply_fields[] = {
 	{"reply", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(inbox.reply)},
 };
 
+#define B64_KEY 43  /* base64url of 32 bytes */
+#define B64_SIG 86  /* base64url of 64 bytes */
+#define B64_CERT 400 /* base64url of a certificate (at most 290 bytes) */
+#define ID_MAX INT64_C(9007199254740991)
+
+static const struct field_spec e2e_hello_fields[] = {
+	{"kx_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.kx_pk)},
+};
+
+static const struct field_spec e2e_accept_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(e2e.conversation)},
+	{"hello", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.hello)},
+	{"kx_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.kx_pk)},
+	{"cert", FK_STRING, true, 1, B64_CERT, CS_TOKEN, MSG_FIELD(e2e.cert)},
+	{"issuer", FK_STRING, true, 1, B64_CERT, CS_TOKEN, MSG_FIELD(e2e.issuer)},
+	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
+};
+
+static const struct field_spec device_register_fields[] = {
+	{"sign_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.sign_pk)},
+	{"box_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.box_pk)},
+	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
+};
+
+static const struct field_spec device_list_fields[] = {
+	{"staff_id", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.staff_id)},
+};
+
+static const struct field_spec device_certify_fields[] = {
+	{"device", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.device)},
+	{"cert", FK_STRING, true, 1, B64_CERT, CS_TOKEN, MSG_FIELD(e2e.cert)},
+	{"issuer", FK_STRING, true, 1, B64_CERT, CS_TOKEN, MSG_FIELD(e2e.issuer)},
+};
+
+static const struct field_spec device_revoke_fields[] = {
+	{"device", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.device)},
+	{"revocation", FK_STRING, true, 1, 200, CS_TOKEN, MSG_FIELD(e2e.revocation)},
+	{"issuer", FK_STRING, true, 1, B64_CERT, CS_TOKEN, MSG_FIELD(e2e.issuer)},
+};
+
+static const struct field_spec key_wrap_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(e2e.conversation)},
+	{"to_device", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.to_device)},
+	{"from_device", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.from_device)},
+	{"sealed", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(e2e.sealed)},
+	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
+};
+
+static const struct field_spec key_wraps_fields[] = {
+	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(e2e.conversation)},
+};
+
 /* staff.create's capacity is optional: -1 tells the handler it was absent. */
 static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
 {
@@ -308,6 +364,16 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_INBOX_LIST] = SPEC_EMPTY("inbox.list"),
 	[HL_MSG_INBOX_OPEN] = SPEC("inbox.open", inbox_open_fields, NULL),
 	[HL_MSG_INBOX_REPLY] = SPEC("inbox.reply", inbox_reply_fields, NULL),
+	[HL_MSG_E2E_HELLO] = SPEC("e2e.hello", e2e_hello_fields, NULL),
+	[HL_MSG_E2E_ACCEPT] = SPEC("e2e.accept", e2e_accept_fields, NULL),
+	[HL_MSG_E2E_ORG] = SPEC_EMPTY("e2e.org"),
+	[HL_MSG_DEVICE_REGISTER] = SPEC("device.register", device_register_fields, NULL),
+	[HL_MSG_DEVICE_LIST] = SPEC("device.list", device_list_fields, NULL),
+	[HL_MSG_DEVICE_CERTIFY] = SPEC("device.certify", device_certify_fields, NULL),
+	[HL_MSG_DEVICE_REVOKE] = SPEC("device.revoke", device_revoke_fields, NULL),
+	[HL_MSG_DEVICE_REVOCATIONS] = SPEC_EMPTY("device.revocations"),
+	[HL_MSG_KEY_WRAP] = SPEC("key.wrap", key_wrap_fields, NULL),
+	[HL_MSG_KEY_WRAPS] = SPEC("key.wraps", key_wraps_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)
@@ -791,4 +857,33 @@ int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
 	*out = b;
 	*len = n;
 	return 0;
+}
+
+bool hl_proto_b64_into(const char *text, unsigned char *out, size_t cap,
+		       size_t *len, bool exact)
+{
+	size_t n = 0;
+
+	if (sodium_base642bin(out, cap, text, strlen(text), NULL, &n, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n == 0 || (exact && n != cap))
+		return false;
+	if (len)
+		*len = n;
+	return true;
+}
+
+json_t *hl_proto_b64_json(const void *p, size_t len)
+{
+	size_t n = sodium_base64_ENCODED_LEN(
+		len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *b = malloc(n);
+	json_t *o;
+
+	if (!b)
+		return NULL;
+	sodium_bin2base64(b, n, p, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	o = json_string(b);
+	free(b);
+	return o;
 }

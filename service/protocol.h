@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 /* Max nesting of arrays/objects in a frame; the root object is depth 1. */
 #define HL_PROTO_MAX_DEPTH 16
@@ -47,6 +48,10 @@ enum hl_err_code {
 	HL_ERR_CLOSED,          /* "closed": the line is closed now (line.status says when it opens) */
 	HL_ERR_EXPIRED,         /* "expired": an offer (or challenge) that is no longer valid */
 	HL_ERR_HANDOVER_REQUIRED, /* "handover_required": shift.end while still holding chats */
+	HL_ERR_BAD_ENVELOPE,    /* "bad_envelope": a chat message that is not a valid end-to-end envelope for this conversation and sender */
+	HL_ERR_STALE_EPOCH,     /* "stale_epoch": sealed with keys that are not the conversation's current ones */
+	HL_ERR_BAD_COUNTER,     /* "bad_counter": not the next message counter (gap, duplicate or replay) */
+	HL_ERR_BAD_HANDSHAKE,   /* "bad_handshake": a hello or accept that does not verify */
 	HL_ERR__COUNT
 };
 
@@ -101,6 +106,16 @@ enum hl_msg_type {
 	HL_MSG_INBOX_LIST,        /* "inbox.list": staff */
 	HL_MSG_INBOX_OPEN,        /* "inbox.open": staff marks one read */
 	HL_MSG_INBOX_REPLY,       /* "inbox.reply": staff */
+	HL_MSG_E2E_HELLO,         /* "e2e.hello": a young person's kx key */
+	HL_MSG_E2E_ACCEPT,        /* "e2e.accept": a device answers the hello */
+	HL_MSG_E2E_ORG,           /* "e2e.org": the organisation's public keys */
+	HL_MSG_DEVICE_REGISTER,   /* "device.register": staff device keys */
+	HL_MSG_DEVICE_LIST,       /* "device.list" */
+	HL_MSG_DEVICE_CERTIFY,    /* "device.certify": admin */
+	HL_MSG_DEVICE_REVOKE,     /* "device.revoke": admin */
+	HL_MSG_DEVICE_REVOCATIONS,/* "device.revocations" */
+	HL_MSG_KEY_WRAP,          /* "key.wrap": store a key wrap */
+	HL_MSG_KEY_WRAPS,         /* "key.wraps": the wraps for my devices */
 	HL_MSG__COUNT
 };
 
@@ -198,6 +213,24 @@ struct hl_msg_inbox {
 	const char *reply;        /* inbox.reply: base64url ciphertext */
 };
 
+/* e2e.*, device.*, key.*: binary fields are base64url without padding. */
+struct hl_msg_e2e {
+	const char *conversation; /* as hl_msg_chat's; NULL if absent */
+	const char *kx_pk;        /* e2e.hello / accept: 43 chars */
+	int64_t hello;            /* e2e.accept: the hello's seq */
+	const char *cert;         /* e2e.accept / device.certify */
+	const char *issuer;       /* the admin device's certificate */
+	const char *sig;          /* 86 chars: a 64-byte signature */
+	const char *sign_pk;      /* device.register: 43 chars */
+	const char *box_pk;       /* device.register: 43 chars */
+	int64_t device;           /* device.certify / revoke: device id */
+	int64_t staff_id;         /* device.list: 0 = every member of staff */
+	const char *revocation;   /* device.revoke: the signed statement */
+	const char *sealed;       /* key.wrap: the sealed box */
+	int64_t to_device;        /* key.wrap: recipient (0 = return key) */
+	int64_t from_device;      /* key.wrap: the wrapping device (staff) */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
@@ -217,6 +250,7 @@ struct hl_msg {
 		struct hl_msg_watch watch;
 		struct hl_msg_stats stats;
 		struct hl_msg_inbox inbox;
+		struct hl_msg_e2e e2e;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };
@@ -284,5 +318,13 @@ int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
  */
 int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
 			size_t *len);
+
+/* Decodes base64url text (no padding) into out (cap bytes): true when it
+ * decodes to 1..cap bytes (*len set). With exact, only cap bytes will do. */
+bool hl_proto_b64_into(const char *text, unsigned char *out, size_t cap,
+		       size_t *len, bool exact);
+
+/* A JSON string of base64url (no padding) of len bytes; NULL on failure. */
+json_t *hl_proto_b64_json(const void *p, size_t len);
 
 #endif

@@ -379,6 +379,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->inbox_ready = true;
+	rc = hl_trust_init(&srv->trust, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load the organisation keys: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -502,6 +508,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_contacts_free(&srv->contacts);
 	if (srv->inbox_ready)
 		hl_inbox_free(&srv->inbox);
+	hl_trust_free(&srv->trust);
 	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);

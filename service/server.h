@@ -13,6 +13,7 @@
 #include "contact.h"
 #include "hours.h"
 #include "inbox.h"
+#include "trust.h"
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
@@ -45,6 +46,7 @@ struct hl_server {
 	struct hl_contacts contacts;     /* young people and the queue */
 	struct hl_hours hours;           /* opening hours (hours.*) */
 	struct hl_inbox inbox;           /* out-of-hours messages */
+	struct hl_trust trust;           /* org keys, devices, wraps (trust.h) */
 	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */

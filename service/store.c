@@ -140,7 +140,8 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"FROM conversation WHERE state IN ('queued', "
 		"'offered', 'active') ORDER BY created_at, id",
 	[HL_STMT_CONV_STATE] =
-		"SELECT state, counsellor_id, last_seq FROM conversation "
+		"SELECT state, counsellor_id, last_seq, chain_head, e2e_hello, "
+		"e2e_epoch, e2e_next_contact, e2e_next_staff FROM conversation "
 		"WHERE id=?1",
 	[HL_STMT_CONV_SET_STATE] =
 		"UPDATE conversation SET state=?3, counsellor_id=?4, state_at=?5, "
@@ -179,19 +180,28 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	 * clause (an ephemeral table per run) cost 20-30 us a statement, as
 	 * much as the rest of an append; sqlite3_changes() says as much. */
 	[HL_STMT_CONV_SET_SEQ] =
-		"UPDATE conversation SET last_seq=?2 WHERE id=?1 AND "
-		"last_seq=?2-1",
+		"UPDATE conversation SET last_seq=?2, chain_head=?3, e2e_hello=?4, "
+		"e2e_epoch=?5, e2e_next_contact=?6, e2e_next_staff=?7 WHERE id=?1 "
+		"AND last_seq=?2-1",
 	[HL_STMT_EVENT_INSERT] =
 		"INSERT INTO event(conversation_id, seq, at, kind, sender, "
-		"visibility, client_id, payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
-		"?7, ?8)",
+		"visibility, client_id, payload, chain) VALUES(?1, ?2, ?3, ?4, ?5, "
+		"?6, ?7, ?8, ?9)",
 	[HL_STMT_EVENT_FIND_CLIENT] =
 		"SELECT seq, at FROM event WHERE conversation_id=?1 AND "
 		"sender=?2 AND client_id=?3",
 	[HL_STMT_EVENT_SINCE] =
-		"SELECT seq, at, kind, sender, visibility, client_id, payload "
-		"FROM event WHERE conversation_id=?1 AND seq>?2 AND "
+		"SELECT seq, at, kind, sender, visibility, client_id, payload, "
+		"chain FROM event WHERE conversation_id=?1 AND seq>?2 AND "
 		"(?3=0 OR visibility='all') ORDER BY seq LIMIT ?4",
+	[HL_STMT_EVENT_AT] =
+		"SELECT payload, chain FROM event WHERE conversation_id=?1 AND "
+		"seq=?2",
+	[HL_STMT_REVOKED] =
+		"SELECT 1 FROM revocation WHERE cert_hash=?1",
+	[HL_STMT_DEVICE_BY_CERT] =
+		"SELECT staff_id FROM device WHERE cert_hash=?1 AND "
+		"revoked_at IS NULL",
 	[HL_STMT_CONTACT_PUT] =
 		"INSERT INTO contact_session(resume_hash, conversation_id, "
 		"created_at, last_seen, expires_at) VALUES(?1, ?2, ?3, ?3, ?4) "

@@ -68,6 +68,9 @@ enum hl_stmt {
 	HL_STMT_EVENT_INSERT,     /* one event row */
 	HL_STMT_EVENT_FIND_CLIENT,/* seq, at of (conversation, sender, client_id) */
 	HL_STMT_EVENT_SINCE,      /* events after a seq, optionally 'all' only */
+	HL_STMT_EVENT_AT,         /* payload, chain of one event by seq */
+	HL_STMT_REVOKED,          /* 1 when a certificate hash is revoked */
+	HL_STMT_DEVICE_BY_CERT,   /* staff_id of a live device by cert hash */
 	/* conversation.c: young people's resume sessions */
 	HL_STMT_CONTACT_PUT,      /* insert, or refresh the same conversation's */
 	HL_STMT_CONTACT_FIND,     /* conversation of a live resume hash */

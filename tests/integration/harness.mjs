@@ -1,7 +1,7 @@
 // harness.mjs: starts the real helplined on a free loopback port with a
 // temporary database, and gives tests small WebSocket and HTTP helpers.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
@@ -12,12 +12,28 @@ export const HELPLINED = process.env.HELPLINED;
 export const WEB_ROOT = process.env.HL_WEB_ROOT;
 if (!HELPLINED) throw new Error('HELPLINED must name the helplined binary (ctest sets it)');
 
+// Tests of the relay itself send opaque payloads, so unless opts.envelopes
+// is 'strict' (the daemon's default, what the end-to-end tests use) the
+// server runs with chat.envelopes = opaque: the test's own --config file, if
+// any, is copied with that key added.
+function relayConfig(dir, args, envelopes) {
+  if (envelopes === 'strict') return args;
+  const i = args.indexOf('--config');
+  const base = i >= 0 ? readFileSync(args[i + 1], 'utf8') : '';
+  const path = join(dir, 'relay-test.ini');
+  writeFileSync(path, `${base}\n[chat]\nenvelopes = opaque\n`);
+  const rest = i >= 0 ? [...args.slice(0, i), ...args.slice(i + 2)] : args;
+  return ['--config', path, ...rest];
+}
+
 // Starts helplined. opts.args are extra arguments; opts.dir reuses a state
-// directory (to restart on the same database). Resolves once it listens.
+// directory (to restart on the same database); opts.envelopes: see
+// relayConfig. Resolves once it listens.
 export async function startServer(opts = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'helpline-it-'));
   const args = ['--listen', opts.listen ?? '127.0.0.1:0', '--db', join(dir, 'helpline.db'),
-    '--web-root', WEB_ROOT, '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+    '--web-root', WEB_ROOT, '--log-level', opts.logLevel ?? 'info',
+    ...relayConfig(dir, opts.args ?? [], opts.envelopes)];
   const proc = spawn(HELPLINED, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', ...(opts.env ?? {}) },

@@ -558,6 +558,10 @@ static void test_names(void **state)
 		[HL_ERR_CLOSED] = "closed",
 		[HL_ERR_EXPIRED] = "expired",
 		[HL_ERR_HANDOVER_REQUIRED] = "handover_required",
+		[HL_ERR_BAD_ENVELOPE] = "bad_envelope",
+		[HL_ERR_STALE_EPOCH] = "stale_epoch",
+		[HL_ERR_BAD_COUNTER] = "bad_counter",
+		[HL_ERR_BAD_HANDSHAKE] = "bad_handshake",
 	};
 	static const char *const types[HL_MSG__COUNT] = {
 		[HL_MSG_HELLO] = "hello",
@@ -605,6 +609,16 @@ static void test_names(void **state)
 		[HL_MSG_INBOX_LIST] = "inbox.list",
 		[HL_MSG_INBOX_OPEN] = "inbox.open",
 		[HL_MSG_INBOX_REPLY] = "inbox.reply",
+		[HL_MSG_E2E_HELLO] = "e2e.hello",
+		[HL_MSG_E2E_ACCEPT] = "e2e.accept",
+		[HL_MSG_E2E_ORG] = "e2e.org",
+		[HL_MSG_DEVICE_REGISTER] = "device.register",
+		[HL_MSG_DEVICE_LIST] = "device.list",
+		[HL_MSG_DEVICE_CERTIFY] = "device.certify",
+		[HL_MSG_DEVICE_REVOKE] = "device.revoke",
+		[HL_MSG_DEVICE_REVOCATIONS] = "device.revocations",
+		[HL_MSG_KEY_WRAP] = "key.wrap",
+		[HL_MSG_KEY_WRAPS] = "key.wraps",
 	};
 	int i;
 

@@ -1,0 +1,58 @@
+/* trust.h: owns the trust chain in the daemon (docs/crypto.md): the
+ * organisation's public keys and the STAMP signing key, staff devices and
+ * their certificates, signed revocations, and key wraps. The server checks
+ * every certificate and signature it stores, but holds no key that could
+ * read a chat: wraps are sealed to devices, and the root's secret key stays
+ * offline (helplinectl certify-device uses it). */
+#ifndef HL_TRUST_H
+#define HL_TRUST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cert.h"
+
+struct hl_server;
+struct hl_session;
+struct hl_msg;
+
+struct hl_trust {
+	struct hl_server *srv;
+	bool has_root;                        /* helplinectl init was run */
+	unsigned char root_pk[32];
+	bool has_stamp;                       /* the STAMP key could be opened */
+	unsigned char stamp_sk[64];           /* signs chain checkpoints */
+	unsigned char stamp_cert[HL_CERT_MAX];
+	size_t stamp_cert_len;
+	int init_status;                      /* 0 running, 1 done, < 0 failed */
+};
+
+/* Loads the organisation keys (blocking the loop until read: start-up
+ * only). A database without them (no `helplinectl init` yet) is fine:
+ * handshakes are then refused. 0 or a negative HL_E* status. */
+int hl_trust_init(struct hl_trust *t, struct hl_server *srv);
+void hl_trust_free(struct hl_trust *t);
+
+/* The root public key, or NULL when there is none. */
+const unsigned char *hl_trust_root(const struct hl_trust *t);
+
+/* The STAMP secret key, or NULL. Immutable after hl_trust_init, so the
+ * store's writer thread may read it. */
+const unsigned char *hl_trust_stamp_sk(const struct hl_trust *t);
+
+/* Handlers (dispatch.c): e2e.org, device.*, key.wrap, key.wraps. */
+void hl_trust_org(struct hl_session *s, const struct hl_msg *m);
+void hl_device_register(struct hl_session *s, const struct hl_msg *m);
+void hl_device_list(struct hl_session *s, const struct hl_msg *m);
+void hl_device_certify(struct hl_session *s, const struct hl_msg *m);
+void hl_device_revoke(struct hl_session *s, const struct hl_msg *m);
+void hl_device_revocations(struct hl_session *s, const struct hl_msg *m);
+void hl_key_wrap(struct hl_session *s, const struct hl_msg *m);
+void hl_key_wraps(struct hl_session *s, const struct hl_msg *m);
+
+/* The pseudonymous subject of a device certificate: "dev:" and the first
+ * 32 hex digits of H(sign_pk); out has room for 37 bytes. */
+void hl_trust_device_subject(const unsigned char sign_pk[32], char out[37]);
+
+#endif
