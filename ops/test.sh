@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/ops/deps.sh" test
 
 build="$root/build-test"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DHL_SANITIZE=ON >/dev/null
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DHL_SANITIZE=ON -DHL_TEST_HOOKS=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

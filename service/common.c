@@ -1,6 +1,8 @@
 /* common.c: descriptions of status codes. */
 #include "common.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <stdarg.h>
@@ -35,10 +37,37 @@ void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+#ifdef HL_TEST_HOOKS
+/* Test builds only (cmake -DHL_TEST_HOOKS=ON): HL_TEST_CLOCK_SKEW_MS moves
+ * the service's clock, so a test can restart the daemon "days later". Read
+ * once; constant afterwards. */
+static pthread_once_t skew_once = PTHREAD_ONCE_INIT;
+static int64_t skew_ms;
+
+static void skew_read(void)
+{
+	const char *v = getenv("HL_TEST_CLOCK_SKEW_MS");
+
+	skew_ms = v ? strtoll(v, NULL, 10) : 0;
+}
+
+int64_t hl_clock_skew_ms(void)
+{
+	pthread_once(&skew_once, skew_read);
+	return skew_ms;
+}
+#else
+int64_t hl_clock_skew_ms(void)
+{
+	return 0;
+}
+#endif
+
 int64_t hl_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	       hl_clock_skew_ms();
 }

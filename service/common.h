@@ -25,6 +25,9 @@ enum hl_status {
 
 /* The wall clock in unix milliseconds (CLOCK_REALTIME). */
 int64_t hl_now_ms(void);
+/* The simulated clock's offset (ms) in test builds (HL_TEST_HOOKS and the
+ * HL_TEST_CLOCK_SKEW_MS environment variable); always 0 otherwise. */
+int64_t hl_clock_skew_ms(void);
 
 /* Returns a static, human-readable description of an HL_E* status. */
 const char *hl_strerror(int status);

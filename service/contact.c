@@ -7,6 +7,7 @@
 #include "trust.h"
 #include "auth.h"
 #include "hours.h"
+#include "inbox.h"
 #include "routing.h"
 #include "common.h"
 #include "log.h"
@@ -114,7 +115,7 @@ static void on_tick(uv_timer_t *t)
 enum cjob_kind {
 	CJ_LOAD, CJ_START, CJ_RESUME, CJ_LEAVE, CJ_TAKE, CJ_SEND, CJ_SINCE,
 	CJ_END, CJ_REQUEUE, CJ_OFFER, CJ_UNOFFER, CJ_TRANSFER, CJ_JOIN,
-	CJ_WRAPUP, CJ_RECEIPT,
+	CJ_WRAPUP, CJ_RECEIPT, CJ_SET_RETURN, CJ_RETURN,
 };
 
 struct contact_job {
@@ -155,7 +156,9 @@ struct contact_job {
 	char tags[HL_CONV_TAGS_MAX + 1];       /* CJ_WRAPUP */
 	int64_t after_seq;             /* CJ_SINCE */
 	bool contact_view;             /* CJ_SINCE */
-	json_t *events;                /* CJ_SINCE: chat.event objects */
+	json_t *events;                /* CJ_SINCE / CJ_RETURN: chat.event objects */
+	json_t *wraps;                 /* CJ_RETURN: the return key's wraps */
+	unsigned char sign_pk[32], box_pk[32]; /* CJ_SET_RETURN / CJ_RETURN */
 	void (*then)(struct contact_job *j, int status);
 };
 
@@ -217,6 +220,16 @@ static int collect_event(const struct hl_event *ev, void *arg)
 	return 0;
 }
 
+/* Appends an event for j's conversation: the STAMP key signs a checkpoint
+ * every e2e.checkpoint_every events and when the conversation ends. */
+static int append(sqlite3_stmt *const *stmts, const struct contact_job *j,
+		  struct hl_event_new *e, struct hl_event_result *res)
+{
+	e->stamp_sk = hl_trust_stamp_sk(&j->c->srv->trust);
+	e->checkpoint_every = j->c->srv->cfg.e2e_checkpoint_every;
+	return hl_event_append(stmts, j->conv_id, e, j->now, res);
+}
+
 /* Appends a contact-visible system event (joined, ended, ...). */
 static int system_event(sqlite3_stmt *const *stmts, struct contact_job *j,
 			const char *what)
@@ -224,9 +237,10 @@ static int system_event(sqlite3_stmt *const *stmts, struct contact_job *j,
 	struct hl_event_new e = {
 		.kind = "system", .sender = "system", .visibility = HL_VIS_ALL,
 		.payload = what, .payload_len = strlen(what),
+		.checkpoint_now = strncmp(what, "ended", 5) == 0,
 	};
 
-	return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
+	return append(stmts, j, &e, &j->res);
 }
 
 /* Audits a staff action on a conversation (who, what, which; never
@@ -298,7 +312,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 			.roles_mask = (1u << HL_CERT_COUNSELLOR_DEVICE) |
 				      (1u << HL_CERT_SUPERVISOR_DEVICE),
 		};
-		return hl_event_append(stmts, j->conv_id, &e, j->now, &j->res);
+		return append(stmts, j, &e, &j->res);
 	}
 	case CJ_SINCE:
 		rc = hl_conv_get(stmts, j->conv_id, &j->conv);
@@ -321,8 +335,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		rc = hl_conv_transfer(stmts, j->conv_id, j->staff_id,
 				      j->to_staff, j->now);
 		if (rc == 0)
-			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
-					     &j->res);
+			rc = append(stmts, j, &e, &j->res);
 		if (rc == 0)
 			rc = audit_conv(stmts, j, "chat.transfer", j->to_staff);
 		if (rc == 0 && j->announce) {
@@ -331,8 +344,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 				.visibility = HL_VIS_ALL, .payload = "transferred",
 				.payload_len = 11,
 			};
-			rc = hl_event_append(stmts, j->conv_id, &a, j->now,
-					     &j->res2);
+			rc = append(stmts, j, &a, &j->res2);
 		}
 		return rc;
 	}
@@ -343,8 +355,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		};
 		rc = hl_conv_set_supervisor(stmts, j->conv_id, j->staff_id);
 		if (rc == 0)
-			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
-					     &j->res);
+			rc = append(stmts, j, &e, &j->res);
 		if (rc == 0)
 			rc = audit_conv(stmts, j, "chat.join", 0);
 		return rc;
@@ -367,8 +378,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 				.payload = j->payload,
 				.payload_len = j->payload_len,
 			};
-			rc = hl_event_append(stmts, j->conv_id, &e, j->now,
-					     &j->res);
+			rc = append(stmts, j, &e, &j->res);
 			if (rc != 0)
 				return rc;
 		}
@@ -382,6 +392,27 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 				       j->now);
 		if (rc == 0)
 			rc = system_event(stmts, j, "counsellor_lost");
+		return rc;
+	case CJ_SET_RETURN:
+		return hl_conv_set_return(stmts, j->conv_id, j->sign_pk, j->box_pk);
+	case CJ_RETURN:
+		rc = hl_conv_by_return(stmts, j->sign_pk, &j->conv_id);
+		if (rc == 0)
+			rc = hl_conv_get(stmts, j->conv_id, &j->conv);
+		if (rc == 0)
+			rc = hl_event_since(stmts, j->conv_id, 0, true, 10000,
+					    collect_event, j);
+		if (rc == 0)
+			rc = hl_trust_wraps_json(db, j->conv_id, 0, j->wraps);
+		/* An open chat gets a new resume secret; the old ones end. */
+		if (rc == 0 && j->conv.state != HL_CONV_ENDED &&
+		    j->conv.state != HL_CONV_WRAPPED) {
+			rc = hl_contact_session_drop_conv(stmts, j->conv_id);
+			if (rc == 0)
+				rc = hl_contact_session_put(stmts, j->hash,
+							    j->conv_id, j->now,
+							    j->expires);
+		}
 		return rc;
 	case CJ_END:
 		rc = hl_conv_set_state(stmts, j->conv_id, HL_CONV_ENDED, 0,
@@ -401,6 +432,7 @@ static void cjob_free(struct contact_job *j)
 	free(j->open);
 	free(j->payload);
 	json_decref(j->events);
+	json_decref(j->wraps);
 	sodium_memzero(j, sizeof(*j));
 	free(j);
 }
@@ -2014,5 +2046,161 @@ void hl_chat_receipt(struct hl_session *s, const struct hl_msg *m)
 	j->contact_side = s->role == HL_ROLE_CONTACT;
 	j->delivered = m->u.chat.last_seq; /* reading implies delivery */
 	j->read = read ? m->u.chat.last_seq : 0;
+	cjob_submit(j);
+}
+
+/* ---- return codes (docs/crypto.md) ---------------------------------------------- */
+
+static void set_return_done(struct contact_job *j, int status)
+{
+	struct hl_session *s = j->s;
+	json_t *r;
+
+	if (!s->wsi)
+		return;
+	if (status == HL_ECONSTRAINT) {
+		hl_session_error(s, j->id, HL_ERR_CONFLICT,
+				 "this chat has a return code already", NULL);
+		return;
+	}
+	if (status != 0) {
+		hl_session_error(s, j->id, store_err(status), NULL, NULL);
+		return;
+	}
+	r = hl_proto_reply("contact.return_set", j->id);
+	hl_session_send(s, r);
+	json_decref(r);
+}
+
+void hl_contact_set_return(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_conv_live *v = party_conv_named(s, m, NULL);
+	unsigned char sign_pk[32], box_pk[32];
+	struct contact_job *j;
+
+	if (!v)
+		return;
+	if (!b64_exact(m->u.e2e.sign_pk, sign_pk, 32) ||
+	    !crypto_core_ed25519_is_valid_point(sign_pk)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "sign_pk must be an Ed25519 public key (32 bytes)",
+				 "sign_pk");
+		return;
+	}
+	if (!b64_exact(m->u.e2e.box_pk, box_pk, 32) || !hl_e2e_kx_pk_ok(box_pk)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "box_pk must be a usable X25519 public key",
+				 "box_pk");
+		return;
+	}
+	j = request_job(s, m, CJ_SET_RETURN, set_return_done);
+	if (!j)
+		return;
+	j->conv_id = v->id;
+	memcpy(j->sign_pk, sign_pk, 32);
+	memcpy(j->box_pk, box_pk, 32);
+	cjob_submit(j);
+}
+
+static void return_done(struct contact_job *j, int status)
+{
+	struct hl_contacts *c = j->c;
+	struct hl_session *s = j->s;
+	struct hl_conv_live *v;
+	char sec[sodium_base64_ENCODED_LEN(HL_TOKEN_BYTES,
+					   sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+	char idstr[24];
+	bool open;
+	json_t *r;
+
+	s->contact_busy = false;
+	if (!s->wsi)
+		return;
+	if (status == HL_ENOTFOUND) {
+		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,
+				 "there is no chat for that code any more", NULL);
+		return;
+	}
+	if (status != 0) {
+		hl_session_error(s, j->id, store_err(status), NULL, NULL);
+		return;
+	}
+	open = j->conv.state != HL_CONV_ENDED && j->conv.state != HL_CONV_WRAPPED;
+	v = open ? find_conv(c, j->conv_id) : NULL;
+	r = hl_proto_reply("contact.returned", j->id);
+	conv_id_str(idstr, sizeof(idstr), j->conv_id);
+	json_object_set_new(r, "conversation", json_string(idstr));
+	json_object_set_new(r, "state", json_string(hl_conv_state_name(j->conv.state)));
+	json_object_set_new(r, "last_seq", json_integer(j->conv.last_seq));
+	json_object_set(r, "events", j->events);
+	json_object_set(r, "wraps", j->wraps);
+	if (v) {
+		/* Carry on in the open chat, as a resume would. */
+		if (v->contact && v->contact != s) {
+			v->contact->conv = NULL;
+			hl_session_close(v->contact, 1008, "resumed elsewhere");
+		}
+		v->contact = s;
+		s->conv = v;
+		memcpy(v->resume_hash, j->hash, sizeof(v->resume_hash));
+		v->have_resume = true;
+		sodium_bin2base64(sec, sizeof(sec), j->secret, sizeof(j->secret),
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		json_object_set_new(r, "resume", json_string(sec));
+		sodium_memzero(sec, sizeof(sec));
+	}
+	hl_session_send(s, r);
+	json_decref(r);
+	hl_info("contact.returned", "conn=%s conv=%lld open=%d", s->id_str,
+		(long long)j->conv_id, v ? 1 : 0);
+}
+
+void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
+{
+	unsigned char pk[32], sig[64];
+	struct contact_job *j;
+
+	if (s->conv || s->contact_busy) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "this connection already has a chat", NULL);
+		return;
+	}
+	if (!b64_exact(m->u.inbox.return_pk, pk, 32) ||
+	    !crypto_core_ed25519_is_valid_point(pk)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "return_pk must be an Ed25519 public key",
+				 "return_pk");
+		return;
+	}
+	if (!b64_exact(m->u.inbox.signature, sig, 64)) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "signature must be 64 bytes in base64url",
+				 "signature");
+		return;
+	}
+	if (!hl_inbox_challenge_answer(&s->srv->inbox, s, pk,
+				       "helpline-return-v1", sig)) {
+		s->auth_failures++;
+		hl_warn("contact.return_refused", "conn=%s", s->id_str);
+		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
+				 "that did not work; ask for a new challenge",
+				 NULL);
+		if (s->auth_failures >= 5)
+			hl_session_close(s, 1008, "too many failed attempts");
+		return;
+	}
+	j = request_job(s, m, CJ_RETURN, return_done);
+	if (!j)
+		return;
+	if (!(j->events = json_array()) || !(j->wraps = json_array())) {
+		cjob_free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	memcpy(j->sign_pk, pk, 32);
+	j->contact_view = true;
+	randombytes_buf(j->secret, sizeof(j->secret));
+	hl_keys_hash_token(&s->srv->keys, j->secret, sizeof(j->secret), j->hash);
+	s->contact_busy = true;
 	cjob_submit(j);
 }

@@ -130,4 +130,8 @@ void hl_e2e_accept(struct hl_session *s, const struct hl_msg *m);
 int64_t hl_contact_party(struct hl_session *s, const struct hl_msg *m,
 			 const char *conversation);
 
+/* contact.set_return and contact.return: return codes (docs/crypto.md). */
+void hl_contact_set_return(struct hl_session *s, const struct hl_msg *m);
+void hl_contact_return(struct hl_session *s, const struct hl_msg *m);
+
 #endif

@@ -831,6 +831,28 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 	return HL_EINVAL;
 }
 
+/* Signs the chain head after seq with the STAMP key and stores it. */
+static int checkpoint(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
+		      const unsigned char head[HL_E2E_KEY], int64_t now_ms,
+		      const unsigned char *stamp_sk)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CHECKPOINT_PUT];
+	unsigned char msg[HL_E2E_CHECKPOINT_MSG], sig[HL_E2E_SIG];
+	int status;
+
+	hl_e2e_checkpoint_msg((uint64_t)conv_id, (uint64_t)seq, head, now_ms,
+			      msg);
+	crypto_sign_detached(sig, NULL, msg, sizeof(msg), stamp_sk);
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, seq);
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_blob(s, 4, head, HL_E2E_KEY, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, sig, HL_E2E_SIG, SQLITE_STATIC);
+	status = write_status(s, sqlite3_step(s), HL_ESTORE);
+	finish(s);
+	return status;
+}
+
 int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		    const struct hl_event_new *e, int64_t now_ms,
 		    struct hl_event_result *out)
@@ -916,6 +938,14 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	finish(u);
 	if (status != 0)
 		return status;
+	if (e->stamp_sk && (e->checkpoint_now ||
+			    (e->checkpoint_every > 0 &&
+			     seq % e->checkpoint_every == 0))) {
+		status = checkpoint(stmts, conv_id, seq, head, now_ms,
+				    e->stamp_sk);
+		if (status != 0)
+			return status;
+	}
 	if (out) {
 		out->seq = seq;
 		out->at = now_ms;
@@ -1083,4 +1113,50 @@ int hl_contact_session_expire(sqlite3_stmt *const *stmts, int64_t now_ms,
 	if (count_out)
 		*count_out = n;
 	return 0;
+}
+
+/* ---- return codes -------------------------------------------------------- */
+
+int hl_conv_set_return(sqlite3_stmt *const *stmts, int64_t conv_id,
+		       const unsigned char sign_pk[32],
+		       const unsigned char box_pk[32])
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_SET_RETURN];
+	enum hl_conv_state state;
+	int64_t cur;
+	int status = conv_state(stmts, conv_id, &state, &cur, NULL);
+
+	if (status != 0)
+		return status;
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_blob(s, 2, sign_pk, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, box_pk, 32, SQLITE_STATIC);
+	status = write_status(s, sqlite3_step(s), HL_ECONSTRAINT);
+	finish(s);
+	return status;
+}
+
+int hl_conv_by_return(sqlite3_stmt *const *stmts,
+		      const unsigned char sign_pk[32], int64_t *conv_id)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONV_BY_RETURN];
+	int status;
+
+	sqlite3_bind_blob(s, 1, sign_pk, 32, SQLITE_STATIC);
+	status = row_status(sqlite3_step(s), HL_ENOTFOUND);
+	if (status == 0)
+		*conv_id = sqlite3_column_int64(s, 0);
+	finish(s);
+	return status;
+}
+
+int hl_contact_session_drop_conv(sqlite3_stmt *const *stmts, int64_t conv_id)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_CONTACT_DROP_CONV];
+	int rc;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	rc = sqlite3_step(s);
+	finish(s);
+	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
 }

@@ -125,6 +125,12 @@ struct hl_event_new {
 				      * (NULL: none configured, refused) */
 	int64_t now_s;               /* HL_EV_ACCEPT: certificate validity */
 	unsigned roles_mask;         /* HL_EV_ACCEPT: 1 << allowed cert role */
+	/* Checkpoints: with stamp_sk set, the chain head after this event is
+	 * signed and stored (table checkpoint) when its seq is a multiple of
+	 * checkpoint_every, or when checkpoint_now (the conversation ends). */
+	const unsigned char *stamp_sk; /* Ed25519 secret key, or NULL */
+	int checkpoint_every;          /* >= 1 */
+	bool checkpoint_now;
 };
 
 /* Why hl_event_append refused an end-to-end payload (it returned
@@ -314,6 +320,22 @@ int hl_event_since(sqlite3_stmt *const *stmts, int64_t conv_id,
  * Returns 0, HL_EINVAL (expires_at_ms <= now_ms), HL_ECONSTRAINT (the hash
  * belongs to another conversation, or conv_id does not exist), HL_ESTORE.
  */
+/*
+ * Return codes (docs/crypto.md): stores the return code's public keys on
+ * conv_id, once. 0; HL_ECONSTRAINT when it has them already or the signing
+ * key belongs to another conversation; HL_ENOTFOUND; HL_ESTORE.
+ */
+int hl_conv_set_return(sqlite3_stmt *const *stmts, int64_t conv_id,
+		       const unsigned char sign_pk[32],
+		       const unsigned char box_pk[32]);
+/* The conversation whose return signing key is sign_pk: 0 and *conv_id,
+ * HL_ENOTFOUND, HL_ESTORE. */
+int hl_conv_by_return(sqlite3_stmt *const *stmts,
+		      const unsigned char sign_pk[32], int64_t *conv_id);
+/* Ends every resume session of conv_id (a young person came back with
+ * their return code and gets a new one). 0 or HL_ESTORE. */
+int hl_contact_session_drop_conv(sqlite3_stmt *const *stmts, int64_t conv_id);
+
 int hl_contact_session_put(sqlite3_stmt *const *stmts,
 			   const unsigned char resume_hash[HL_TOKEN_HASH_BYTES],
 			   int64_t conv_id, int64_t now_ms,

@@ -95,6 +95,8 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_DEVICE_REVOCATIONS] = {hl_device_revocations, ROLE_ANY, false, NEED_NONE},
 	[HL_MSG_KEY_WRAP] = {hl_key_wrap, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_KEY_WRAPS] = {hl_key_wraps, ROLE_ANY, false, NEED_STAFF},
+	[HL_MSG_CONTACT_SET_RETURN] = {hl_contact_set_return, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_CONTACT_RETURN] = {hl_contact_return, ROLE_CONTACT, false, NEED_NONE},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

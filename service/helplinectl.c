@@ -15,11 +15,13 @@
 #include "cert.h"
 #include "common.h"
 #include "config.h"
+#include "e2e.h"
 #include "keys.h"
 #include "log.h"
 #include "staff.h"
 #include "stats.h"
 #include "store.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +115,9 @@ static const char global_usage[] =
 	"  audit verify                  check the audit log's hash chain\n"
 	"  stats --from DAY --to DAY [--by day|hour]   statistics as CSV\n"
 	"  inbox-key set KEY [--replace] | show   the team inbox public key\n"
+	"  list-devices [--json]         staff devices and their certificates\n"
+	"  certify-device --root-key FILE DEVICE   certify an admin's device\n"
+	"  revoke-device --root-key FILE DEVICE    revoke any device with the root\n"
 	"\n"
 	"Exit status: 0 ok, 1 the operation failed, 2 usage error.\n";
 
@@ -219,6 +224,40 @@ static const char revoke_usage[] =
 	"account stays enabled: they can log in again.\n"
 	"\n"
 	"Options:\n"
+	"  --help   show this help\n";
+
+static const char certify_device_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] certify-device --root-key FILE\n"
+	"                   [--days N] DEVICE\n"
+	"Certifies an admin's device with the organisation root key (the file\n"
+	"helplinectl init wrote): the admin's browser registered the device\n"
+	"(device.register); list-devices shows its id. The certificate binds the\n"
+	"device's keys, role admin device, for N days (default 365). An admin\n"
+	"device then certifies counsellors' and supervisors' devices. Bring the\n"
+	"root key file in only for this, and take it away again.\n"
+	"\n"
+	"Options:\n"
+	"  --root-key FILE  the root secret key file (required)\n"
+	"  --days N         validity, 1-3650 days (default 365)\n"
+	"  --help           show this help\n";
+
+static const char revoke_device_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] revoke-device --root-key FILE DEVICE\n"
+	"Revokes a device's certificate with the organisation root key: a lost\n"
+	"admin device, or any other. Revoking an admin device also makes every\n"
+	"certificate it issued unusable. Clients fetch the signed revocation.\n"
+	"\n"
+	"Options:\n"
+	"  --root-key FILE  the root secret key file (required)\n"
+	"  --help           show this help\n";
+
+static const char list_devices_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] list-devices [--json]\n"
+	"Lists staff devices: id, owner, state (waiting, certified, revoked) and\n"
+	"role of the certificate.\n"
+	"\n"
+	"Options:\n"
+	"  --json   one JSON array\n"
 	"  --help   show this help\n";
 
 static const char inbox_key_usage[] =
@@ -1745,6 +1784,336 @@ static int cmd_inbox_key(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- devices ------------------------------------------------------------- */
+
+struct device_args {
+	int64_t device;
+	int days;
+	bool revoke;
+	bool json;
+	unsigned char root_pk[32], root_sk[64];
+	json_t *list;
+	char owner[HL_STAFF_USERNAME_MAX + 1];
+};
+
+/* Reads the root key file helplinectl init wrote; checks the secret key
+ * belongs to the public one. */
+static int read_root_key(const char *path, unsigned char pk[32],
+			 unsigned char sk[64])
+{
+	json_error_t err;
+	json_t *o = json_load_file(path, 0, &err);
+	const char *p, *s;
+	unsigned char check[32];
+	size_t n1 = 0, n2 = 0;
+	int rc = EXIT_FAIL;
+
+	if (!o) {
+		errorf("cannot read the root key file %s: %s", path, err.text);
+		return EXIT_FAIL;
+	}
+	p = json_string_value(json_object_get(o, "public"));
+	s = json_string_value(json_object_get(o, "secret"));
+	if (!p || !s ||
+	    sodium_base642bin(pk, 32, p, strlen(p), NULL, &n1, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    sodium_base642bin(sk, 64, s, strlen(s), NULL, &n2, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n1 != 32 || n2 != 64 || crypto_sign_ed25519_sk_to_pk(check, sk) != 0 ||
+	    sodium_memcmp(check, pk, 32) != 0)
+		errorf("%s is not a Helpline root key file", path);
+	else
+		rc = 0;
+	json_decref(o);
+	return rc;
+}
+
+static int device_job(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
+{
+	struct device_args *a = arg;
+	sqlite3 *db = sqlite3_db_handle(stmts[HL_STMT_ORG_KEY_GET]);
+	unsigned char stored[32], sign_pk[32], box_pk[32], h[32];
+	unsigned char body[HL_CERT_BODY_MAX], cert[HL_CERT_MAX];
+	unsigned char rev[HL_E2E_REVOCATION];
+	size_t body_len = 0, cert_len = 0;
+	unsigned roles = 0;
+	struct hl_cert ct;
+	sqlite3_stmt *st = NULL;
+	int64_t owner = 0;
+	bool has_cert = false;
+	int rc;
+	struct hl_audit_entry e = {
+		.at_ms = c->now * 1000,
+		.action = a->revoke ? "device.revoke" : "device.certify",
+	};
+	char detail[48];
+
+	if (org_key_get(stmts, "root_pk", stored, sizeof(stored)) != 32) {
+		snprintf(c->msg, sizeof(c->msg), "this database has no "
+			 "organisation root key: run helplinectl init first");
+		return HL_ENOTFOUND;
+	}
+	if (sodium_memcmp(stored, a->root_pk, 32) != 0) {
+		snprintf(c->msg, sizeof(c->msg), "the root key file is not this "
+			 "organisation's root key");
+		return HL_EINVAL;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT d.staff_id, d.sign_pk, d.box_pk, "
+			       "s.roles, s.username, d.cert_hash FROM device d "
+			       "JOIN staff s ON s.id = d.staff_id WHERE d.id=?1 "
+			       "AND d.revoked_at IS NULL", -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	sqlite3_bind_int64(st, 1, a->device);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32 &&
+	    sqlite3_column_bytes(st, 2) == 32) {
+		owner = sqlite3_column_int64(st, 0);
+		memcpy(sign_pk, sqlite3_column_blob(st, 1), 32);
+		memcpy(box_pk, sqlite3_column_blob(st, 2), 32);
+		roles = (unsigned)sqlite3_column_int64(st, 3);
+		snprintf(a->owner, sizeof(a->owner), "%s",
+			 (const char *)sqlite3_column_text(st, 4));
+		has_cert = sqlite3_column_bytes(st, 5) == 32;
+		if (has_cert)
+			memcpy(h, sqlite3_column_blob(st, 5), 32);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return HL_ESTORE;
+	if (!owner) {
+		snprintf(c->msg, sizeof(c->msg), "no live device %lld "
+			 "(list-devices shows them)", (long long)a->device);
+		return HL_ENOTFOUND;
+	}
+	e.target = owner;
+	snprintf(detail, sizeof(detail), "{\"device\":%lld}",
+		 (long long)a->device);
+	e.detail = detail;
+	if (a->revoke) {
+		uint64_t at = (uint64_t)c->now;
+
+		if (!has_cert) {
+			snprintf(c->msg, sizeof(c->msg), "device %lld has no "
+				 "certificate to revoke", (long long)a->device);
+			return HL_EINVAL;
+		}
+		memcpy(rev, "helpline-revoke-v1", 18);
+		memcpy(rev + 18, h, 32);
+		for (int i = 7; i >= 0; i--, at >>= 8)
+			rev[50 + i] = (unsigned char)(at & 0xff);
+		crypto_sign_detached(rev + 58, NULL, rev, 58, a->root_sk);
+		if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO revocation("
+				       "cert_hash, statement, signer, created_at) "
+				       "VALUES(?1, ?2, NULL, ?3)", -1, &st,
+				       NULL) != SQLITE_OK)
+			return HL_ESTORE;
+		sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, rev, sizeof(rev), SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, c->now * 1000);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return HL_ESTORE;
+		if (sqlite3_prepare_v2(db, "UPDATE device SET revoked_at=?2 "
+				       "WHERE id=?1", -1, &st, NULL) != SQLITE_OK)
+			return HL_ESTORE;
+	} else {
+		if (has_cert) {
+			snprintf(c->msg, sizeof(c->msg), "device %lld is "
+				 "certified already", (long long)a->device);
+			return HL_EINVAL;
+		}
+		if (!(roles & HL_STAFF_ADMIN)) {
+			snprintf(c->msg, sizeof(c->msg), "device %lld belongs to "
+				 "%s, who is not an admin: an admin's device "
+				 "certifies staff devices", (long long)a->device,
+				 a->owner);
+			return HL_EINVAL;
+		}
+		memset(&ct, 0, sizeof(ct));
+		ct.role = HL_CERT_ADMIN_DEVICE;
+		hl_trust_device_subject(sign_pk, ct.subject);
+		ct.subject_len = (uint8_t)strlen(ct.subject);
+		memcpy(ct.sign_pk, sign_pk, 32);
+		memcpy(ct.box_pk, box_pk, 32);
+		ct.not_before = c->now - 300; /* clock skew */
+		ct.not_after = c->now + (int64_t)a->days * 86400;
+		if (hl_cert_encode(&ct, body, sizeof(body), &body_len) != 0 ||
+		    hl_cert_sign(body, body_len, a->root_sk, cert, sizeof(cert),
+				 &cert_len) != 0)
+			return HL_EINVAL;
+		hl_e2e_cert_hash(cert, cert_len, h);
+		if (sqlite3_prepare_v2(db, "UPDATE device SET cert=?2, issuer=NULL, "
+				       "cert_hash=?3, certified_at=?4 WHERE id=?1",
+				       -1, &st, NULL) != SQLITE_OK)
+			return HL_ESTORE;
+		sqlite3_bind_blob(st, 2, cert, (int)cert_len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, h, 32, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 1, a->device);
+	sqlite3_bind_int64(st, a->revoke ? 2 : 4, c->now * 1000);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return HL_ESTORE;
+	return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
+}
+
+static int device_cmd(struct ctl *c, int argc, char **argv, bool revoke)
+{
+	static const struct option opts[] = {
+		{"root-key", required_argument, NULL, 'k'},
+		{"days", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct device_args a = {.days = 365, .revoke = revoke};
+	const char *key = NULL;
+	char *end;
+	int ch, rc;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		if (ch == 'h') {
+			fputs(revoke ? revoke_device_usage : certify_device_usage,
+			      stdout);
+			return 0;
+		} else if (ch == 'k') {
+			key = optarg;
+		} else if (ch == 'd' && !revoke) {
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 3650) {
+				errorf("%s: --days must be 1-3650", c->cmd);
+				return EXIT_USAGE;
+			}
+			a.days = (int)v;
+		} else {
+			if (ch == 'd')
+				errorf("%s: unknown option '--days'", c->cmd);
+			return EXIT_USAGE;
+		}
+	}
+	rc = want_args(c, argc, argv, 1, 1);
+	if (rc != 0)
+		return rc;
+	a.device = strtoll(argv[optind], &end, 10);
+	if (*end || a.device < 1) {
+		errorf("%s: DEVICE must be a device id (list-devices)", c->cmd);
+		return EXIT_USAGE;
+	}
+	if (!key) {
+		errorf("%s: --root-key FILE is required (see helplinectl %s "
+		       "--help)", c->cmd, c->cmd);
+		return EXIT_USAGE;
+	}
+	rc = read_root_key(key, a.root_pk, a.root_sk);
+	if (rc == 0)
+		rc = open_store(c, true);
+	if (rc == 0) {
+		rc = run_job(c, device_job, &a);
+		if (rc != 0)
+			rc = job_failed(c, rc, revoke ? "revoking the device"
+						      : "certifying the device");
+	}
+	sodium_memzero(a.root_sk, sizeof(a.root_sk));
+	if (rc == 0)
+		printf("device %lld of %s %s\n", (long long)a.device, a.owner,
+		       revoke ? "revoked" : "certified as an admin device");
+	return rc;
+}
+
+static int cmd_certify_device(struct ctl *c, int argc, char **argv)
+{
+	return device_cmd(c, argc, argv, false);
+}
+
+static int cmd_revoke_device(struct ctl *c, int argc, char **argv)
+{
+	return device_cmd(c, argc, argv, true);
+}
+
+static int list_devices_job(struct ctl *c, sqlite3_stmt *const *stmts,
+			    void *arg)
+{
+	struct device_args *a = arg;
+	sqlite3 *db = sqlite3_db_handle(stmts[HL_STMT_ORG_KEY_GET]);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	(void)c;
+	if (sqlite3_prepare_v2(db, "SELECT d.id, s.username, d.cert IS NOT NULL, "
+			       "d.revoked_at IS NOT NULL, d.cert, d.created_at "
+			       "FROM device d JOIN staff s ON s.id = d.staff_id "
+			       "ORDER BY d.id", -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *cert = sqlite3_column_blob(st, 4);
+		int n = sqlite3_column_bytes(st, 4);
+		static const char *const roles[] = {"", "stamp", "admin",
+						    "counsellor", "supervisor"};
+		int role = cert && n > HL_CERT_MAGIC_LEN ? cert[HL_CERT_MAGIC_LEN] : 0;
+
+		json_array_append_new(a->list, json_pack(
+			"{s:I, s:s, s:s, s:s, s:I}",
+			"device", (json_int_t)sqlite3_column_int64(st, 0),
+			"owner", (const char *)sqlite3_column_text(st, 1),
+			"state", sqlite3_column_int(st, 3) ? "revoked"
+				 : sqlite3_column_int(st, 2) ? "certified" : "waiting",
+			"role", role >= 1 && role <= 4 ? roles[role] : "",
+			"created_at", (json_int_t)sqlite3_column_int64(st, 5)));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
+}
+
+static int cmd_list_devices(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct device_args a = {0};
+	size_t i;
+	json_t *o;
+	int ch, rc;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		if (ch == 'h') {
+			fputs(list_devices_usage, stdout);
+			return 0;
+		}
+		if (ch != 'j')
+			return EXIT_USAGE;
+		a.json = true;
+	}
+	rc = want_args(c, argc, argv, 0, 0);
+	if (rc == 0)
+		rc = open_store(c, true);
+	if (rc != 0)
+		return rc;
+	a.list = json_array();
+	rc = run_job(c, list_devices_job, &a);
+	if (rc != 0) {
+		json_decref(a.list);
+		return job_failed(c, rc, "listing devices");
+	}
+	if (a.json) {
+		json_dumpf(a.list, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else {
+		printf("%-8s %-24s %-10s %s\n", "DEVICE", "OWNER", "STATE", "ROLE");
+		json_array_foreach(a.list, i, o)
+			printf("%-8lld %-24s %-10s %s\n",
+			       (long long)json_integer_value(json_object_get(o, "device")),
+			       json_string_value(json_object_get(o, "owner")),
+			       json_string_value(json_object_get(o, "state")),
+			       json_string_value(json_object_get(o, "role")));
+	}
+	json_decref(a.list);
+	return 0;
+}
+
 /* ---- stats -------------------------------------------------------------- */
 
 /* Statistics as CSV (stats.h), on a read-only connection like audit
@@ -1859,6 +2228,9 @@ static const struct command commands[] = {
 	{"audit", cmd_audit},
 	{"stats", cmd_stats},
 	{"inbox-key", cmd_inbox_key},
+	{"certify-device", cmd_certify_device},
+	{"revoke-device", cmd_revoke_device},
+	{"list-devices", cmd_list_devices},
 };
 
 /* Parses the global options, resolves the database and key file paths as

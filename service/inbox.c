@@ -458,13 +458,37 @@ void hl_inbox_challenge(struct hl_session *s, const struct hl_msg *m)
 	json_decref(r);
 }
 
+bool hl_inbox_challenge_answer(struct hl_inbox *ib, struct hl_session *s,
+			       const unsigned char pk[32], const char *label,
+			       const unsigned char sig[64])
+{
+	unsigned char msg[64 + 64];
+	struct hl_inbox_challenge *c = NULL;
+	size_t ll = strlen(label);
+	int64_t now = hl_now_ms();
+	bool ok;
+
+	if (ll > 64)
+		return false;
+	for (int i = 0; i < HL_INBOX_CHALLENGES && !c; i++)
+		if (ib->ch[i].session_id == s->id && ib->ch[i].expires_at > now &&
+		    sodium_memcmp(ib->ch[i].return_pk, pk, 32) == 0)
+			c = &ib->ch[i];
+	if (!c)
+		return false;
+	memcpy(msg, label, ll);
+	memcpy(msg + ll, c->nonce, 32);
+	memcpy(msg + ll + 32, pk, 32);
+	ok = crypto_sign_verify_detached(sig, msg, ll + 64, pk) == 0;
+	/* Single use, whatever the outcome. */
+	sodium_memzero(c, sizeof(*c));
+	return ok;
+}
+
 void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_inbox *ib = &s->srv->inbox;
 	unsigned char pk[32], sig[64];
-	unsigned char msg[sizeof(HL_INBOX_FETCH_LABEL) - 1 + 64];
-	struct hl_inbox_challenge *c = NULL;
-	int64_t now = hl_now_ms();
 	struct inbox_job *j;
 	bool ok;
 
@@ -476,19 +500,7 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 	}
 	if (!return_key(s, m, pk))
 		return;
-	for (int i = 0; i < HL_INBOX_CHALLENGES && !c; i++)
-		if (ib->ch[i].session_id == s->id && ib->ch[i].expires_at > now &&
-		    sodium_memcmp(ib->ch[i].return_pk, pk, 32) == 0)
-			c = &ib->ch[i];
-	ok = c != NULL;
-	if (c) {
-		memcpy(msg, HL_INBOX_FETCH_LABEL, sizeof(HL_INBOX_FETCH_LABEL) - 1);
-		memcpy(msg + sizeof(HL_INBOX_FETCH_LABEL) - 1, c->nonce, 32);
-		memcpy(msg + sizeof(HL_INBOX_FETCH_LABEL) - 1 + 32, pk, 32);
-		ok = crypto_sign_verify_detached(sig, msg, sizeof(msg), pk) == 0;
-		/* Single use, whatever the outcome. */
-		sodium_memzero(c, sizeof(*c));
-	}
+	ok = hl_inbox_challenge_answer(ib, s, pk, HL_INBOX_FETCH_LABEL, sig);
 	if (!ok) {
 		s->auth_failures++;
 		hl_warn("inbox.fetch_refused", "conn=%s", s->id_str);

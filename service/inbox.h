@@ -47,6 +47,15 @@ const char *hl_inbox_public_key(const struct hl_inbox *ib);
 void hl_inbox_post(struct hl_session *s, const struct hl_msg *m);
 void hl_inbox_challenge(struct hl_session *s, const struct hl_msg *m);
 void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m);
+
+/* Checks sig, by pk, over label ‖ nonce ‖ pk for the live challenge s was
+ * given for pk (inbox.challenge), and uses the challenge up whatever the
+ * outcome. Used by inbox.fetch ("helpline-inbox-fetch-v1") and by
+ * contact.return ("helpline-return-v1"): different labels, so one answer
+ * cannot be replayed as the other. */
+bool hl_inbox_challenge_answer(struct hl_inbox *ib, struct hl_session *s,
+			       const unsigned char pk[32], const char *label,
+			       const unsigned char sig[64]);
 void hl_inbox_list(struct hl_session *s, const struct hl_msg *m);
 void hl_inbox_open(struct hl_session *s, const struct hl_msg *m);
 void hl_inbox_reply(struct hl_session *s, const struct hl_msg *m);

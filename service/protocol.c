@@ -302,6 +302,11 @@ static const struct field_spec key_wrap_fields[] = {
 	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
 };
 
+static const struct field_spec set_return_fields[] = {
+	{"sign_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.sign_pk)},
+	{"box_pk", FK_STRING, true, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(e2e.box_pk)},
+};
+
 static const struct field_spec key_wraps_fields[] = {
 	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(e2e.conversation)},
 };
@@ -374,6 +379,8 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_DEVICE_REVOCATIONS] = SPEC_EMPTY("device.revocations"),
 	[HL_MSG_KEY_WRAP] = SPEC("key.wrap", key_wrap_fields, NULL),
 	[HL_MSG_KEY_WRAPS] = SPEC("key.wraps", key_wraps_fields, NULL),
+	[HL_MSG_CONTACT_SET_RETURN] = SPEC("contact.set_return", set_return_fields, NULL),
+	[HL_MSG_CONTACT_RETURN] = SPEC("contact.return", inbox_fetch_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

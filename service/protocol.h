@@ -116,6 +116,8 @@ enum hl_msg_type {
 	HL_MSG_DEVICE_REVOCATIONS,/* "device.revocations" */
 	HL_MSG_KEY_WRAP,          /* "key.wrap": store a key wrap */
 	HL_MSG_KEY_WRAPS,         /* "key.wraps": the wraps for my devices */
+	HL_MSG_CONTACT_SET_RETURN,/* "contact.set_return": return-code keys */
+	HL_MSG_CONTACT_RETURN,    /* "contact.return": come back with the code */
 	HL_MSG__COUNT
 };
 

@@ -379,6 +379,9 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->inbox_ready = true;
+	if (hl_clock_skew_ms() != 0)
+		hl_warn("server.clock_skew", "ms=%lld (test build: simulated "
+			"clock)", (long long)hl_clock_skew_ms());
 	rc = hl_trust_init(&srv->trust, srv);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot load the organisation keys: %s\n",

@@ -199,6 +199,16 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"seq=?2",
 	[HL_STMT_REVOKED] =
 		"SELECT 1 FROM revocation WHERE cert_hash=?1",
+	[HL_STMT_CONV_SET_RETURN] =
+		"UPDATE conversation SET return_sign_pk=?2, return_box_pk=?3 "
+		"WHERE id=?1 AND return_sign_pk IS NULL",
+	[HL_STMT_CONV_BY_RETURN] =
+		"SELECT id FROM conversation WHERE return_sign_pk=?1",
+	[HL_STMT_CONTACT_DROP_CONV] =
+		"DELETE FROM contact_session WHERE conversation_id=?1",
+	[HL_STMT_CHECKPOINT_PUT] =
+		"INSERT OR REPLACE INTO checkpoint(conversation_id, seq, at, head, "
+		"signature) VALUES(?1, ?2, ?3, ?4, ?5)",
 	[HL_STMT_DEVICE_BY_CERT] =
 		"SELECT staff_id FROM device WHERE cert_hash=?1 AND "
 		"revoked_at IS NULL",

@@ -71,6 +71,10 @@ enum hl_stmt {
 	HL_STMT_EVENT_AT,         /* payload, chain of one event by seq */
 	HL_STMT_REVOKED,          /* 1 when a certificate hash is revoked */
 	HL_STMT_DEVICE_BY_CERT,   /* staff_id of a live device by cert hash */
+	HL_STMT_CHECKPOINT_PUT,   /* a signed checkpoint of a chain head */
+	HL_STMT_CONV_SET_RETURN,  /* return-code keys, once */
+	HL_STMT_CONV_BY_RETURN,   /* id of the conversation of a return key */
+	HL_STMT_CONTACT_DROP_CONV,/* every resume session of a conversation */
 	/* conversation.c: young people's resume sessions */
 	HL_STMT_CONTACT_PUT,      /* insert, or refresh the same conversation's */
 	HL_STMT_CONTACT_FIND,     /* conversation of a live resume hash */

@@ -401,12 +401,14 @@ static int store_wrap(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 	return audit(stmts, j, "key.wrap", 0, j->to_device);
 }
 
-static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job *j)
+int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
+			json_t *out)
 {
 	sqlite3_stmt *st = NULL;
+	bool contact = staff_id == 0;
 	int rc;
 
-	if (prepare(db, j->contact
+	if (prepare(db, contact
 			    ? "SELECT w.id, w.to_device, w.from_device, "
 			      "w.created_at, w.sealed, w.signature, NULL FROM "
 			      "key_wrap w WHERE w.conversation_id=?1 AND "
@@ -419,13 +421,14 @@ static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 			      "t.revoked_at IS NULL ORDER BY w.id",
 		    &st) != 0)
 		return HL_ESTORE;
-	sqlite3_bind_int64(st, 1, j->conv_id);
-	sqlite3_bind_int64(st, 2, j->staff_id);
+	sqlite3_bind_int64(st, 1, conv_id);
+	if (!contact)
+		sqlite3_bind_int64(st, 2, staff_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *o = json_object();
 
 		json_object_set_new(o, "wrap", json_integer(sqlite3_column_int64(st, 0)));
-		if (!j->contact) {
+		if (!contact) {
 			json_object_set_new(o, "to_device",
 					    json_integer(sqlite3_column_int64(st, 1)));
 			json_object_set_new(o, "from_device",
@@ -440,13 +443,20 @@ static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 				    b64(sqlite3_column_blob(st, 4),
 					(size_t)sqlite3_column_bytes(st, 4)));
 		json_object_set_new(o, "sig", b64(sqlite3_column_blob(st, 5), 64));
-		json_array_append_new(j->out, o);
+		json_array_append_new(out, o);
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return HL_ESTORE;
-	if (j->contact)
-		return 0;
+	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
+}
+
+static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts,
+		      struct trust_job *j)
+{
+	int rc = hl_trust_wraps_json(db, j->conv_id, j->contact ? 0 : j->staff_id,
+				     j->out);
+
+	if (rc != 0 || j->contact)
+		return rc;
 	return audit(stmts, j, "key.wraps", 0, 0);
 }
 

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+#include <sqlite3.h>
+
 #include "cert.h"
 
 struct hl_server;
@@ -50,6 +53,12 @@ void hl_device_revoke(struct hl_session *s, const struct hl_msg *m);
 void hl_device_revocations(struct hl_session *s, const struct hl_msg *m);
 void hl_key_wrap(struct hl_session *s, const struct hl_msg *m);
 void hl_key_wraps(struct hl_session *s, const struct hl_msg *m);
+
+/* On the store's writer: appends to out the key wraps of conv_id to the
+ * devices of staff_id, or (staff_id 0) to the young person's return key,
+ * as key.wraps lists them. 0 or HL_ESTORE. */
+int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
+			json_t *out);
 
 /* The pseudonymous subject of a device certificate: "dev:" and the first
  * 32 hex digits of H(sign_pk); out has room for 37 bytes. */

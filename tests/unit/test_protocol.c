@@ -619,6 +619,8 @@ static void test_names(void **state)
 		[HL_MSG_DEVICE_REVOCATIONS] = "device.revocations",
 		[HL_MSG_KEY_WRAP] = "key.wrap",
 		[HL_MSG_KEY_WRAPS] = "key.wraps",
+		[HL_MSG_CONTACT_SET_RETURN] = "contact.set_return",
+		[HL_MSG_CONTACT_RETURN] = "contact.return",
 	};
 	int i;
 
