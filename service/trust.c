@@ -410,11 +410,12 @@ int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
 
 	if (prepare(db, contact
 			    ? "SELECT w.id, w.to_device, w.from_device, "
-			      "w.created_at, w.sealed, w.signature, NULL FROM "
+			      "w.created_at, w.sealed, w.signature, NULL, NULL FROM "
 			      "key_wrap w WHERE w.conversation_id=?1 AND "
 			      "w.to_device IS NULL ORDER BY w.id"
 			    : "SELECT w.id, w.to_device, w.from_device, "
-			      "w.created_at, w.sealed, w.signature, f.cert FROM "
+			      "w.created_at, w.sealed, w.signature, f.cert, "
+			      "f.issuer FROM "
 			      "key_wrap w JOIN device t ON t.id = w.to_device "
 			      "LEFT JOIN device f ON f.id = w.from_device WHERE "
 			      "w.conversation_id=?1 AND t.staff_id=?2 AND "
@@ -436,6 +437,9 @@ int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
 			json_object_set_new(o, "from_cert",
 					    b64(sqlite3_column_blob(st, 6),
 						(size_t)sqlite3_column_bytes(st, 6)));
+			json_object_set_new(o, "from_issuer",
+					    b64(sqlite3_column_blob(st, 7),
+						(size_t)sqlite3_column_bytes(st, 7)));
 		}
 		json_object_set_new(o, "created_at",
 				    json_integer(sqlite3_column_int64(st, 3)));

@@ -1,0 +1,408 @@
+// secure.js: end-to-end encrypted chats on top of helpline.js's clients,
+// with e2e.js's formats (docs/crypto.md). The server relays and stores only
+// envelopes; these classes run the handshake, keep one key chain per epoch
+// and direction, seal and open messages, check the counsellor's certificate
+// chain against the organisation root the page was shipped with, and keep
+// keys that must survive a reload in key wraps (to the counsellor's own
+// device, to a new counsellor on transfer, to a young person's return code).
+//
+// Events (on top of the wrapped client's): 'message' {conversation, seq, at,
+// from, text, mine}, 'security' {conversation, code, message} (a check
+// failed: the app must show it and must not trust that counsellor),
+// 'undecryptable' {conversation, seq} (no keys for it on this device),
+// 'secured' {conversation, epoch} (a handshake finished).
+import * as E from './e2e.js';
+
+const TO_STAFF = 1, TO_CONTACT = 2;
+const MAX_SEND_TRIES = 6;
+
+/** A tiny event emitter (the same contract as helpline.js's). */
+class Emitter {
+  constructor() { this.handlers = new Map(); }
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(fn);
+    return () => this.handlers.get(type)?.delete(fn);
+  }
+  emit(type, value) {
+    for (const fn of this.handlers.get(type) ?? []) {
+      try { fn(value); } catch (e) { queueMicrotask(() => { throw e; }); }
+    }
+  }
+}
+
+/**
+ * One conversation's keys and what it has seen: epochs (seq of the accept
+ * -> roots and reading chains), chain heads by seq, the sending state, and
+ * envelopes waiting for keys.
+ */
+class Session {
+  constructor(conv, ownDir) {
+    this.conv = conv; this.ownDir = ownDir;
+    this.epochs = new Map(); // epoch -> {root1, root2, read: {1: Chain, 2: Chain}, send: Chain, next}
+    this.current = 0;
+    this.heads = new Map(); // seq -> chain head
+    this.lastSeq = 0;
+    this.pending = []; // msg events without keys yet
+    this.sent = new Map(); // seq -> text (own messages, acknowledged)
+    this.queue = Promise.resolve(); // one send at a time: counters are sequential
+    this.waiters = [];
+  }
+  addEpoch(epoch, root1, root2) {
+    if (this.epochs.has(epoch)) return false;
+    this.epochs.set(epoch, {
+      root1, root2, read: { 1: new E.Chain(root1), 2: new E.Chain(root2) },
+      send: new E.Chain(this.ownDir === TO_STAFF ? root1 : root2), next: 0, cached: null,
+    });
+    if (epoch > this.current) this.current = epoch;
+    for (const w of this.waiters.splice(0)) w();
+    return true;
+  }
+  saw(ev) {
+    if (ev.chain) this.heads.set(ev.seq, E.unb64(ev.chain, 32));
+    if (ev.seq > this.lastSeq) this.lastSeq = ev.seq;
+  }
+  keysReady(timeoutMs) {
+    if (this.current) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(Object.assign(new Error('no keys yet: the counsellor has not answered'), { code: 'no_keys' })), timeoutMs);
+      this.waiters.push(() => { clearTimeout(t); resolve(); });
+    });
+  }
+  epochList() { return [...this.epochs].map(([epoch, k]) => ({ epoch, root1: k.root1, root2: k.root2 })); }
+  // The message key for (epoch, dir, n), for reading.
+  readKey(epoch, dir, n) {
+    const k = this.epochs.get(epoch);
+    if (!k) return null;
+    if (dir === this.ownDir && n < k.read[dir].n) {
+      // An own message seen again (sync after a reload): derive afresh.
+      return new E.Chain(dir === TO_STAFF ? k.root1 : k.root2).keyFor(n);
+    }
+    return k.read[dir].keyFor(n);
+  }
+}
+
+/** Opens a msg event's envelope for s; emits message / security / pending. */
+function openEvent(owner, s, ev) {
+  const env = E.unb64(ev.payload ?? '');
+  let h;
+  try { h = E.parseHeader(env); } catch (e) { owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
+  const mine = h.dir === s.ownDir;
+  if (mine && s.sent.has(ev.seq)) {
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: s.sent.get(ev.seq), mine });
+    return;
+  }
+  if (!s.epochs.has(h.epoch)) { s.pending.push(ev); owner.emit('undecryptable', { conversation: s.conv, seq: ev.seq }); return; }
+  try {
+    const mk = s.readKey(h.epoch, h.dir, h.n);
+    const m = E.open({ env, conv: Number(s.conv), dir: h.dir, mk, knownHead: (seq) => s.heads.get(seq) });
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, mine });
+  } catch (e) {
+    owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
+  }
+}
+
+function retryPending(owner, s) {
+  const evs = s.pending.splice(0);
+  for (const ev of evs) openEvent(owner, s, ev);
+}
+
+/** Seals text for s and sends it through send(env) -> ack, retrying with
+ * fresh keys when the server says the epoch or the counter moved on. */
+async function sealAndSend(s, text, send, resync, keysTimeoutMs) {
+  for (let attempt = 0; ; attempt++) {
+    await s.keysReady(keysTimeoutMs);
+    const epoch = s.current, k = s.epochs.get(epoch);
+    const n = k.next;
+    if (!k.cached || k.cached.n !== n) k.cached = { n, mk: k.send.keyFor(n) };
+    const seenSeq = s.lastSeq;
+    const env = E.seal({ conv: Number(s.conv), dir: s.ownDir, epoch, n, seenSeq, seenHead: seenSeq ? s.heads.get(seenSeq) : undefined, mk: k.cached.mk, text });
+    try {
+      const ack = await send(env);
+      k.next = n + 1;
+      k.cached = null;
+      s.sent.set(ack.seq, text);
+      if (ack.chain) s.saw({ seq: ack.seq, chain: ack.chain });
+      return ack;
+    } catch (e) {
+      if ((e.code !== 'stale_epoch' && e.code !== 'bad_counter' && e.code !== 'bad_envelope') || attempt >= MAX_SEND_TRIES) throw e;
+      if (e.code === 'bad_counter') k.next = n + 1; // another tab of ours used n
+      await resync();
+    }
+  }
+}
+
+// ---- the young person --------------------------------------------------------
+
+/**
+ * A young person's encrypted chat over a ContactClient. rootPk is the
+ * organisation root key shipped with the page; now() gives unix seconds.
+ */
+export class SecureContact extends Emitter {
+  constructor({ client, rootPk, now = () => Math.floor(Date.now() / 1000), keysTimeoutMs = 120000 }) {
+    super();
+    this.client = client; this.rootPk = rootPk; this.now = now; this.keysTimeoutMs = keysTimeoutMs;
+    this.session = null;
+    this.hellos = new Map(); // hello seq -> our kx key pair
+    this.revoked = new Set();
+    this.returnKeys = null;
+    client.on('event', (ev) => this.#event(ev));
+    client.on('online', () => { this.hello().catch(() => {}); });
+  }
+
+  get conversation() { return this.client.conversation; }
+
+  /** Starts a chat and offers keys at once. */
+  async start(intake = {}) {
+    const r = await this.client.start(intake);
+    this.session = new Session(r.conversation, TO_STAFF);
+    await this.#revocations();
+    await this.hello();
+    return r;
+  }
+
+  async #revocations() {
+    try {
+      const r = await this.client.request({ type: 'device.revocations' });
+      this.revoked = E.revokedSet(r.revocations, this.rootPk, this.now());
+    } catch { /* keep the last list */ }
+  }
+
+  /** Sends a fresh hello (on start and on every reconnect). */
+  async hello() {
+    if (!this.session) return;
+    const kp = (await E.ready()).crypto_kx_keypair();
+    const ack = await this.client.request({ type: 'e2e.hello', kx_pk: E.b64(kp.publicKey) });
+    this.hellos.set(ack.seq, kp);
+    this.session.saw(ack);
+  }
+
+  #event(ev) {
+    const s = this.session;
+    if (!s || ev.conversation !== s.conv) return;
+    s.saw(ev);
+    if (ev.kind === 'accept') this.#accept(ev);
+    else if (ev.kind === 'msg') openEvent(this, s, ev);
+    else if (ev.kind === 'system') this.emit('system', { conversation: s.conv, seq: ev.seq, text: new TextDecoder().decode(E.unb64(ev.payload ?? '')) });
+  }
+
+  #accept(ev) {
+    const s = this.session;
+    let accept;
+    try { accept = E.parseAcceptPayload(E.unb64(ev.payload)); } catch (e) { this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
+    const young = this.hellos.get(accept.helloSeq);
+    if (!young) return; // answers a hello of another tab: nothing to derive
+    try {
+      const r = E.youngVerifyAccept({ conv: Number(s.conv), helloSeq: accept.helloSeq, young, accept, rootPk: this.rootPk, now: this.now(), revoked: this.revoked });
+      s.addEpoch(ev.seq, r.root1, r.root2);
+      this.emit('secured', { conversation: s.conv, epoch: ev.seq });
+      this.#selfWrap().catch(() => {});
+      retryPending(this, s);
+    } catch (e) {
+      this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'bad_signature', message: e.message });
+    }
+  }
+
+  /** Sends text; resolves with the chat.ack once it is stored. */
+  send(text) {
+    const s = this.session;
+    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(env), () => this.client.sync(), this.keysTimeoutMs));
+    s.queue = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Chooses a return code (6 words, shown to the young person to write
+   * down; never sent): registers its public keys and keeps the chat's keys
+   * wrapped to it, so they can come back and read the replies.
+   */
+  async setReturnCode(code, opts) {
+    this.returnKeys = E.returnKeys(code, opts);
+    await this.client.request({ type: 'contact.set_return', sign_pk: E.b64(this.returnKeys.signPk), box_pk: E.b64(this.returnKeys.boxPk) });
+    await this.#selfWrap();
+  }
+
+  async #selfWrap() {
+    const rk = this.returnKeys, s = this.session;
+    if (!rk || !s.epochs.size) return;
+    const w = E.makeWrap({ conv: Number(s.conv), epochs: s.epochList(), recipientBoxPk: rk.boxPk, recipientCert: rk.boxPk, signerSk: rk.signSk });
+    await this.client.request({ type: 'key.wrap', sealed: E.b64(w.sealed), sig: E.b64(w.sig) });
+  }
+
+  /**
+   * Comes back with a return code on a fresh client: proves the code by
+   * signing a one-time challenge, then reads the history (and carries on
+   * when the chat is still open). Resolves with contact.returned.
+   */
+  async returnWith(code, opts) {
+    const rk = E.returnKeys(code, opts);
+    const c = this.client;
+    if (!c.conn) { await c.connect(); c.online = true; }
+    const ch = await c.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
+    const sig = E.signChallenge('helpline-return-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
+    const r = await c.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
+    this.returnKeys = rk;
+    const s = this.session = new Session(r.conversation, TO_STAFF);
+    for (const w of r.wraps) {
+      try {
+        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(r.conversation), recipientKeys: rk, recipientCert: rk.boxPk, signerPk: rk.signPk }))
+          s.addEpoch(e.epoch, e.root1, e.root2);
+      } catch (e) { this.emit('security', { conversation: r.conversation, code: e.code, message: e.message }); }
+    }
+    for (const ev of r.events) { s.saw(ev); if (ev.kind === 'msg') openEvent(this, s, ev); }
+    if (r.resume) {
+      c.resume = r.resume;
+      c.conversation = r.conversation;
+      c.stream.lastSeq = r.last_seq;
+      await this.#revocations();
+      await this.hello();
+    }
+    return r;
+  }
+}
+
+// ---- staff --------------------------------------------------------------------
+
+/**
+ * A counsellor's (or supervisor's) encrypted chats over a StaffClient.
+ * device: {id, keys: {signPk, signSk, boxPk, boxSk}, cert, issuer} (bytes).
+ */
+export class SecureStaff extends Emitter {
+  constructor({ client, device, rootPk, now = () => Math.floor(Date.now() / 1000), answerHellos = true, keysTimeoutMs = 120000 }) {
+    super();
+    this.client = client; this.device = device; this.rootPk = rootPk; this.now = now;
+    this.answerHellos = answerHellos; this.keysTimeoutMs = keysTimeoutMs;
+    this.sessions = new Map();
+    this.hellos = new Map(); // conv -> {seq, pk}
+    this.answered = new Set(); // `${conv}:${helloSeq}`
+    client.on('event', (ev) => this.#event(ev));
+    client.on('assigned', (m) => { this.loadWraps(m.conversation).catch(() => {}); });
+  }
+
+  session(conv) {
+    if (!this.sessions.has(conv)) this.sessions.set(conv, new Session(conv, TO_CONTACT));
+    return this.sessions.get(conv);
+  }
+
+  /** Takes the next chat, reads what was wrapped for this device. */
+  async take() { const r = await this.client.take(); await this.loadWraps(r.conversation); this.#maybeAnswer(r.conversation); return r; }
+  async accept(conv) { const r = await this.client.accept(conv); await this.loadWraps(conv); this.#maybeAnswer(conv); return r; }
+  async pick(conv) { const r = await this.client.pick(conv); await this.loadWraps(conv); this.#maybeAnswer(conv); return r; }
+
+  #event(ev) {
+    const s = this.session(ev.conversation);
+    s.saw(ev);
+    if (ev.kind === 'hello') {
+      this.hellos.set(ev.conversation, { seq: ev.seq, pk: E.unb64(ev.payload, 32) });
+      this.#maybeAnswer(ev.conversation);
+    } else if (ev.kind === 'accept') {
+      const prev = this.hellos.get(ev.conversation);
+      try { if (prev && E.parseAcceptPayload(E.unb64(ev.payload)).helloSeq === prev.seq) this.answered.add(`${ev.conversation}:${prev.seq}`); } catch { /* ignore */ }
+    } else if (ev.kind === 'msg') {
+      openEvent(this, s, ev);
+    }
+  }
+
+  // Answers the latest hello unless it has been answered: decided after the
+  // events delivered together (a sync's replay) are all seen, so a hello
+  // followed by its accept in the history is not answered twice.
+  #maybeAnswer(conv) { queueMicrotask(() => this.#answerIfDue(conv)); }
+
+  #answerIfDue(conv) {
+    const h = this.hellos.get(conv);
+    if (!this.answerHellos || !h || !this.client.streams.has(conv)) return;
+    const key = `${conv}:${h.seq}`;
+    if (this.answered.has(key)) return;
+    this.answered.add(key);
+    this.#answer(conv, h).catch((e) => { this.answered.delete(key); this.emit('security', { conversation: conv, code: e.code ?? 'handshake', message: e.message }); });
+  }
+
+  async #answer(conv, h) {
+    const d = this.device;
+    const a = E.acceptMessage({ conv: Number(conv), helloSeq: h.seq, youngPk: h.pk, deviceKeys: d.keys, cert: d.cert, issuer: d.issuer });
+    const roots = E.staffRoots({ T: a.T, kx: { publicKey: a.kxPk, privateKey: a.kxSk }, youngPk: h.pk });
+    (await E.ready()).memzero(a.kxSk);
+    const ack = await this.client.request({ type: 'e2e.accept', conversation: conv, hello: h.seq, kx_pk: E.b64(a.kxPk), cert: E.b64(d.cert), issuer: E.b64(d.issuer), sig: E.b64(a.sig) });
+    const s = this.session(conv);
+    s.saw(ack);
+    s.addEpoch(ack.seq, roots.root1, roots.root2);
+    this.emit('secured', { conversation: conv, epoch: ack.seq });
+    await this.wrapTo(conv, [{ id: d.id, cert: d.cert, keys: d.keys }]); // survives a reload
+    retryPending(this, s);
+  }
+
+  /** Seals this conversation's keys to devices ({id, cert, keys: {boxPk}}). */
+  async wrapTo(conv, devices) {
+    const s = this.session(conv);
+    for (const to of devices) {
+      const boxPk = to.keys?.boxPk ?? E.parseCert(to.cert).boxPk;
+      const w = E.makeWrap({ conv: Number(conv), epochs: s.epochList(), recipientBoxPk: boxPk, recipientCert: to.cert, signerSk: this.device.keys.signSk });
+      await this.client.request({ type: 'key.wrap', conversation: conv, to_device: to.id, from_device: this.device.id, sealed: E.b64(w.sealed), sig: E.b64(w.sig) });
+    }
+  }
+
+  /** Reads the key wraps to this device for conv; checks each signer's
+   * chain to the root; then opens what was waiting for keys. */
+  async loadWraps(conv) {
+    const r = await this.client.request({ type: 'key.wraps', conversation: conv });
+    const s = this.session(conv);
+    for (const w of r.wraps) {
+      if (w.to_device !== this.device.id) continue;
+      try {
+        const signer = E.verifyChain({ cert: E.unb64(w.from_cert), issuer: E.unb64(w.from_issuer) }, this.rootPk, this.now()).device;
+        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(conv), recipientKeys: this.device.keys, recipientCert: this.device.cert, signerPk: signer.signPk }))
+          s.addEpoch(e.epoch, e.root1, e.root2);
+      } catch (e) { this.emit('security', { conversation: conv, code: e.code ?? 'bad_wrap', message: e.message }); }
+    }
+    retryPending(this, s);
+  }
+
+  /** Hands a chat to another counsellor: wraps its keys to each of their
+   * certified devices (checked against the root), then transfers. */
+  async transfer(conv, toStaffId, noteBytes) {
+    const list = await this.client.request({ type: 'device.list', staff_id: toStaffId });
+    const devices = [];
+    for (const d of list.devices) {
+      if (!d.cert || d.revoked) continue;
+      try {
+        const cert = E.unb64(d.cert), issuer = E.unb64(d.issuer);
+        E.verifyChain({ cert, issuer }, this.rootPk, this.now());
+        devices.push({ id: d.device, cert });
+      } catch { /* not a device to trust */ }
+    }
+    if (!devices.length) throw Object.assign(new Error('the other counsellor has no certified device'), { code: 'no_device' });
+    await this.wrapTo(conv, devices);
+    const r = await this.client.transfer(conv, toStaffId, noteBytes);
+    this.sessions.delete(conv);
+    return r;
+  }
+
+  /** Sends text in conv; resolves with the chat.ack once stored. */
+  send(conv, text) {
+    const s = this.session(conv);
+    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs));
+    s.queue = p.catch(() => {});
+    return p;
+  }
+}
+
+/**
+ * A member of staff's device: makes keys, registers them with a proof of
+ * possession, keeps them sealed under a passphrase (IndexedDB in the page).
+ */
+export async function registerDevice(client, staffId, keys = E.newDeviceKeys()) {
+  await E.ready();
+  const req = E.deviceRequest(staffId, keys.signPk, keys.boxPk, keys.signSk);
+  const r = await client.request({ type: 'device.register', sign_pk: E.b64(keys.signPk), box_pk: E.b64(keys.boxPk), sig: E.b64(req.sig) });
+  return { id: r.device, keys };
+}
+
+/** An admin's device certifies a waiting device (from device.list). */
+export async function certifyDevice(client, admin, waiting, { role, days = 365, now = Math.floor(Date.now() / 1000) } = {}) {
+  await E.ready();
+  const signPk = E.unb64(waiting.sign_pk, 32), boxPk = E.unb64(waiting.box_pk, 32);
+  const body = E.encodeCertBody({ role, subject: E.deviceSubject(signPk), signPk, boxPk, notBefore: now - 300, notAfter: now + days * 86400 });
+  const cert = E.signCert(body, admin.keys.signSk);
+  await client.request({ type: 'device.certify', device: waiting.device, cert: E.b64(cert), issuer: E.b64(admin.cert) });
+  return cert;
+}

@@ -1,0 +1,352 @@
+// e2e.test.mjs: end-to-end encryption against the real daemon (chat.envelopes
+// = strict, its default), with Node clients built from the page's own
+// modules (helpline.js, secure.js, e2e.js): the trust chain set up as an
+// organisation would (helplinectl init, an admin's device certified with the
+// root key, staff devices certified by the admin's device); a whole chat
+// both ways; the database, its WAL and the daemon's log afterwards hold none
+// of the plaintext; every bad input the server must refuse; a server that
+// swaps the counsellor's key (a relay rewriting the accept) is caught by the
+// young person's client; a transfer keeps the chat readable for the new
+// counsellor and not for a third; a counsellor's reload loses nothing; and
+// a young person comes back with their return code days later (the daemon
+// restarted with a simulated clock) and reads the reply.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startServer } from './harness.mjs';
+import { ctl, enrolled, totp, stepNow, awaitStepMargin, origin } from './staff.mjs';
+import { ContactClient, StaffClient } from '../../client-web/js/helpline.js';
+import { SecureContact, SecureStaff, registerDevice, certifyDevice } from '../../client-web/js/secure.js';
+import * as E from '../../client-web/js/e2e.js';
+
+const sodium = await E.ready();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const DAY = 86400000;
+const LIGHT = { opslimit: 1, memlimit: 8192 }; // Argon2id cost for tests only (the pages use INTERACTIVE)
+
+async function until(fn, what, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// Collects 'message' and 'security' events of a secure client.
+function inbox(sc) {
+  const box = { messages: [], security: [] };
+  sc.on('message', (m) => box.messages.push(m));
+  sc.on('security', (m) => box.security.push(m));
+  return box;
+}
+
+async function staffClient(srv, acct) {
+  const c = new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) }, backoff: { minMs: 50, maxMs: 200 } });
+  await c.login(acct.username, acct.password, totp(acct.secret, stepNow()));
+  return c;
+}
+
+const contactClient = (srv) => new ContactClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, backoff: { minMs: 50, maxMs: 200 } });
+
+// The organisation: the root key from init, an admin whose device the root
+// certified, and staff whose devices the admin's device certified.
+async function organisation(srv) {
+  const rootFile = join(srv.dir, 'root-key.json');
+  const root = JSON.parse(readFileSync(rootFile, 'utf8'));
+  const rootPk = E.unb64(root.public, 32);
+  await awaitStepMargin(20);
+  const adminAcct = await enrolled(srv, 'e2eadmin', 'admin');
+  const admin = await staffClient(srv, adminAcct);
+  const ad = await registerDevice(admin, staffIdOf(srv, 'e2eadmin'));
+  ctl(srv, 'certify-device', '--root-key', rootFile, String(ad.id));
+  const mine = (await admin.request({ type: 'device.list' })).devices.find((d) => d.device === ad.id);
+  ad.cert = E.unb64(mine.cert);
+  ad.issuer = null;
+  return { rootPk, rootFile, admin, adminDevice: ad };
+}
+
+function staffIdOf(srv, username) {
+  const list = JSON.parse(ctl(srv, 'list-staff', '--json'));
+  return list.find((s) => s.username === username).id;
+}
+
+// A counsellor with a certified device; returns {acct, id, client, device}.
+async function counsellor(srv, o, username, role = 'counsellor') {
+  const acct = await enrolled(srv, username, role);
+  const id = staffIdOf(srv, username);
+  const client = await staffClient(srv, acct);
+  const dev = await registerDevice(client, id);
+  const waiting = (await o.admin.request({ type: 'device.list', staff_id: id })).devices.find((d) => d.device === dev.id);
+  assert.equal(waiting.cert, null);
+  dev.cert = await certifyDevice(o.admin, { keys: o.adminDevice.keys, cert: o.adminDevice.cert }, waiting, { role: role === 'supervisor' ? E.ROLE.SUPERVISOR : E.ROLE.COUNSELLOR });
+  dev.issuer = o.adminDevice.cert;
+  return { acct, id, client, device: dev };
+}
+
+const secureStaff = (o, c) => new SecureStaff({ client: c.client, device: c.device, rootPk: o.rootPk });
+
+function dbBytes(dir) {
+  return readdirSync(dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(dir, f)));
+}
+
+test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-e2e-'));
+  const fakeSrv = { dir };
+  ctl(fakeSrv, 'init', '--root-key-out', join(dir, 'root-key.json'));
+  // Counsellors take chats themselves here (no automatic offers), so each
+  // step knows who holds which chat.
+  const ini = join(dir, 'e2e.ini');
+  writeFileSync(ini, '[queue]\nrouting = pull\n');
+  let srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
+  const phrases = [];
+  try {
+    const o = await organisation(srv);
+    const A = await counsellor(srv, o, 'e2ealice');
+    const B = await counsellor(srv, o, 'e2ebob');
+    const C = await counsellor(srv, o, 'e2ecarol');
+    const sA = secureStaff(o, A), sB = secureStaff(o, B), sC = secureStaff(o, C);
+    const boxA = inbox(sA), boxB = inbox(sB), boxC = inbox(sC);
+
+    // ---- a whole chat -------------------------------------------------
+    const yc = contactClient(srv);
+    const y = new SecureContact({ client: yc, rootPk: o.rootPk });
+    const boxY = inbox(y);
+    await y.start({ topics: 'sextortion', language: 'en' });
+    const conv = y.conversation;
+    await A.client.shiftStart();
+    await B.client.shiftStart();
+    const taken = await sA.take();
+    assert.equal(taken.conversation, conv);
+    await until(() => y.session.current, 'the young person to verify the accept');
+    assert.equal(boxY.security.length, 0, JSON.stringify(boxY.security));
+
+    await t.test('messages both ways, decrypted only at the ends', async () => {
+      const ask = 'someone is threatening to share a photo of me unless I pay';
+      const reply = 'Thank you for telling us. You are not in trouble, and we can help.';
+      phrases.push(ask, reply, 'héllo, es-tu là ? 💬');
+      const ack = await y.send(ask);
+      assert.ok(ack.seq > 0 && ack.chain);
+      await until(() => boxA.messages.find((m) => m.text === ask), 'the counsellor to read it');
+      await sA.send(conv, reply);
+      await until(() => boxY.messages.find((m) => m.text === reply), 'the young person to read the reply');
+      await y.send('héllo, es-tu là ? 💬');
+      await until(() => boxA.messages.find((m) => m.text === 'héllo, es-tu là ? 💬'), 'unicode');
+      assert.deepEqual([...boxA.security, ...boxY.security], []);
+      // Every event carries the chain head; the counsellor recomputes it.
+      const h = await A.client.request({ type: 'chat.sync', conversation: conv, last_seq: 0 });
+      assert.ok(h.count >= 5);
+    });
+
+    await t.test('the server refuses bad envelopes and handshakes with specific errors', async () => {
+      const raw = yc.conn;
+      const env = E.unb64(E.b64(sodium.randombytes_buf(10)));
+      const send = (payload) => raw.request({ type: 'chat.send', payload: E.b64(payload) }).then((r) => r, (e) => e.code);
+      assert.equal(await send(env), 'bad_envelope');
+      const s = y.session, k = s.epochs.get(s.current);
+      const mk = sodium.randombytes_buf(32);
+      const make = (over) => E.seal({ conv: Number(conv), dir: 1, epoch: s.current, n: k.next, mk, text: 'x', ...over });
+      assert.equal(await send(make({ dir: 2 })), 'bad_envelope'); // the staff direction from a young person
+      assert.equal(await send(make({ conv: Number(conv) + 1000 })), 'bad_envelope'); // another conversation
+      assert.equal(await send(make({ epoch: s.current - 1 })), 'stale_epoch');
+      assert.equal(await send(make({ n: k.next + 1 })), 'bad_counter'); // a gap
+      assert.equal(await send(make({ n: k.next - 1 })), 'bad_counter'); // a replay
+      assert.equal(await send(make({ seenSeq: 1, seenHead: sodium.randombytes_buf(32) })), 'bad_envelope');
+      assert.equal(await send(make({ seenSeq: 100000 })), 'bad_envelope');
+      const ok = await y.send('still fine after all that');
+      phrases.push('still fine after all that');
+      assert.ok(ok.seq);
+      // Handshake input.
+      const hello = (pk) => raw.request({ type: 'e2e.hello', kx_pk: pk }).then((r) => r.type, (e) => e.code);
+      assert.equal(await hello(E.b64(new Uint8Array(32))), 'bad_handshake');
+      assert.equal(await hello(E.b64(sodium.from_hex('e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800'))), 'bad_handshake');
+      assert.equal(await hello('short'), 'bad_field');
+      const staffRaw = A.client.conn;
+      const acc = (over) => staffRaw.request({ type: 'e2e.accept', conversation: conv, hello: 1, kx_pk: E.b64(sodium.crypto_kx_keypair().publicKey), cert: E.b64(A.device.cert), issuer: E.b64(A.device.issuer), sig: E.b64(new Uint8Array(64)), ...over }).then((r) => r.type, (e) => e.code);
+      assert.equal(await acc({}), 'bad_handshake'); // answers an old hello, bad signature
+      assert.equal(await acc({ sig: 'AAAA' }), 'bad_field');
+      assert.equal(await acc({ cert: E.b64(B.device.cert) }), 'bad_handshake'); // another member of staff's device
+      assert.equal(await C.client.request({ type: 'e2e.accept', conversation: conv, hello: 1, kx_pk: E.b64(new Uint8Array(32)), cert: E.b64(C.device.cert), issuer: E.b64(C.device.issuer), sig: E.b64(new Uint8Array(64)) }).then(() => 'ok', (e) => e.code), 'forbidden');
+      // A young person cannot answer, a counsellor cannot say hello.
+      assert.equal(await raw.request({ type: 'e2e.accept', conversation: conv, hello: 1, kx_pk: 'x'.repeat(43), cert: 'x', issuer: 'x', sig: 'x'.repeat(86) }).then(() => 'ok', (e) => e.code), 'forbidden');
+      assert.equal(await staffRaw.request({ type: 'e2e.hello', kx_pk: 'x'.repeat(43) }).then(() => 'ok', (e) => e.code), 'forbidden');
+      // The chat still works, and nobody's client saw a security problem.
+      await sA.send(conv, 'we are still here');
+      phrases.push('we are still here');
+      await until(() => boxY.messages.find((m) => m.text === 'we are still here'), 'message after the refusals');
+      assert.deepEqual([...boxA.security, ...boxY.security], []);
+    });
+
+    await t.test('a reconnect re-runs the handshake and nothing is lost', async () => {
+      const before = y.session.current;
+      yc.conn.kill();
+      await until(() => yc.online && y.session.current > before, 'a new epoch after the reconnect');
+      await y.send('after the drop');
+      phrases.push('after the drop');
+      await until(() => boxA.messages.find((m) => m.text === 'after the drop'), 'message in the new epoch');
+      await sA.send(conv, 'got it');
+      await until(() => boxY.messages.find((m) => m.text === 'got it'), 'reply in the new epoch');
+    });
+
+    await t.test('a counsellor who reloads reads the whole chat again from their self-wraps', async () => {
+      const again = new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) } });
+      // A second login in the same 30 s step needs the next code (a TOTP
+      // code is never accepted twice).
+      await again.login(A.acct.username, A.acct.password, totp(A.acct.secret, stepNow() + 1));
+      const s2 = new SecureStaff({ client: again, device: A.device, rootPk: o.rootPk, answerHellos: false });
+      const box2 = inbox(s2);
+      again.stream(conv);
+      await s2.loadWraps(conv);
+      await again.sync(conv);
+      await until(() => box2.messages.length >= 6, 'the history after a reload');
+      for (const p of ['someone is threatening to share a photo of me unless I pay', 'after the drop', 'got it'])
+        assert.ok(box2.messages.find((m) => m.text === p), p);
+      assert.deepEqual(box2.security, []);
+      again.close();
+    });
+
+    await t.test('a transfer keeps the chat readable for the new counsellor and not for a third', async () => {
+      await sA.transfer(conv, B.id);
+      // B is assigned, loads the wraps, reads the history.
+      B.client.stream(conv);
+      await sB.loadWraps(conv);
+      await B.client.sync(conv);
+      await until(() => boxB.messages.find((m) => m.text === 'someone is threatening to share a photo of me unless I pay'), 'B reads the history');
+      await sB.send(conv, 'Hi, I am taking over from my colleague.');
+      phrases.push('Hi, I am taking over from my colleague.');
+      await until(() => boxY.messages.find((m) => m.text === 'Hi, I am taking over from my colleague.'), 'the young person reads B');
+      await y.send('ok thank you');
+      await until(() => boxB.messages.find((m) => m.text === 'ok thank you'), 'B reads the young person');
+      assert.deepEqual(boxB.security, []);
+      // C is not a party: no events, no wraps; and B's wraps do not open with C's keys.
+      await assert.rejects(C.client.request({ type: 'key.wraps', conversation: conv }), (e) => e.code === 'forbidden');
+      await assert.rejects(C.client.request({ type: 'chat.sync', conversation: conv, last_seq: 0 }), (e) => e.code === 'forbidden');
+      const wraps = (await B.client.request({ type: 'key.wraps', conversation: conv })).wraps;
+      assert.ok(wraps.length >= 1);
+      for (const w of wraps)
+        assert.throws(() => E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig), conv: Number(conv), recipientKeys: C.device.keys, recipientCert: C.device.cert, signerPk: A.device.keys.signPk }), (e) => e.code === 'bad_wrap');
+      assert.deepEqual(boxC.messages, []);
+    });
+
+    await t.test('a server that swaps the counsellor\'s key is detected by the young person', async () => {
+      // A relay that rewrites the accept's key exchange key, as a malicious
+      // server would, between the young person and the real daemon.
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      const mitm = sodium.crypto_kx_keypair();
+      wss.on('connection', (down, req) => {
+        const up = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, req.headers['sec-websocket-protocol']);
+        const queue = [];
+        up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
+        down.on('message', (d) => { if (up.readyState === 1) up.send(String(d)); else queue.push(String(d)); });
+        up.on('message', (d) => {
+          const m = JSON.parse(String(d));
+          if (m.type === 'chat.event' && m.kind === 'accept') {
+            const p = E.unb64(m.payload);
+            p.set(mitm.publicKey, 8);
+            m.payload = E.b64(p);
+          }
+          down.send(JSON.stringify(m));
+        });
+        down.on('close', () => up.close());
+        up.on('close', () => down.close());
+      });
+      await new Promise((r) => wss.on('listening', r));
+      const yc2 = new ContactClient({ url: `ws://127.0.0.1:${wss.address().port}/ws`, WebSocket });
+      const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk });
+      const box2 = inbox(y2);
+      await y2.start({ language: 'en' });
+      await sC.take();
+      await until(() => box2.security.length, 'the young person to notice');
+      assert.equal(box2.security[0].code, 'bad_signature');
+      assert.equal(y2.session.current, 0, 'no keys were derived from the swapped key');
+      await assert.rejects(y2.send('this must never be sent'), (e) => e.code === 'no_keys');
+      yc2.close();
+      wss.close();
+    });
+
+    await t.test('no plaintext in the database, its WAL or the log', async () => {
+      const files = dbBytes(dir);
+      assert.ok(files.length >= 1);
+      for (const p of phrases) {
+        for (const f of files) {
+          assert.ok(!f.includes(Buffer.from(p)), `the database holds "${p}"`);
+          assert.ok(!f.includes(Buffer.from(p.slice(0, 12))), `the database holds part of "${p}"`);
+        }
+        assert.ok(!srv.stderr.includes(p.slice(0, 12)), `the log holds "${p}"`);
+      }
+    });
+
+    // ---- a return code, days later ---------------------------------------
+    await t.test('a young person returns with their return code days later and reads the reply', async () => {
+      const zc = contactClient(srv);
+      const z = new SecureContact({ client: zc, rootPk: o.rootPk });
+      const boxZ = inbox(z);
+      await z.start({ language: 'en' });
+      const zconv = z.conversation;
+      const code = E.newReturnCode();
+      await z.setReturnCode(code, LIGHT);
+      await sB.take();
+      await until(() => z.session.current, 'the handshake');
+      await z.send('can I come back later to read your answer?');
+      await until(() => boxB.messages.find((m) => m.text === 'can I come back later to read your answer?'), 'B reads');
+      // The young person closes the tab: in-memory keys are gone.
+      zc.close();
+      const answer = 'Yes. Here is what you can do next: report the account, and do not pay.';
+      phrases.push(answer);
+      await sB.send(zconv, answer);
+      // A replayed challenge answer is refused.
+      const probe = contactClient(srv);
+      await probe.connect(); probe.online = true;
+      const rk = E.returnKeys(code, LIGHT);
+      const ch = await probe.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
+      const sig = E.signChallenge('helpline-return-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
+      const first = await probe.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
+      assert.equal(first.conversation, zconv);
+      const probe2 = contactClient(srv);
+      await probe2.connect(); probe2.online = true;
+      await assert.rejects(probe2.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) }), (e) => e.code === 'auth_failed');
+      // An inbox-fetch answer is not a return answer (labels differ).
+      const ch2 = await probe2.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
+      const inboxSig = E.signChallenge('helpline-inbox-fetch-v1', E.unb64(ch2.nonce, 32), rk.signPk, rk.signSk);
+      await assert.rejects(probe2.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(inboxSig) }), (e) => e.code === 'auth_failed');
+      probe.close(); probe2.close();
+      const resume = zc.resume;
+
+      // Three days later (the daemon restarted with a simulated clock).
+      const stopped = await srv.stop();
+      assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
+      srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini], env: { HL_TEST_CLOCK_SKEW_MS: String(3 * DAY) } });
+      assert.match(srv.stderr, /server\.clock_skew/);
+      // The resume secret has expired by now...
+      const old = contactClient(srv);
+      await old.connect(); old.online = true;
+      await assert.rejects(old.request({ type: 'contact.resume', resume, last_seq: 0 }), (e) => e.code === 'auth_failed');
+      old.close();
+      // ... but the return code opens the chat, and the reply decrypts.
+      const back = contactClient(srv);
+      const zz = new SecureContact({ client: back, rootPk: o.rootPk });
+      const boxZZ = inbox(zz);
+      const r = await zz.returnWith(code, LIGHT);
+      assert.equal(r.conversation, zconv);
+      assert.ok(r.events.every((e) => !String(e.from).startsWith('staff:')));
+      assert.ok(boxZZ.messages.find((m) => m.text === answer), JSON.stringify(boxZZ));
+      assert.ok(boxZZ.messages.find((m) => m.text === 'can I come back later to read your answer?' && m.mine));
+      assert.deepEqual(boxZZ.security, []);
+      // A wrong code finds nothing.
+      const wrong = new SecureContact({ client: contactClient(srv), rootPk: o.rootPk });
+      await assert.rejects(wrong.returnWith(E.newReturnCode(), LIGHT), (e) => e.code === 'auth_failed');
+      wrong.client.close();
+      back.close();
+      void boxZ;
+    });
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer|runtime error/);
+    if (!existsSync(join(dir, 'keep'))) srv.cleanup();
+  }
+});
