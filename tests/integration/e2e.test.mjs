@@ -268,6 +268,51 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       wss.close();
     });
 
+    await t.test('revoked devices: refused by the server, listed for clients, and a revoked admin device certifies nothing', async () => {
+      const cHash = E.certHash(C.device.cert);
+      const revocation = E.makeRevocation(cHash, Math.floor(Date.now() / 1000), o.adminDevice.keys.signSk);
+      // Only an admin, only with their own live admin device, only a statement naming this certificate.
+      await assert.rejects(A.client.request({ type: 'device.revoke', device: C.device.id, revocation: E.b64(revocation), issuer: E.b64(o.adminDevice.cert) }), (e) => e.code === 'forbidden');
+      const wrongCert = E.makeRevocation(E.certHash(B.device.cert), 1, o.adminDevice.keys.signSk);
+      await assert.rejects(o.admin.request({ type: 'device.revoke', device: C.device.id, revocation: E.b64(wrongCert), issuer: E.b64(o.adminDevice.cert) }), (e) => e.code === 'bad_field');
+      await o.admin.request({ type: 'device.revoke', device: C.device.id, revocation: E.b64(revocation), issuer: E.b64(o.adminDevice.cert) });
+      const list = await C.client.request({ type: 'device.revocations' });
+      assert.ok(E.revokedSet(list.revocations, o.rootPk, Math.floor(Date.now() / 1000)).has(sodium.to_hex(cHash)));
+      // C's device can no longer answer a young person.
+      const yc3 = contactClient(srv);
+      const y3 = new SecureContact({ client: yc3, rootPk: o.rootPk });
+      await y3.start({ language: 'en' });
+      await sC.take();
+      await until(() => boxC.security.find((s) => s.code === 'bad_handshake'), 'the server to refuse the revoked device');
+      assert.equal(y3.session.current, 0);
+      // Nor can anyone wrap keys to it.
+      await assert.rejects(C.client.request({ type: 'key.wrap', conversation: y3.conversation, to_device: B.device.id, from_device: C.device.id, sealed: E.b64(new Uint8Array(64)), sig: E.b64(new Uint8Array(64)) }), (e) => e.code === 'bad_field');
+      yc3.close();
+      // The admin's second device (a laptop, say) is lost: the root revokes
+      // it with helplinectl; it certifies nothing any more, and what it
+      // certified before fails every check.
+      const adminId = staffIdOf(srv, 'e2eadmin');
+      const laptop = await registerDevice(o.admin, adminId);
+      ctl(srv, 'certify-device', '--root-key', o.rootFile, String(laptop.id));
+      laptop.cert = E.unb64((await o.admin.request({ type: 'device.list', staff_id: adminId })).devices.find((d) => d.device === laptop.id).cert);
+      const D = await counsellor(srv, o, 'e2edave');
+      const dev2 = await registerDevice(D.client, D.id);
+      const early = (await o.admin.request({ type: 'device.list', staff_id: D.id })).devices.find((d) => d.device === dev2.id);
+      const earlyCert = await certifyDevice(o.admin, laptop, early, { role: E.ROLE.COUNSELLOR });
+      const out = ctl(srv, 'revoke-device', '--root-key', o.rootFile, String(laptop.id));
+      assert.match(out, /revoked/);
+      assert.match(ctl(srv, 'list-devices'), new RegExp(`${laptop.id}\\s+e2eadmin\\s+revoked`));
+      const dev3 = await registerDevice(D.client, D.id);
+      const waiting = (await o.admin.request({ type: 'device.list', staff_id: D.id })).devices.find((d) => d.device === dev3.id);
+      await assert.rejects(certifyDevice(o.admin, laptop, waiting, { role: E.ROLE.COUNSELLOR }), (e) => e.code === 'forbidden');
+      const rl = await D.client.request({ type: 'device.revocations' });
+      const revokedNow = E.revokedSet(rl.revocations, o.rootPk, Math.floor(Date.now() / 1000));
+      assert.ok(revokedNow.has(sodium.to_hex(E.certHash(laptop.cert))));
+      assert.throws(() => E.verifyChain({ cert: earlyCert, issuer: laptop.cert }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }), (e) => e.code === 'revoked');
+      // The first admin device and what it certified are untouched.
+      assert.doesNotThrow(() => E.verifyChain({ cert: B.device.cert, issuer: B.device.issuer }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }));
+    });
+
     await t.test('no plaintext in the database, its WAL or the log', async () => {
       const files = dbBytes(dir);
       assert.ok(files.length >= 1);
