@@ -183,7 +183,13 @@ export class SecureContact extends Emitter {
     s.saw(ev);
     if (ev.kind === 'accept') this.#accept(ev);
     else if (ev.kind === 'msg') openEvent(this, s, ev);
-    else if (ev.kind === 'system') this.emit('system', { conversation: s.conv, seq: ev.seq, text: new TextDecoder().decode(E.unb64(ev.payload ?? '')) });
+    else if (ev.kind === 'system') {
+      const text = new TextDecoder().decode(E.unb64(ev.payload ?? ''));
+      this.emit('system', { conversation: s.conv, seq: ev.seq, text });
+      // Another counsellor now: a new handshake, so this page checks their
+      // device's certificate itself.
+      if (text === 'transferred') this.hello().catch(() => {});
+    }
   }
 
   #accept(ev) {

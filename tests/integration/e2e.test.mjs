@@ -210,6 +210,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
     });
 
     await t.test('a transfer keeps the chat readable for the new counsellor and not for a third', async () => {
+      const epochBefore = y.session.current;
       await sA.transfer(conv, B.id);
       // B is assigned, loads the wraps, reads the history.
       B.client.stream(conv);
@@ -221,6 +222,9 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await until(() => boxY.messages.find((m) => m.text === 'Hi, I am taking over from my colleague.'), 'the young person reads B');
       await y.send('ok thank you');
       await until(() => boxB.messages.find((m) => m.text === 'ok thank you'), 'B reads the young person');
+      // The announced transfer made the young person's page run a new
+      // handshake, answered by B's device (whose certificate it checked).
+      await until(() => y.session.current > epochBefore && sB.session(conv).epochs.has(y.session.current), 'a handshake with B');
       assert.deepEqual(boxB.security, []);
       // C is not a party: no events, no wraps; and B's wraps do not open with C's keys.
       await assert.rejects(C.client.request({ type: 'key.wraps', conversation: conv }), (e) => e.code === 'forbidden');
