@@ -45,13 +45,18 @@ function inbox(sc) {
   return box;
 }
 
+// Every client a test makes, closed at the end (they would otherwise keep
+// reconnecting to a stopped daemon).
+const opened = [];
+const track = (c) => { opened.push(c); return c; };
+
 async function staffClient(srv, acct) {
-  const c = new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) }, backoff: { minMs: 50, maxMs: 200 } });
+  const c = track(new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) }, backoff: { minMs: 50, maxMs: 200 } }));
   await c.login(acct.username, acct.password, totp(acct.secret, stepNow()));
   return c;
 }
 
-const contactClient = (srv) => new ContactClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, backoff: { minMs: 50, maxMs: 200 } });
+const contactClient = (srv) => track(new ContactClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, backoff: { minMs: 50, maxMs: 200 } }));
 
 // The organisation: the root key from init, an admin whose device the root
 // certified, and staff whose devices the admin's device certified.
@@ -193,7 +198,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
     });
 
     await t.test('a counsellor who reloads reads the whole chat again from their self-wraps', async () => {
-      const again = new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) } });
+      const again = track(new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) } }));
       // A second login in the same 30 s step needs the next code (a TOTP
       // code is never accepted twice).
       await again.login(A.acct.username, A.acct.password, totp(A.acct.secret, stepNow() + 1));
@@ -259,8 +264,8 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
         up.on('close', () => down.close());
       });
       await new Promise((r) => wss.on('listening', r));
-      const yc2 = new ContactClient({ url: `ws://127.0.0.1:${wss.address().port}/ws`, WebSocket });
-      const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk });
+      const yc2 = track(new ContactClient({ url: `ws://127.0.0.1:${wss.address().port}/ws`, WebSocket }));
+      const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk, keysTimeoutMs: 1000 });
       const box2 = inbox(y2);
       await y2.start({ language: 'en' });
       await sC.take();
@@ -393,6 +398,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       void boxZ;
     });
   } finally {
+    for (const c of opened) c.close();
     const r = await srv.stop();
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer|runtime error/);
