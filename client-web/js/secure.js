@@ -412,3 +412,51 @@ export async function certifyDevice(client, admin, waiting, { role, days = 365, 
   await client.request({ type: 'device.certify', device: waiting.device, cert: E.b64(cert), issuer: E.b64(admin.cert) });
   return cert;
 }
+
+// ---- out of hours: the inbox (protocol.md §5.10) ------------------------------------
+
+const INBOX_TEXT = 1;
+const inboxPlain = (text) => E.concat(E.u8(INBOX_TEXT), E.utf8(text));
+function inboxText(plain, sodium) {
+  const body = sodium.unpad(plain, 256);
+  if (!body.length || body[0] !== INBOX_TEXT) throw new E.E2EError('decrypt_failed', 'unknown inbox body');
+  return new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(1));
+}
+
+/** A young person leaves a message for the team, sealed on the device to
+ * the team inbox key (line.status's inbox_pk); the reply will be sealed to
+ * the return code's box key. Resolves with inbox.posted. */
+export async function inboxLeave(client, { code, text, teamPk, opts }) {
+  const sodium = await E.ready();
+  const rk = E.returnKeys(code, opts);
+  const sealed = sodium.crypto_box_seal(sodium.pad(inboxPlain(text), 256), E.unb64(teamPk, 32));
+  if (!client.conn) { await client.connect(); client.online = true; }
+  return client.request({ type: 'inbox.post', return_pk: E.b64(rk.signPk), reply_pk: E.b64(rk.boxPk), sealed: E.b64(sealed) });
+}
+
+/** A young person reads the replies to their messages with their return
+ * code: [{message, at, replied_at, reply (text or null)}]. */
+export async function inboxRead(client, { code, opts }) {
+  const sodium = await E.ready();
+  const rk = E.returnKeys(code, opts);
+  if (!client.conn) { await client.connect(); client.online = true; }
+  const ch = await client.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
+  const sig = E.signChallenge('helpline-inbox-fetch-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
+  const t = await client.request({ type: 'inbox.fetch', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
+  return t.messages.map((m) => ({
+    message: m.message, at: m.at, replied_at: m.replied_at,
+    reply: m.reply ? inboxText(sodium.crypto_box_seal_open(E.unb64(m.reply), rk.boxPk, rk.boxSk), sodium) : null,
+  }));
+}
+
+/** Staff: opens a message sealed to the team inbox key pair. */
+export async function inboxOpenMessage(sealed, team) {
+  const sodium = await E.ready();
+  return inboxText(sodium.crypto_box_seal_open(E.unb64(sealed), team.publicKey, team.privateKey), sodium);
+}
+
+/** Staff: seals a reply to the message's reply_pk (for inbox.reply). */
+export async function inboxSealReply(text, replyPk) {
+  const sodium = await E.ready();
+  return E.b64(sodium.crypto_box_seal(sodium.pad(inboxPlain(text), 256), E.unb64(replyPk, 32)));
+}

@@ -19,7 +19,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { startServer } from './harness.mjs';
 import { ctl, enrolled, totp, stepNow, awaitStepMargin, origin } from './staff.mjs';
 import { ContactClient, StaffClient } from '../../client-web/js/helpline.js';
-import { SecureContact, SecureStaff, registerDevice, certifyDevice } from '../../client-web/js/secure.js';
+import { SecureContact, SecureStaff, registerDevice, certifyDevice, inboxLeave, inboxRead, inboxOpenMessage, inboxSealReply } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
 
 const sodium = await E.ready();
@@ -103,6 +103,9 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
   const dir = mkdtempSync(join(tmpdir(), 'helpline-e2e-'));
   const fakeSrv = { dir };
   ctl(fakeSrv, 'init', '--root-key-out', join(dir, 'root-key.json'));
+  // The team inbox key pair: the secret stays with the staff console.
+  const team = sodium.crypto_box_keypair();
+  ctl(fakeSrv, 'inbox-key', 'set', E.b64(team.publicKey));
   // Counsellors take chats themselves here (no automatic offers), so each
   // step knows who holds which chat.
   const ini = join(dir, 'e2e.ini');
@@ -322,7 +325,9 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.doesNotThrow(() => E.verifyChain({ cert: B.device.cert, issuer: B.device.issuer }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }));
     });
 
-    await t.test('no plaintext in the database, its WAL or the log', async () => {
+    // Every phrase sent, grepped in the database, its WAL and the logs.
+    const logs = [];
+    const assertNoPlaintext = () => {
       const files = dbBytes(dir);
       assert.ok(files.length >= 1);
       for (const p of phrases) {
@@ -330,9 +335,10 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
           assert.ok(!f.includes(Buffer.from(p)), `the database holds "${p}"`);
           assert.ok(!f.includes(Buffer.from(p.slice(0, 12))), `the database holds part of "${p}"`);
         }
-        assert.ok(!srv.stderr.includes(p.slice(0, 12)), `the log holds "${p}"`);
+        for (const l of [...logs, srv.stderr]) assert.ok(!l.includes(p.slice(0, 12)), `the log holds "${p}"`);
       }
-    });
+    };
+    await t.test('no plaintext in the database, its WAL or the log', assertNoPlaintext);
 
     // ---- a return code, days later ---------------------------------------
     await t.test('a young person returns with their return code days later and reads the reply', async () => {
@@ -370,9 +376,25 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       probe.close(); probe2.close();
       const resume = zc.resume;
 
+      // Out of hours: another young person leaves a message with their own
+      // return code; a counsellor opens it with the team key and replies.
+      const code2 = E.newReturnCode();
+      const outOfHours = 'I could not talk tonight, can you tell me what to do about the messages';
+      const inboxReply = 'We read your message. Please do not reply to them; block and report the account.';
+      phrases.push(outOfHours, inboxReply);
+      const w = contactClient(srv);
+      const status = await (async () => { await w.connect(); w.online = true; return w.request({ type: 'line.status' }); })();
+      await inboxLeave(w, { code: code2, text: outOfHours, teamPk: status.inbox_pk, opts: LIGHT });
+      w.close();
+      const list = await B.client.request({ type: 'inbox.list' });
+      const item = list.messages.find((m) => !m.reply);
+      assert.equal(await inboxOpenMessage(item.sealed, team), outOfHours);
+      await B.client.request({ type: 'inbox.reply', message: item.message, reply: await inboxSealReply(inboxReply, item.reply_pk) });
+
       // Three days later (the daemon restarted with a simulated clock).
       const stopped = await srv.stop();
       assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
+      logs.push(stopped.stderr);
       srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini], env: { HL_TEST_CLOCK_SKEW_MS: String(3 * DAY) } });
       assert.match(srv.stderr, /server\.clock_skew/);
       // The resume secret has expired by now...
@@ -390,11 +412,19 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.ok(boxZZ.messages.find((m) => m.text === answer), JSON.stringify(boxZZ));
       assert.ok(boxZZ.messages.find((m) => m.text === 'can I come back later to read your answer?' && m.mine));
       assert.deepEqual(boxZZ.security, []);
+      // The out-of-hours reply, read with the other code three days later.
+      const w2 = contactClient(srv);
+      const thread = await inboxRead(w2, { code: code2, opts: LIGHT });
+      assert.equal(thread.length, 1);
+      assert.equal(thread[0].reply, inboxReply);
+      assert.deepEqual(await inboxRead(w2, { code: code, opts: LIGHT }), []);
+      w2.close();
       // A wrong code finds nothing.
       const wrong = new SecureContact({ client: contactClient(srv), rootPk: o.rootPk });
       await assert.rejects(wrong.returnWith(E.newReturnCode(), LIGHT), (e) => e.code === 'auth_failed');
       wrong.client.close();
       back.close();
+      assertNoPlaintext();
       void boxZ;
     });
   } finally {
