@@ -196,31 +196,26 @@ static int load(sqlite3 *db, struct trust_job *j)
 	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
 }
 
-/* device.certify: the issuer must be a live admin device of the actor that
- * chains to the root; the certificate must bind the registered keys under
- * the device's pseudonym with a role its owner holds. */
-static int certify_device(sqlite3 *db, sqlite3_stmt *const *stmts,
-		   struct trust_job *j)
+/* The issuer j names (device.certify / device.revoke): an admin device
+ * certificate under the root, a live, unrevoked device of the actor. 0 with
+ * *admin, a refusal (HL_EINVAL with j->why), or a store error. */
+static int own_admin_device(sqlite3 *db, sqlite3_stmt *const *stmts,
+			    struct trust_job *j, struct hl_cert *admin)
 {
-	struct hl_cert admin, dev;
-	int64_t issuer_dev, issuer_owner, owner = 0;
-	unsigned owner_roles = 0;
-	char subject[37];
-	sqlite3_stmt *st = NULL;
+	int64_t dev, owner;
 	unsigned char h[32];
-	int rc, role;
+	int rc;
 
 	if (!j->t->has_root)
 		return refuse(j, HL_ERR_BAD_STATE,
 			      "the service has no organisation root key");
 	if (hl_cert_verify(j->issuer, j->issuer_len, j->t->root_pk, j->now / 1000,
-			   HL_CERT_ADMIN_DEVICE, &admin) != 0)
+			   HL_CERT_ADMIN_DEVICE, admin) != 0)
 		return refuse(j, HL_ERR_BAD_FIELD,
 			      "issuer is not an admin device certificate "
 			      "signed by the organisation root");
-	rc = live_device_by_cert(db, j->issuer, j->issuer_len, &issuer_dev,
-				 &issuer_owner);
-	if (rc == HL_ENOTFOUND || (rc == 0 && issuer_owner != j->staff_id))
+	rc = live_device_by_cert(db, j->issuer, j->issuer_len, &dev, &owner);
+	if (rc == HL_ENOTFOUND || (rc == 0 && owner != j->staff_id))
 		return refuse(j, HL_ERR_FORBIDDEN,
 			      "issuer is not one of your live devices");
 	if (rc != 0)
@@ -228,6 +223,26 @@ static int certify_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 	hl_e2e_cert_hash(j->issuer, j->issuer_len, h);
 	if (revoked_lookup(h, (void *)stmts))
 		return refuse(j, HL_ERR_FORBIDDEN, "issuer is revoked");
+	return 0;
+}
+
+/* device.certify: the issuer must be a live admin device of the actor that
+ * chains to the root; the certificate must bind the registered keys under
+ * the device's pseudonym with a role its owner holds. */
+static int certify_device(sqlite3 *db, sqlite3_stmt *const *stmts,
+		   struct trust_job *j)
+{
+	struct hl_cert admin, dev;
+	int64_t owner = 0;
+	unsigned owner_roles = 0;
+	char subject[37];
+	sqlite3_stmt *st = NULL;
+	unsigned char h[32];
+	int rc, role;
+
+	rc = own_admin_device(db, stmts, j, &admin);
+	if (rc != 0)
+		return rc;
 	if (prepare(db, "SELECT d.staff_id, d.sign_pk, d.box_pk, s.roles FROM "
 			"device d JOIN staff s ON s.id = d.staff_id WHERE "
 			"d.id=?1 AND d.cert IS NULL AND d.revoked_at IS NULL",
@@ -290,21 +305,11 @@ static int revoke_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 {
 	struct hl_cert admin;
 	unsigned char want[32], got[32];
-	int64_t at, issuer_dev, issuer_owner, owner = 0;
+	int64_t at, owner = 0;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (!j->t->has_root ||
-	    hl_cert_verify(j->issuer, j->issuer_len, j->t->root_pk, j->now / 1000,
-			   HL_CERT_ADMIN_DEVICE, &admin) != 0)
-		return refuse(j, HL_ERR_BAD_FIELD,
-			      "issuer is not an admin device certificate "
-			      "signed by the organisation root");
-	rc = live_device_by_cert(db, j->issuer, j->issuer_len, &issuer_dev,
-				 &issuer_owner);
-	if (rc == HL_ENOTFOUND || (rc == 0 && issuer_owner != j->staff_id))
-		return refuse(j, HL_ERR_FORBIDDEN,
-			      "issuer is not one of your live devices");
+	rc = own_admin_device(db, stmts, j, &admin);
 	if (rc != 0)
 		return rc;
 	if (prepare(db, "SELECT staff_id, cert_hash FROM device WHERE id=?1 AND "

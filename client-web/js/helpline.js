@@ -43,7 +43,7 @@ function randomTag() {
 }
 
 /** A tiny event emitter: on(type, fn) returns an unsubscribe function. */
-class Emitter {
+export class Emitter {
   constructor() { this.handlers = new Map(); }
   on(type, fn) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());

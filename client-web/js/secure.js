@@ -12,24 +12,10 @@
 // 'undecryptable' {conversation, seq} (no keys for it on this device),
 // 'secured' {conversation, epoch} (a handshake finished).
 import * as E from './e2e.js';
+import { Emitter } from './helpline.js';
 
 const TO_STAFF = 1, TO_CONTACT = 2;
 const MAX_SEND_TRIES = 6;
-
-/** A tiny event emitter (the same contract as helpline.js's). */
-class Emitter {
-  constructor() { this.handlers = new Map(); }
-  on(type, fn) {
-    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
-    this.handlers.get(type).add(fn);
-    return () => this.handlers.get(type)?.delete(fn);
-  }
-  emit(type, value) {
-    for (const fn of this.handlers.get(type) ?? []) {
-      try { fn(value); } catch (e) { queueMicrotask(() => { throw e; }); }
-    }
-  }
-}
 
 /**
  * One conversation's keys and what it has seen: epochs (seq of the accept
