@@ -13,6 +13,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -109,7 +110,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
   // Counsellors take chats themselves here (no automatic offers), so each
   // step knows who holds which chat.
   const ini = join(dir, 'e2e.ini');
-  writeFileSync(ini, '[queue]\nrouting = pull\n');
+  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n');
   let srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
   const phrases = [];
   try {
@@ -323,6 +324,43 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.throws(() => E.verifyChain({ cert: earlyCert, issuer: laptop.cert }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }), (e) => e.code === 'revoked');
       // The first admin device and what it certified are untouched.
       assert.doesNotThrow(() => E.verifyChain({ cert: B.device.cert, issuer: B.device.issuer }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }));
+    });
+
+    await t.test('the hash chain: every event\'s head stored and sent; STAMP-signed checkpoints every 4 events and at the end', async () => {
+      const sql = (q) => execFileSync('sqlite3', ['-readonly', join(dir, 'helpline.db'), q], { encoding: 'utf8' }).trim();
+      // End the first chat: a checkpoint at its last event.
+      const ended = await B.client.request({ type: 'chat.end', conversation: conv });
+      const org = await B.client.request({ type: 'e2e.org' });
+      assert.equal(org.root_pk, E.b64(o.rootPk));
+      const stamp = E.verifyCert(E.unb64(org.stamp_cert), o.rootPk, Math.floor(Date.now() / 1000), E.ROLE.STAMP);
+      // The staff view of the whole history: recompute the chain.
+      const events = [];
+      const off = B.client.on('event', (ev) => { if (ev.conversation === conv) events.push(ev); });
+      B.client.streams.delete(conv);
+      B.client.stream(conv);
+      await B.client.sync(conv).catch(() => {});
+      off();
+      const heads = new Map(sql(`SELECT seq, hex(chain) FROM event WHERE conversation_id=${conv} ORDER BY seq`).split('\n').map((l) => { const [s, h] = l.split('|'); return [Number(s), h.toLowerCase()]; }));
+      assert.equal(heads.size, ended.seq);
+      const kinds = new Map(sql(`SELECT seq, kind, sender, visibility, hex(payload), at FROM event WHERE conversation_id=${conv} ORDER BY seq`).split('\n').map((l) => { const [s, kind, sender, vis, p, at] = l.split('|'); return [Number(s), { kind, sender, vis, p, at: Number(at) }]; }));
+      let prev = null;
+      for (let seq = 1; seq <= ended.seq; seq++) {
+        const e = kinds.get(seq);
+        const head = E.chainHead({ prev, conv: Number(conv), seq, at: e.at, kind: e.kind, sender: e.sender, visibility: e.vis, payload: e.p ? sodium.from_hex(e.p) : null });
+        assert.equal(sodium.to_hex(head), heads.get(seq), `chain head at ${seq}`);
+        prev = head;
+      }
+      for (const ev of events) assert.equal(sodium.to_hex(E.unb64(ev.chain)), heads.get(ev.seq), `sent head at ${ev.seq}`);
+      // Checkpoints: every 4th event and the last, each signed by the STAMP key over the stored head.
+      const cps = sql(`SELECT seq, at, hex(head), hex(signature) FROM checkpoint WHERE conversation_id=${conv} ORDER BY seq`).split('\n').map((l) => { const [s, at, h, sig] = l.split('|'); return { seq: Number(s), at: Number(at), head: h.toLowerCase(), sig: sodium.from_hex(sig) }; });
+      const want = [...Array(Math.floor(ended.seq / 4)).keys()].map((i) => 4 * (i + 1));
+      if (ended.seq % 4) want.push(ended.seq);
+      assert.deepEqual(cps.map((c) => c.seq), want);
+      for (const c of cps) {
+        assert.equal(c.head, heads.get(c.seq));
+        assert.ok(E.verifyCheckpoint({ conv: Number(conv), seq: c.seq, head: sodium.from_hex(c.head), at: c.at }, c.sig, stamp.signPk));
+        assert.throws(() => E.verifyCheckpoint({ conv: Number(conv), seq: c.seq + 1, head: sodium.from_hex(c.head), at: c.at }, c.sig, stamp.signPk));
+      }
     });
 
     // Every phrase sent, grepped in the database, its WAL and the logs.
