@@ -41,19 +41,27 @@ class Session {
       send: new E.Chain(this.ownDir === TO_STAFF ? root1 : root2), next: 0, cached: null,
     });
     if (epoch > this.current) this.current = epoch;
-    for (const w of this.waiters.splice(0)) w();
+    for (const w of this.waiters.splice(0)) w(null);
     return true;
   }
   saw(ev) {
     if (ev.chain) this.heads.set(ev.seq, E.unb64(ev.chain, 32));
     if (ev.seq > this.lastSeq) this.lastSeq = ev.seq;
   }
+  // Resolves once there are keys to send with. A young person may wait in
+  // the queue a long while: by default there is no time limit (timeoutMs
+  // null), and waiting sends fail only when the chat ends (end()).
   keysReady(timeoutMs) {
     if (this.current) return Promise.resolve();
+    if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(Object.assign(new Error('no keys yet: the counsellor has not answered'), { code: 'no_keys' })), timeoutMs);
-      this.waiters.push(() => { clearTimeout(t); resolve(); });
+      const t = timeoutMs == null ? null : setTimeout(() => reject(Object.assign(new Error('no keys yet: the counsellor has not answered'), { code: 'no_keys' })), timeoutMs);
+      this.waiters.push((err) => { clearTimeout(t); if (err) reject(err); else resolve(); });
     });
+  }
+  end(why) {
+    this.ended = Object.assign(new Error(`the chat has ended (${why})`), { code: 'ended' });
+    for (const w of this.waiters.splice(0)) w(this.ended);
   }
   epochList() { return [...this.epochs].map(([epoch, k]) => ({ epoch, root1: k.root1, root2: k.root2 })); }
   // The message key for (epoch, dir, n), for reading.
@@ -125,7 +133,7 @@ async function sealAndSend(s, text, send, resync, keysTimeoutMs) {
  * organisation root key shipped with the page; now() gives unix seconds.
  */
 export class SecureContact extends Emitter {
-  constructor({ client, rootPk, now = () => Math.floor(Date.now() / 1000), keysTimeoutMs = 120000 }) {
+  constructor({ client, rootPk, now = () => Math.floor(Date.now() / 1000), keysTimeoutMs = null }) {
     super();
     this.client = client; this.rootPk = rootPk; this.now = now; this.keysTimeoutMs = keysTimeoutMs;
     this.session = null;
@@ -175,6 +183,7 @@ export class SecureContact extends Emitter {
       // Another counsellor now: a new handshake, so this page checks their
       // device's certificate itself.
       if (text === 'transferred') this.hello().catch(() => {});
+      if (text.startsWith('ended')) s.end(text);
     }
   }
 
@@ -260,7 +269,7 @@ export class SecureContact extends Emitter {
  * device: {id, keys: {signPk, signSk, boxPk, boxSk}, cert, issuer} (bytes).
  */
 export class SecureStaff extends Emitter {
-  constructor({ client, device, rootPk, now = () => Math.floor(Date.now() / 1000), answerHellos = true, keysTimeoutMs = 120000 }) {
+  constructor({ client, device, rootPk, now = () => Math.floor(Date.now() / 1000), answerHellos = true, keysTimeoutMs = 60000 }) {
     super();
     this.client = client; this.device = device; this.rootPk = rootPk; this.now = now;
     this.answerHellos = answerHellos; this.keysTimeoutMs = keysTimeoutMs;

@@ -387,8 +387,14 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       const zconv = z.conversation;
       const code = E.newReturnCode();
       await z.setReturnCode(code, LIGHT);
+      // Typed while still waiting in the queue: held until keys exist.
+      const early = z.send('typed while I was waiting in the queue');
+      phrases.push('typed while I was waiting in the queue');
+      await sleep(300);
       await sB.take();
       await until(() => z.session.current, 'the handshake');
+      assert.ok((await early).seq > 0);
+      await until(() => boxB.messages.find((m) => m.text === 'typed while I was waiting in the queue'), 'B reads the early message');
       await z.send('can I come back later to read your answer?');
       await until(() => boxB.messages.find((m) => m.text === 'can I come back later to read your answer?'), 'B reads');
       // The young person closes the tab: in-memory keys are gone.
