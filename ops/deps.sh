@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
       libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev libssl-dev
       curl ca-certificates tzdata)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
 fi
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
