@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startServer } from './harness.mjs';
-import { ctl, enrolled, totp, stepNow, awaitStepMargin, origin } from './staff.mjs';
+import { ctl, totp, stepNow, origin } from './staff.mjs';
+import { contactClient as orgContactClient, organisation as orgOrganisation, counsellor as orgCounsellor, staffIdOf, initOrg } from './org.mjs';
 import { ContactClient, StaffClient } from '../../client-web/js/helpline.js';
 import { SecureContact, SecureStaff, registerDevice, certifyDevice, inboxLeave, inboxRead, inboxOpenMessage, inboxSealReply } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
@@ -50,49 +51,9 @@ function inbox(sc) {
 // reconnecting to a stopped daemon).
 const opened = [];
 const track = (c) => { opened.push(c); return c; };
-
-async function staffClient(srv, acct) {
-  const c = track(new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) }, backoff: { minMs: 50, maxMs: 200 } }));
-  await c.login(acct.username, acct.password, totp(acct.secret, stepNow()));
-  return c;
-}
-
-const contactClient = (srv) => track(new ContactClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, backoff: { minMs: 50, maxMs: 200 } }));
-
-// The organisation: the root key from init, an admin whose device the root
-// certified, and staff whose devices the admin's device certified.
-async function organisation(srv) {
-  const rootFile = join(srv.dir, 'root-key.json');
-  const root = JSON.parse(readFileSync(rootFile, 'utf8'));
-  const rootPk = E.unb64(root.public, 32);
-  await awaitStepMargin(20);
-  const adminAcct = await enrolled(srv, 'e2eadmin', 'admin');
-  const admin = await staffClient(srv, adminAcct);
-  const ad = await registerDevice(admin, staffIdOf(srv, 'e2eadmin'));
-  ctl(srv, 'certify-device', '--root-key', rootFile, String(ad.id));
-  const mine = (await admin.request({ type: 'device.list' })).devices.find((d) => d.device === ad.id);
-  ad.cert = E.unb64(mine.cert);
-  ad.issuer = null;
-  return { rootPk, rootFile, admin, adminDevice: ad };
-}
-
-function staffIdOf(srv, username) {
-  const list = JSON.parse(ctl(srv, 'list-staff', '--json'));
-  return list.find((s) => s.username === username).id;
-}
-
-// A counsellor with a certified device; returns {acct, id, client, device}.
-async function counsellor(srv, o, username, role = 'counsellor') {
-  const acct = await enrolled(srv, username, role);
-  const id = staffIdOf(srv, username);
-  const client = await staffClient(srv, acct);
-  const dev = await registerDevice(client, id);
-  const waiting = (await o.admin.request({ type: 'device.list', staff_id: id })).devices.find((d) => d.device === dev.id);
-  assert.equal(waiting.cert, null);
-  dev.cert = await certifyDevice(o.admin, { keys: o.adminDevice.keys, cert: o.adminDevice.cert }, waiting, { role: role === 'supervisor' ? E.ROLE.SUPERVISOR : E.ROLE.COUNSELLOR });
-  dev.issuer = o.adminDevice.cert;
-  return { acct, id, client, device: dev };
-}
+const contactClient = (srv) => orgContactClient(srv, track);
+const organisation = (srv) => orgOrganisation(srv, track);
+const counsellor = (srv, o, username, role) => orgCounsellor(srv, o, username, role, track);
 
 const secureStaff = (o, c) => new SecureStaff({ client: c.client, device: c.device, rootPk: o.rootPk });
 
@@ -103,7 +64,7 @@ function dbBytes(dir) {
 test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-e2e-'));
   const fakeSrv = { dir };
-  ctl(fakeSrv, 'init', '--root-key-out', join(dir, 'root-key.json'));
+  initOrg(dir);
   // The team inbox key pair: the secret stays with the staff console.
   const team = sodium.crypto_box_keypair();
   ctl(fakeSrv, 'inbox-key', 'set', E.b64(team.publicKey));
