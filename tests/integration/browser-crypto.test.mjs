@@ -6,24 +6,16 @@
 // sealed under a passphrase.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startServer } from './harness.mjs';
+import { launch, noBrowser } from './browser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 const vectors = JSON.parse(readFileSync(join(here, '..', 'vectors', 'e2e.json'), 'utf8'));
 
-export async function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
-
-test('e2e.js in Chromium under the daemon\'s CSP: vectors, handshake, keys kept in IndexedDB', { skip: !existsSync(CHROMIUM) && 'no /usr/bin/chromium', timeout: 120000 }, async () => {
+test('e2e.js in Chromium under the daemon\'s CSP: vectors, handshake, keys kept in IndexedDB', { skip: noBrowser, timeout: 120000 }, async () => {
   const srv = await startServer();
   const browser = await launch();
   try {

@@ -1,0 +1,264 @@
+// young.js: the young person's page (/). Screens: welcome (what Helpline
+// is, what is kept, confidentiality, the emergency number), intake (all
+// optional), waiting (live position and estimate), chat (end-to-end
+// encrypted through secure.js; message states, typing, offline banner,
+// return code), ended (short feedback), and help (reachable from every
+// screen). Nothing is stored in the browser; every string comes from
+// i18n.js and goes into the page with textContent.
+import { ContactClient } from './helpline.js';
+import { SecureContact } from './secure.js';
+import * as E from './e2e.js';
+import { t, setLang, getLang, LANGS } from './i18n.js';
+
+const app = document.getElementById('app');
+const banner = document.getElementById('banner');
+const state = { config: null, taxonomy: null, client: null, secure: null, status: null, screen: null, intake: { topics: new Set(), flags: new Set(), age: null } };
+
+// ---- DOM helpers -------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') n.textContent = v;
+    else if (k === 'class') n.className = v;
+    else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
+    else n.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c) n.append(c);
+  return n;
+}
+
+function show(screen, ...nodes) {
+  state.screen = screen;
+  app.replaceChildren(...nodes);
+  app.dataset.screen = screen;
+  const h = app.querySelector('h1');
+  if (h) { h.tabIndex = -1; h.focus({ preventScroll: true }); }
+}
+
+function say(text, danger = false) {
+  banner.hidden = !text;
+  banner.textContent = text ?? '';
+  banner.classList.toggle('danger', danger);
+}
+
+function chrome() {
+  document.getElementById('exit').textContent = t('exit');
+  document.getElementById('exit').href = state.config?.exit_url ?? document.getElementById('exit').href;
+  document.getElementById('exit-hint').textContent = t('exit.hint');
+  document.getElementById('help-link').textContent = t('help.link');
+  document.getElementById('brand').textContent = t('app.name');
+  document.title = t('app.name');
+}
+
+// ---- screens ---------------------------------------------------------------------
+
+function helpScreen() {
+  const c = state.config, back = state.screen;
+  const lang = getLang();
+  show('help',
+    el('h1', { text: t('help.title') }),
+    el('p', { class: 'strong', text: t('help.emergency', { n: c.emergency_number }) }),
+    el('p', { text: t('help.police', { n: c.police_non_emergency }) }),
+    el('h2', { text: t('help.resources') }),
+    el('ul', {}, c.resources.map((r) => el('li', {}, el('a', { href: r.url, rel: 'noreferrer', target: '_blank', text: r.name[lang] ?? r.name.en })))),
+    el('button', { type: 'button', class: 'secondary', text: t('back'), onclick: () => { if (back === 'chat') chatScreen(); else if (back === 'waiting') waitingScreen(); else welcome(); } }));
+}
+
+function welcome() {
+  const s = state.status ?? {};
+  const parts = [
+    el('h1', { text: t('welcome.title') }),
+    el('p', { text: t('welcome.what') }),
+    el('p', { text: t('welcome.kept') }),
+    el('p', { text: t('welcome.confidential') }),
+    el('p', { class: 'strong', text: t('help.emergency', { n: state.config.emergency_number }) }),
+    el('label', { for: 'lang', text: t('intake.language') }),
+    el('select', { id: 'lang', onchange: (e) => { setLang(e.target.value); chrome(); welcome(); } },
+      Object.entries(LANGS).map(([k, name]) => el('option', { value: k, selected: k === getLang(), text: name }))),
+  ];
+  if (s.open === false) {
+    parts.push(el('p', { class: 'banner', text: t('welcome.closed') }));
+    if (s.opens_at) parts.push(el('p', { text: t('welcome.opens', { when: new Date(s.opens_at).toLocaleString(getLang()) }) }));
+  } else if (s.queue_full) {
+    parts.push(el('p', { class: 'banner', text: t('welcome.busy') }));
+  } else {
+    parts.push(el('p', {}, el('button', { type: 'button', id: 'start', text: t('welcome.start'), onclick: intakeScreen })));
+  }
+  show('welcome', ...parts);
+}
+
+function chip(set, id, label) {
+  const b = el('button', { type: 'button', 'aria-pressed': set.has(id) ? 'true' : 'false', 'data-id': id, text: label });
+  b.addEventListener('click', () => { if (set.has(id)) set.delete(id); else set.add(id); b.setAttribute('aria-pressed', set.has(id) ? 'true' : 'false'); });
+  return b;
+}
+
+function intakeScreen() {
+  const tax = state.taxonomy, it = state.intake;
+  const tags = tax.groups.flatMap((g) => g.tags.filter((x) => x.chip));
+  const ages = el('div', { class: 'chips', role: 'radiogroup', 'aria-label': t('intake.age') },
+    tax.age_bands.map((a) => {
+      const b = el('button', { type: 'button', role: 'radio', 'aria-checked': it.age === a.id ? 'true' : 'false', 'data-id': a.id, text: t(`age.${a.id}`) });
+      b.addEventListener('click', () => { it.age = it.age === a.id ? null : a.id; for (const x of ages.children) x.setAttribute('aria-checked', x.dataset.id === it.age ? 'true' : 'false'); });
+      return b;
+    }));
+  show('intake',
+    el('h1', { text: t('intake.title') }),
+    el('h2', { text: t('intake.topics') }),
+    el('div', { class: 'chips', id: 'topics' }, tags.map((x) => chip(it.topics, x.id, t(`tag.${x.id}`)))),
+    el('h2', { text: t('intake.flags') }),
+    el('div', { class: 'chips', id: 'flags' }, tax.risk_flags.map((f) => chip(it.flags, f.id, t(`flag.${f.id}`)))),
+    el('h2', { text: t('intake.age') }),
+    ages,
+    el('p', {}, el('button', { type: 'button', id: 'go', text: t('intake.go'), onclick: () => start(true) }), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'skip', text: t('intake.skip'), onclick: () => start(false) })));
+}
+
+async function start(withIntake) {
+  const it = state.intake;
+  const intake = { language: getLang() };
+  if (withIntake) {
+    if (it.topics.size) intake.topics = [...it.topics].join(',');
+    if (it.flags.size) intake.flags = [...it.flags].join(',');
+    if (it.age) intake.age_band = it.age;
+  }
+  try {
+    const r = await state.secure.start(intake);
+    state.position = { position: r.position, estimate_s: r.estimate_s };
+    waitingScreen();
+  } catch (e) {
+    say(e.code === 'closed' ? t('welcome.closed') : e.code === 'busy' ? t('welcome.busy') : e.message, true);
+  }
+}
+
+function waitingScreen() {
+  const p = state.position ?? {};
+  const est = p.estimate_s ? Math.max(1, Math.round(p.estimate_s / 60)) : 0;
+  show('waiting',
+    el('h1', { text: t('wait.title') }),
+    p.position ? el('p', { id: 'position', text: t('wait.position', { p: p.position }) }) : null,
+    el('p', { id: 'estimate', text: est ? t('wait.estimate', { m: est }) : t('wait.estimate_soon') }),
+    el('p', { text: t('wait.typing_ok') }),
+    el('p', {}, el('button', { type: 'button', class: 'secondary', id: 'leave', text: t('wait.leave'), onclick: leave })),
+    list);
+  compose();
+}
+
+async function leave() {
+  try { await state.client.leave(); } catch { /* gone anyway */ }
+  state.client.close();
+  connect().then(welcome);
+}
+
+// ---- the chat ---------------------------------------------------------------------------
+
+const list = el('ol', { class: 'messages', id: 'messages', 'aria-live': 'polite' });
+const typing = el('p', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
+const sent = new Map(); // seq -> {li, status}
+let typingTimer = null, lastTypingSent = 0;
+
+function chatScreen() {
+  show('chat', el('h1', { class: 'visually-hidden', text: t('chat.title') }), list, typing,
+    el('p', {}, el('button', { type: 'button', class: 'secondary', id: 'end', text: t('chat.end'), onclick: endChat }), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'code', text: t('code.offer'), onclick: returnCode })));
+  compose();
+}
+
+function compose() {
+  const box = el('textarea', { id: 'text', rows: '1', 'aria-label': t('chat.placeholder'), placeholder: t('chat.placeholder'), maxlength: '4000' });
+  box.addEventListener('input', () => {
+    const now = Date.now();
+    if (state.screen === 'chat' && now - lastTypingSent > 3000) { lastTypingSent = now; state.client.typing(); }
+  });
+  box.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+  const form = el('form', { class: 'compose', onsubmit: (e) => { e.preventDefault(); const v = box.value.trim(); if (v) { box.value = ''; send(v); } } },
+    box, el('button', { type: 'submit', id: 'send', text: t('chat.send') }));
+  app.append(form);
+}
+
+function addMessage(text, who, cls) {
+  const li = el('li', { class: cls }, el('span', { class: 'who visually-hidden', text: who === 'system' ? '' : t(who === 'me' ? 'chat.you' : 'chat.counsellor') + ': ' }), el('span', { class: 'text', text }));
+  list.append(li);
+  li.scrollIntoView({ block: 'end' });
+  return li;
+}
+
+function send(text) {
+  const li = addMessage(text, 'me', 'mine');
+  const status = el('span', { class: 'status', text: t('chat.sending') });
+  li.append(status);
+  state.secure.send(text).then((ack) => {
+    status.textContent = t('chat.sent');
+    sent.set(ack.seq, { li, status });
+    li.dataset.seq = ack.seq;
+  }, () => { status.textContent = t('chat.failed'); });
+}
+
+function receipt(m) {
+  for (const [seq, s] of sent) if (seq <= m.seq) s.status.textContent = t(m.kind === 'read' ? 'chat.read' : 'chat.delivered');
+}
+
+async function endChat() {
+  if (!window.confirm(t('chat.end_confirm'))) return;
+  try { await state.client.end(); } catch { /* ended anyway */ }
+  ended();
+}
+
+async function returnCode() {
+  const code = E.newReturnCode();
+  document.getElementById('code')?.remove();
+  const box = el('section', { class: 'card', 'aria-labelledby': 'code-title' },
+    el('h2', { id: 'code-title', text: t('code.title') }), el('p', { class: 'code', id: 'return-code', text: code }), el('p', { text: t('code.advice') }));
+  list.after(box);
+  await state.secure.setReturnCode(code);
+}
+
+function ended() {
+  const thanks = el('p', { role: 'status' });
+  const fb = (k) => el('button', { type: 'button', class: 'secondary', text: t(k), onclick: () => { thanks.textContent = t('ended.thanks'); } });
+  show('ended', el('h1', { text: t('ended.title') }), el('p', { text: t('ended.feedback') }),
+    el('p', {}, fb('ended.yes'), ' ', fb('ended.some'), ' ', fb('ended.no')), thanks,
+    el('p', {}, el('button', { type: 'button', id: 'again', text: t('ended.again'), onclick: () => { list.replaceChildren(); sent.clear(); state.client.close(); connect().then(welcome); } })));
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+async function connect() {
+  const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  const client = new ContactClient({ url });
+  state.status = await client.lineStatus();
+  const org = await client.request({ type: 'e2e.org' });
+  const secure = new SecureContact({ client, rootPk: E.unb64(org.root_pk, 32) });
+  client.on('position', (m) => { state.position = m; if (state.screen === 'waiting') waitingScreen(); });
+  client.on('offline', () => say(t('offline')));
+  client.on('online', () => say(null));
+  client.on('receipt', receipt);
+  client.on('typing', () => { typing.textContent = t('chat.typing'); clearTimeout(typingTimer); typingTimer = setTimeout(() => { typing.textContent = ''; }, 4000); });
+  secure.on('message', (m) => { if (!m.mine) { typing.textContent = ''; addMessage(m.text, 'counsellor', 'theirs'); client.delivered(m.seq); if (document.visibilityState === 'visible') client.read(m.seq); } });
+  secure.on('security', () => say(t('chat.security'), true));
+  secure.on('system', (m) => {
+    if (m.text === 'joined') { addMessage(t('chat.joined'), 'system', 'system'); chatScreen(); }
+    else if (m.text === 'transferred') addMessage(t('chat.transferred'), 'system', 'system');
+    else if (m.text === 'counsellor_lost') { addMessage(t('chat.lost'), 'system', 'system'); waitingScreen(); }
+    else if (m.text.startsWith('ended')) ended();
+  });
+  state.client = client;
+  state.secure = secure;
+}
+
+async function main() {
+  const [config, taxonomy] = await Promise.all([fetch('/config.json').then((r) => r.json()), fetch('/taxonomy.json').then((r) => r.json())]);
+  state.config = config;
+  state.taxonomy = taxonomy;
+  const nav = (navigator.language || 'en').slice(0, 2);
+  setLang(LANGS[nav] ? nav : 'en');
+  chrome();
+  document.getElementById('help-link').addEventListener('click', helpScreen);
+  await E.ready();
+  await connect();
+  welcome();
+}
+
+main().catch((e) => say(e.message, true));
