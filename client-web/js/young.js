@@ -6,7 +6,7 @@
 // screen). Nothing is stored in the browser; every string comes from
 // i18n.js and goes into the page with textContent.
 import { ContactClient } from './helpline.js';
-import { SecureContact } from './secure.js';
+import { SecureContact, inboxLeave, inboxRead } from './secure.js';
 import * as E from './e2e.js';
 import { t, setLang, getLang, LANGS } from './i18n.js';
 
@@ -86,6 +86,9 @@ function welcome() {
   } else {
     parts.push(el('p', {}, el('button', { type: 'button', id: 'start', text: t('welcome.start'), onclick: intakeScreen })));
   }
+  const closed = s.open === false || s.queue_full;
+  if (s.inbox) parts.push(el('p', {}, el('button', { type: 'button', class: closed ? '' : 'secondary', id: 'leave-message', text: t('inbox.leave'), onclick: leaveMessageScreen })));
+  parts.push(el('p', {}, el('button', { type: 'button', class: 'link', id: 'have-code', text: t('inbox.have_code'), onclick: readReplyScreen })));
   show('welcome', ...parts);
 }
 
@@ -150,6 +153,49 @@ async function leave() {
   try { await state.client.leave(); } catch { /* gone anyway */ }
   state.client.close();
   connect().then(welcome);
+}
+
+// ---- out of hours: leave a message, read the reply -------------------------------
+
+function leaveMessageScreen() {
+  const code = E.newReturnCode();
+  const box = el('textarea', { id: 'message', rows: '6', maxlength: '4000' });
+  const done = el('p', { role: 'status', id: 'left' });
+  const send = el('button', { type: 'button', id: 'send-message', text: t('inbox.send') });
+  send.addEventListener('click', async () => {
+    const text = box.value.trim();
+    if (!text) return;
+    send.disabled = true;
+    try {
+      await inboxLeave(state.client, { code, text, teamPk: state.status.inbox_pk });
+      box.value = '';
+      done.textContent = t('inbox.sent');
+    } catch (e) { send.disabled = false; done.textContent = e.code === 'rate_limited' ? t('inbox.too_many') : t('chat.failed'); }
+  });
+  show('leave', el('h1', { text: t('inbox.title') }), el('p', { text: t('inbox.explain') }),
+    el('label', { for: 'message', text: t('inbox.your_message') }), box,
+    el('h2', { text: t('code.title') }), el('p', { class: 'code', id: 'return-code', text: code }), el('p', { text: t('code.advice') }),
+    el('p', {}, send), done,
+    el('p', {}, el('button', { type: 'button', class: 'secondary', text: t('back'), onclick: welcome })));
+}
+
+function readReplyScreen() {
+  const input = el('input', { id: 'code-input', type: 'text', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
+  const out = el('div', { id: 'replies', 'aria-live': 'polite' });
+  const go = el('button', { type: 'button', id: 'read-replies', text: t('inbox.read') });
+  go.addEventListener('click', async () => {
+    out.replaceChildren(el('p', { text: t('inbox.checking') }));
+    let code;
+    try { code = E.normalizeReturnCode(input.value); } catch { out.replaceChildren(el('p', { text: t('inbox.bad_code') })); return; }
+    try {
+      const thread = await inboxRead(state.client, { code });
+      const replies = thread.filter((m) => m.reply);
+      out.replaceChildren(...(replies.length ? replies.map((m) => el('p', { class: 'reply', text: m.reply }))
+        : [el('p', { text: thread.length ? t('inbox.no_reply_yet') : t('inbox.nothing') })]));
+    } catch { out.replaceChildren(el('p', { text: t('inbox.nothing') })); }
+  });
+  show('read', el('h1', { text: t('inbox.read_title') }), el('label', { for: 'code-input', text: t('inbox.code_label') }), input,
+    el('p', {}, go), out, el('p', {}, el('button', { type: 'button', class: 'secondary', text: t('back'), onclick: welcome })));
 }
 
 // ---- the chat ---------------------------------------------------------------------------

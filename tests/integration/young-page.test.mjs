@@ -13,7 +13,10 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
 import { startServer } from './harness.mjs';
-import { initOrg, organisation, counsellor } from './org.mjs';
+import { initOrg, organisation, counsellor, staffClient } from './org.mjs';
+import { ctl, enrolled, awaitStepMargin } from './staff.mjs';
+import { inboxOpenMessage, inboxSealReply } from '../../client-web/js/secure.js';
+import * as E from '../../client-web/js/e2e.js';
 import { launch, noBrowser } from './browser.mjs';
 import { SecureStaff } from '../../client-web/js/secure.js';
 
@@ -48,11 +51,12 @@ async function flakyLink(port) {
   };
 }
 
-async function daemon() {
+async function daemon(extra = '', before = () => {}) {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-page-'));
   initOrg(dir);
+  before(dir);
   const ini = join(dir, 'page.ini');
-  writeFileSync(ini, '[queue]\nrouting = pull\n');
+  writeFileSync(ini, `[queue]\nrouting = pull\n${extra}`);
   return startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
 }
 
@@ -168,6 +172,52 @@ test('Quick exit: Esc three times blanks the page and leaves no way Back to the 
     await browser.close();
     const r = await srv.stop();
     assert.equal(r.code, 0);
+    srv.cleanup();
+  }
+});
+
+test('closed: the young person leaves a message with a return code and reads the reply', { skip, timeout: 120000 }, async () => {
+  const sodium = await E.ready();
+  const team = sodium.crypto_box_keypair();
+  const today = new Date().toISOString().slice(0, 10);
+  const srv = await daemon(`[hours]\ntimezone = UTC\nexceptions = ${today} closed\n`, (dir) => ctl({ dir }, 'inbox-key', 'set', E.b64(team.publicKey)));
+  const browser = await launch();
+  let staff = null;
+  try {
+    const page = await browser.newPage();
+    await isolate(page);
+    await page.goto(`${srv.url}/`);
+    await page.locator('#leave-message').waitFor();
+    assert.equal(await page.locator('#start').count(), 0, 'no chat while closed');
+    await page.click('#leave-message');
+    const code = (await page.locator('#return-code').innerText()).trim();
+    assert.equal(code.split(' ').length, 6);
+    await page.fill('#message', 'they want 200 pounds by friday');
+    await page.click('#send-message');
+    await page.locator('#left', { hasText: 'Sent' }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'young-leave-message.png'), fullPage: true });
+    // A counsellor answers from the team inbox.
+    await awaitStepMargin(15);
+    const acct = await enrolled(srv, 'inboxcarol', 'counsellor');
+    staff = await staffClient(srv, acct);
+    const list = await staff.request({ type: 'inbox.list' });
+    assert.equal(await inboxOpenMessage(list.messages[0].sealed, team), 'they want 200 pounds by friday');
+    await staff.request({ type: 'inbox.reply', message: list.messages[0].message, reply: await inboxSealReply('Do not pay. Save the messages and tell us if they post anything.', list.messages[0].reply_pk) });
+    // Later, with the code.
+    await page.goto(`${srv.url}/`);
+    await page.click('#have-code');
+    await page.fill('#code-input', 'not a code');
+    await page.click('#read-replies');
+    await page.locator('#replies', { hasText: 'not a return code' }).waitFor();
+    await page.fill('#code-input', ` ${code.toUpperCase()} `);
+    await page.click('#read-replies');
+    await page.locator('#replies .reply', { hasText: 'Do not pay' }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'young-read-reply.png'), fullPage: true });
+  } finally {
+    staff?.close();
+    await browser.close();
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
     srv.cleanup();
   }
 });
