@@ -512,16 +512,24 @@ export function commitment({ conv, dir, epoch, n, body, kf }) {
   return sodium.crypto_auth(concat(FRANK, u64(conv), u8(dir), u64(epoch), u32(n), body), kf);
 }
 
+// Body types: 1 UTF-8 text, 2 a safety card (its id, e.g. "sextortion").
+export const BODY_TEXT = 1, BODY_CARD = 2;
+
 /**
- * Seals a message (body = u8 1 ‖ UTF-8 text, or body as given) with message
+ * Seals a message (body = u8 1 ‖ UTF-8 text; u8 2 ‖ card id for a safety
+ * card, given as card; or body as given) with message
  * key mk. kf and nonce are random unless given (vectors). seenHead defaults
  * to zeros (the spec's value when seenSeq is 0).
  */
-export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, body, kf, nonce }) {
+export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, card, body, kf, nonce }) {
   if (dir !== 1 && dir !== 2) fail('wrong_direction', `direction ${dir}`);
   need(mk, 32, 'mk');
+  if (card !== undefined) {
+    if (typeof card !== 'string' || !/^[a-z0-9_]{1,32}$/.test(card)) fail('bad_length', 'card must be an id');
+    body = concat(u8(BODY_CARD), utf8(card));
+  }
   if (body === undefined && typeof text !== 'string') fail('bad_length', 'text must be a string');
-  body = body === undefined ? concat(u8(1), utf8(text)) : need(body, undefined, 'body');
+  body = body === undefined ? concat(u8(BODY_TEXT), utf8(text)) : need(body, undefined, 'body');
   kf = kf === undefined ? sodium.randombytes_buf(32) : need(kf, 32, 'kf');
   nonce = nonce === undefined ? sodium.randombytes_buf(24) : need(nonce, 24, 'nonce');
   const c = commitment({ conv, dir, epoch, n, body, kf });
@@ -580,10 +588,13 @@ export function open({ env, conv, dir, mk, knownHead }) {
     const seen = knownHead(h.seenSeq);
     if (seen && !eq(seen, h.seenHead)) fail('history_mismatch', 'the sender saw another history');
   }
-  if (body.length < 1 || body[0] !== 1) fail('decrypt_failed', 'unknown body type');
+  if (body.length < 1 || (body[0] !== BODY_TEXT && body[0] !== BODY_CARD)) fail('decrypt_failed', 'unknown body type');
   let text;
   try { text = dec.decode(body.subarray(1)); } catch { fail('decrypt_failed', 'text is not UTF-8'); }
-  return { text, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
+  // A safety card carries only its id; the page shows its own words for it.
+  const card = body[0] === BODY_CARD ? text : undefined;
+  if (card !== undefined && !/^[a-z0-9_]{1,32}$/.test(card)) fail('decrypt_failed', 'bad card id');
+  return { text: card === undefined ? text : '', card, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
 }
 
 // ---- the hash chain and checkpoints ----------------------------------------------

@@ -90,7 +90,7 @@ function openEvent(owner, s, ev) {
   try {
     const mk = s.readKey(h.epoch, h.dir, h.n);
     const m = E.open({ env, conv: Number(s.conv), dir: h.dir, mk, knownHead: (seq) => s.heads.get(seq) });
-    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, mine });
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, card: m.card, mine });
   } catch (e) {
     owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
   }
@@ -103,19 +103,19 @@ function retryPending(owner, s) {
 
 /** Seals text for s and sends it through send(env) -> ack, retrying with
  * fresh keys when the server says the epoch or the counter moved on. */
-async function sealAndSend(s, text, send, resync, keysTimeoutMs) {
+async function sealAndSend(s, text, send, resync, keysTimeoutMs, card) {
   for (let attempt = 0; ; attempt++) {
     await s.keysReady(keysTimeoutMs);
     const epoch = s.current, k = s.epochs.get(epoch);
     const n = k.next;
     if (!k.cached || k.cached.n !== n) k.cached = { n, mk: k.send.keyFor(n) };
     const seenSeq = s.lastSeq;
-    const env = E.seal({ conv: Number(s.conv), dir: s.ownDir, epoch, n, seenSeq, seenHead: seenSeq ? s.heads.get(seenSeq) : undefined, mk: k.cached.mk, text });
+    const env = E.seal({ conv: Number(s.conv), dir: s.ownDir, epoch, n, seenSeq, seenHead: seenSeq ? s.heads.get(seenSeq) : undefined, mk: k.cached.mk, ...(card ? { card } : { text }) });
     try {
       const ack = await send(env);
       k.next = n + 1;
       k.cached = null;
-      s.sent.set(ack.seq, text);
+      s.sent.set(ack.seq, card ? '' : text);
       if (ack.chain) s.saw({ seq: ack.seq, chain: ack.chain });
       return ack;
     } catch (e) {
@@ -376,6 +376,15 @@ export class SecureStaff extends Emitter {
     const r = await this.client.transfer(conv, toStaffId, noteBytes);
     this.sessions.delete(conv);
     return r;
+  }
+
+  /** Sends a safety card (an id the young person's page knows, e.g.
+   * "sextortion", "takedown") in conv. */
+  sendCard(conv, card) {
+    const s = this.session(conv);
+    const p = s.queue.then(() => sealAndSend(s, null, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs, card));
+    s.queue = p.catch(() => {});
+    return p;
   }
 
   /** Sends text in conv; resolves with the chat.ack once stored. */

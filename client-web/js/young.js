@@ -9,6 +9,7 @@ import { ContactClient } from './helpline.js';
 import { SecureContact, inboxLeave, inboxRead } from './secure.js';
 import * as E from './e2e.js';
 import { t, setLang, getLang, LANGS } from './i18n.js';
+import { CARDS } from './cards.js';
 
 const app = document.getElementById('app');
 const banner = document.getElementById('banner');
@@ -231,6 +232,16 @@ function addMessage(text, who, cls) {
   return li;
 }
 
+// A safety card the counsellor sent: its words come from the catalogue.
+function addCard(id) {
+  if (!CARDS[id]) return;
+  const li = el('li', { class: 'theirs card', 'data-card': id },
+    el('h2', { text: t(`card.${id}.title`) }),
+    el('ul', {}, Array.from({ length: CARDS[id] }, (_, i) => el('li', { text: t(`card.${id}.${i + 1}`) }))));
+  list.append(li);
+  li.scrollIntoView({ block: 'end' });
+}
+
 function send(text) {
   const li = addMessage(text, 'me', 'mine');
   const status = el('span', { class: 'status', text: t('chat.sending') });
@@ -282,7 +293,13 @@ async function connect() {
   client.on('online', () => say(null));
   client.on('receipt', receipt);
   client.on('typing', () => { typing.textContent = t('chat.typing'); clearTimeout(typingTimer); typingTimer = setTimeout(() => { typing.textContent = ''; }, 4000); });
-  secure.on('message', (m) => { if (!m.mine) { typing.textContent = ''; addMessage(m.text, 'counsellor', 'theirs'); client.delivered(m.seq); if (document.visibilityState === 'visible') client.read(m.seq); } });
+  secure.on('message', (m) => {
+    if (m.mine) return;
+    typing.textContent = '';
+    if (m.card) addCard(m.card); else addMessage(m.text, 'counsellor', 'theirs');
+    client.delivered(m.seq);
+    if (document.visibilityState === 'visible') client.read(m.seq);
+  });
   secure.on('security', () => say(t('chat.security'), true));
   secure.on('system', (m) => {
     if (m.text === 'joined') { addMessage(t('chat.joined'), 'system', 'system'); chatScreen(); }

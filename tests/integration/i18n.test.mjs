@@ -29,3 +29,12 @@ test('every intake chip of taxonomy.json has words in the catalogue', () => {
   for (const f of tax.risk_flags) assert.ok(CATALOGUES.en[`flag.${f.id}`], f.id);
   for (const a of tax.age_bands) assert.ok(CATALOGUES.en[`age.${a.id}`], a.id);
 });
+
+test('every safety card has its title and steps in the catalogue', async () => {
+  const { CARDS } = await import('../../client-web/js/cards.js');
+  for (const [id, n] of Object.entries(CARDS)) {
+    assert.ok(CATALOGUES.en[`card.${id}.title`], id);
+    for (let i = 1; i <= n; i++) assert.ok(CATALOGUES.en[`card.${id}.${i}`], `${id}.${i}`);
+    assert.equal(CATALOGUES.en[`card.${id}.${n + 1}`], undefined, `${id} has more steps than CARDS says`);
+  }
+});

@@ -103,6 +103,8 @@ test('a young person chats with a counsellor from the page, through a network dr
     assert.ok(got.find((m) => m.text === 'they say they will post it tonight'), 'the counsellor read the early message');
     await sA.send(taken.conversation, 'Thank you for telling us. Please do not pay them.');
     await page.locator('li.theirs', { hasText: 'Please do not pay them' }).waitFor();
+    await sA.sendCard(taken.conversation, 'sextortion');
+    await page.locator('li.card[data-card="sextortion"]', { hasText: 'You are not to blame' }).waitFor();
     await page.fill('#text', 'ok. what do I do?');
     await page.click('#send');
     await page.locator('li.mine', { hasText: 'what do I do?' }).locator('.status', { hasText: 'Sent' }).waitFor();
