@@ -21,20 +21,13 @@ _Static_assert(HL_CERT_FIXED_BYTES == 98, "certificate layout changed");
 
 static void put_i64(unsigned char *p, int64_t v)
 {
-	uint64_t u = (uint64_t)v;
-
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(u & 0xff);
-		u >>= 8;
-	}
+	hl_put_be64(p, (uint64_t)v);
 }
 
 static int64_t get_i64(const unsigned char *p)
 {
-	uint64_t u = 0;
+	uint64_t u = hl_get_be64(p);
 
-	for (int i = 0; i < 8; i++)
-		u = (u << 8) | p[i];
 	/* Two's complement back to signed without implementation-defined
 	 * conversion of out-of-range values. */
 	if (u <= (uint64_t)INT64_MAX)

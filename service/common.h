@@ -25,6 +25,24 @@ enum hl_status {
 
 /* The wall clock in unix milliseconds (CLOCK_REALTIME). */
 int64_t hl_now_ms(void);
+
+/* Big-endian 64-bit integers, as every Helpline byte format uses them. */
+static inline void hl_put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static inline uint64_t hl_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
 /* The simulated clock's offset (ms) in test builds (HL_TEST_HOOKS and the
  * HL_TEST_CLOCK_SKEW_MS environment variable); always 0 otherwise. */
 int64_t hl_clock_skew_ms(void);

@@ -21,6 +21,7 @@
 #include "conversation.h"
 #include "common.h"
 #include "e2e.h"
+#include "trust.h"
 #include "log.h"
 #include "store.h"
 
@@ -687,40 +688,19 @@ static int event_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
 	return status;
 }
 
-static bool is_revoked(const unsigned char hash[HL_E2E_KEY], void *arg)
-{
-	sqlite3_stmt *s = ((sqlite3_stmt *const *)arg)[HL_STMT_REVOKED];
-	int rc;
-
-	sqlite3_bind_blob(s, 1, hash, HL_E2E_KEY, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	finish(s);
-	/* A failing lookup counts as revoked: refuse rather than trust. */
-	return rc != SQLITE_DONE;
-}
-
 /* 0 when the certificate is a live device registered by sender
  * ("staff:<id>"); HL_ENOTFOUND when not; HL_ESTORE. */
 static int device_owner(sqlite3_stmt *const *stmts, const unsigned char *cert,
 			size_t cert_len, const char *sender)
 {
-	sqlite3_stmt *s = stmts[HL_STMT_DEVICE_BY_CERT];
-	unsigned char h[HL_E2E_KEY];
+	int64_t device, owner;
 	char who[32];
-	int rc, status;
+	int status = hl_trust_live_device(stmts, cert, cert_len, &device, &owner);
 
-	hl_e2e_cert_hash(cert, cert_len, h);
-	sqlite3_bind_blob(s, 1, h, HL_E2E_KEY, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	status = row_status(rc, HL_ENOTFOUND);
-	if (status == 0) {
-		snprintf(who, sizeof(who), "staff:%lld",
-			 (long long)sqlite3_column_int64(s, 0));
-		if (strcmp(who, sender) != 0)
-			status = HL_ENOTFOUND;
-	}
-	finish(s);
-	return status;
+	if (status != 0)
+		return status;
+	snprintf(who, sizeof(who), "staff:%lld", (long long)owner);
+	return strcmp(who, sender) == 0 ? 0 : HL_ENOTFOUND;
 }
 
 static int refuse(struct hl_event_result *out, enum hl_event_refusal r,
@@ -811,7 +791,7 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (hl_e2e_accept_verify(e->payload, e->payload_len,
 					 (uint64_t)conv_id, young, e->root_pk,
 					 e->now_s, e->roles_mask, NULL,
-					 is_revoked, (void *)stmts, &a,
+					 hl_trust_revoked, (void *)stmts, &a,
 					 NULL) != 0)
 			return refuse(out, HL_REFUSE_HANDSHAKE,
 				      "the accept does not verify (certificate, "

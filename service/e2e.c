@@ -9,22 +9,6 @@
 
 #define LABEL(s) (const unsigned char *)(s), sizeof(s) - 1
 
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -56,7 +40,7 @@ static void hash_u64(crypto_generichash_state *st, uint64_t v)
 {
 	unsigned char b[8];
 
-	put_u64(b, v);
+	hl_put_be64(b, v);
 	crypto_generichash_update(st, b, sizeof(b));
 }
 
@@ -74,10 +58,10 @@ int hl_e2e_header_parse(const unsigned char *env, size_t len,
 		return HL_EINVAL;
 	h->version = env[0];
 	h->dir = env[1];
-	h->conv = get_u64(env + 2);
-	h->epoch = get_u64(env + 10);
+	h->conv = hl_get_be64(env + 2);
+	h->epoch = hl_get_be64(env + 10);
 	h->n = get_u32(env + 18);
-	h->seen_seq = get_u64(env + 22);
+	h->seen_seq = hl_get_be64(env + 22);
 	h->seen_head = env + 30;
 	h->commitment = env + 62;
 	h->nonce = env + 94;
@@ -161,7 +145,7 @@ int hl_e2e_accept_encode(const struct hl_e2e_accept *a, unsigned char *out,
 	       HL_E2E_SIG;
 	if (cap < need)
 		return HL_ERANGE;
-	put_u64(out, a->hello_seq);
+	hl_put_be64(out, a->hello_seq);
 	memcpy(out + 8, a->kx_pk, HL_E2E_KEY);
 	out += 8 + HL_E2E_KEY;
 	put_u16(out, a->cert_len);
@@ -183,7 +167,7 @@ int hl_e2e_accept_parse(const unsigned char *p, size_t len,
 	memset(a, 0, sizeof(*a));
 	if (!p || len < off + 2)
 		return HL_EINVAL;
-	a->hello_seq = get_u64(p);
+	a->hello_seq = hl_get_be64(p);
 	a->kx_pk = p + 8;
 	a->cert_len = get_u16(p + off);
 	off += 2;
@@ -308,10 +292,10 @@ void hl_e2e_checkpoint_msg(uint64_t conv, uint64_t seq,
 			   unsigned char out[HL_E2E_CHECKPOINT_MSG])
 {
 	memcpy(out, "helpline-checkpoint-v1", 22);
-	put_u64(out + 22, conv);
-	put_u64(out + 30, seq);
+	hl_put_be64(out + 22, conv);
+	hl_put_be64(out + 30, seq);
 	memcpy(out + 38, head, HL_E2E_KEY);
-	put_u64(out + 38 + HL_E2E_KEY, (uint64_t)at);
+	hl_put_be64(out + 38 + HL_E2E_KEY, (uint64_t)at);
 }
 
 int hl_e2e_revocation_verify(const unsigned char *r, size_t len,
@@ -326,7 +310,7 @@ int hl_e2e_revocation_verify(const unsigned char *r, size_t len,
 	    crypto_sign_verify_detached(r + body, r, body, signer_pk) != 0)
 		return HL_EINVAL;
 	memcpy(hash, r + 18, HL_E2E_KEY);
-	u = get_u64(r + 18 + HL_E2E_KEY);
+	u = hl_get_be64(r + 18 + HL_E2E_KEY);
 	*at = u <= (uint64_t)INT64_MAX ? (int64_t)u : -1;
 	return *at < 0 ? HL_EINVAL : 0;
 }
@@ -339,7 +323,7 @@ int hl_e2e_device_request_verify(uint64_t staff_id,
 	unsigned char m[HL_E2E_DEVICE_REQUEST];
 
 	memcpy(m, "helpline-device-v1", 18);
-	put_u64(m + 18, staff_id);
+	hl_put_be64(m + 18, staff_id);
 	memcpy(m + 26, sign_pk, HL_E2E_KEY);
 	memcpy(m + 26 + HL_E2E_KEY, box_pk, HL_E2E_KEY);
 	if (!hl_e2e_kx_pk_ok(box_pk))
@@ -386,10 +370,10 @@ void hl_e2e_commit(uint64_t conv, uint8_t dir, uint64_t epoch, uint32_t n,
 
 	crypto_auth_hmacsha512256_init(&st, kf, HL_E2E_KEY);
 	crypto_auth_hmacsha512256_update(&st, LABEL("helpline-frank-v1"));
-	put_u64(b, conv);
+	hl_put_be64(b, conv);
 	crypto_auth_hmacsha512256_update(&st, b, 8);
 	crypto_auth_hmacsha512256_update(&st, &dir, 1);
-	put_u64(b, epoch);
+	hl_put_be64(b, epoch);
 	crypto_auth_hmacsha512256_update(&st, b, 8);
 	put_u32(b, n);
 	crypto_auth_hmacsha512256_update(&st, b, 4);
@@ -434,10 +418,10 @@ int hl_e2e_seal(const struct hl_e2e_seal_in *in, const unsigned char *body,
 	}
 	out[0] = 1;
 	out[1] = in->dir;
-	put_u64(out + 2, in->conv);
-	put_u64(out + 10, in->epoch);
+	hl_put_be64(out + 2, in->conv);
+	hl_put_be64(out + 10, in->epoch);
 	put_u32(out + 18, in->n);
-	put_u64(out + 22, in->seen_seq);
+	hl_put_be64(out + 22, in->seen_seq);
 	if (in->seen_head)
 		memcpy(out + 30, in->seen_head, HL_E2E_KEY);
 	else

@@ -1899,8 +1899,7 @@ static int device_job(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 		}
 		memcpy(rev, "helpline-revoke-v1", 18);
 		memcpy(rev + 18, h, 32);
-		for (int i = 7; i >= 0; i--, at >>= 8)
-			rev[50 + i] = (unsigned char)(at & 0xff);
+		hl_put_be64(rev + 50, at);
 		crypto_sign_detached(rev + 58, NULL, rev, 58, a->root_sk);
 		if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO revocation("
 				       "cert_hash, statement, signer, created_at) "

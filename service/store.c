@@ -210,7 +210,7 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"INSERT OR REPLACE INTO checkpoint(conversation_id, seq, at, head, "
 		"signature) VALUES(?1, ?2, ?3, ?4, ?5)",
 	[HL_STMT_DEVICE_BY_CERT] =
-		"SELECT staff_id FROM device WHERE cert_hash=?1 AND "
+		"SELECT id, staff_id FROM device WHERE cert_hash=?1 AND "
 		"revoked_at IS NULL",
 	[HL_STMT_CONTACT_PUT] =
 		"INSERT INTO contact_session(resume_hash, conversation_id, "

@@ -70,7 +70,7 @@ enum hl_stmt {
 	HL_STMT_EVENT_SINCE,      /* events after a seq, optionally 'all' only */
 	HL_STMT_EVENT_AT,         /* payload, chain of one event by seq */
 	HL_STMT_REVOKED,          /* 1 when a certificate hash is revoked */
-	HL_STMT_DEVICE_BY_CERT,   /* staff_id of a live device by cert hash */
+	HL_STMT_DEVICE_BY_CERT,   /* id, staff_id of a live device by cert hash */
 	HL_STMT_CHECKPOINT_PUT,   /* a signed checkpoint of a chain head */
 	HL_STMT_CONV_SET_RETURN,  /* return-code keys, once */
 	HL_STMT_CONV_BY_RETURN,   /* id of the conversation of a return key */

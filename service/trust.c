@@ -95,9 +95,9 @@ static int audit(sqlite3_stmt *const *stmts, const struct trust_job *j,
 	return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
 }
 
-static bool revoked_lookup(const unsigned char hash[32], void *arg)
+bool hl_trust_revoked(const unsigned char hash[32], void *stmts)
 {
-	sqlite3_stmt *s = ((sqlite3_stmt *const *)arg)[HL_STMT_REVOKED];
+	sqlite3_stmt *s = ((sqlite3_stmt *const *)stmts)[HL_STMT_REVOKED];
 	int rc;
 
 	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -107,26 +107,22 @@ static bool revoked_lookup(const unsigned char hash[32], void *arg)
 	return rc != SQLITE_DONE; /* a failed lookup counts as revoked */
 }
 
-/* The live (certified, not revoked) device whose certificate is cert:
- * its id and owner. 0, HL_ENOTFOUND, HL_ESTORE. */
-static int live_device_by_cert(sqlite3 *db, const unsigned char *cert,
-			       size_t len, int64_t *device, int64_t *owner)
+int hl_trust_live_device(sqlite3_stmt *const *stmts, const unsigned char *cert,
+			 size_t len, int64_t *device, int64_t *owner)
 {
+	sqlite3_stmt *s = stmts[HL_STMT_DEVICE_BY_CERT];
 	unsigned char h[32];
-	sqlite3_stmt *st = NULL;
 	int rc;
 
 	hl_e2e_cert_hash(cert, len, h);
-	if (prepare(db, "SELECT id, staff_id FROM device WHERE cert_hash=?1 "
-			"AND revoked_at IS NULL", &st) != 0)
-		return HL_ESTORE;
-	sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	sqlite3_bind_blob(s, 1, h, 32, SQLITE_STATIC);
+	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*device = sqlite3_column_int64(st, 0);
-		*owner = sqlite3_column_int64(st, 1);
+		*device = sqlite3_column_int64(s, 0);
+		*owner = sqlite3_column_int64(s, 1);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? HL_ENOTFOUND
 							: HL_ESTORE;
 }
@@ -199,7 +195,7 @@ static int load(sqlite3 *db, struct trust_job *j)
 /* The issuer j names (device.certify / device.revoke): an admin device
  * certificate under the root, a live, unrevoked device of the actor. 0 with
  * *admin, a refusal (HL_EINVAL with j->why), or a store error. */
-static int own_admin_device(sqlite3 *db, sqlite3_stmt *const *stmts,
+static int own_admin_device(sqlite3_stmt *const *stmts,
 			    struct trust_job *j, struct hl_cert *admin)
 {
 	int64_t dev, owner;
@@ -214,14 +210,14 @@ static int own_admin_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 		return refuse(j, HL_ERR_BAD_FIELD,
 			      "issuer is not an admin device certificate "
 			      "signed by the organisation root");
-	rc = live_device_by_cert(db, j->issuer, j->issuer_len, &dev, &owner);
+	rc = hl_trust_live_device(stmts, j->issuer, j->issuer_len, &dev, &owner);
 	if (rc == HL_ENOTFOUND || (rc == 0 && owner != j->staff_id))
 		return refuse(j, HL_ERR_FORBIDDEN,
 			      "issuer is not one of your live devices");
 	if (rc != 0)
 		return rc;
 	hl_e2e_cert_hash(j->issuer, j->issuer_len, h);
-	if (revoked_lookup(h, (void *)stmts))
+	if (hl_trust_revoked(h, (void *)stmts))
 		return refuse(j, HL_ERR_FORBIDDEN, "issuer is revoked");
 	return 0;
 }
@@ -240,7 +236,7 @@ static int certify_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 	unsigned char h[32];
 	int rc, role;
 
-	rc = own_admin_device(db, stmts, j, &admin);
+	rc = own_admin_device(stmts, j, &admin);
 	if (rc != 0)
 		return rc;
 	if (prepare(db, "SELECT d.staff_id, d.sign_pk, d.box_pk, s.roles FROM "
@@ -309,7 +305,7 @@ static int revoke_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = own_admin_device(db, stmts, j, &admin);
+	rc = own_admin_device(stmts, j, &admin);
 	if (rc != 0)
 		return rc;
 	if (prepare(db, "SELECT staff_id, cert_hash FROM device WHERE id=?1 AND "

@@ -60,6 +60,15 @@ void hl_key_wraps(struct hl_session *s, const struct hl_msg *m);
 int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
 			json_t *out);
 
+/* On the store's writer. Whether a certificate hash is revoked (a failing
+ * lookup counts as revoked); the shape of hl_e2e_revoked_fn, with the
+ * store's statements as arg. */
+bool hl_trust_revoked(const unsigned char hash[32], void *stmts);
+/* The live (certified, not revoked) device whose certificate is cert: 0
+ * with its id and owner, HL_ENOTFOUND, HL_ESTORE. */
+int hl_trust_live_device(sqlite3_stmt *const *stmts, const unsigned char *cert,
+			 size_t len, int64_t *device, int64_t *owner);
+
 /* The pseudonymous subject of a device certificate: "dev:" and the first
  * 32 hex digits of H(sign_pk); out has room for 37 bytes. */
 void hl_trust_device_subject(const unsigned char sign_pk[32], char out[37]);

@@ -380,17 +380,14 @@ export class SecureStaff extends Emitter {
 
   /** Sends a safety card (an id the young person's page knows, e.g.
    * "sextortion", "takedown") in conv. */
-  sendCard(conv, card) {
-    const s = this.session(conv);
-    const p = s.queue.then(() => sealAndSend(s, null, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs, card));
-    s.queue = p.catch(() => {});
-    return p;
-  }
+  sendCard(conv, card) { return this.#send(conv, null, card); }
 
   /** Sends text in conv; resolves with the chat.ack once stored. */
-  send(conv, text) {
+  send(conv, text) { return this.#send(conv, text); }
+
+  #send(conv, text, card) {
     const s = this.session(conv);
-    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs));
+    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs, card));
     s.queue = p.catch(() => {});
     return p;
   }
