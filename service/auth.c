@@ -163,14 +163,14 @@ static const char *state_name(enum hl_staff_state st)
 /* The public view of an account: never credentials. */
 static json_t *staff_json(const struct hl_auth_staff *e)
 {
-	return json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:s, s:i}",
+	return json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:s, s:i, s:b}",
 			 "id", (json_int_t)e->row.id, "username",
 			 e->row.username, "display_name", e->row.display_name,
 			 "roles", roles_json(e->row.roles), "languages",
 			 e->row.languages, "skills", e->row.skills, "capacity",
 			 e->row.capacity, "state", state_name(e->row.state),
 			 "presence", hl_presence_name(e->presence), "connections",
-			 e->connections);
+			 e->connections, "on_shift", e->on_shift);
 }
 
 /* ---- store jobs ---------------------------------------------------------- */

@@ -95,7 +95,7 @@ export function unb64(s, len) {
   if (len !== undefined && out.length !== len) fail('bad_length', `expected ${len} bytes, got ${out.length}`);
   return out;
 }
-const hex = (b) => sodium.to_hex(b);
+export const hex = (b) => sodium.to_hex(b);
 
 // b must be a Uint8Array (of len bytes, when given); returns it.
 function need(b, len, what) {
@@ -620,6 +620,61 @@ export function verifyCheckpoint(cp, sig, stampPk) {
   const m = cp instanceof Uint8Array ? need(cp, 22 + 8 + 8 + 32 + 8, 'checkpoint') : checkpointMessage(cp);
   if (!verifySig(sig, m, stampPk, 'checkpoint')) fail('bad_signature', 'checkpoint signature');
   return true;
+}
+
+// ---- staff-only notes --------------------------------------------------------
+
+// Notes (chat.note), handover notes (chat.transfer) and wrap-up notes are for
+// staff alone. They are sealed under a conversation's note key: 32 random
+// bytes made by the counsellor's device (never derived from the handshake,
+// so a young person's keys cannot open them), carried to other staff
+// devices in the key wraps as an entry with epoch 0 (no real epoch is 0).
+// A note: u8 1 ‖ kid ‖ nonce(24) ‖ XChaCha20-Poly1305(pad(u8 1 ‖ UTF-8
+// text, 256)), associated data "helpline-note-v1" ‖ u64 conv ‖ kid, where
+// kid = the first 8 bytes of H(note key).
+const NOTE = utf8('helpline-note-v1');
+export const NOTE_EPOCH = 0;
+
+/** The 8-byte id of a note key. */
+export const noteKeyId = (key) => H(need(key, 32, 'note key')).slice(0, 8);
+
+/** A new note key. */
+export const newNoteKey = () => sodium.randombytes_buf(32);
+
+/** Seals text as a note of conv under key (nonce random unless given). */
+export function sealNote({ conv, key, text, nonce }) {
+  if (typeof text !== 'string') fail('bad_length', 'text must be a string');
+  const kid = noteKeyId(key);
+  nonce = nonce === undefined ? sodium.randombytes_buf(24) : need(nonce, 24, 'nonce');
+  const pt = sodium.pad(concat(u8(BODY_TEXT), utf8(text)), BLOCK);
+  const ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(pt, concat(NOTE, u64(conv), kid), null, nonce, key);
+  sodium.memzero(pt);
+  return concat(u8(1), kid, nonce, ct);
+}
+
+/** The key id a sealed note names (to find its key), or 'bad_length'/'bad_version'. */
+export function noteKid(bytes) {
+  need(bytes, undefined, 'note');
+  if (bytes.length < 1 + 8 + 24 + 16 + BLOCK) fail('bad_length', 'note too short');
+  if (bytes[0] !== 1) fail('bad_version', `note version ${bytes[0]}`);
+  return bytes.slice(1, 9);
+}
+
+/** Opens a note of conv with key; any failure after the length checks is 'decrypt_failed'. */
+export function openNote({ conv, bytes, key }) {
+  const kid = noteKid(bytes);
+  need(key, 32, 'note key');
+  if (!sodium.memcmp(kid, noteKeyId(key))) fail('decrypt_failed', 'note sealed under another key');
+  let pt;
+  try {
+    pt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, bytes.subarray(33), concat(NOTE, u64(conv), kid), bytes.subarray(9, 33), key);
+  } catch {
+    fail('decrypt_failed', 'note does not open');
+  }
+  let body;
+  try { body = sodium.unpad(pt, BLOCK); } catch { fail('decrypt_failed', 'bad padding'); }
+  if (!body.length || body[0] !== BODY_TEXT) fail('decrypt_failed', 'unknown note body');
+  try { return new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(1)); } catch { fail('decrypt_failed', 'note is not UTF-8'); }
 }
 
 // ---- key wraps ------------------------------------------------------------------------

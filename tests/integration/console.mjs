@@ -1,0 +1,129 @@
+// console.mjs: helpers for browser tests of the staff console (/console):
+// a daemon set up for them, a network link that can be cut, and the steps a
+// member of staff takes in the page (enrol, log in, set up the device).
+import net from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from './harness.mjs';
+import { initOrg, staffIdOf } from './org.mjs';
+import { ctl, totp, stepNow, waitFor } from './staff.mjs';
+import { certifyDevice } from '../../client-web/js/secure.js';
+import * as E from '../../client-web/js/e2e.js';
+
+/**
+ * A bad network between a browser and the daemon: a loopback TCP relay that
+ * can be cut (every connection reset, new ones refused) and restored. Its
+ * port is known before the daemon starts (so staff.allowed_origins can name
+ * it); set link.target to the daemon's port.
+ */
+export async function flakyLink() {
+  const live = new Set();
+  let down = false;
+  const link = { target: 0 };
+  const server = net.createServer((c) => {
+    if (down || !link.target) { c.destroy(); return; }
+    const up = net.connect(link.target, '127.0.0.1');
+    live.add(c); live.add(up);
+    c.pipe(up); up.pipe(c);
+    const drop = () => { c.destroy(); up.destroy(); live.delete(c); live.delete(up); };
+    c.on('error', drop); up.on('error', drop); c.on('close', drop); up.on('close', drop);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return Object.assign(link, {
+    port: server.address().port,
+    cut() { down = true; for (const s of live) s.resetAndDestroy?.() ?? s.destroy(); live.clear(); },
+    restore() { down = false; },
+    close() { this.cut(); server.close(); },
+  });
+}
+
+/**
+ * A daemon with end-to-end encryption as in service and the organisation
+ * initialised; `ini` is extra config text. The staff console may be opened
+ * directly or through `link` (its origin is allowed). Resolves {srv, link}.
+ */
+export async function consoleDaemon(ini = '') {
+  const link = await flakyLink();
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-console-'));
+  initOrg(dir);
+  // The daemon listens on a port picked here, so that both its own origin
+  // (for staff clients in Node) and the link's (for the pages) are allowed.
+  const port = await freePort();
+  const path = join(dir, 'console.ini');
+  writeFileSync(path, `[staff]\nallowed_origins = http://127.0.0.1:${port} http://127.0.0.1:${link.port}\n${ini}`);
+  const srv = await startServer({ dir, envelopes: 'strict', listen: `127.0.0.1:${port}`, args: ['--config', path] });
+  link.target = srv.port;
+  return { srv, link, url: `http://127.0.0.1:${link.port}` };
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** Creates an account with helplinectl; returns {username, code}. */
+export function newAccount(srv, username, roles) {
+  const out = roles.includes('admin')
+    ? ctl(srv, 'create-admin', username, '--name', `${username[0].toUpperCase()}${username.slice(1)} Test`, ...(roles.includes('supervisor') ? ['--supervisor'] : []))
+    : ctl(srv, 'create-staff', username, '--role', roles.join(','), '--name', `${username[0].toUpperCase()}${username.slice(1)} Test`);
+  return { username, code: /[A-Z2-7]{4}(?:-[A-Z2-7]{4}){4}/.exec(out)[0] };
+}
+
+/**
+ * Enrols in the page with the one-time code (the TOTP secret read off the
+ * page, as a person would type it into their app), then logs in. Codes of
+ * step now-1 and now are used, so call awaitStepMargin() first. Returns
+ * {username, password, secret}.
+ */
+export async function enrolAndLogin(page, url, acct) {
+  await page.goto(`${url}/console.html`);
+  await page.click('#enrol-open');
+  await page.fill('#enrol-code', acct.code);
+  // helplinectl's new account reaches the daemon within about a second.
+  await waitFor(async () => {
+    await page.click('#enrol-begin');
+    await page.waitForFunction(() => document.getElementById('enrol-secret') || document.getElementById('enrol-error')?.textContent);
+    return page.locator('#enrol-secret').isVisible();
+  }, 8000, 300);
+  const secret = (await page.locator('#enrol-secret').innerText()).replace(/\s+/g, '');
+  const password = `a long passphrase for ${acct.username.length} tests`;
+  await page.fill('#enrol-password', password);
+  await page.fill('#enrol-password2', password);
+  await page.fill('#enrol-totp', totp(secret, stepNow() - 1));
+  await page.click('#enrol-finish');
+  await page.locator('#login-note').waitFor();
+  await page.fill('#login-password', password);
+  await page.fill('#login-totp', totp(secret, stepNow()));
+  await page.click('#login-go');
+  return { username: acct.username, password, secret };
+}
+
+/**
+ * Sets up the browser's device keys with a passphrase and waits for the
+ * certificate screen; then certifies what waits: an admin device with the
+ * root key (helplinectl), a chat device with `org`'s admin device (from
+ * Node), unless the page's own admin device does it. Resolves when the
+ * console's views are shown.
+ */
+export async function setUpDevice(page, srv, org, username, { role = E.ROLE.COUNSELLOR, passphrase = 'device passphrase 1' } = {}) {
+  await page.fill('#device-pass', passphrase);
+  await page.fill('#device-pass2', passphrase);
+  await page.click('#device-go');
+  await Promise.race([page.locator('#device-waiting').waitFor({ timeout: 30000 }), page.locator('nav#views').waitFor({ timeout: 30000 })]);
+  if (await page.locator('nav#views').isVisible()) return;
+  const waiting = await page.locator('#device-waiting li').evaluateAll((ns) => ns.map((n) => ({ id: Number(n.querySelector('[data-device-id]').dataset.deviceId), admin: n.textContent.includes('admin device') })));
+  const staffId = staffIdOf(srv, username);
+  for (const w of waiting) {
+    if (w.admin) {
+      ctl(srv, 'certify-device', '--root-key', join(srv.dir, 'root-key.json'), String(w.id));
+    } else {
+      const d = (await org.admin.request({ type: 'device.list', staff_id: staffId })).devices.find((x) => x.device === w.id);
+      await certifyDevice(org.admin, { keys: org.adminDevice.keys, cert: org.adminDevice.cert }, d, { role });
+    }
+  }
+  await page.click('#device-check');
+  await page.locator('nav#views').waitFor({ timeout: 30000 });
+}
