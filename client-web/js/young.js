@@ -30,18 +30,24 @@ function el(tag, props = {}, ...children) {
   return n;
 }
 
+// A new screen takes focus to its heading, except while someone is typing
+// in the message box and the box stays (waiting <-> chat): then it keeps
+// focus and what was being typed.
 function show(screen, ...nodes) {
+  const typingNow = composer !== null && document.activeElement === composer.box;
   state.screen = screen;
   app.replaceChildren(...nodes);
   app.dataset.screen = screen;
+  state.keepTyping = typingNow && (screen === 'chat' || screen === 'waiting');
   const h = app.querySelector('h1');
-  if (h) { h.tabIndex = -1; h.focus({ preventScroll: true }); }
+  if (h) { h.tabIndex = -1; if (!state.keepTyping) h.focus({ preventScroll: true }); }
 }
 
 function say(text, danger = false) {
   banner.hidden = !text;
   banner.textContent = text ?? '';
   banner.classList.toggle('danger', danger);
+  banner.setAttribute('role', danger ? 'alert' : 'status');
 }
 
 function chrome() {
@@ -56,15 +62,17 @@ function chrome() {
 // ---- screens ---------------------------------------------------------------------
 
 function helpScreen() {
-  const c = state.config, back = state.screen;
+  const c = state.config;
+  if (state.screen !== 'help') state.back = state.screen;
+  const back = state.back;
   const lang = getLang();
   show('help',
     el('h1', { text: t('help.title') }),
     el('p', { class: 'strong', text: t('help.emergency', { n: c.emergency_number }) }),
     el('p', { text: t('help.police', { n: c.police_non_emergency }) }),
     el('h2', { text: t('help.resources') }),
-    el('ul', {}, c.resources.map((r) => el('li', {}, el('a', { href: r.url, rel: 'noreferrer', target: '_blank', text: r.name[lang] ?? r.name.en })))),
-    el('button', { type: 'button', class: 'secondary', text: t('back'), onclick: () => { if (back === 'chat') chatScreen(); else if (back === 'waiting') waitingScreen(); else welcome(); } }));
+    el('ul', { class: 'links' }, c.resources.map((r) => el('li', {}, el('a', { href: r.url, rel: 'noreferrer', target: '_blank', text: r.name[lang] ?? r.name.en })))),
+    el('button', { type: 'button', class: 'secondary', id: 'back', text: t('back'), onclick: () => { if (back === 'chat') chatScreen(); else if (back === 'waiting') waitingScreen(); else welcome(); } }));
 }
 
 function welcome() {
@@ -76,8 +84,8 @@ function welcome() {
     el('p', { text: t('welcome.confidential') }),
     el('p', { class: 'strong', text: t('help.emergency', { n: state.config.emergency_number }) }),
     el('label', { for: 'lang', text: t('intake.language') }),
-    el('select', { id: 'lang', onchange: (e) => { setLang(e.target.value); chrome(); welcome(); } },
-      Object.entries(LANGS).map(([k, name]) => el('option', { value: k, selected: k === getLang(), text: name }))),
+    el('select', { id: 'lang', onchange: (e) => { setLang(e.target.value); chrome(); welcome(); document.getElementById('lang')?.focus(); } },
+      Object.entries(LANGS).map(([k, name]) => el('option', { value: k, lang: k, selected: k === getLang(), text: name }))),
   ];
   if (s.open === false) {
     parts.push(el('p', { class: 'banner', text: t('welcome.closed') }));
@@ -102,7 +110,7 @@ function chip(set, id, label) {
 function intakeScreen() {
   const tax = state.taxonomy, it = state.intake;
   const tags = tax.groups.flatMap((g) => g.tags.filter((x) => x.chip));
-  const ages = el('div', { class: 'chips', role: 'radiogroup', 'aria-label': t('intake.age') },
+  const ages = el('div', { class: 'chips', role: 'radiogroup', 'aria-labelledby': 'age-title' },
     tax.age_bands.map((a) => {
       const b = el('button', { type: 'button', role: 'radio', 'aria-checked': it.age === a.id ? 'true' : 'false', 'data-id': a.id, text: t(`age.${a.id}`) });
       b.addEventListener('click', () => { it.age = it.age === a.id ? null : a.id; for (const x of ages.children) x.setAttribute('aria-checked', x.dataset.id === it.age ? 'true' : 'false'); });
@@ -110,11 +118,11 @@ function intakeScreen() {
     }));
   show('intake',
     el('h1', { text: t('intake.title') }),
-    el('h2', { text: t('intake.topics') }),
-    el('div', { class: 'chips', id: 'topics' }, tags.map((x) => chip(it.topics, x.id, t(`tag.${x.id}`)))),
-    el('h2', { text: t('intake.flags') }),
-    el('div', { class: 'chips', id: 'flags' }, tax.risk_flags.map((f) => chip(it.flags, f.id, t(`flag.${f.id}`)))),
-    el('h2', { text: t('intake.age') }),
+    el('h2', { id: 'topics-title', text: t('intake.topics') }),
+    el('div', { class: 'chips', id: 'topics', role: 'group', 'aria-labelledby': 'topics-title' }, tags.map((x) => chip(it.topics, x.id, t(`tag.${x.id}`)))),
+    el('h2', { id: 'flags-title', text: t('intake.flags') }),
+    el('div', { class: 'chips', id: 'flags', role: 'group', 'aria-labelledby': 'flags-title' }, tax.risk_flags.map((f) => chip(it.flags, f.id, t(`flag.${f.id}`)))),
+    el('h2', { id: 'age-title', text: t('intake.age') }),
     ages,
     el('p', {}, el('button', { type: 'button', id: 'go', text: t('intake.go'), onclick: () => start(true) }), ' ',
       el('button', { type: 'button', class: 'secondary', id: 'skip', text: t('intake.skip'), onclick: () => start(false) })));
@@ -138,21 +146,38 @@ async function start(withIntake) {
 }
 
 function waitingScreen() {
-  const p = state.position ?? {};
-  const est = p.estimate_s ? Math.max(1, Math.round(p.estimate_s / 60)) : 0;
   show('waiting',
     el('h1', { text: t('wait.title') }),
-    p.position ? el('p', { id: 'position', text: t('wait.position', { p: p.position }) }) : null,
-    el('p', { id: 'estimate', text: est ? t('wait.estimate', { m: est }) : t('wait.estimate_soon') }),
+    el('div', { 'aria-live': 'polite' }, el('p', { id: 'position' }), el('p', { id: 'estimate' })),
     el('p', { text: t('wait.typing_ok') }),
     el('p', {}, el('button', { type: 'button', class: 'secondary', id: 'leave', text: t('wait.leave'), onclick: leave })),
     list);
   compose();
+  updateWaiting();
+}
+
+// A new position or estimate changes the words in place: focus and what is
+// being typed stay where they are.
+function updateWaiting() {
+  const p = state.position ?? {};
+  const est = p.estimate_s ? Math.max(1, Math.round(p.estimate_s / 60)) : 0;
+  const pos = document.getElementById('position');
+  if (!pos) return;
+  pos.textContent = p.position ? t('wait.position', { p: p.position }) : '';
+  pos.hidden = !p.position;
+  document.getElementById('estimate').textContent = est ? t('wait.estimate', { m: est }) : t('wait.estimate_soon');
+}
+
+function clearChat() {
+  list.replaceChildren();
+  sent.clear();
+  if (composer) composer.box.value = '';
 }
 
 async function leave() {
   try { await state.client.leave(); } catch { /* gone anyway */ }
   state.client.close();
+  clearChat();
   connect().then(welcome);
 }
 
@@ -205,6 +230,7 @@ const list = el('ol', { class: 'messages', id: 'messages', 'aria-live': 'polite'
 const typing = el('p', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
 const sent = new Map(); // seq -> {li, status}
 let typingTimer = null, lastTypingSent = 0;
+let composer = null; // the message box: one for waiting and chat, so a draft survives
 
 function chatScreen() {
   show('chat', el('h1', { class: 'visually-hidden', text: t('chat.title') }), list, typing,
@@ -214,15 +240,23 @@ function chatScreen() {
 }
 
 function compose() {
-  const box = el('textarea', { id: 'text', rows: '1', 'aria-label': t('chat.placeholder'), placeholder: t('chat.placeholder'), maxlength: '4000' });
-  box.addEventListener('input', () => {
-    const now = Date.now();
-    if (state.screen === 'chat' && now - lastTypingSent > 3000) { lastTypingSent = now; state.client.typing(); }
-  });
-  box.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
-  const form = el('form', { class: 'compose', onsubmit: (e) => { e.preventDefault(); const v = box.value.trim(); if (v) { box.value = ''; send(v); } } },
-    box, el('button', { type: 'submit', id: 'send', text: t('chat.send') }));
-  app.append(form);
+  if (!composer) {
+    const box = el('textarea', { id: 'text', rows: '1', maxlength: '4000' });
+    box.addEventListener('input', () => {
+      const now = Date.now();
+      if (state.screen === 'chat' && now - lastTypingSent > 3000) { lastTypingSent = now; state.client.typing(); }
+    });
+    box.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+    const button = el('button', { type: 'submit', id: 'send' });
+    const form = el('form', { class: 'compose', onsubmit: (e) => { e.preventDefault(); const v = box.value.trim(); if (v) { box.value = ''; send(v); } } },
+      box, button);
+    composer = { form, box, button };
+  }
+  composer.box.setAttribute('aria-label', t('chat.placeholder'));
+  composer.box.placeholder = t('chat.placeholder');
+  composer.button.textContent = t('chat.send');
+  app.append(composer.form);
+  if (state.keepTyping) composer.box.focus({ preventScroll: true });
 }
 
 function addMessage(text, who, cls) {
@@ -277,7 +311,7 @@ function ended() {
   const fb = (k) => el('button', { type: 'button', class: 'secondary', text: t(k), onclick: () => { thanks.textContent = t('ended.thanks'); } });
   show('ended', el('h1', { text: t('ended.title') }), el('p', { text: t('ended.feedback') }),
     el('p', {}, fb('ended.yes'), ' ', fb('ended.some'), ' ', fb('ended.no')), thanks,
-    el('p', {}, el('button', { type: 'button', id: 'again', text: t('ended.again'), onclick: () => { list.replaceChildren(); sent.clear(); state.client.close(); connect().then(welcome); } })));
+    el('p', {}, el('button', { type: 'button', id: 'again', text: t('ended.again'), onclick: () => { clearChat(); state.client.close(); connect().then(welcome); } })));
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
@@ -288,7 +322,7 @@ async function connect() {
   state.status = await client.lineStatus();
   const org = await client.request({ type: 'e2e.org' });
   const secure = new SecureContact({ client, rootPk: E.unb64(org.root_pk, 32) });
-  client.on('position', (m) => { state.position = m; if (state.screen === 'waiting') waitingScreen(); });
+  client.on('position', (m) => { state.position = m; if (state.screen === 'waiting') updateWaiting(); });
   client.on('offline', () => say(t('offline')));
   client.on('online', () => say(null));
   client.on('receipt', receipt);
