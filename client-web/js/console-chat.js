@@ -340,6 +340,7 @@ export class Workspace {
     sound.addEventListener('change', () => { this.sound = sound.checked; });
     this.tabBar = el('div', { class: 'tabs', role: 'tablist', id: 'chat-tabs', 'aria-label': 'Your chats' });
     this.panel = el('div', { id: 'chat-panel' });
+    this.noChats = el('p', { class: 'muted', id: 'no-chats', text: 'No chats yet. Accept an offer, take the next chat, or pick someone from the queue.' });
     root.append(el('h1', { class: 'visually-hidden', id: 'h-chats', text: 'Chats' }),
       el('div', { class: 'workspace' },
         el('aside', { class: 'side', 'aria-label': 'Offers and queue' },
@@ -347,7 +348,7 @@ export class Workspace {
           el('p', { class: 'actions' }, el('button', { type: 'button', id: 'take-next', text: 'Take next chat', onclick: () => this.takeNext() })),
           el('h2', { text: 'Waiting' }), this.queueCount, this.queueList,
           el('p', {}, el('label', { class: 'inline', for: 'sound' }, sound, 'Sound for offers'))),
-        el('div', {}, this.tabBar, this.panel)));
+        el('div', {}, this.noChats, this.tabBar, this.panel)));
     this.#tabs();
     this.#show();
     this.refreshQueue();
@@ -364,7 +365,8 @@ export class Workspace {
         c.unread ? el('span', { class: 'unread', 'aria-label': `${c.unread} unread`, text: String(c.unread) }) : null);
       return b;
     }));
-    if (!this.chats.size) this.tabBar.append(el('p', { class: 'muted', text: 'No chats yet. Accept an offer, take the next chat, or pick someone from the queue.' }));
+    this.tabBar.hidden = !this.chats.size;
+    this.noChats.hidden = !!this.chats.size;
   }
 
   #show() {
@@ -381,7 +383,8 @@ export class Workspace {
   #build(c) {
     const el = this.el;
     c.headBox = el('div', { class: 'chat-head' });
-    c.list = el('ol', { class: 'messages', id: `messages-${c.conv}`, 'aria-label': `Messages of chat ${c.conv}`, 'aria-live': 'polite' });
+    // Focusable so the history can be scrolled from the keyboard.
+    c.list = el('ol', { class: 'messages', id: `messages-${c.conv}`, tabindex: '0', 'aria-label': `Messages of chat ${c.conv}`, 'aria-live': 'polite' });
     for (const li of c.early ?? []) c.list.append(li);
     c.early = null;
     c.typing = el('p', { class: 'typing', 'aria-live': 'polite' });

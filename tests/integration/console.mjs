@@ -78,7 +78,7 @@ export function newAccount(srv, username, roles) {
  * step now-1 and now are used, so call awaitStepMargin() first. Returns
  * {username, password, secret}.
  */
-export async function enrolAndLogin(page, url, acct) {
+export async function enrolAndLogin(page, url, acct, look = async () => {}) {
   await page.goto(`${url}/console.html`);
   await page.click('#enrol-open');
   await page.fill('#enrol-code', acct.code);
@@ -88,6 +88,7 @@ export async function enrolAndLogin(page, url, acct) {
     await page.waitForFunction(() => document.getElementById('enrol-secret') || document.getElementById('enrol-error')?.textContent);
     return page.locator('#enrol-secret').isVisible();
   }, 8000, 300);
+  await look('console-enrol');
   const secret = (await page.locator('#enrol-secret').innerText()).replace(/\s+/g, '');
   const password = `a long passphrase for ${acct.username.length} tests`;
   await page.fill('#enrol-password', password);
