@@ -1708,11 +1708,23 @@ static void transfer_done(struct contact_job *j, int status)
 			HL_VIS_ALL, from, false);
 }
 
+enum hl_transfer_target hl_contacts_transfer_target(const struct hl_auth_staff *st,
+						    int load)
+{
+	if (!st || !(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
+	    st->row.state != HL_STAFF_ACTIVE)
+		return HL_TRANSFER_NO_SUCH;
+	if (!st->on_shift || st->connections == 0 || load >= st->row.capacity)
+		return HL_TRANSFER_UNAVAILABLE;
+	return HL_TRANSFER_OK;
+}
+
 void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_conv_live *v = party_conv(s, m);
 	struct hl_auth *a = &s->srv->auth;
 	struct hl_auth_staff *to;
+	enum hl_transfer_target target;
 	struct contact_job *j;
 
 	if (!v)
@@ -1725,8 +1737,9 @@ void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	to = hl_auth_staff_by_id(a, m->u.chat.to);
-	if (!to || !(to->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
-	    to->row.state != HL_STAFF_ACTIVE) {
+	target = hl_contacts_transfer_target(
+		to, to ? hl_contacts_load_of(contacts_of(s), to->row.id) : 0);
+	if (target == HL_TRANSFER_NO_SUCH) {
 		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
 				 "no such counsellor", "to");
 		return;
@@ -1736,8 +1749,7 @@ void hl_chat_transfer(struct hl_session *s, const struct hl_msg *m)
 				 "that is you", "to");
 		return;
 	}
-	if (!to->on_shift || to->connections == 0 ||
-	    hl_contacts_load_of(contacts_of(s), to->row.id) >= to->row.capacity) {
+	if (target != HL_TRANSFER_OK) {
 		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
 				 "that counsellor is not on shift, not connected "
 				 "or has no room for another chat", "to");

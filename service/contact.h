@@ -17,6 +17,7 @@
 #include "routing.h"
 #include "taxonomy.h"
 
+struct hl_auth_staff;
 struct hl_server;
 struct hl_session;
 
@@ -99,6 +100,18 @@ void hl_contacts_withdraw_offers(struct hl_contacts *c, int64_t staff_id);
  * offer.accept): stored, then queue.taken answers request id. */
 void hl_contacts_take(struct hl_session *s, const char *id,
 		      struct hl_conv_live *v);
+/* Whether an account can be handed a chat by chat.transfer now. */
+enum hl_transfer_target {
+	HL_TRANSFER_OK,          /* yes */
+	HL_TRANSFER_NO_SUCH,     /* no such active counsellor or supervisor */
+	HL_TRANSFER_UNAVAILABLE, /* not on shift, not connected, or at capacity */
+};
+/* The one rule for a transfer's target (chat.transfer refuses, and
+ * staff.colleagues reports can_take): st is the account (NULL: none),
+ * load its active chats plus live offers as hl_contacts_load_of counts
+ * them. Whether st is the sender is the caller's check. Pure. */
+enum hl_transfer_target hl_contacts_transfer_target(const struct hl_auth_staff *st,
+						    int load);
 /* Was staff_id passed over for v (declined or let lapse) recently? */
 bool hl_contacts_passed(const struct hl_conv_live *v, int64_t staff_id,
 			int64_t now_ms, int64_t window_ms);

@@ -54,6 +54,7 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_STAFF_SET_STATE] = {hl_auth_staff_set_state, ROLE_STAFF, false, NEED_ADMIN},
 	[HL_MSG_STAFF_RESET] = {hl_auth_staff_reset, ROLE_STAFF, false, NEED_ADMIN},
 	[HL_MSG_STAFF_REVOKE] = {hl_auth_staff_revoke, ROLE_STAFF, false, NEED_ADMIN},
+	[HL_MSG_STAFF_COLLEAGUES] = {hl_staff_colleagues, ROLE_STAFF, false, NEED_STAFF},
 	[HL_MSG_CONTACT_START] = {hl_contact_start, ROLE_CONTACT, false, NEED_NONE},
 	[HL_MSG_CONTACT_RESUME] = {hl_contact_resume, ROLE_CONTACT, false, NEED_NONE},
 	[HL_MSG_CONTACT_LEAVE] = {hl_contact_leave, ROLE_CONTACT, false, NEED_NONE},

@@ -81,6 +81,23 @@ int hl_http_path_ok(const char *path)
 	return *p == '\0';
 }
 
+const char *hl_http_alias(const char *path)
+{
+	static const struct {
+		const char *path;
+		const char *file;
+	} aliases[] = {
+		{"/", "/index.html"},
+		{"/console", "/console.html"},
+		{"/console/", "/console.html"},
+	};
+
+	for (size_t i = 0; i < HL_ARRAY_LEN(aliases); i++)
+		if (strcmp(path, aliases[i].path) == 0)
+			return aliases[i].file;
+	return path;
+}
+
 int hl_http_pick_subprotocol(const char *list)
 {
 	static const char *const ours[] = {"helpline.contact.v1",
@@ -286,8 +303,7 @@ static int serve_file(struct lws *wsi, struct hl_server *srv, const char *uri,
 	struct stat sb;
 	int n;
 
-	if (strcmp(uri, "/") == 0)
-		uri = "/index.html";
+	uri = hl_http_alias(uri);
 	if (!hl_http_path_ok(uri))
 		return respond_text(wsi, 404, "Not found.\n");
 	type = hl_http_mime_type(uri);

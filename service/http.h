@@ -30,4 +30,11 @@ const char *hl_http_mime_type(const char *path);
  * in any segment), else 0. */
 int hl_http_path_ok(const char *path);
 
+/* Maps the URL paths that name a page rather than a file to that file:
+ * "/" to "/index.html", "/console" and "/console/" to "/console.html".
+ * Returns the file's path (static storage), or path itself when it is not
+ * an alias. Only exact matches count: "/console.html" and "/consoles" are
+ * left as they are. */
+const char *hl_http_alias(const char *path);
+
 #endif

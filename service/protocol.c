@@ -338,6 +338,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_STAFF_SET_STATE] = SPEC("staff.set_state", set_state_fields, NULL),
 	[HL_MSG_STAFF_RESET] = SPEC("staff.reset", reset_fields, NULL),
 	[HL_MSG_STAFF_REVOKE] = SPEC("staff.revoke_sessions", revoke_fields, NULL),
+	[HL_MSG_STAFF_COLLEAGUES] = SPEC_EMPTY("staff.colleagues"),
 	[HL_MSG_CONTACT_START] = SPEC("contact.start", contact_start_fields, NULL),
 	[HL_MSG_CONTACT_RESUME] = SPEC("contact.resume", contact_resume_fields, NULL),
 	[HL_MSG_CONTACT_LEAVE] = SPEC_EMPTY("contact.leave"),

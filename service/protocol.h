@@ -75,6 +75,7 @@ enum hl_msg_type {
 	HL_MSG_STAFF_SET_STATE,   /* "staff.set_state" */
 	HL_MSG_STAFF_RESET,       /* "staff.reset" */
 	HL_MSG_STAFF_REVOKE,      /* "staff.revoke_sessions" */
+	HL_MSG_STAFF_COLLEAGUES,  /* "staff.colleagues": whom a chat can go to */
 	HL_MSG_CONTACT_START,     /* "contact.start" */
 	HL_MSG_CONTACT_RESUME,    /* "contact.resume" */
 	HL_MSG_CONTACT_LEAVE,     /* "contact.leave" */

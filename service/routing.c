@@ -347,20 +347,76 @@ static void watchdog(struct hl_contacts *c, int64_t now)
 
 /* ---- the supervisors' view ---------------------------------------------------- */
 
+/* One account of the staff list, with what it holds now. */
+struct staff_row {
+	const struct hl_auth_staff *st;
+	int load;   /* active chats plus live offers (hl_contacts_load_of) */
+	int chats;  /* active chats held */
+	int offers; /* live offers to them */
+};
+
+/*
+ * Calls fn(arg, row) for every counsellor and supervisor who is on shift or
+ * connected, in account order: the population of the supervisors' view and
+ * of staff.colleagues. Returns 0, or HL_ENOMEM without calling fn.
+ */
+static int each_staff_row(struct hl_contacts *c,
+			  void (*fn)(void *arg, const struct staff_row *row),
+			  void *arg)
+{
+	struct hl_auth *a = &c->srv->auth;
+	size_t ns = a->nstaff ? a->nstaff : 1;
+	int *load = calloc(ns, sizeof(*load)), *chats = calloc(ns, sizeof(*chats)),
+	    *offers = calloc(ns, sizeof(*offers));
+
+	if (!load || !chats || !offers) {
+		free(load);
+		free(chats);
+		free(offers);
+		return HL_ENOMEM;
+	}
+	staff_counts(c, load, chats, offers);
+	for (size_t i = 0; i < a->nstaff; i++) {
+		const struct hl_auth_staff *st = &a->staff[i];
+
+		if (!(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
+		    (!st->on_shift && st->connections == 0))
+			continue;
+		fn(arg, &(struct staff_row){st, load[i], chats[i], offers[i]});
+	}
+	free(load);
+	free(chats);
+	free(offers);
+	return 0;
+}
+
+/* A row of the view's counsellors list; arg is the JSON array. */
+static void view_row(void *arg, const struct staff_row *row)
+{
+	const struct hl_auth_staff *st = row->st;
+
+	json_array_append_new(arg, json_pack(
+		"{s:I, s:s, s:s, s:b, s:o, s:i, s:i, s:i, s:i}",
+		"staff_id", (json_int_t)st->row.id,
+		"display_name", st->row.display_name,
+		"presence", hl_presence_name(st->presence),
+		"on_shift", st->on_shift,
+		"shift_started_at", st->shift_started_at
+			? json_integer(st->shift_started_at) : json_null(),
+		"chats", row->chats, "offers", row->offers,
+		"capacity", st->row.capacity,
+		"connections", st->connections));
+}
+
 static json_t *view_json(struct hl_contacts *c, const char *type,
 			 const char *id, int64_t now)
 {
 	static const char *const names[HL_RISK__COUNT] = {"standard", "elevated",
 							   "high", "immediate"};
-	struct hl_auth *a = &c->srv->auth;
 	uint32_t counts[HL_RISK__COUNT];
 	json_t *r = hl_proto_reply(type, id), *by = json_object(),
 	       *staff = json_array(), *alerts = json_array();
 	int offered = 0, active = 0;
-	size_t ns = a->nstaff ? a->nstaff : 1;
-	int *load = calloc(ns, sizeof(*load)), *chats = calloc(ns, sizeof(*chats)),
-	    *offers = calloc(ns, sizeof(*offers));
-	bool counted = load && chats && offers;
 
 	hl_queue_counts(&c->queue, counts);
 	for (int i = 0; i < HL_RISK__COUNT; i++)
@@ -376,29 +432,8 @@ static json_t *view_json(struct hl_contacts *c, const char *type,
 	json_object_set_new(r, "max", json_integer(c->srv->cfg.queue_max));
 	json_object_set_new(r, "offered", json_integer(offered));
 	json_object_set_new(r, "active", json_integer(active));
-	if (counted)
-		staff_counts(c, load, chats, offers);
-	for (size_t i = 0; i < a->nstaff && counted; i++) {
-		const struct hl_auth_staff *st = &a->staff[i];
-
-		if (!(st->row.roles & (HL_STAFF_COUNSELLOR | HL_STAFF_SUPERVISOR)) ||
-		    (!st->on_shift && st->connections == 0))
-			continue;
-		json_array_append_new(staff, json_pack(
-			"{s:I, s:s, s:s, s:b, s:o, s:i, s:i, s:i, s:i}",
-			"staff_id", (json_int_t)st->row.id,
-			"display_name", st->row.display_name,
-			"presence", hl_presence_name(st->presence),
-			"on_shift", st->on_shift,
-			"shift_started_at", st->shift_started_at
-				? json_integer(st->shift_started_at) : json_null(),
-			"chats", chats[i], "offers", offers[i],
-			"capacity", st->row.capacity,
-			"connections", st->connections));
-	}
-	free(load);
-	free(chats);
-	free(offers);
+	/* Out of memory: the view goes out without its counsellors. */
+	(void)each_staff_row(c, view_row, staff);
 	json_object_set_new(r, "counsellors", staff);
 	for (unsigned k = 0; k < c->routing.nalerts; k++) {
 		unsigned i = (c->routing.next_alert + HL_ALERTS_KEPT - 1 - k) %
@@ -460,6 +495,66 @@ void hl_queue_watch(struct hl_session *s, const struct hl_msg *m)
 	} else {
 		r = view_json(contacts_of(s), "queue.view", m->id, hl_now_ms());
 	}
+	hl_session_send(s, r);
+	json_decref(r);
+}
+
+/* ---- staff.colleagues: whom a chat can be handed to ------------------------- */
+
+/* The roles of an account as the wire names them (as in staff.list). */
+static json_t *roles_json(unsigned roles)
+{
+	json_t *arr = json_array();
+
+	if (roles & HL_STAFF_COUNSELLOR)
+		json_array_append_new(arr, json_string("counsellor"));
+	if (roles & HL_STAFF_SUPERVISOR)
+		json_array_append_new(arr, json_string("supervisor"));
+	if (roles & HL_STAFF_ADMIN)
+		json_array_append_new(arr, json_string("admin"));
+	return arr;
+}
+
+struct colleagues {
+	int64_t self;  /* the caller, left out */
+	json_t *list;
+};
+
+/* A row of staff.colleagues: what a counsellor needs to choose whom to
+ * transfer to, and nothing else (no username, no connection count). */
+static void colleague_row(void *arg, const struct staff_row *row)
+{
+	struct colleagues *cl = arg;
+	const struct hl_auth_staff *st = row->st;
+
+	if (st->row.id == cl->self)
+		return;
+	json_array_append_new(cl->list, json_pack(
+		"{s:I, s:s, s:o, s:s, s:b, s:i, s:i, s:s, s:b}",
+		"staff_id", (json_int_t)st->row.id,
+		"display_name", st->row.display_name,
+		"roles", roles_json(st->row.roles),
+		"presence", hl_presence_name(st->presence),
+		"on_shift", st->on_shift,
+		"chats", row->chats,
+		"capacity", st->row.capacity,
+		"languages", st->row.languages,
+		"can_take", hl_contacts_transfer_target(st, row->load) ==
+				    HL_TRANSFER_OK));
+}
+
+void hl_staff_colleagues(struct hl_session *s, const struct hl_msg *m)
+{
+	struct colleagues cl = {s->staff_id, json_array()};
+	json_t *r;
+
+	if (!cl.list || each_staff_row(contacts_of(s), colleague_row, &cl) != 0) {
+		json_decref(cl.list);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, "out of memory", NULL);
+		return;
+	}
+	r = hl_proto_reply("staff.colleagues", m->id);
+	json_object_set_new(r, "staff", cl.list);
 	hl_session_send(s, r);
 	json_decref(r);
 }

@@ -2,7 +2,8 @@
  * offers to the best available counsellor on shift (least loaded, language,
  * skills), the offer watchdog (timeout -> next counsellor, the first set
  * away, supervisors alerted), taking the next chat or picking one from the
- * queue list, and the supervisors' live view (queue, counsellors, alerts). */
+ * queue list, the supervisors' live view (queue, counsellors, alerts) and
+ * the list of colleagues a counsellor can hand a chat to. */
 #ifndef HL_ROUTING_H
 #define HL_ROUTING_H
 
@@ -64,5 +65,8 @@ void hl_offer_decline(struct hl_session *s, const struct hl_msg *m);
 void hl_queue_list(struct hl_session *s, const struct hl_msg *m);
 void hl_queue_pick(struct hl_session *s, const struct hl_msg *m);
 void hl_queue_watch(struct hl_session *s, const struct hl_msg *m);
+/* staff.colleagues: the other counsellors and supervisors on shift or
+ * connected, each with can_take (chat.transfer would accept them now). */
+void hl_staff_colleagues(struct hl_session *s, const struct hl_msg *m);
 
 #endif

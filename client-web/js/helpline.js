@@ -413,6 +413,8 @@ export class StaffClient extends Client {
   pick(conv) { return this.#taken(this.request({ type: 'queue.pick', conversation: conv })); }
   queueList() { return this.request({ type: 'queue.list' }); }
   queueStats() { return this.request({ type: 'queue.stats' }); }
+  /** The other counsellors and supervisors on shift or connected, each with can_take (a transfer to them would be accepted now). */
+  colleagues() { return this.request({ type: 'staff.colleagues' }).then((r) => r.staff); }
   watch(on = true) { return this.request({ type: 'queue.watch', on: on ? 1 : 0 }); }
   send(conv, bytes) { return this.durable({ type: 'chat.send', conversation: conv, payload: b64url.encode(bytes) }); }
   note(conv, bytes) { return this.durable({ type: 'chat.note', conversation: conv, payload: b64url.encode(bytes) }); }

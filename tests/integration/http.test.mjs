@@ -2,7 +2,10 @@
 // WebSocket upgrade gate, against the real daemon.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpGet, connect } from './harness.mjs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, httpGet, connect, WEB_ROOT } from './harness.mjs';
 
 let srv;
 before(async () => { srv = await startServer(); });
@@ -40,6 +43,39 @@ test('the index page is served with its MIME type and strict headers', async () 
   assert.equal(css.status, 200);
   assert.equal(css.headers['content-type'], 'text/css; charset=utf-8');
   assertSecurityHeaders(css.headers);
+});
+
+test('/console and /console/ serve console.html with the same headers', async () => {
+  // A web root of the test's own, so this does not depend on the real page.
+  const root = mkdtempSync(join(tmpdir(), 'helpline-webroot-'));
+  copyFileSync(join(WEB_ROOT, 'taxonomy.json'), join(root, 'taxonomy.json'));
+  writeFileSync(join(root, 'console.html'), '<!doctype html><title>Test console</title>\n');
+  const own = await startServer({ args: ['--web-root', root] });
+  try {
+    for (const p of ['/console', '/console/', '/console.html']) {
+      const r = await httpGet(own.port, p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.headers['content-type'], 'text/html; charset=utf-8', p);
+      assert.equal(r.body, '<!doctype html><title>Test console</title>\n', p);
+      assertSecurityHeaders(r.headers);
+    }
+    const head = await httpGet(own.port, '/console', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    assertSecurityHeaders(head.headers);
+    // Only those exact paths are aliases (lws itself folds '//' into '/').
+    for (const p of ['/consoles', '/console/x', '/Console', '/console.htm', '/console.html/']) {
+      const r = await httpGet(own.port, p);
+      assert.equal(r.status, 404, p);
+    }
+    // No index.html in this root: / is 404, not the console.
+    assert.equal((await httpGet(own.port, '/')).status, 404);
+  } finally {
+    const r = await own.stop();
+    own.cleanup();
+    rmSync(root, { recursive: true, force: true });
+    assert.equal(r.code, 0, r.stderr);
+  }
 });
 
 test('HEAD gives headers and no body', async () => {

@@ -1,5 +1,5 @@
-/* test_http.c: the pure helpers of http.c: path safety, MIME types and the
- * subprotocol choice that gates upgrades. */
+/* test_http.c: the pure helpers of http.c: path safety, MIME types, page
+ * aliases and the subprotocol choice that gates upgrades. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +49,25 @@ static void test_mime(void **state)
 	assert_null(hl_http_mime_type("/dir.js/file"));
 }
 
+static void test_alias(void **state)
+{
+	static const char *const unchanged[] = {
+		"/index.html", "/console.html", "/consoles", "/console.htm",
+		"/console//", "//console", "/Console", "/console/x", "/js/console",
+		"", "/healthz",
+	};
+	(void)state;
+	assert_string_equal(hl_http_alias("/"), "/index.html");
+	assert_string_equal(hl_http_alias("/console"), "/console.html");
+	assert_string_equal(hl_http_alias("/console/"), "/console.html");
+	for (size_t i = 0; i < sizeof(unchanged) / sizeof(unchanged[0]); i++)
+		assert_ptr_equal(hl_http_alias(unchanged[i]), unchanged[i]);
+	/* What an alias maps to is itself a servable file. */
+	assert_int_equal(hl_http_path_ok(hl_http_alias("/console")), 1);
+	assert_string_equal(hl_http_mime_type(hl_http_alias("/console/")),
+			    "text/html; charset=utf-8");
+}
+
 static void test_pick_subprotocol(void **state)
 {
 	(void)state;
@@ -70,6 +89,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_ok),
 		cmocka_unit_test(test_mime),
+		cmocka_unit_test(test_alias),
 		cmocka_unit_test(test_pick_subprotocol),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

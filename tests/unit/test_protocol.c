@@ -114,6 +114,12 @@ static const struct bad_vec bad_vecs[] = {
 	{"31-byte unknown key echoed", B(P(",\"abcdefghijklmnopqrstuvwxyz78901\":1")), HL_ERR_UNKNOWN_FIELD, "1", "abcdefghijklmnopqrstuvwxyz78901"},
 	{"key case matters", B(H(",\"Version\":1")), HL_ERR_UNKNOWN_FIELD, "h1", "Version"},
 	{"unknown before missing", B(H(",\"verison\":1")), HL_ERR_UNKNOWN_FIELD, "h1", "verison"},
+	/* staff.colleagues has no fields: any key but type and id is refused. */
+	{"colleagues unknown field", B("{\"type\":\"staff.colleagues\",\"id\":\"c1\",\"x\":1}"), HL_ERR_UNKNOWN_FIELD, "c1", "x"},
+	{"colleagues field of another type", B("{\"type\":\"staff.colleagues\",\"id\":\"c1\",\"staff_id\":2}"), HL_ERR_UNKNOWN_FIELD, "c1", "staff_id"},
+	{"colleagues null field", B("{\"type\":\"staff.colleagues\",\"id\":\"c1\",\"on\":null}"), HL_ERR_UNKNOWN_FIELD, "c1", "on"},
+	{"colleagues bad id", B("{\"type\":\"staff.colleagues\",\"id\":\"\"}"), HL_ERR_BAD_ID, "", "id"},
+	{"colleagues case-sensitive", B("{\"type\":\"staff.Colleagues\",\"id\":\"c1\"}"), HL_ERR_UNKNOWN_TYPE, "c1", "type"},
 	/* hello fields. */
 	{"hello version missing", B(H("")), HL_ERR_MISSING_FIELD, "h1", "version"},
 	{"hello version string", B(H(",\"version\":\"1\"")), HL_ERR_BAD_FIELD, "h1", "version"},
@@ -500,6 +506,25 @@ static void test_decode_ping(void **state)
 	hl_msg_release(&m);
 }
 
+/* staff.colleagues: no fields; type and id in any order. */
+static void test_decode_colleagues(void **state)
+{
+	static const char a[] = "{\"type\":\"staff.colleagues\",\"id\":\"c-1\"}";
+	static const char b[] = " {\"id\":\"c-2\" , \"type\":\"staff.colleagues\"} ";
+	struct hl_msg m;
+	struct hl_proto_error e;
+
+	(void)state;
+	assert_int_equal(hl_proto_decode(a, sizeof(a) - 1, MAX, &m, &e), 0);
+	assert_int_equal(m.type, HL_MSG_STAFF_COLLEAGUES);
+	assert_string_equal(m.id, "c-1");
+	hl_msg_release(&m);
+	assert_int_equal(hl_proto_decode(b, sizeof(b) - 1, MAX, &m, &e), 0);
+	assert_int_equal(m.type, HL_MSG_STAFF_COLLEAGUES);
+	assert_string_equal(m.id, "c-2");
+	hl_msg_release(&m);
+}
+
 /* The buffer is used by length only: bytes after len are never read. */
 static void test_decode_uses_len_only(void **state)
 {
@@ -578,6 +603,7 @@ static void test_names(void **state)
 		[HL_MSG_STAFF_SET_STATE] = "staff.set_state",
 		[HL_MSG_STAFF_RESET] = "staff.reset",
 		[HL_MSG_STAFF_REVOKE] = "staff.revoke_sessions",
+		[HL_MSG_STAFF_COLLEAGUES] = "staff.colleagues",
 		[HL_MSG_CONTACT_START] = "contact.start",
 		[HL_MSG_CONTACT_RESUME] = "contact.resume",
 		[HL_MSG_CONTACT_LEAVE] = "contact.leave",
@@ -834,6 +860,7 @@ int main(void)
 		cmocka_unit_test(test_decode_hello),
 		cmocka_unit_test(test_decode_hello_edges),
 		cmocka_unit_test(test_decode_ping),
+		cmocka_unit_test(test_decode_colleagues),
 		cmocka_unit_test(test_decode_uses_len_only),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_encode_reply),
