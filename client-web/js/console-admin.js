@@ -39,8 +39,8 @@ export function words(ctx, e) {
     return `The server did not accept ${FIELD_WORDS[e.field] ?? e.field}. (${e.code})`;
   }
   if (e?.code && WORDS[e.code]) return `${WORDS[e.code]} (${e.code})`;
-  if (ctx.explain) return ctx.explain(e);
-  return e?.code ? `${e.message ?? 'Refused'} (${e.code})` : String(e?.message ?? e);
+  const t = ctx.explain ? ctx.explain(e) : String(e?.message ?? e);
+  return e?.code && !t.includes(`(${e.code})`) ? `${t} (${e.code})` : t;
 }
 
 /**

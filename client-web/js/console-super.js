@@ -29,8 +29,8 @@ const WORDS = {
 };
 export function words(ctx, e) {
   if (e?.code && WORDS[e.code]) return `${WORDS[e.code]} (${e.code})`;
-  if (ctx.explain) return ctx.explain(e);
-  return e?.code ? `${e.message ?? 'Refused'} (${e.code})` : String(e?.message ?? e);
+  const t = ctx.explain ? ctx.explain(e) : String(e?.message ?? e);
+  return e?.code && !t.includes(`(${e.code})`) ? `${t} (${e.code})` : t;
 }
 
 /** "4 min 10 s", "1 h 5 min", "12 s". */

@@ -5,9 +5,11 @@
 // by helplinectl, the chat device then by it), and uses every view:
 // queue health (a young person at immediate risk waiting, an offer that
 // times out raising a live alert), statistics (totals of conversations made
-// from Node, by day and by hour), staff accounts (a counsellor created
-// through the form with the re-authentication dialog answered, whose
-// enrolment code then works from Node; disabled and enabled again),
+// from Node, by day and by hour, in charts and tables; redrawn at 320 px),
+// staff accounts (a counsellor created through the form with the
+// re-authentication dialog answered, whose enrolment code then works from
+// Node; disabled and enabled again; another's authenticator reset with a
+// new code that works; a taken username refused with its code shown),
 // devices (a counsellor's device registered from Node is certified in the
 // browser, its certificate chain then verifies in Node; then revoked), and
 // opening hours (open with its closing time in the line's time zone; after
@@ -23,7 +25,7 @@ import { startServer, nextId, request } from './harness.mjs';
 import { initOrg, contactClient, staffClient, staffIdOf } from './org.mjs';
 import { ctl, enrolled, totp, stepNow, awaitStepMargin, staffSocket } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { axeScan, shot, scanContext } from './a11y.mjs';
+import { axeScan, shot, scanContext, targetSizes } from './a11y.mjs';
 import { registerDevice } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -109,6 +111,7 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
       await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
       await shot(page, `console-${name}`);
       a11y.push(...await axeScan(page, name));
+      a11y.push(...await targetSizes(page, name));
       // No inline style in what the views render (the CSP forbids it; empty ones are left by axe).
       const styled = await page.locator('main#view [style]:not([style=""])').count();
       if (styled) a11y.push(`${name}: ${styled} elements with a style attribute: ${await page.locator('main#view [style]:not([style=""])').evaluateAll((l) => l.map((e) => e.outerHTML.slice(0, 120)).join(' | '))}`);
@@ -190,9 +193,16 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
     assert.match(await page.locator('#st-small-note').innerText(), /below 5/);
     // Seven days by day, today last, with today's four.
     assert.equal(await page.locator('svg[data-chart="periods"] g.bar').count(), 7);
-    const today = new Date().toISOString().slice(0, 10);
-    assert.equal(await cell('periods', String(Date.parse(`${today}T00:00:00Z`))), '4');
+    const today = Date.parse(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`);
+    // (Made minutes ago: today, or yesterday if UTC midnight just passed.)
+    assert.equal(Number(await cell('periods', String(today))) + Number(await cell('periods', String(today - 86400000))), 4);
     await check('stats');
+    // At 320 px the charts are drawn again to fit (their text is not scaled down).
+    await page.setViewportSize({ width: 320, height: 800 });
+    await until(async () => Number(await page.locator('svg[data-chart="tags"]').getAttribute('width')) <= 300, 'the charts redrawn narrower');
+    await shot(page, 'console-stats-320');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await until(async () => Number(await page.locator('svg[data-chart="tags"]').getAttribute('width')) > 300, 'the charts redrawn wider');
     await page.check('#st-mode-24h');
     await until(async () => (await page.locator('#st-range').innerText()).includes('last 24 hours'), 'the hourly statistics');
     assert.deepEqual(await statsShown(), expectTotals);
@@ -251,6 +261,22 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
     }
     await danaRow.locator('button[data-action="enable"]').click();
     await until(async () => /Active/.test(await danaRow.innerText()), 'Dana shown active again');
+    // Reset Carol's authenticator: a new one-time code, with which she enrols again.
+    await page.locator('#sa-rows tr[data-username="carol"] button[data-action="reset-totp"]').click();
+    await page.locator('#sa-code-title', { hasText: 'Test carol' }).waitFor();
+    const code2 = (await page.locator('#sa-code').innerText()).trim();
+    assert.notEqual(code2, code);
+    {
+      const s = await staffSocket(srv);
+      const r = await request(s, { type: 'auth.enrol_begin', id: nextId(), code: code2 });
+      assert.deepEqual([r.type, r.username], ['auth.enrol_challenge', 'carol']);
+      s.close();
+    }
+    // A refusal is shown with its code in plain words.
+    await page.fill('#sa-username', 'carol');
+    await page.fill('#sa-name', 'Another Carol');
+    await page.click('#sa-create');
+    await page.locator('.toast.error', { hasText: 'username is taken' }).filter({ hasText: '(conflict)' }).waitFor();
     const danaId = staffIdOf(srv, 'dana');
     const D2 = await staffClient(srv, dana, track, await dana.step());
 
