@@ -140,7 +140,7 @@ const char *hl_presence_name(enum hl_presence p)
 	return (unsigned)p < 4 ? n[p] : "offline";
 }
 
-static json_t *roles_json(unsigned roles)
+struct json_t *hl_auth_roles_json(unsigned roles)
 {
 	json_t *arr = json_array();
 
@@ -166,7 +166,7 @@ static json_t *staff_json(const struct hl_auth_staff *e)
 	return json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:i, s:s, s:s, s:i, s:b}",
 			 "id", (json_int_t)e->row.id, "username",
 			 e->row.username, "display_name", e->row.display_name,
-			 "roles", roles_json(e->row.roles), "languages",
+			 "roles", hl_auth_roles_json(e->row.roles), "languages",
 			 e->row.languages, "skills", e->row.skills, "capacity",
 			 e->row.capacity, "state", state_name(e->row.state),
 			 "presence", hl_presence_name(e->presence), "connections",

@@ -94,6 +94,10 @@ void hl_auth_staff_set_state(struct hl_session *s, const struct hl_msg *m);
 void hl_auth_staff_reset(struct hl_session *s, const struct hl_msg *m);
 void hl_auth_staff_revoke(struct hl_session *s, const struct hl_msg *m);
 
+/* The role names of a staff role mask as a new JSON array, in the order
+ * counsellor, supervisor, admin (the caller owns the reference). */
+struct json_t *hl_auth_roles_json(unsigned roles);
+
 /* "offline", "available", "busy", "away". */
 const char *hl_presence_name(enum hl_presence p);
 

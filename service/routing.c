@@ -502,19 +502,6 @@ void hl_queue_watch(struct hl_session *s, const struct hl_msg *m)
 /* ---- staff.colleagues: whom a chat can be handed to ------------------------- */
 
 /* The roles of an account as the wire names them (as in staff.list). */
-static json_t *roles_json(unsigned roles)
-{
-	json_t *arr = json_array();
-
-	if (roles & HL_STAFF_COUNSELLOR)
-		json_array_append_new(arr, json_string("counsellor"));
-	if (roles & HL_STAFF_SUPERVISOR)
-		json_array_append_new(arr, json_string("supervisor"));
-	if (roles & HL_STAFF_ADMIN)
-		json_array_append_new(arr, json_string("admin"));
-	return arr;
-}
-
 struct colleagues {
 	int64_t self;  /* the caller, left out */
 	json_t *list;
@@ -533,7 +520,7 @@ static void colleague_row(void *arg, const struct staff_row *row)
 		"{s:I, s:s, s:o, s:s, s:b, s:i, s:i, s:s, s:b}",
 		"staff_id", (json_int_t)st->row.id,
 		"display_name", st->row.display_name,
-		"roles", roles_json(st->row.roles),
+		"roles", hl_auth_roles_json(st->row.roles),
 		"presence", hl_presence_name(st->presence),
 		"on_shift", st->on_shift,
 		"chats", row->chats,
