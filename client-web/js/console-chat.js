@@ -71,7 +71,11 @@ export class Workspace {
     secure.on('system', (m) => this.#system(m));
     secure.on('secured', (m) => { const c = this.chats.get(m.conversation); if (c) { c.secured = true; this.#head(c); } });
     secure.on('security', (m) => this.#line(m.conversation, null, `Security warning: ${m.message} (${m.code}). Do not trust this chat until a supervisor has looked at it.`, 'warning'));
-    secure.on('undecryptable', (m) => this.#line(m.conversation, m.seq, 'A message this browser has no keys for (yet).', 'system'));
+    secure.on('undecryptable', (m) => {
+      if (this.chats.get(m.conversation)?.bySeq.has(m.seq)) return;
+      const li = this.#line(m.conversation, m.seq, 'A message this browser has no keys for (yet).', 'system');
+      if (li) li.dataset.placeholder = '1';
+    });
     client.on('offer', (o) => this.#offer(o));
     client.on('offer.expired', (o) => { this.#dropOffer(o.conversation); this.a.toast('An offer timed out, so your status is now Away. Set it back to Available when you are ready.', 'error'); });
     client.on('offer.withdrawn', (o) => { this.#dropOffer(o.conversation); this.a.toast(o.reason === 'left' ? 'The young person left the queue before you answered.' : 'An offer was withdrawn.'); });
@@ -108,12 +112,20 @@ export class Workspace {
 
   #message(m) {
     const c = this.chats.get(m.conversation);
-    if (!c || c.bySeq.has(m.seq)) return;
+    if (!c) return;
+    const held = c.bySeq.get(m.seq);
+    if (held && !held.dataset.placeholder) return;
+    if (held) { c.bySeq.delete(m.seq); c.at = held; } // opened now: the bubble takes its place
     if (m.mine) {
       // A replay of our own message (after a reload or a resync): adopt the
       // bubble still waiting for its ack, if it is this one.
       const i = c.pending.findIndex((p) => p.text === m.text);
-      if (i >= 0) { const p = c.pending.splice(i, 1)[0]; this.#acked(c, p, m.seq, m.at); return; }
+      if (i >= 0) {
+        const p = c.pending.splice(i, 1)[0];
+        this.#acked(c, p, m.seq, m.at);
+        if (c.at) { c.early = c.early?.filter((x) => x !== c.at) ?? null; c.at.remove(); c.at = null; }
+        return;
+      }
       const li = this.#bubble(c, m.card ? this.#cardText(m.card) : m.text, 'mine', m.at);
       const st = this.el('span', { class: 'status', text: 'Sent', 'data-state': 'sent' });
       li.append(st);
@@ -130,13 +142,17 @@ export class Workspace {
     if (this.#visible(c)) this.#markRead(c); else { c.unread++; this.#tabs(); }
   }
 
+  // A note is shown at once; one whose key arrives later (a handover's
+  // wraps load after its history) is filled in when it opens.
   #note(m) {
     const c = this.chats.get(m.conversation);
-    if (!c || c.bySeq.has(m.seq)) return;
+    if (!c) return;
     const who = m.from === `staff:${this.a.me.id}` ? 'you' : 'a colleague';
     const what = { note: 'Note', transfer: 'Handover note', wrapup: 'Wrap-up notes' }[m.kind] ?? 'Note';
-    const text = m.text === null ? '(this browser has no key for it)' : m.text || '(empty)';
-    c.bySeq.set(m.seq, this.#line(c.conv, m.seq, `${what} by ${who}, staff only: ${text}`, 'note'));
+    const text = `${what} by ${who}, staff only: ${m.text === null ? '(this browser has no key for it yet)' : m.text || '(empty)'}`;
+    const old = c.bySeq.get(m.seq);
+    if (old) { if (m.text !== null && old.classList.contains('note')) old.textContent = text; return; }
+    this.#line(c.conv, m.seq, text, 'note');
   }
 
   #tagLine(conv, seq, tags) {
@@ -566,6 +582,12 @@ export class Workspace {
   }
 
   #append(c, li) {
+    const at = c.at;
+    c.at = null;
+    if (at) { // in the place of a message that had no keys yet
+      if (c.early?.includes(at)) c.early[c.early.indexOf(at)] = li; else at.replaceWith(li);
+      return;
+    }
     if (c.list) { c.list.append(li); if (this.#visible(c)) c.list.scrollTop = c.list.scrollHeight; } else (c.early ??= []).push(li);
   }
 

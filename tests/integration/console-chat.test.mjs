@@ -19,7 +19,7 @@ import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
 import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice } from './console.mjs';
-import { shot } from './a11y.mjs';
+import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
 
 const skip = noBrowser;
 
@@ -30,13 +30,20 @@ async function isolate(page) {
 }
 
 async function newPage(browser, problems, name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await scanContext(browser, { viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   await isolate(page);
   page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
   page.on('dialog', (d) => d.accept());
   return page;
+}
+
+// axe-core (WCAG 2.2 A/AA, serious and critical) and target sizes on the
+// page as it is now, with a screenshot.
+async function look(page, name, found) {
+  await shot(page, name);
+  found.push(...await axeScan(page, name), ...await targetSizes(page, name));
 }
 
 // Every byte the daemon keeps: the database, its WAL, and the log.
@@ -55,8 +62,12 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     const org = await organisation(srv, track, 'chatadmin');
     const acct = newAccount(srv, 'alice', ['counsellor']);
     const staff = await newPage(browser, problems, 'console');
-    await enrolAndLogin(staff, url, acct);
-    await shot(staff, 'console-device-setup');
+    const a11y = [];
+    await staff.goto(`${url}/console`);
+    await staff.locator('#login-go').waitFor();
+    await look(staff, 'console-login', a11y);
+    await enrolAndLogin(staff, url, acct, async (name) => look(staff, name, a11y));
+    await look(staff, 'console-device-setup', a11y);
     await setUpDevice(staff, srv, org, 'alice');
     await staff.locator('#take-next').waitFor();
     await staff.click('#shift');
@@ -77,7 +88,7 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     assert.match(await offer.innerText(), /13–15/);
     assert.match(await offer.locator('.timer').innerText(), /^\d+ s$/);
     assert.match(await staff.title(), /offered/);
-    await shot(staff, 'console-offer');
+    await look(staff, 'console-offer', a11y);
     await staff.keyboard.press('Alt+A');
     await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
     const conv = await staff.locator('.chat').getAttribute('data-conversation');
@@ -110,7 +121,15 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     await staff.fill(`#note-${conv}`, 'NOTE-SECRET deadline 9pm, instagram user darkstar_99');
     await staff.click(`#note-save-${conv}`);
     await staff.locator('li.note', { hasText: 'NOTE-SECRET' }).waitFor();
-    await shot(staff, 'console-chat');
+    await staff.locator(`#compose-${conv}`).pressSequentially('/');
+    await look(staff, 'console-canned', a11y);
+    await staff.fill(`#compose-${conv}`, '');
+    await look(staff, 'console-chat', a11y);
+    await staff.evaluate(() => document.activeElement.blur());
+    await staff.keyboard.press('?');
+    await staff.locator('dialog#shortcuts[open]').waitFor();
+    await look(staff, 'console-shortcuts', a11y);
+    await staff.keyboard.press('Escape');
 
     // The counsellor's network drops: a banner; the young person writes
     // meanwhile; the draft survives; the message arrives after the drop.
@@ -153,16 +172,96 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     await staff.locator(`#wrapup-${conv}`).waitFor();
     await staff.selectOption(`#outcome-${conv}`, 'report_remove');
     await staff.fill(`#wrapup-notes-${conv}`, 'WRAPUP-SECRET explained Report Remove');
-    await shot(staff, 'console-wrapup');
+    await look(staff, 'console-wrapup', a11y);
     await staff.click(`#wrapup-go-${conv}`);
     await staff.locator(`#tab-${conv}`).waitFor({ state: 'detached' });
     assert.deepEqual(problems, []);
+    assert.deepEqual(a11y, [], 'no serious accessibility problem on any console screen');
 
     // Nothing readable reached the server.
     const bytes = storedBytes(srv).toString('latin1');
     for (const secret of ['wants money by tonight', 'not your fault', 'NOTE-SECRET', 'darkstar_99', 'WRAPUP-SECRET', 'a draft typed']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
   } catch (e) {
     for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(p, `console-failure-${i}`).catch(() => {});
+    throw e;
+  } finally {
+    for (const c of opened) c.close();
+    await browser.close();
+    link.close();
+    await srv.stop();
+  }
+});
+
+test('an unanswered offer times out to a colleague; a chat is handed over with an encrypted note and carries on', { skip, timeout: 240000 }, async () => {
+  const { srv, link, url } = await consoleDaemon('[queue]\nrouting = offer\noffer_timeout = 5\n');
+  const opened = [];
+  const track = (c) => { opened.push(c); return c; };
+  const browser = await launch();
+  const problems = [];
+  try {
+    await awaitStepMargin(25);
+    const org = await organisation(srv, track, 'offeradmin');
+    const pages = {};
+    for (const name of ['bea', 'cal']) {
+      const acct = newAccount(srv, name, ['counsellor']);
+      const p = pages[name] = await newPage(browser, problems, name);
+      await enrolAndLogin(p, url, acct);
+      await setUpDevice(p, srv, org, name);
+      await p.click('#shift');
+      await p.locator('#shift', { hasText: 'End shift' }).waitFor();
+    }
+    const young = await newPage(browser, problems, 'young');
+    await young.goto(`${srv.url}/`);
+    await young.click('#start');
+    await young.click('#skip');
+    await young.locator('[data-screen="waiting"]').waitFor();
+    // Whoever is offered it first lets it lapse; it goes to the other.
+    const first = await Promise.race(Object.entries(pages).map(([n, p]) => p.locator('.offer').waitFor({ timeout: 15000 }).then(() => n)));
+    const second = first === 'bea' ? 'cal' : 'bea';
+    const A = pages[first], B = pages[second];
+    await A.locator('.offer').waitFor({ state: 'detached', timeout: 15000 });
+    await A.locator('.toast', { hasText: 'timed out' }).waitFor();
+    assert.equal(await A.locator('#presence').inputValue(), 'away', 'a lapsed offer sets the counsellor away');
+    await B.locator('.offer').waitFor({ timeout: 15000 });
+    await shot(B, 'console-offer-second');
+    await B.click('.offer button:has-text("Accept")');
+    await young.locator('[data-screen="chat"]').waitFor();
+    const conv = await B.locator('.chat').getAttribute('data-conversation');
+    await B.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    await young.fill('#text', 'HISTORY-1 I need help');
+    await young.press('#text', 'Enter');
+    await B.locator('li.theirs', { hasText: 'HISTORY-1' }).waitFor();
+    await B.fill(`#compose-${conv}`, 'I am here for you.');
+    await B.press(`#compose-${conv}`, 'Enter');
+    await young.locator('li.theirs', { hasText: 'I am here for you.' }).waitFor();
+
+    // B hands the chat to A (back to available) with a handover note.
+    await A.selectOption('#presence', 'available');
+    await B.locator(`#transfer-to-${conv}`).focus();
+    await B.locator(`#transfer-to-${conv} option:not([disabled])`, { hasText: first === 'bea' ? 'Bea' : 'Cal' }).waitFor({ state: 'attached' });
+    const value = await B.locator(`#transfer-to-${conv} option`, { hasText: first === 'bea' ? 'Bea' : 'Cal' }).getAttribute('value');
+    await B.selectOption(`#transfer-to-${conv}`, value);
+    await B.fill(`#handover-${conv}`, 'HANDOVER-SECRET she is 14, the threat is real');
+    await B.click(`#transfer-${conv}`);
+    await B.locator(`#tab-${conv}`).waitFor({ state: 'detached' });
+    await A.locator(`#tab-${conv}`).waitFor({ timeout: 15000 });
+    await A.click(`#tab-${conv}`);
+    await A.locator('li.note', { hasText: 'HANDOVER-SECRET' }).waitFor({ timeout: 15000 });
+    await A.locator('li.theirs', { hasText: 'HISTORY-1' }).waitFor();
+    await young.locator('li.system').filter({ hasText: /another|someone else|new counsellor|transferred|handed/i }).first().waitFor();
+    await shot(A, 'console-transferred');
+    // The young person's page checks the new counsellor's device and carries on.
+    await young.fill('#text', 'AFTER-1 hello again');
+    await young.press('#text', 'Enter');
+    await A.locator('li.theirs', { hasText: 'AFTER-1' }).waitFor({ timeout: 20000 });
+    await A.fill(`#compose-${conv}`, 'Hi, I have read what you told my colleague.');
+    await A.press(`#compose-${conv}`, 'Enter');
+    await young.locator('li.theirs', { hasText: 'I have read what you told' }).waitFor({ timeout: 15000 });
+    assert.deepEqual(problems, []);
+    const bytes = storedBytes(srv).toString('latin1');
+    for (const secret of ['HISTORY-1', 'HANDOVER-SECRET', 'AFTER-1']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
+  } catch (e) {
+    for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(p, `console-failure2-${i}`).catch(() => {});
     throw e;
   } finally {
     for (const c of opened) c.close();

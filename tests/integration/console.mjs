@@ -79,7 +79,7 @@ export function newAccount(srv, username, roles) {
  * {username, password, secret}.
  */
 export async function enrolAndLogin(page, url, acct, look = async () => {}) {
-  await page.goto(`${url}/console.html`);
+  await page.goto(`${url}/console`);
   await page.click('#enrol-open');
   await page.fill('#enrol-code', acct.code);
   // helplinectl's new account reaches the daemon within about a second.
