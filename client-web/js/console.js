@@ -299,6 +299,9 @@ function lostDevice(rec) {
     el('p', { class: 'actions' }, el('button', { type: 'button', id: 'device-reset', text: 'Set up this browser again', onclick: () => newDeviceScreen(rec) })));
 }
 
+// The fingerprint an admin compares before certifying (console-admin.js shows the same).
+const fingerprint = (signPk) => E.deviceSubject(signPk).slice(4, 20).replace(/(.{4})(?!$)/g, '$1 ');
+
 function waitingScreen(rec, keys, waiting) {
   const items = waiting.map((w) => el('li', {},
     w.kind === 'admin'
@@ -306,7 +309,8 @@ function waitingScreen(rec, keys, waiting) {
         ' must be certified with the organisation root key, on the server: ',
         el('code', { class: 'code', text: `helplinectl certify-device --root-key ROOT-KEY-FILE ${w.id}` }))
       : el('span', {}, 'Your chat device ', el('strong', { 'data-device-id': String(w.id), text: `#${w.id}` }),
-        ' must be certified by an administrator (Devices, in their console).')));
+        ' must be certified by an administrator (Devices, in their console).'),
+    el('span', { class: 'muted' }, ' Fingerprint: ', el('code', { class: 'fingerprint', text: fingerprint((w.kind === 'admin' ? keys.admin : keys.chat).signPk) }), '.')));
   const again = async () => {
     try { await checkDevices(rec, keys); } catch (x) { toast(explain(x), 'error'); }
   };

@@ -430,21 +430,43 @@ export class SecureStaff extends Emitter {
    * transfers with the handover note (text, sealed as a note). */
   async transfer(conv, toStaffId, note = '') {
     const noteBytes = note ? await this.sealNote(conv, note) : undefined;
-    const list = await this.client.request({ type: 'device.list', staff_id: toStaffId });
-    const devices = [];
-    for (const d of list.devices) {
-      if (!d.cert || d.revoked) continue;
-      try {
-        const cert = E.unb64(d.cert), issuer = E.unb64(d.issuer);
-        E.verifyChain({ cert, issuer }, this.rootPk, this.now());
-        devices.push({ id: d.device, cert });
-      } catch { /* not a device to trust */ }
-    }
+    const devices = await this.#trustedDevicesOf(toStaffId, [E.ROLE.COUNSELLOR, E.ROLE.SUPERVISOR]);
     if (!devices.length) throw Object.assign(new Error('the other counsellor has no certified device'), { code: 'no_device' });
     await this.wrapTo(conv, devices);
     const r = await this.client.transfer(conv, toStaffId, noteBytes);
     this.sessions.delete(conv);
     return r;
+  }
+
+  /** Escalation access: seals conv's keys (and note keys) to the certified
+   * supervisor devices of staffId, each chain checked here against the
+   * root and the signed revocations (never a server-supplied verdict).
+   * Resolves with the number of devices wrapped to. */
+  async wrapToSupervisor(conv, staffId) {
+    const devices = await this.#trustedDevicesOf(staffId, [E.ROLE.SUPERVISOR]);
+    if (!devices.length) throw Object.assign(new Error('the supervisor has no certified supervisor device'), { code: 'no_device' });
+    await this.wrapTo(conv, devices);
+    return devices.length;
+  }
+
+  // The devices of staffId whose certificate chains to the root with one
+  // of roles, valid now and not revoked.
+  async #trustedDevicesOf(staffId, roles) {
+    const [list, rev] = await Promise.all([
+      this.client.request({ type: 'device.list', staff_id: staffId }),
+      this.client.request({ type: 'device.revocations' }),
+    ]);
+    const revoked = E.revokedSet(rev.revocations, this.rootPk, this.now());
+    const devices = [];
+    for (const d of list.devices) {
+      if (!d.cert || d.revoked) continue;
+      try {
+        const cert = E.unb64(d.cert), issuer = E.unb64(d.issuer);
+        E.verifyChain({ cert, issuer }, this.rootPk, this.now(), { roles, revoked });
+        devices.push({ id: d.device, cert });
+      } catch { /* not a device to trust */ }
+    }
+    return devices;
   }
 
   /** Sends a safety card (an id the young person's page knows, e.g.
