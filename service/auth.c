@@ -1416,14 +1416,19 @@ void hl_auth_presence(struct hl_session *s, const struct hl_msg *m)
 
 /* ---- administration ---------------------------------------------------------- */
 
-/* Sensitive operations need a TOTP re-entry within the window. */
-static bool reauthed(struct hl_session *s, const char *id)
+bool hl_auth_fresh(struct hl_session *s)
 {
 	struct hl_auth *a = auth_of(s);
 	struct hl_auth_session *e = find_session(a, s->token_hash);
 
-	if (e && e->reauth_at &&
-	    now_s() - e->reauth_at < a->srv->cfg.auth_reauth_window)
+	return e && e->reauth_at &&
+	       now_s() - e->reauth_at < a->srv->cfg.auth_reauth_window;
+}
+
+/* Sensitive operations need a TOTP re-entry within the window. */
+static bool reauthed(struct hl_session *s, const char *id)
+{
+	if (hl_auth_fresh(s))
 		return true;
 	hl_session_error(s, id, HL_ERR_REAUTH_REQUIRED,
 			 "enter a code from your authenticator app "

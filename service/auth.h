@@ -123,4 +123,8 @@ struct hl_auth_staff *hl_auth_staff_of(struct hl_auth *a,
  * closing the socket) when it is not. */
 bool hl_auth_touch(struct hl_auth *a, struct hl_session *s);
 
+/* Whether s's session entered a TOTP code again (auth.reauth) within
+ * auth.reauth_window seconds: required to read an escalated chat. */
+bool hl_auth_fresh(struct hl_session *s);
+
 #endif

@@ -121,6 +121,8 @@ static const struct key_def keys[] = {
 	 FIELD(chat_transfer_announce), set_choice, "no yes"},
 	{"chat", "envelopes", KIND_CHOICE, 0, 0, FIELD(chat_envelopes),
 	 set_choice, "opaque strict"},
+	{"escalation", "realert", KIND_INT, 5, 3600, FIELD(escalation_realert),
+	 set_int, NULL},
 	{"e2e", "checkpoint_every", KIND_INT, 1, 10000,
 	 FIELD(e2e_checkpoint_every), set_int, NULL},
 	{"hours", "weekly", KIND_HOURS, 0, 0, FIELD(hours_weekly), set_hours, NULL},
@@ -1038,6 +1040,7 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_routing = HL_ROUTING_BOTH;
 	cfg->queue_offer_timeout = 30;
 	cfg->chat_transfer_announce = 1;
+	cfg->escalation_realert = 60;
 	cfg->chat_envelopes = HL_ENVELOPES_STRICT;
 	cfg->e2e_checkpoint_every = 32;
 	snprintf(cfg->hours_timezone, sizeof(cfg->hours_timezone), "UTC");

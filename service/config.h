@@ -96,6 +96,7 @@ struct hl_config {
 	 * are now talking to another counsellor" on transfer; 0 transfers
 	 * silently. */
 	int chat_transfer_announce;
+	int escalation_realert;     /* s between re-alerts of an unclaimed immediate escalation (urgent: 5x) */
 	/* [chat] envelopes: HL_ENVELOPES_STRICT (default): a chat message
 	 * must be an end-to-end envelope (docs/crypto.md) with the current
 	 * epoch and the next counter; HL_ENVELOPES_OPAQUE: payloads are

@@ -2,6 +2,7 @@
  * Every change is a store job; the loop's tables change only once that job
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
+#include "escalation.h"
 #include "audit.h"
 #include "e2e.h"
 #include "trust.h"
@@ -156,6 +157,9 @@ struct contact_job {
 	char tags[HL_CONV_TAGS_MAX + 1];       /* CJ_WRAPUP */
 	int64_t after_seq;             /* CJ_SINCE */
 	bool contact_view;             /* CJ_SINCE */
+	bool esc_read;                 /* CJ_SINCE: not a party; by escalation */
+	bool fresh;                    /* CJ_SINCE esc_read: TOTP re-entered */
+	enum hl_err_code refusal;      /* CJ_SINCE esc_read: refused (HL_EINVAL) */
 	json_t *events;                /* CJ_SINCE / CJ_RETURN: chat.event objects */
 	json_t *wraps;                 /* CJ_RETURN: the return key's wraps */
 	unsigned char sign_pk[32], box_pk[32]; /* CJ_SET_RETURN / CJ_RETURN */
@@ -315,6 +319,31 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		return append(stmts, j, &e, &j->res);
 	}
 	case CJ_SINCE:
+		if (j->esc_read) {
+			rc = hl_escalation_reader(db, j->conv_id, j->staff_id);
+			if (rc < 0)
+				return rc;
+			if (rc == HL_ESC_READER_NONE ||
+			    (rc == HL_ESC_READER_CLAIMER && !j->fresh)) {
+				j->refusal = rc == HL_ESC_READER_NONE
+						     ? HL_ERR_FORBIDDEN
+						     : HL_ERR_REAUTH_REQUIRED;
+				return HL_EINVAL;
+			}
+			if (rc == HL_ESC_READER_CLAIMER) {
+				char detail[80];
+				struct hl_audit_entry a = {
+					.at_ms = j->now, .actor = j->staff_id,
+					.action = "escalation.read", .detail = detail,
+				};
+
+				snprintf(detail, sizeof(detail),
+					 "{\"conversation\":%lld,\"after\":%lld}",
+					 (long long)j->conv_id, (long long)j->after_seq);
+				if (hl_audit_append(stmts, &a, NULL) != 0)
+					return HL_ESTORE;
+			}
+		}
 		rc = hl_conv_get(stmts, j->conv_id, &j->conv);
 		if (rc != 0)
 			return rc;
@@ -1554,6 +1583,25 @@ static void sync_done(struct contact_job *j, int status)
 	size_t i;
 	json_t *ev, *r;
 
+	if (status == HL_EINVAL && j->refusal) {
+		char detail[120];
+
+		snprintf(detail, sizeof(detail),
+			 "{\"request\":\"chat.sync\",\"conversation\":%lld,"
+			 "\"error\":\"%s\"}", (long long)j->conv_id,
+			 hl_err_code_name(j->refusal));
+		hl_escalation_audit(j->c->srv, j->staff_id, "escalation.refused", detail);
+		hl_warn("chat.not_party", "conn=%s staff=%lld", s->id_str,
+			(long long)j->staff_id);
+		if (s->wsi)
+			hl_session_error(s, j->id, j->refusal,
+					 j->refusal == HL_ERR_FORBIDDEN
+					 ? "not your conversation"
+					 : "enter a code from your authenticator app "
+					   "(auth.reauth) to read an escalated chat",
+					 j->refusal == HL_ERR_FORBIDDEN ? "conversation" : NULL);
+		return;
+	}
 	if (!s->wsi)
 		return;
 	if (status != 0) {
@@ -1584,10 +1632,24 @@ static void sync_done(struct contact_job *j, int status)
 
 void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 {
-	struct hl_conv_live *v = party_conv(s, m);
+	int64_t id = hl_conv_id_parse(m->u.chat.conversation);
+	struct hl_conv_live *v = NULL;
 	struct contact_job *j;
+	bool esc = false;
 
-	if (!v)
+	/* A member of staff who is not a party may still read by an
+	 * escalation (the supervisor who claimed it, after auth.reauth; the
+	 * counsellor of an ended chat while it is undecided): decided on the
+	 * writer, where decided escalations and ended chats are. */
+	if (s->role == HL_ROLE_STAFF && id) {
+		v = find_conv(contacts_of(s), id);
+		if (!v || (v->counsellor_id != s->staff_id &&
+			   v->supervisor_id != s->staff_id)) {
+			v = NULL;
+			esc = true;
+		}
+	}
+	if (!esc && !(v = party_conv(s, m)))
 		return;
 	j = request_job(s, m, CJ_SINCE, sync_done);
 	if (!j)
@@ -1597,7 +1659,10 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
-	j->conv_id = v->id;
+	j->conv_id = esc ? id : v->id;
+	j->esc_read = esc;
+	j->fresh = esc && hl_auth_fresh(s);
+	j->staff_id = s->staff_id;
 	j->after_seq = m->u.chat.last_seq;
 	j->contact_view = s->role == HL_ROLE_CONTACT;
 	cjob_submit(j);
@@ -1813,6 +1878,7 @@ void hl_chat_join(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_contacts *c = contacts_of(s);
 	struct hl_conv_live *v = find_conv(c, hl_conv_id_parse(m->u.chat.conversation));
+	const struct hl_esc_live *esc;
 	struct contact_job *j;
 
 	if (!v) {
@@ -1824,6 +1890,24 @@ void hl_chat_join(struct hl_session *s, const struct hl_msg *m)
 	if (v->supervisor_id == s->staff_id) {
 		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
 				 "you have already joined", NULL);
+		return;
+	}
+	esc = hl_escalation_of_conv(&s->srv->esc, v->id);
+	if (!esc || esc->claimed_by != s->staff_id) {
+		char detail[120];
+
+		snprintf(detail, sizeof(detail),
+			 "{\"request\":\"chat.join\",\"conversation\":%lld,"
+			 "\"error\":\"forbidden\"}", (long long)v->id);
+		hl_escalation_audit(s->srv, s->staff_id, "escalation.refused", detail);
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "claim this chat's escalation first", "conversation");
+		return;
+	}
+	if (!hl_auth_fresh(s)) {
+		hl_session_error(s, m->id, HL_ERR_REAUTH_REQUIRED,
+				 "enter a code from your authenticator app "
+				 "(auth.reauth) to join an escalated chat", NULL);
 		return;
 	}
 	if (v->supervisor_id) {

@@ -3,6 +3,7 @@
 #include "dispatch.h"
 #include "auth.h"
 #include "contact.h"
+#include "escalation.h"
 #include "hours.h"
 #include "inbox.h"
 #include "routing.h"
@@ -98,6 +99,10 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_KEY_WRAPS] = {hl_key_wraps, ROLE_ANY, false, NEED_STAFF},
 	[HL_MSG_CONTACT_SET_RETURN] = {hl_contact_set_return, ROLE_CONTACT, false, NEED_NONE},
 	[HL_MSG_CONTACT_RETURN] = {hl_contact_return, ROLE_CONTACT, false, NEED_NONE},
+	[HL_MSG_ESCALATION_RAISE] = {hl_escalation_raise, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_ESCALATION_LIST] = {hl_escalation_list, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_ESCALATION_CLAIM] = {hl_escalation_claim, ROLE_STAFF, false, NEED_SUPER},
+	[HL_MSG_ESCALATION_DECIDE] = {hl_escalation_decide, ROLE_STAFF, false, NEED_SUPER},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

@@ -300,6 +300,24 @@ static const struct field_spec key_wrap_fields[] = {
 	{"from_device", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.from_device)},
 	{"sealed", FK_STRING, true, 1, 87384, CS_TOKEN, MSG_FIELD(e2e.sealed)},
 	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
+	{"escalation", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.escalation)},
+};
+
+static const struct field_spec escalation_raise_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(esc.conversation)},
+	{"reason", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(esc.reason)},
+	{"urgency", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(esc.urgency)},
+	{"note", FK_STRING, false, 1, 87384, CS_TOKEN, MSG_FIELD(esc.note)},
+};
+
+static const struct field_spec escalation_claim_fields[] = {
+	{"escalation", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(esc.escalation)},
+};
+
+static const struct field_spec escalation_decide_fields[] = {
+	{"escalation", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(esc.escalation)},
+	{"decision", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(esc.decision)},
+	{"reasons", FK_STRING, false, 1, 87384, CS_TOKEN, MSG_FIELD(esc.reasons)},
 };
 
 static const struct field_spec set_return_fields[] = {
@@ -382,6 +400,10 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_KEY_WRAPS] = SPEC("key.wraps", key_wraps_fields, NULL),
 	[HL_MSG_CONTACT_SET_RETURN] = SPEC("contact.set_return", set_return_fields, NULL),
 	[HL_MSG_CONTACT_RETURN] = SPEC("contact.return", inbox_fetch_fields, NULL),
+	[HL_MSG_ESCALATION_RAISE] = SPEC("escalation.raise", escalation_raise_fields, NULL),
+	[HL_MSG_ESCALATION_LIST] = SPEC_EMPTY("escalation.list"),
+	[HL_MSG_ESCALATION_CLAIM] = SPEC("escalation.claim", escalation_claim_fields, NULL),
+	[HL_MSG_ESCALATION_DECIDE] = SPEC("escalation.decide", escalation_decide_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -119,6 +119,10 @@ enum hl_msg_type {
 	HL_MSG_KEY_WRAPS,         /* "key.wraps": the wraps for my devices */
 	HL_MSG_CONTACT_SET_RETURN,/* "contact.set_return": return-code keys */
 	HL_MSG_CONTACT_RETURN,    /* "contact.return": come back with the code */
+	HL_MSG_ESCALATION_RAISE,  /* "escalation.raise": a counsellor escalates */
+	HL_MSG_ESCALATION_LIST,   /* "escalation.list" */
+	HL_MSG_ESCALATION_CLAIM,  /* "escalation.claim": a supervisor takes it */
+	HL_MSG_ESCALATION_DECIDE, /* "escalation.decide": the claimer decides */
 	HL_MSG__COUNT
 };
 
@@ -232,6 +236,18 @@ struct hl_msg_e2e {
 	const char *sealed;       /* key.wrap: the sealed box */
 	int64_t to_device;        /* key.wrap: recipient (0 = return key) */
 	int64_t from_device;      /* key.wrap: the wrapping device (staff) */
+	int64_t escalation;       /* key.wrap: the escalation it is for; 0 = none */
+};
+
+/* escalation.*: codes are checked by escalation.c. */
+struct hl_msg_escalation {
+	const char *conversation; /* escalation.raise: 1..20 digits */
+	const char *reason;       /* escalation.raise: a reason code */
+	const char *urgency;      /* escalation.raise: immediate, urgent, routine */
+	const char *note;         /* raise: sealed note, base64url; NULL if absent */
+	int64_t escalation;       /* claim / decide: the escalation id */
+	const char *decision;     /* escalation.decide: a decision code */
+	const char *reasons;      /* decide: sealed reasons, base64url; NULL if absent */
 };
 
 struct hl_msg {
@@ -254,6 +270,7 @@ struct hl_msg {
 		struct hl_msg_stats stats;
 		struct hl_msg_inbox inbox;
 		struct hl_msg_e2e e2e;
+		struct hl_msg_escalation esc;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

@@ -194,6 +194,7 @@ static void finish_stop(struct hl_server *srv)
 {
 	hl_auth_stop(&srv->auth);
 	hl_contacts_stop(&srv->contacts);
+	hl_escalations_stop(&srv->esc);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -388,6 +389,13 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			hl_strerror(rc));
 		return rc;
 	}
+	rc = hl_escalations_init(&srv->esc, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot load escalations: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
+	srv->esc_ready = true;
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -499,6 +507,7 @@ void hl_server_free(struct hl_server *srv)
 	}
 	hl_auth_stop(&srv->auth);
 	hl_contacts_stop(&srv->contacts);
+	hl_escalations_stop(&srv->esc);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
@@ -512,6 +521,8 @@ void hl_server_free(struct hl_server *srv)
 	if (srv->inbox_ready)
 		hl_inbox_free(&srv->inbox);
 	hl_trust_free(&srv->trust);
+	if (srv->esc_ready)
+		hl_escalations_free(&srv->esc);
 	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);

@@ -14,6 +14,7 @@
 #include "hours.h"
 #include "inbox.h"
 #include "trust.h"
+#include "escalation.h"
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
@@ -47,6 +48,8 @@ struct hl_server {
 	struct hl_hours hours;           /* opening hours (hours.*) */
 	struct hl_inbox inbox;           /* out-of-hours messages */
 	struct hl_trust trust;           /* org keys, devices, wraps (trust.h) */
+	struct hl_escalations esc;       /* escalations to supervisors (escalation.h) */
+	bool esc_ready;                  /* hl_escalations_init succeeded */
 	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "contact.h"
 #include "e2e.h"
+#include "escalation.h"
 #include "common.h"
 #include "keys.h"
 #include "log.h"
@@ -46,6 +47,12 @@ struct trust_job {
 	const char *why;               /* a refusal's reason (static text) */
 	enum hl_err_code refusal;      /* set with why */
 	json_t *out;                   /* lists */
+	/* TJ_WRAP by staff: the accounts whose devices may receive it */
+	int64_t *allowed;
+	size_t nallowed;
+	int64_t esc_id;                /* TJ_WRAP: for this escalation; 0 = none */
+	bool esc_read;                 /* TJ_WRAPS: not a party; by escalation */
+	bool fresh;                    /* TJ_WRAPS esc_read: TOTP re-entered */
 	/* TJ_LOAD */
 	unsigned char sealed[crypto_sign_SECRETKEYBYTES + 64];
 	size_t sealed_len;
@@ -378,6 +385,28 @@ static int store_wrap(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 			return refuse(j, HL_ERR_BAD_FIELD,
 				      "to_device must be a live device and "
 				      "from_device one of your live devices");
+		if (prepare(db, "SELECT staff_id FROM device WHERE id=?1", &st) != 0)
+			return HL_ESTORE;
+		sqlite3_bind_int64(st, 1, j->to_device);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			int64_t owner = sqlite3_column_int64(st, 0);
+
+			rc = 0;
+			for (size_t i = 0; i < j->nallowed && !rc; i++)
+				rc = j->allowed[i] == owner;
+		} else {
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+		if (rc < 0)
+			return HL_ESTORE;
+		if (!rc)
+			return refuse(j, HL_ERR_FORBIDDEN, j->esc_id
+				      ? "an escalation's keys go only to the devices "
+					"of the supervisor who claimed it"
+				      : "keys go only to a party of the chat or to "
+					"someone who can take it by transfer");
 	}
 	if (prepare(db, "INSERT INTO key_wrap(conversation_id, to_device, "
 			"from_device, created_at, sealed, signature) VALUES(?1, "
@@ -399,7 +428,20 @@ static int store_wrap(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 	if (rc != 0 || j->contact)
 		return rc;
 	j->device = sqlite3_last_insert_rowid(db);
-	return audit(stmts, j, "key.wrap", 0, j->to_device);
+	{
+		char detail[120];
+		struct hl_audit_entry e = {
+			.at_ms = j->now, .actor = j->staff_id,
+			.action = j->esc_id ? "escalation.wrap" : "key.wrap",
+			.detail = detail,
+		};
+
+		snprintf(detail, sizeof(detail),
+			 "{\"device\":%lld,\"conversation\":%lld,"
+			 "\"escalation\":%lld}", (long long)j->to_device,
+			 (long long)j->conv_id, (long long)j->esc_id);
+		return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
+	}
 }
 
 int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
@@ -457,12 +499,33 @@ int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
 static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts,
 		      struct trust_job *j)
 {
-	int rc = hl_trust_wraps_json(db, j->conv_id, j->contact ? 0 : j->staff_id,
-				     j->out);
+	char detail[80];
+	struct hl_audit_entry e = {
+		.at_ms = j->now, .actor = j->staff_id, .action = "key.wraps",
+		.detail = detail,
+	};
+	int rc;
 
+	if (j->esc_read) {
+		rc = hl_escalation_reader(db, j->conv_id, j->staff_id);
+		if (rc < 0)
+			return rc;
+		if (rc == HL_ESC_READER_NONE)
+			return refuse(j, HL_ERR_FORBIDDEN, "not your conversation");
+		if (rc == HL_ESC_READER_CLAIMER && !j->fresh)
+			return refuse(j, HL_ERR_REAUTH_REQUIRED,
+				      "enter a code from your authenticator app "
+				      "(auth.reauth) to read an escalated chat");
+		if (rc == HL_ESC_READER_CLAIMER)
+			e.action = "escalation.keys";
+	}
+	rc = hl_trust_wraps_json(db, j->conv_id, j->contact ? 0 : j->staff_id,
+				 j->out);
 	if (rc != 0 || j->contact)
 		return rc;
-	return audit(stmts, j, "key.wraps", 0, 0);
+	snprintf(detail, sizeof(detail), "{\"conversation\":%lld}",
+		 (long long)j->conv_id);
+	return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
 }
 
 static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
@@ -546,6 +609,7 @@ static void tjob_free(struct trust_job *j)
 	if (j->s)
 		hl_session_unref(j->s);
 	free(j->blob);
+	free(j->allowed);
 	json_decref(j->out);
 	sodium_memzero(j->sealed, sizeof(j->sealed));
 	free(j);
@@ -567,6 +631,20 @@ static void tjob_done(struct hl_store_job *job, int status)
 		t->init_status = status == 0 ? 1 : status;
 		tjob_free(j);
 		return;
+	}
+	if (status == HL_EINVAL && j->why &&
+	    (j->kind == TJ_WRAP || j->kind == TJ_WRAPS) &&
+	    (j->refusal == HL_ERR_FORBIDDEN || j->refusal == HL_ERR_REAUTH_REQUIRED)) {
+		char detail[140];
+
+		snprintf(detail, sizeof(detail),
+			 "{\"request\":\"%s\",\"conversation\":%lld,"
+			 "\"device\":%lld,\"escalation\":%lld,\"error\":\"%s\"}",
+			 j->kind == TJ_WRAP ? "key.wrap" : "key.wraps",
+			 (long long)j->conv_id, (long long)j->to_device,
+			 (long long)j->esc_id, hl_err_code_name(j->refusal));
+		hl_escalation_audit(j->t->srv, j->staff_id, "escalation.refused",
+				    detail);
 	}
 	if (!s->wsi)
 		goto out;
@@ -823,14 +901,108 @@ void hl_device_revocations(struct hl_session *s, const struct hl_msg *m)
 		tjob_submit(j);
 }
 
+/* Whether staff_id may take a transfer of a chat now (a wrap made before
+ * chat.transfer goes to them). */
+static bool can_take(struct hl_server *srv, const struct hl_auth_staff *st)
+{
+	return hl_contacts_transfer_target(st, hl_contacts_load_of(
+		&srv->contacts, st->row.id)) == HL_TRANSFER_OK;
+}
+
+/*
+ * Which accounts' devices a staff wrap on conversation *conv may go to,
+ * into j->allowed. With an escalation: only the supervisor who claimed it,
+ * from the counsellor who raised it or holds the chat now. Without: the
+ * sender's own devices, the chat's counsellor and joined supervisor, and
+ * whoever could take it by transfer now. Answers and returns false when
+ * the sender may not wrap at all.
+ */
+static bool wrap_targets(struct hl_session *s, const struct hl_msg *m,
+			 struct trust_job *j, int64_t *conv)
+{
+	struct hl_server *srv = s->srv;
+	struct hl_auth *a = &srv->auth;
+	int64_t named = hl_conv_id_parse(m->u.e2e.conversation);
+	const struct hl_esc_live *esc;
+	struct hl_conv_live *v;
+	char detail[120];
+
+	if (!m->u.e2e.escalation) {
+		if (!(*conv = hl_contact_party(s, m, m->u.e2e.conversation)))
+			return false;
+		v = hl_contacts_find(&srv->contacts, *conv);
+		if (!(j->allowed = calloc(a->nstaff + 3, sizeof(int64_t)))) {
+			hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+			return false;
+		}
+		j->allowed[j->nallowed++] = s->staff_id;
+		if (v && v->counsellor_id)
+			j->allowed[j->nallowed++] = v->counsellor_id;
+		if (v && v->supervisor_id)
+			j->allowed[j->nallowed++] = v->supervisor_id;
+		for (size_t i = 0; i < a->nstaff; i++)
+			if (can_take(srv, &a->staff[i]))
+				j->allowed[j->nallowed++] = a->staff[i].row.id;
+		return true;
+	}
+	esc = hl_escalation_get(&srv->esc, m->u.e2e.escalation);
+	if (!esc || (m->u.e2e.conversation && named != esc->conv_id)) {
+		hl_session_error(s, m->id, HL_ERR_NOT_FOUND,
+				 "no undecided escalation with that id on this chat",
+				 "escalation");
+		return false;
+	}
+	v = hl_contacts_find(&srv->contacts, esc->conv_id);
+	*conv = esc->conv_id;
+	j->esc_id = esc->id;
+	if (esc->raised_by != s->staff_id &&
+	    !(v && v->counsellor_id == s->staff_id)) {
+		snprintf(detail, sizeof(detail),
+			 "{\"request\":\"key.wrap\",\"conversation\":%lld,"
+			 "\"escalation\":%lld,\"error\":\"forbidden\"}",
+			 (long long)esc->conv_id, (long long)esc->id);
+		hl_escalation_audit(srv, s->staff_id, "escalation.refused", detail);
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "only the counsellor of the chat shares its keys",
+				 "escalation");
+		return false;
+	}
+	if (!esc->claimed_by) {
+		hl_session_error(s, m->id, HL_ERR_BAD_STATE,
+				 "no supervisor has claimed this escalation yet",
+				 "escalation");
+		return false;
+	}
+	if (!(j->allowed = calloc(1, sizeof(int64_t)))) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
+		return false;
+	}
+	{
+		struct hl_auth_staff *st = hl_auth_staff_by_id(a, esc->claimed_by);
+
+		/* A claimer who has lost the supervisor role since gets nothing. */
+		if (st && (st->row.roles & HL_STAFF_SUPERVISOR))
+			j->allowed[j->nallowed++] = esc->claimed_by;
+	}
+	return true;
+}
+
 void hl_key_wrap(struct hl_session *s, const struct hl_msg *m)
 {
-	int64_t conv = hl_contact_party(s, m, m->u.e2e.conversation);
+	int64_t conv = 0;
 	struct trust_job *j;
 	unsigned char sig[64];
 
-	if (!conv)
-		return;
+	if (s->role == HL_ROLE_CONTACT) {
+		if (m->u.e2e.escalation) {
+			hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+					 "a young person wraps only to their return key",
+					 "escalation");
+			return;
+		}
+		if (!(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
+			return;
+	}
 	if (s->role == HL_ROLE_STAFF &&
 	    (!m->u.e2e.to_device || !m->u.e2e.from_device)) {
 		hl_session_error(s, m->id, HL_ERR_MISSING_FIELD,
@@ -852,6 +1024,10 @@ void hl_key_wrap(struct hl_session *s, const struct hl_msg *m)
 	j = tjob_new(s, TJ_WRAP, m);
 	if (!j)
 		return;
+	if (s->role == HL_ROLE_STAFF && !wrap_targets(s, m, j, &conv)) {
+		tjob_free(j);
+		return;
+	}
 	if (hl_proto_b64_decode(m->u.e2e.sealed, WRAP_MAX, &j->blob,
 				&j->blob_len) != 0 ||
 	    j->blob_len < crypto_box_SEALBYTES) {
@@ -868,14 +1044,27 @@ void hl_key_wrap(struct hl_session *s, const struct hl_msg *m)
 
 void hl_key_wraps(struct hl_session *s, const struct hl_msg *m)
 {
-	int64_t conv = hl_contact_party(s, m, m->u.e2e.conversation);
+	int64_t conv = 0, named = hl_conv_id_parse(m->u.e2e.conversation);
 	struct trust_job *j;
+	bool esc = false;
 
-	if (!conv)
+	/* Staff who are not a party may read by an escalation (decided on the
+	 * writer, as for chat.sync). */
+	if (s->role == HL_ROLE_STAFF && named) {
+		struct hl_conv_live *v = hl_contacts_find(&s->srv->contacts, named);
+
+		if (!v || (v->counsellor_id != s->staff_id &&
+			   v->supervisor_id != s->staff_id))
+			esc = true;
+		conv = named;
+	}
+	if (!esc && !(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
 		return;
 	j = tjob_new(s, TJ_WRAPS, m);
 	if (!j)
 		return;
 	j->conv_id = conv;
+	j->esc_read = esc;
+	j->fresh = esc && hl_auth_fresh(s);
 	tjob_submit(j);
 }

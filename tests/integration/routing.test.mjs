@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startServer, greeted, nextId, httpGet } from './harness.mjs';
-import { enrolled, login, awaitStepMargin } from './staff.mjs';
+import { enrolled, login, awaitStepMargin, totp, stepNow } from './staff.mjs';
 
 const b64 = (s) => Buffer.from(s).toString('base64url');
 const text = (ev) => Buffer.from(ev.payload, 'base64url').toString();
@@ -163,6 +163,15 @@ test('intake, offer, accept, chat, drops on both sides, transfer, end, wrap-up',
 
     // A supervisor joins silently: the counsellor sees it, the young person
     // never does; the supervisor then receives the chat live.
+    // Only after an escalation, claimed by this supervisor, with a fresh
+    // TOTP code (escalation.test.mjs covers the rest).
+    assert.equal((await s.req({ type: 'chat.join', conversation: conv })).code, 'forbidden');
+    const raised = await a2.req({ type: 'escalation.raise', conversation: conv, reason: 'sextortion_threat', urgency: 'urgent' });
+    assert.equal(raised.type, 'escalation.raised', JSON.stringify(raised));
+    assert.equal((await s.req({ type: 'escalation.claim', escalation: raised.escalation.escalation })).type, 'escalation.claimed');
+    assert.equal((await s.req({ type: 'chat.join', conversation: conv })).code, 'reauth_required');
+    const re = await s.req({ type: 'auth.reauth', totp: totp(sue.secret, stepNow() + 1) });
+    assert.equal(re.type, 'auth.reauth_ok', JSON.stringify(re));
     const sj = await s.req({ type: 'chat.join', conversation: conv });
     assert.equal(sj.type, 'chat.joined', JSON.stringify(sj));
     assert.equal((await a2.wait((m) => m.type === 'chat.event' && m.kind === 'supervisor_joined')).from, `staff:${s.staffId}`);

@@ -120,6 +120,15 @@ static const struct bad_vec bad_vecs[] = {
 	{"colleagues null field", B("{\"type\":\"staff.colleagues\",\"id\":\"c1\",\"on\":null}"), HL_ERR_UNKNOWN_FIELD, "c1", "on"},
 	{"colleagues bad id", B("{\"type\":\"staff.colleagues\",\"id\":\"\"}"), HL_ERR_BAD_ID, "", "id"},
 	{"colleagues case-sensitive", B("{\"type\":\"staff.Colleagues\",\"id\":\"c1\"}"), HL_ERR_UNKNOWN_TYPE, "c1", "type"},
+	/* escalation.*: required fields, kinds and bounds. */
+	{"raise no reason", B("{\"type\":\"escalation.raise\",\"id\":\"e1\",\"conversation\":\"4\",\"urgency\":\"urgent\"}"), HL_ERR_MISSING_FIELD, "e1", "reason"},
+	{"raise urgency number", B("{\"type\":\"escalation.raise\",\"id\":\"e1\",\"conversation\":\"4\",\"reason\":\"life_at_risk\",\"urgency\":1}"), HL_ERR_BAD_FIELD, "e1", "urgency"},
+	{"raise note not base64url", B("{\"type\":\"escalation.raise\",\"id\":\"e1\",\"conversation\":\"4\",\"reason\":\"life_at_risk\",\"urgency\":\"urgent\",\"note\":\"a b\"}"), HL_ERR_BAD_FIELD, "e1", "note"},
+	{"claim id zero", B("{\"type\":\"escalation.claim\",\"id\":\"e2\",\"escalation\":0}"), HL_ERR_BAD_FIELD, "e2", "escalation"},
+	{"claim id string", B("{\"type\":\"escalation.claim\",\"id\":\"e2\",\"escalation\":\"1\"}"), HL_ERR_BAD_FIELD, "e2", "escalation"},
+	{"decide no decision", B("{\"type\":\"escalation.decide\",\"id\":\"e3\",\"escalation\":1}"), HL_ERR_MISSING_FIELD, "e3", "decision"},
+	{"list takes no fields", B("{\"type\":\"escalation.list\",\"id\":\"e4\",\"escalation\":1}"), HL_ERR_UNKNOWN_FIELD, "e4", "escalation"},
+	{"wrap escalation negative", B("{\"type\":\"key.wrap\",\"id\":\"w1\",\"sealed\":\"AA\",\"sig\":\"" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" "\",\"escalation\":-1}"), HL_ERR_BAD_FIELD, "w1", "escalation"},
 	/* hello fields. */
 	{"hello version missing", B(H("")), HL_ERR_MISSING_FIELD, "h1", "version"},
 	{"hello version string", B(H(",\"version\":\"1\"")), HL_ERR_BAD_FIELD, "h1", "version"},
@@ -525,6 +534,30 @@ static void test_decode_colleagues(void **state)
 	hl_msg_release(&m);
 }
 
+/* escalation.raise and decide: every field lands where the handler reads it. */
+static void test_decode_escalation(void **state)
+{
+	static const char a[] = "{\"type\":\"escalation.raise\",\"id\":\"r\",\"conversation\":\"12\",\"reason\":\"sextortion_threat\",\"urgency\":\"immediate\",\"note\":\"AQID\"}";
+	static const char b[] = "{\"type\":\"escalation.decide\",\"id\":\"d\",\"escalation\":7,\"decision\":\"police_referral\"}";
+	struct hl_msg m;
+	struct hl_proto_error e;
+
+	(void)state;
+	assert_int_equal(hl_proto_decode(a, sizeof(a) - 1, MAX, &m, &e), 0);
+	assert_int_equal(m.type, HL_MSG_ESCALATION_RAISE);
+	assert_string_equal(m.u.esc.conversation, "12");
+	assert_string_equal(m.u.esc.reason, "sextortion_threat");
+	assert_string_equal(m.u.esc.urgency, "immediate");
+	assert_string_equal(m.u.esc.note, "AQID");
+	hl_msg_release(&m);
+	assert_int_equal(hl_proto_decode(b, sizeof(b) - 1, MAX, &m, &e), 0);
+	assert_int_equal(m.type, HL_MSG_ESCALATION_DECIDE);
+	assert_int_equal(m.u.esc.escalation, 7);
+	assert_string_equal(m.u.esc.decision, "police_referral");
+	assert_null(m.u.esc.reasons);
+	hl_msg_release(&m);
+}
+
 /* The buffer is used by length only: bytes after len are never read. */
 static void test_decode_uses_len_only(void **state)
 {
@@ -647,6 +680,10 @@ static void test_names(void **state)
 		[HL_MSG_KEY_WRAPS] = "key.wraps",
 		[HL_MSG_CONTACT_SET_RETURN] = "contact.set_return",
 		[HL_MSG_CONTACT_RETURN] = "contact.return",
+		[HL_MSG_ESCALATION_RAISE] = "escalation.raise",
+		[HL_MSG_ESCALATION_LIST] = "escalation.list",
+		[HL_MSG_ESCALATION_CLAIM] = "escalation.claim",
+		[HL_MSG_ESCALATION_DECIDE] = "escalation.decide",
 	};
 	int i;
 
@@ -861,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_decode_hello_edges),
 		cmocka_unit_test(test_decode_ping),
 		cmocka_unit_test(test_decode_colleagues),
+		cmocka_unit_test(test_decode_escalation),
 		cmocka_unit_test(test_decode_uses_len_only),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_encode_reply),
