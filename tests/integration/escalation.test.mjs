@@ -1,0 +1,160 @@
+// Escalations against the real daemon: raise, live pushes and re-alerts,
+// claim, reading by the claimer with a fresh TOTP code, the decision, and
+// every refusal the protocol names (docs/protocol.md §5.13), with the audit
+// chain showing each step.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startServer, greeted, nextId } from './harness.mjs';
+import { enrolled, login, awaitStepMargin, totp, stepNow } from './staff.mjs';
+
+const b64 = (s) => Buffer.from(s).toString('base64url');
+
+// Every frame a socket receives, waited for by predicate (as in routing.test.mjs).
+function tap(ws) {
+  const all = [];
+  const waiters = [];
+  ws.removeAllListeners('message');
+  ws.on('message', (d) => {
+    const m = JSON.parse(String(d));
+    all.push(m);
+    for (const w of [...waiters]) if (w.pred(m)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); }
+  });
+  ws.all = all;
+  ws.wait = (pred, ms = 8000) => {
+    if (typeof pred === 'string') { const t = pred; pred = (m) => m.type === t; }
+    const had = all.find(pred);
+    if (had) { all.splice(all.indexOf(had), 1); return Promise.resolve(had); }
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: (m) => { clearTimeout(timer); all.splice(all.indexOf(m), 1); resolve(m); } };
+      const timer = setTimeout(() => { waiters.splice(waiters.indexOf(w), 1); reject(new Error(`no ${pred} within ${ms} ms`)); }, ms);
+      waiters.push(w);
+    });
+  };
+  ws.req = (obj, ms = 8000) => { const id = obj.id ?? nextId(); ws.send(JSON.stringify({ ...obj, id })); return ws.wait((m) => m.id === id, ms); };
+  return ws;
+}
+
+async function staff(srv, acct) {
+  const { ws, reply } = await login(srv, acct);
+  assert.equal(reply.type, 'auth.ok', JSON.stringify(reply));
+  tap(ws);
+  ws.staffId = reply.staff.id;
+  return ws;
+}
+
+const sql = (dir, q) => execFileSync('sqlite3', [join(dir, 'helpline.db'), q], { encoding: 'utf8' }).trim();
+
+test('raise, re-alert, claim, read with a fresh code, decide; every refusal answered and audited', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-escalation-'));
+  const ini = join(dir, 'esc.ini');
+  writeFileSync(ini, '[escalation]\nrealert = 5\n');
+  const srv = await startServer({ dir, args: ['--config', ini] });
+  try {
+    await awaitStepMargin(20);
+    const [ana, ben, sue, sam] = [
+      await enrolled(srv, 'ana', 'counsellor'),
+      await enrolled(srv, 'ben', 'counsellor'),
+      await enrolled(srv, 'sue', 'supervisor'),
+      await enrolled(srv, 'sam', 'supervisor'),
+    ];
+    await awaitStepMargin(10);
+    const [a, b, s, m] = [await staff(srv, ana), await staff(srv, ben), await staff(srv, sue), await staff(srv, sam)];
+
+    const y = tap(await greeted(srv.port));
+    const started = await y.req({ type: 'contact.start', topics: 'sextortion', age_band: '13_15' });
+    const conv = started.conversation;
+    // Not yet taken: nobody holds it.
+    assert.equal((await a.req({ type: 'escalation.raise', conversation: conv, reason: 'life_at_risk', urgency: 'urgent' })).code, 'forbidden');
+    await a.req({ type: 'shift.start' });
+    await a.wait('queue.offer');
+    assert.equal((await a.req({ type: 'offer.accept', conversation: conv })).type, 'queue.taken');
+    await y.req({ type: 'chat.send', id: 'y1', payload: b64('he says he will post it tonight') });
+
+    // Bad input: specific errors, nothing stored.
+    assert.equal((await a.req({ type: 'escalation.raise', conversation: conv, reason: 'bored', urgency: 'urgent' })).field, 'reason');
+    assert.equal((await a.req({ type: 'escalation.raise', conversation: conv, reason: 'life_at_risk', urgency: 'soon' })).field, 'urgency');
+    assert.equal((await a.req({ type: 'escalation.raise', conversation: conv, reason: 'life_at_risk', urgency: 'urgent', note: 'not base64!' })).code, 'bad_field');
+    assert.equal((await b.req({ type: 'escalation.raise', conversation: conv, reason: 'life_at_risk', urgency: 'urgent' })).code, 'forbidden');
+    assert.equal(sql(dir, 'SELECT count(*) FROM escalation'), '0');
+
+    const raised = await a.req({ type: 'escalation.raise', conversation: conv, reason: 'sextortion_threat', urgency: 'immediate', note: b64('sealed-note-bytes') });
+    assert.equal(raised.type, 'escalation.raised', JSON.stringify(raised));
+    const e = raised.escalation;
+    assert.deepEqual([e.conversation, e.reason, e.urgency, e.state, e.raised_by, e.raised_by_name, e.topics, e.age_band, e.claimed_by, e.note],
+      [conv, 'sextortion_threat', 'immediate', 'open', a.staffId, 'Test ana', 'sextortion', '13_15', null, b64('sealed-note-bytes')]);
+    // Supervisors hear it at once (none on shift: every logged-in one is alerted).
+    for (const sv of [s, m]) {
+      const p = await sv.wait((x) => x.type === 'escalation' && x.why === 'raised');
+      assert.equal(p.alert, true);
+      assert.equal(p.escalation.escalation, e.escalation);
+    }
+    assert.equal((await a.wait((x) => x.type === 'escalation')).alert, false);
+    assert.equal((await b.req({ type: 'escalation.list' })).escalations.length, 0, 'a counsellor sees only their own');
+    assert.equal((await s.req({ type: 'escalation.list' })).escalations[0].escalation, e.escalation);
+    assert.equal((await a.req({ type: 'escalation.raise', conversation: conv, reason: 'life_at_risk', urgency: 'urgent' })).code, 'conflict');
+
+    // Unclaimed and immediate: re-alerted after escalation.realert seconds.
+    const again = await s.wait((x) => x.type === 'escalation' && x.why === 'waiting', 12000);
+    assert.equal(again.alert, true);
+
+    // Claim: supervisors only, one claimer.
+    assert.equal((await b.req({ type: 'escalation.claim', escalation: e.escalation })).code, 'forbidden');
+    assert.equal((await s.req({ type: 'escalation.claim', escalation: 999999 })).code, 'not_found');
+    const claimed = await s.req({ type: 'escalation.claim', escalation: e.escalation });
+    assert.deepEqual([claimed.type, claimed.escalation.state, claimed.escalation.claimed_by_name], ['escalation.claimed', 'claimed', 'Test sue']);
+    assert.equal((await a.wait((x) => x.type === 'escalation' && x.why === 'claimed')).escalation.claimed_by, s.staffId);
+    assert.equal((await m.req({ type: 'escalation.claim', escalation: e.escalation })).code, 'conflict');
+    assert.equal((await s.req({ type: 'escalation.claim', escalation: e.escalation })).type, 'escalation.claimed', 'idempotent for the claimer');
+
+    // Reading: not without the claim, not without a fresh code.
+    assert.equal((await m.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).code, 'forbidden');
+    assert.equal((await m.req({ type: 'key.wraps', conversation: conv })).code, 'forbidden');
+    assert.equal((await b.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).code, 'forbidden');
+    assert.equal((await s.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).code, 'reauth_required');
+    assert.equal((await s.req({ type: 'key.wraps', conversation: conv })).code, 'reauth_required');
+    assert.equal((await s.req({ type: 'chat.join', conversation: conv })).code, 'reauth_required');
+    assert.equal((await m.req({ type: 'chat.join', conversation: conv })).code, 'forbidden');
+    assert.equal((await s.req({ type: 'auth.reauth', totp: totp(sue.secret, stepNow() + 1) })).type, 'auth.reauth_ok');
+    const synced = await s.req({ type: 'chat.sync', conversation: conv, last_seq: 0 });
+    assert.equal(synced.type, 'chat.synced', JSON.stringify(synced));
+    assert.ok(synced.count >= 1);
+    assert.equal((await s.req({ type: 'key.wraps', conversation: conv })).type, 'key.wraps');
+    const joined = await s.req({ type: 'chat.join', conversation: conv });
+    assert.equal(joined.type, 'chat.joined', JSON.stringify(joined));
+
+    // Wraps for the escalation: only from the counsellor, only to the claimer.
+    const wrap = { sealed: b64('x'.repeat(60)), sig: b64('s'.repeat(64)), to_device: 1, from_device: 1 };
+    assert.equal((await b.req({ type: 'key.wrap', conversation: conv, escalation: e.escalation, ...wrap })).code, 'forbidden');
+    assert.equal((await a.req({ type: 'key.wrap', conversation: conv, escalation: e.escalation + 1, ...wrap })).code, 'not_found');
+
+    // The chat ends; its counsellor can still read it while undecided.
+    await a.req({ type: 'chat.end', conversation: conv });
+    assert.equal((await a.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).type, 'chat.synced');
+    assert.equal((await s.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).type, 'chat.synced', 'the claimer reads an ended chat');
+
+    // Decision: the claimer only, once.
+    assert.equal((await m.req({ type: 'escalation.decide', escalation: e.escalation, decision: 'police_referral' })).code, 'forbidden');
+    assert.equal((await s.req({ type: 'escalation.decide', escalation: e.escalation, decision: 'arrest' })).field, 'decision');
+    const decided = await s.req({ type: 'escalation.decide', escalation: e.escalation, decision: 'police_referral', reasons: b64('sealed-reasons') });
+    assert.deepEqual([decided.type, decided.escalation.state, decided.escalation.decision], ['escalation.decided', 'decided', 'police_referral']);
+    assert.equal((await s.req({ type: 'escalation.decide', escalation: e.escalation, decision: 'no_further_action' })).code, 'conflict');
+    assert.equal((await s.req({ type: 'escalation.claim', escalation: e.escalation })).code, 'bad_state');
+    // Decided: the counsellor's access by escalation ends; the claimer's stays.
+    assert.equal((await a.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).code, 'forbidden');
+    assert.equal((await s.req({ type: 'chat.sync', conversation: conv, last_seq: 0 })).type, 'chat.synced');
+
+    // The server holds ciphertext only, and the audit chain shows each step.
+    assert.equal(sql(dir, "SELECT count(*) FROM escalation WHERE CAST(note AS TEXT) = 'sealed-note-bytes' AND decision = 'police_referral'"), '1');
+    const actions = sql(dir, "SELECT action FROM audit WHERE action LIKE 'escalation.%' ORDER BY seq").split('\n');
+    for (const want of ['escalation.raise', 'escalation.claim', 'escalation.read', 'escalation.keys', 'escalation.refused', 'escalation.decide'])
+      assert.ok(actions.includes(want), `${want} in ${actions}`);
+    assert.ok(actions.filter((x) => x === 'escalation.refused').length >= 8, actions.join(','));
+    execFileSync(join(process.env.HELPLINED, '..', 'helplinectl'), ['--db', join(dir, 'helpline.db'), 'audit', 'verify'], { stdio: 'ignore' });
+  } finally {
+    await srv.stop();
+  }
+});
