@@ -334,7 +334,7 @@ export class ContactClient extends Client {
  * A member of staff's client (helpline.staff.v1).
  * Events: 'event' (chat.event, once per conversation, in order), 'offer',
  * 'offer.expired', 'offer.withdrawn', 'assigned', 'receipt', 'typing',
- * 'alert', 'view', 'presence', 'offline', 'online', 'ended'.
+ * 'alert', 'escalation' ({escalation, why, alert}), 'view', 'presence', 'offline', 'online', 'ended'.
  */
 export class StaffClient extends Client {
   /** @param {{url: string, WebSocket?: Function, wsOptions?: object, backoff?: object, timeoutMs?: number}} o */
@@ -425,6 +425,15 @@ export class StaffClient extends Client {
       .then((r) => { this.streams.delete(conv); return r; });
   }
   join(conv) { return this.#taken(this.request({ type: 'chat.join', conversation: conv })); }
+  /** Escalations (docs/protocol.md §5.13). noteBytes / reasonsBytes are sealed notes (SecureStaff.sealNote). Each resolves with the escalation object. */
+  raiseEscalation(conv, reason, urgency, noteBytes) {
+    return this.request({ type: 'escalation.raise', conversation: conv, reason, urgency, ...(noteBytes ? { note: b64url.encode(noteBytes) } : {}) }).then((r) => r.escalation);
+  }
+  escalations() { return this.request({ type: 'escalation.list' }).then((r) => r.escalations); }
+  claimEscalation(id) { return this.request({ type: 'escalation.claim', escalation: id }).then((r) => r.escalation); }
+  decideEscalation(id, decision, reasonsBytes) {
+    return this.request({ type: 'escalation.decide', escalation: id, decision, ...(reasonsBytes ? { reasons: b64url.encode(reasonsBytes) } : {}) }).then((r) => r.escalation);
+  }
   wrapup(conv, outcome, tags = [], notesBytes) {
     return this.request({ type: 'chat.wrapup', conversation: conv, outcome, tags: tags.join(','), ...(notesBytes ? { notes: b64url.encode(notesBytes) } : {}) });
   }
@@ -446,6 +455,7 @@ export class StaffClient extends Client {
       case 'chat.receipt': this.emit('receipt', m); break;
       case 'chat.typing': this.emit('typing', m); break;
       case 'alert': this.emit('alert', m); break;
+      case 'escalation': this.emit('escalation', m); break;
       case 'queue.view': this.emit('view', m); break;
       case 'presence': this.emit('presence', m); break;
       default: break;

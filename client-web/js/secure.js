@@ -397,13 +397,14 @@ export class SecureStaff extends Emitter {
     retryPending(this, s);
   }
 
-  /** Seals this conversation's keys to devices ({id, cert, keys: {boxPk}}). */
-  async wrapTo(conv, devices) {
+  /** Seals this conversation's keys to devices ({id, cert, keys: {boxPk}});
+   * escalation: the id when the wrap is an escalation's (§5.13). */
+  async wrapTo(conv, devices, escalation) {
     const s = this.session(conv);
     for (const to of devices) {
       const boxPk = to.keys?.boxPk ?? E.parseCert(to.cert).boxPk;
       const w = E.makeWrap({ conv: Number(conv), epochs: s.epochList(), recipientBoxPk: boxPk, recipientCert: to.cert, signerSk: this.device.keys.signSk });
-      await this.client.request({ type: 'key.wrap', conversation: conv, to_device: to.id, from_device: this.device.id, sealed: E.b64(w.sealed), sig: E.b64(w.sig) });
+      await this.client.request({ type: 'key.wrap', conversation: conv, to_device: to.id, from_device: this.device.id, sealed: E.b64(w.sealed), sig: E.b64(w.sig), ...(escalation ? { escalation } : {}) });
     }
   }
 
@@ -441,11 +442,13 @@ export class SecureStaff extends Emitter {
   /** Escalation access: seals conv's keys (and note keys) to the certified
    * supervisor devices of staffId, each chain checked here against the
    * root and the signed revocations (never a server-supplied verdict).
-   * Resolves with the number of devices wrapped to. */
-  async wrapToSupervisor(conv, staffId) {
+   * escalation is the claimed escalation's id (the server accepts such a
+   * wrap only to the claimer's devices). Resolves with the number of
+   * devices wrapped to. */
+  async wrapToSupervisor(conv, staffId, escalation) {
     const devices = await this.#trustedDevicesOf(staffId, [E.ROLE.SUPERVISOR]);
     if (!devices.length) throw Object.assign(new Error('the supervisor has no certified supervisor device'), { code: 'no_device' });
-    await this.wrapTo(conv, devices);
+    await this.wrapTo(conv, devices, escalation);
     return devices.length;
   }
 
