@@ -37,7 +37,7 @@ static int64_t get_i64(const unsigned char *p)
 
 static int role_known(int role)
 {
-	return role >= HL_CERT_STAMP && role <= HL_CERT_SUPERVISOR_DEVICE;
+	return role >= HL_CERT_STAMP && role <= HL_CERT_EVIDENCE;
 }
 
 /* The rules every body obeys, whether being written or read. */
@@ -52,7 +52,9 @@ static int fields_ok(int role, const unsigned char *subject, size_t subject_len,
 	if (subject_len < 1 || subject_len > HL_CERT_SUBJECT_MAX ||
 	    memchr(subject, '\0', subject_len))
 		return 0;
-	if (role == HL_CERT_STAMP && memcmp(box_pk, zero, sizeof(zero)) != 0)
+	/* The service's keys only sign: they have no box key. */
+	if ((role == HL_CERT_STAMP || role == HL_CERT_EVIDENCE) &&
+	    memcmp(box_pk, zero, sizeof(zero)) != 0)
 		return 0;
 	return not_after >= not_before;
 }
@@ -135,6 +137,17 @@ int hl_cert_sign(const unsigned char *body, size_t body_len,
 				 issuer_sk) != 0)
 		return HL_EINVAL;
 	*len_out = body_len + HL_CERT_SIG_BYTES;
+	return 0;
+}
+
+int hl_cert_parse(const unsigned char *cert, size_t len, struct hl_cert *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!cert || len < HL_CERT_SIG_BYTES ||
+	    parse_body(cert, len - HL_CERT_SIG_BYTES, out) != 0) {
+		memset(out, 0, sizeof(*out));
+		return HL_EINVAL;
+	}
 	return 0;
 }
 

@@ -18,7 +18,8 @@
  *                           id in decimal)
  *   sign_pk                 32 bytes, Ed25519 public key
  *   box_pk                  32 bytes, X25519 public key (all zero for
- *                           HL_CERT_STAMP, which has no box key)
+ *                           HL_CERT_STAMP and HL_CERT_EVIDENCE, which
+ *                           have no box key)
  *   not_before              i64, unix seconds
  *   not_after               i64, unix seconds, >= not_before
  *
@@ -43,6 +44,8 @@ enum hl_cert_role {
 	HL_CERT_ADMIN_DEVICE = 2,  /* an admin's device: certifies staff ones */
 	HL_CERT_COUNSELLOR_DEVICE = 3,
 	HL_CERT_SUPERVISOR_DEVICE = 4,
+	HL_CERT_EVIDENCE = 5,      /* the service's evidence-bundle signing key
+				    * (docs/evidence.md); no box key */
 };
 
 /* The fields of a certificate body. */
@@ -62,7 +65,7 @@ struct hl_cert {
  * and the subject's first subject_len bytes must contain no NUL. Returns 0,
  * HL_EINVAL for fields that do not make a valid certificate (unknown role,
  * subject length 0 or over 64, a NUL in the subject, a non-zero box key on a
- * stamp certificate, not_after < not_before) or HL_ERANGE when cap is too
+ * stamp or evidence certificate, not_after < not_before) or HL_ERANGE when cap is too
  * small. Writes nothing on failure.
  */
 int hl_cert_encode(const struct hl_cert *c, unsigned char *out, size_t cap,
@@ -80,6 +83,15 @@ int hl_cert_encode(const struct hl_cert *c, unsigned char *out, size_t cap,
 int hl_cert_sign(const unsigned char *body, size_t body_len,
 		 const unsigned char issuer_sk[64], unsigned char *out,
 		 size_t cap, size_t *len_out);
+
+/*
+ * Reads the fields of a signed certificate (len bytes) without checking its
+ * signature, role or time: exact length for its subject, magic and the field
+ * rules of hl_cert_encode. For diagnostics only (an offline verifier saying
+ * which check failed); never act on a certificate hl_cert_verify has not
+ * accepted. Returns 0 and fills *out, or HL_EINVAL (out zeroed).
+ */
+int hl_cert_parse(const unsigned char *cert, size_t len, struct hl_cert *out);
 
 /*
  * Checks a signed certificate (len bytes): exact length for its subject,

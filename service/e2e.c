@@ -77,15 +77,27 @@ int hl_e2e_chain_head(const unsigned char *prev, uint64_t conv, uint64_t seq,
 		      bool staff_only, const void *payload, size_t payload_len,
 		      unsigned char out[HL_E2E_KEY])
 {
+	unsigned char ph[HL_E2E_KEY];
+
+	crypto_generichash(ph, sizeof(ph), payload_len ? payload : NULL,
+			   payload_len, NULL, 0);
+	return hl_e2e_chain_head_h(prev, conv, seq, at, kind, sender,
+				   staff_only, ph, out);
+}
+
+int hl_e2e_chain_head_h(const unsigned char *prev, uint64_t conv, uint64_t seq,
+			int64_t at, const char *kind, const char *sender,
+			bool staff_only,
+			const unsigned char ph[HL_E2E_KEY],
+			unsigned char out[HL_E2E_KEY])
+{
 	static const unsigned char zero[HL_E2E_KEY];
-	unsigned char ph[HL_E2E_KEY], b;
+	unsigned char b;
 	size_t kl = kind ? strlen(kind) : 0, sl = sender ? strlen(sender) : 0;
 	crypto_generichash_state st;
 
 	if (!kind || !sender || kl > 255 || sl > 255)
 		return HL_EINVAL;
-	crypto_generichash(ph, sizeof(ph), payload_len ? payload : NULL,
-			   payload_len, NULL, 0);
 	crypto_generichash_init(&st, NULL, 0, HL_E2E_KEY);
 	crypto_generichash_update(&st, LABEL("helpline-chain-v1"));
 	crypto_generichash_update(&st, prev ? prev : zero, HL_E2E_KEY);
@@ -100,7 +112,7 @@ int hl_e2e_chain_head(const unsigned char *prev, uint64_t conv, uint64_t seq,
 	crypto_generichash_update(&st, (const unsigned char *)sender, sl);
 	b = staff_only ? 1 : 0;
 	crypto_generichash_update(&st, &b, 1);
-	crypto_generichash_update(&st, ph, sizeof(ph));
+	crypto_generichash_update(&st, ph, HL_E2E_KEY);
 	crypto_generichash_final(&st, out, HL_E2E_KEY);
 	return 0;
 }

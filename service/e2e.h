@@ -66,6 +66,15 @@ int hl_e2e_chain_head(const unsigned char *prev, uint64_t conv, uint64_t seq,
 		      bool staff_only, const void *payload, size_t payload_len,
 		      unsigned char out[HL_E2E_KEY]);
 
+/* The same from the payload's hash H(payload) (32 bytes) instead of the
+ * payload: what a verifier does for an event whose payload an evidence
+ * bundle withholds (docs/evidence.md). 0 or HL_EINVAL. */
+int hl_e2e_chain_head_h(const unsigned char *prev, uint64_t conv, uint64_t seq,
+			int64_t at, const char *kind, const char *sender,
+			bool staff_only,
+			const unsigned char payload_hash[HL_E2E_KEY],
+			unsigned char out[HL_E2E_KEY]);
+
 /* The handshake's transcript hash T (docs/crypto.md). */
 void hl_e2e_transcript(uint64_t conv, uint64_t hello_seq,
 		       const unsigned char young_pk[HL_E2E_KEY],

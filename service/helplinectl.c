@@ -12,10 +12,12 @@
  * line on stderr naming what is wrong. Secrets (the root secret key,
  * enrolment codes) are printed or written once and wiped from memory. */
 #include "audit.h"
+#include "bundle.h"
 #include "cert.h"
 #include "common.h"
 #include "config.h"
 #include "e2e.h"
+#include "evidence.h"
 #include "keys.h"
 #include "log.h"
 #include "staff.h"
@@ -118,6 +120,8 @@ static const char global_usage[] =
 	"  list-devices [--json]         staff devices and their certificates\n"
 	"  certify-device --root-key FILE DEVICE   certify an admin's device\n"
 	"  revoke-device --root-key FILE DEVICE    revoke any device with the root\n"
+	"  evidence-key --root-key FILE  add the EVIDENCE key to an older install\n"
+	"  verify-bundle FILE [--root KEYFILE]     verify an evidence bundle offline\n"
 	"\n"
 	"Exit status: 0 ok, 1 the operation failed, 2 usage error.\n";
 
@@ -129,7 +133,9 @@ static const char init_usage[] =
 	"    to FILE (new file, mode 0600; never overwritten) and is NOT kept in\n"
 	"    the database; only the public key is;\n"
 	"  - the service STAMP signing key (sealed under the key file) and its\n"
-	"    certificate, signed by the root, valid for 2 years.\n"
+	"    certificate, signed by the root, valid for 2 years;\n"
+	"  - the service EVIDENCE signing key (which countersigns evidence\n"
+	"    bundles), made and certified the same way.\n"
 	"Run again on an initialised database it says so and changes nothing.\n"
 	"\n"
 	"Options:\n"
@@ -250,6 +256,38 @@ static const char revoke_device_usage[] =
 	"Options:\n"
 	"  --root-key FILE  the root secret key file (required)\n"
 	"  --help           show this help\n";
+
+static const char evidence_key_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] evidence-key --root-key FILE\n"
+	"Adds the service EVIDENCE key to a database initialised before it\n"
+	"existed: a new signing key, sealed under the key file, and its\n"
+	"certificate signed with the organisation root key (the file helplinectl\n"
+	"init wrote), valid for 2 years. The service countersigns evidence\n"
+	"bundles with it. helplined reads it when it starts. A database that\n"
+	"has one already is left alone.\n"
+	"\n"
+	"Options:\n"
+	"  --root-key FILE  the root secret key file (required)\n"
+	"  --help           show this help\n";
+
+static const char verify_bundle_usage[] =
+	"Usage: helplinectl verify-bundle FILE [--root KEYFILE]\n"
+	"Verifies an evidence bundle (docs/evidence.md) offline: no database,\n"
+	"no network, no clock. Checks the canonical encoding, the digest, the\n"
+	"supervisor's and the service's signatures, every certificate as of the\n"
+	"time it was used, the hash chain from seq 1, the STAMP-signed\n"
+	"checkpoints, every handshake, each disclosed message's ciphertext and\n"
+	"commitment, and the audit entries; prints each check and the disclosed\n"
+	"messages, and a verdict. Exit status 0 only when every check passes.\n"
+	"\n"
+	"Options:\n"
+	"  --root KEYFILE  the organisation root PUBLIC key to check against: a\n"
+	"                  root key file as helplinectl init writes it, or a file\n"
+	"                  holding the key in base64url or hex. Without it the\n"
+	"                  key carried in the bundle is used, and the output says\n"
+	"                  that it must be compared with the published one.\n"
+	"  --help          show this help\n"
+	"Global options are ignored: nothing but FILE and KEYFILE is read.\n";
 
 static const char list_devices_usage[] =
 	"Usage: helplinectl [GLOBAL OPTIONS] list-devices [--json]\n"
@@ -680,6 +718,12 @@ struct init_state {
 		sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
 	char stamp_b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
 		sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+	/* The EVIDENCE key (evidence.h), made with the others. */
+	unsigned char ev_pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char ev_sk[crypto_sign_SECRETKEYBYTES];
+	unsigned char ev_cert[HL_CERT_MAX];
+	size_t ev_cert_len;
+	bool have_evidence;                  /* evidence_cert found */
 };
 
 static int init_check(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
@@ -691,6 +735,10 @@ static int init_check(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 	(void)c;
 	is->present = 0;
 	is->missing[0] = '\0';
+	n = org_key_get(stmts, "evidence_cert", buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	is->have_evidence = n > 0;
 	for (size_t i = 0; i < N_ORG_KEYS; i++) {
 		n = org_key_get(stmts, org_key_names[i], buf, sizeof(buf));
 		if (n < 0)
@@ -711,11 +759,34 @@ static int init_check(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 	return 0;
 }
 
+/* Writes the EVIDENCE key's rows (org_key evidence_pk, evidence_sk_sealed,
+ * evidence_cert); plain INSERTs, so a second writer rolls back. */
+static int evidence_put(struct ctl *c, sqlite3_stmt *const *stmts,
+			const struct init_state *is)
+{
+	unsigned char sealed[crypto_sign_SECRETKEYBYTES + HL_SEAL_OVERHEAD];
+	int rc;
+
+	hl_keys_seal(&c->keys, is->ev_sk, sizeof(is->ev_sk), "evidence_sk",
+		     sealed);
+	rc = org_key_put(stmts, "evidence_pk", is->ev_pk, sizeof(is->ev_pk),
+			 c->now);
+	if (rc == 0)
+		rc = org_key_put(stmts, "evidence_sk_sealed", sealed,
+				 sizeof(sealed), c->now);
+	if (rc == 0)
+		rc = org_key_put(stmts, "evidence_cert", is->ev_cert,
+				 is->ev_cert_len, c->now);
+	return rc;
+}
+
 static int init_write(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 {
 	struct init_state *is = arg;
 	unsigned char sealed[crypto_sign_SECRETKEYBYTES + HL_SEAL_OVERHEAD];
-	char detail[160];
+	char detail[256], ev_b64[sodium_base64_ENCODED_LEN(
+		crypto_sign_PUBLICKEYBYTES,
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
 	struct hl_audit_entry e;
 	int rc;
 
@@ -734,6 +805,8 @@ static int init_write(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 	if (rc == 0)
 		rc = org_key_put(stmts, "stamp_cert", is->cert, is->cert_len,
 				 c->now);
+	if (rc == 0)
+		rc = evidence_put(c, stmts, is);
 	if (rc == HL_ECONSTRAINT)
 		snprintf(c->msg, sizeof(c->msg),
 			 "database %s was initialised by someone else meanwhile",
@@ -741,9 +814,11 @@ static int init_write(struct ctl *c, sqlite3_stmt *const *stmts, void *arg)
 	if (rc != 0)
 		return rc;
 	/* base64url needs no JSON escaping. */
+	sodium_bin2base64(ev_b64, sizeof(ev_b64), is->ev_pk, sizeof(is->ev_pk),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	snprintf(detail, sizeof(detail),
-		 "{\"root_pk\":\"%s\",\"stamp_pk\":\"%s\"}", is->root_b64,
-		 is->stamp_b64);
+		 "{\"root_pk\":\"%s\",\"stamp_pk\":\"%s\","
+		 "\"evidence_pk\":\"%s\"}", is->root_b64, is->stamp_b64, ev_b64);
 	memset(&e, 0, sizeof(e));
 	e.at_ms = c->now * 1000;
 	e.action = "org.init";
@@ -894,6 +969,10 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 		printf("database %s is already initialised; nothing changed.\n"
 		       "root public key: %s\n", c->db,
 		       is->have_root_pk ? is->root_b64 : "(unreadable)");
+		if (!is->have_evidence)
+			printf("It has no EVIDENCE key (it was initialised "
+			       "before there was one): add it with\n"
+			       "  helplinectl evidence-key --root-key FILE\n");
 		rc = 0;
 		goto out;
 	}
@@ -908,9 +987,12 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 	sodium_bin2base64(is->root_b64, sizeof(is->root_b64), is->root_pk,
 			  sizeof(is->root_pk),
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (make_stamp(c, is, root_sk) != 0) {
+	if (make_stamp(c, is, root_sk) != 0 ||
+	    hl_evidence_make_key(root_sk, c->now, HL_EVIDENCE_VALID_S,
+				 is->ev_pk, is->ev_sk, is->ev_cert,
+				 &is->ev_cert_len) != 0) {
 		sodium_memzero(root_sk, sizeof(root_sk));
-		errorf("cannot make the STAMP certificate");
+		errorf("cannot make the STAMP and EVIDENCE certificates");
 		rc = EXIT_FAIL;
 		goto out;
 	}
@@ -2206,6 +2288,253 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- evidence-key --------------------------------------------------------- */
+
+/* Adds the EVIDENCE rows unless there are some; is->root_pk is the root
+ * key file's public key, which must be the database's. */
+static int evidence_key_job(struct ctl *c, sqlite3_stmt *const *stmts,
+			    void *arg)
+{
+	struct init_state *is = arg;
+	unsigned char pk[HL_CERT_MAX];
+	char detail[128], b64[sodium_base64_ENCODED_LEN(
+		crypto_sign_PUBLICKEYBYTES,
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+	struct hl_audit_entry e;
+	int n, rc;
+
+	rc = check_key_file(c, stmts);
+	if (rc != 0)
+		return rc;
+	n = org_key_get(stmts, "root_pk", pk, sizeof(pk));
+	if (n < 0)
+		return n;
+	if (n != 32) {
+		snprintf(c->msg, sizeof(c->msg), "database %s is not "
+			 "initialised: run helplinectl init", c->db);
+		return HL_EINVAL;
+	}
+	if (sodium_memcmp(pk, is->root_pk, 32) != 0) {
+		snprintf(c->msg, sizeof(c->msg), "the root key file is not the "
+			 "root key of database %s", c->db);
+		return HL_EINVAL;
+	}
+	n = org_key_get(stmts, "evidence_cert", pk, sizeof(pk));
+	if (n < 0)
+		return n;
+	if (n > 0) {
+		is->have_evidence = true;
+		return 0;
+	}
+	rc = evidence_put(c, stmts, is);
+	if (rc != 0)
+		return rc;
+	sodium_bin2base64(b64, sizeof(b64), is->ev_pk, sizeof(is->ev_pk),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(detail, sizeof(detail), "{\"evidence_pk\":\"%s\"}", b64);
+	memset(&e, 0, sizeof(e));
+	e.at_ms = c->now * 1000;
+	e.action = "org.evidence_key";
+	e.detail = detail;
+	return hl_audit_append(stmts, &e, NULL) == 0 ? 0 : HL_ESTORE;
+}
+
+static int cmd_evidence_key(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"root-key", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct init_state *is;
+	unsigned char root_sk[crypto_sign_SECRETKEYBYTES];
+	const char *root = NULL;
+	int ch, rc;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'r': root = optarg; break;
+		case 'h': fputs(evidence_key_usage, stdout); return 0;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = want_args(c, argc, argv, 0, 0);
+	if (rc != 0)
+		return rc;
+	if (!root || !*root) {
+		errorf("evidence-key: --root-key FILE is required (see "
+		       "helplinectl evidence-key --help)");
+		return EXIT_USAGE;
+	}
+	is = sodium_malloc(sizeof(*is));  /* holds the EVIDENCE secret */
+	if (!is) {
+		errorf("out of memory");
+		return EXIT_FAIL;
+	}
+	memset(is, 0, sizeof(*is));
+	rc = read_root_key(root, is->root_pk, root_sk);
+	if (rc == 0 &&
+	    hl_evidence_make_key(root_sk, c->now, HL_EVIDENCE_VALID_S,
+				 is->ev_pk, is->ev_sk, is->ev_cert,
+				 &is->ev_cert_len) != 0) {
+		errorf("cannot make the EVIDENCE certificate");
+		rc = EXIT_FAIL;
+	}
+	sodium_memzero(root_sk, sizeof(root_sk));
+	if (rc == 0)
+		rc = open_store(c, true);
+	if (rc == 0)
+		rc = load_keys(c, false);
+	if (rc == 0) {
+		rc = run_job(c, evidence_key_job, is);
+		if (rc != 0)
+			rc = job_failed(c, rc, "adding the EVIDENCE key");
+		else if (is->have_evidence)
+			printf("database %s has an EVIDENCE key already; nothing "
+			       "changed.\n", c->db);
+		else
+			printf("EVIDENCE key added to %s, certified by the root "
+			       "for 2 years; restart helplined to use it.\n",
+			       c->db);
+	}
+	sodium_free(is);
+	return rc;
+}
+
+/* ---- verify-bundle ------------------------------------------------------- */
+
+/* Reads a whole file of at most max bytes into a malloc'd *out. */
+static int read_small_file(const char *path, size_t max, unsigned char **out,
+			   size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *p;
+	size_t n, cap = max;
+	struct stat sb;
+
+	*out = NULL;
+	*len = 0;
+	if (!f) {
+		errorf("cannot open %s: %s", path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	/* A regular file's size bounds the buffer; anything else (a pipe)
+	 * gets the limit. */
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if ((uintmax_t)sb.st_size > max) {
+			fclose(f);
+			errorf("%s is larger than %zu bytes: refusing it", path,
+			       max);
+			return EXIT_FAIL;
+		}
+		cap = (size_t)sb.st_size;
+	}
+	p = malloc(cap + 1);
+	if (!p) {
+		fclose(f);
+		errorf("out of memory");
+		return EXIT_FAIL;
+	}
+	n = fread(p, 1, cap + 1, f);
+	if (ferror(f)) {
+		errorf("cannot read %s", path);
+		fclose(f);
+		free(p);
+		return EXIT_FAIL;
+	}
+	fclose(f);
+	if (n > max || n > cap) {
+		errorf("%s is larger than %zu bytes (or grew while read): "
+		       "refusing it", path, n > max ? max : cap);
+		free(p);
+		return EXIT_FAIL;
+	}
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+/* A root PUBLIC key from a file: helplinectl init's root key file (its
+ * "public"), or the key alone in base64url (43 characters) or hex (64). */
+static int read_root_public(const char *path, unsigned char pk[32])
+{
+	unsigned char *data;
+	const char *s = NULL;
+	json_t *o = NULL;
+	size_t len, n = 0, sl;
+	int rc;
+
+	rc = read_small_file(path, 4096, &data, &len);
+	if (rc != 0)
+		return rc;
+	o = json_loadb((const char *)data, len, 0, NULL);
+	if (o)
+		s = json_string_value(json_object_get(o, "public"));
+	else
+		s = (const char *)data;
+	sl = o ? (s ? strlen(s) : 0) : len;
+	while (!o && sl && (s[sl - 1] == '\n' || s[sl - 1] == '\r' ||
+			    s[sl - 1] == ' '))
+		sl--;
+	rc = EXIT_FAIL;
+	if (s && sl == 64 &&
+	    sodium_hex2bin(pk, 32, s, sl, NULL, &n, NULL) == 0 && n == 32)
+		rc = 0;
+	else if (s && sl == 43 &&
+		 sodium_base642bin(pk, 32, s, sl, NULL, &n, NULL,
+				   sodium_base64_VARIANT_URLSAFE_NO_PADDING) ==
+			 0 && n == 32)
+		rc = 0;
+	else
+		errorf("%s holds no root public key (a root key file, or 32 "
+		       "bytes in base64url or hex)", path);
+	json_decref(o);
+	free(data);
+	return rc;
+}
+
+static int cmd_verify_bundle(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"root", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct hl_bundle_report rep;
+	unsigned char root[32], *data;
+	const char *root_file = NULL;
+	size_t len;
+	int ch, rc;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'r': root_file = optarg; break;
+		case 'h': fputs(verify_bundle_usage, stdout); return 0;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = want_args(c, argc, argv, 1, 1);
+	if (rc != 0)
+		return rc;
+	if (root_file && read_root_public(root_file, root) != 0)
+		return EXIT_FAIL;
+	rc = read_small_file(argv[optind], HL_BUNDLE_MAX_BYTES, &data, &len);
+	if (rc != 0)
+		return rc;
+	rc = hl_bundle_verify(data, len, root_file ? root : NULL, &rep);
+	free(data);
+	if (rc == HL_ENOMEM) {
+		hl_bundle_report_free(&rep);
+		errorf("out of memory");
+		return EXIT_FAIL;
+	}
+	hl_bundle_report_print(&rep, stdout);
+	hl_bundle_report_free(&rep);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return EXIT_FAIL;
+	return rc == 0 ? 0 : EXIT_FAIL;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 struct command {
@@ -2230,6 +2559,8 @@ static const struct command commands[] = {
 	{"certify-device", cmd_certify_device},
 	{"revoke-device", cmd_revoke_device},
 	{"list-devices", cmd_list_devices},
+	{"evidence-key", cmd_evidence_key},
+	{"verify-bundle", cmd_verify_bundle},
 };
 
 /* Parses the global options, resolves the database and key file paths as

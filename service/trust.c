@@ -56,6 +56,8 @@ struct trust_job {
 	/* TJ_LOAD */
 	unsigned char sealed[crypto_sign_SECRETKEYBYTES + 64];
 	size_t sealed_len;
+	unsigned char ev_sealed[crypto_sign_SECRETKEYBYTES + 64]; /* TJ_LOAD: EVIDENCE */
+	size_t ev_sealed_len;
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -174,7 +176,8 @@ static int load(sqlite3 *db, struct trust_job *j)
 	int rc;
 
 	if (prepare(db, "SELECT name, value FROM org_key WHERE name IN "
-			"('root_pk', 'stamp_sk_sealed', 'stamp_cert')", &st) != 0)
+			"('root_pk', 'stamp_sk_sealed', 'stamp_cert', "
+			"'evidence_sk_sealed', 'evidence_cert')", &st) != 0)
 		return HL_ESTORE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
@@ -193,6 +196,14 @@ static int load(sqlite3 *db, struct trust_job *j)
 		} else if (strcmp(name, "stamp_cert") == 0 && n <= HL_CERT_MAX) {
 			memcpy(t->stamp_cert, v, n);
 			t->stamp_cert_len = n;
+		} else if (strcmp(name, "evidence_sk_sealed") == 0 &&
+			   n <= sizeof(j->ev_sealed)) {
+			memcpy(j->ev_sealed, v, n);
+			j->ev_sealed_len = n;
+		} else if (strcmp(name, "evidence_cert") == 0 &&
+			   n <= HL_CERT_MAX) {
+			memcpy(t->evidence_cert, v, n);
+			t->evidence_cert_len = n;
 		}
 	}
 	sqlite3_finalize(st);
@@ -612,6 +623,7 @@ static void tjob_free(struct trust_job *j)
 	free(j->allowed);
 	json_decref(j->out);
 	sodium_memzero(j->sealed, sizeof(j->sealed));
+	sodium_memzero(j->ev_sealed, sizeof(j->ev_sealed));
 	free(j);
 }
 
@@ -628,6 +640,10 @@ static void tjob_done(struct hl_store_job *job, int status)
 		    hl_keys_open(&t->srv->keys, j->sealed, j->sealed_len,
 				 "stamp_sk", t->stamp_sk) == 0)
 			t->has_stamp = true;
+		if (status == 0 && j->ev_sealed_len &&
+		    hl_keys_open(&t->srv->keys, j->ev_sealed, j->ev_sealed_len,
+				 "evidence_sk", t->evidence_sk) == 0)
+			t->has_evidence = true;
 		t->init_status = status == 0 ? 1 : status;
 		tjob_free(j);
 		return;
@@ -754,14 +770,16 @@ int hl_trust_init(struct hl_trust *t, struct hl_server *srv)
 	}
 	while (t->init_status == 0)
 		uv_run(&srv->loop, UV_RUN_ONCE);
-	hl_info("trust.ready", "root=%s stamp=%s", t->has_root ? "set" : "none",
-		t->has_stamp ? "set" : "none");
+	hl_info("trust.ready", "root=%s stamp=%s evidence=%s",
+		t->has_root ? "set" : "none", t->has_stamp ? "set" : "none",
+		t->has_evidence ? "set" : "none");
 	return t->init_status == 1 ? 0 : t->init_status;
 }
 
 void hl_trust_free(struct hl_trust *t)
 {
 	sodium_memzero(t->stamp_sk, sizeof(t->stamp_sk));
+	sodium_memzero(t->evidence_sk, sizeof(t->evidence_sk));
 }
 
 const unsigned char *hl_trust_root(const struct hl_trust *t)
@@ -772,6 +790,11 @@ const unsigned char *hl_trust_root(const struct hl_trust *t)
 const unsigned char *hl_trust_stamp_sk(const struct hl_trust *t)
 {
 	return t->has_stamp ? t->stamp_sk : NULL;
+}
+
+const unsigned char *hl_trust_evidence_sk(const struct hl_trust *t)
+{
+	return t->has_evidence ? t->evidence_sk : NULL;
 }
 
 /* ---- handlers ----------------------------------------------------------------- */
@@ -787,6 +810,12 @@ void hl_trust_org(struct hl_session *s, const struct hl_msg *m)
 			    t->stamp_cert_len ? b64(t->stamp_cert,
 						    t->stamp_cert_len)
 					      : json_null());
+	/* The EVIDENCE certificate: what a supervisor's client puts in an
+	 * evidence bundle (docs/evidence.md). */
+	json_object_set_new(r, "evidence_cert",
+			    t->evidence_cert_len ? b64(t->evidence_cert,
+						       t->evidence_cert_len)
+						 : json_null());
 	hl_session_send(s, r);
 	json_decref(r);
 }

@@ -28,6 +28,10 @@ struct hl_trust {
 	unsigned char stamp_sk[64];           /* signs chain checkpoints */
 	unsigned char stamp_cert[HL_CERT_MAX];
 	size_t stamp_cert_len;
+	bool has_evidence;                    /* the EVIDENCE key could be opened */
+	unsigned char evidence_sk[64];        /* countersigns evidence bundles */
+	unsigned char evidence_cert[HL_CERT_MAX];
+	size_t evidence_cert_len;
 	int init_status;                      /* 0 running, 1 done, < 0 failed */
 };
 
@@ -43,6 +47,10 @@ const unsigned char *hl_trust_root(const struct hl_trust *t);
 /* The STAMP secret key, or NULL. Immutable after hl_trust_init, so the
  * store's writer thread may read it. */
 const unsigned char *hl_trust_stamp_sk(const struct hl_trust *t);
+
+/* The EVIDENCE secret key (docs/evidence.md), or NULL (an install from
+ * before it: helplinectl evidence-key). Immutable after hl_trust_init. */
+const unsigned char *hl_trust_evidence_sk(const struct hl_trust *t);
 
 /* Handlers (dispatch.c): e2e.org, device.*, key.wrap, key.wraps. */
 void hl_trust_org(struct hl_session *s, const struct hl_msg *m);

@@ -121,18 +121,19 @@ function verifySig(sig, message, pk, what) {
 
 // ---- certificates (service/cert.h) ------------------------------------------
 
-export const ROLE = Object.freeze({ STAMP: 1, ADMIN: 2, COUNSELLOR: 3, SUPERVISOR: 4 });
+export const ROLE = Object.freeze({ STAMP: 1, ADMIN: 2, COUNSELLOR: 3, SUPERVISOR: 4, EVIDENCE: 5 });
 const CERT_MAGIC = utf8('helpline-cert-v1');
 const CERT_FIXED = 16 + 1 + 1 + 32 + 32 + 8 + 8; // body bytes other than the subject
 
 // The field rules every body obeys (cert.h's hl_cert_encode).
 function checkFields({ role, subjectBytes, boxPk, notBefore, notAfter }) {
-  if (!Number.isInteger(role) || role < 1 || role > 4) fail('bad_cert', `unknown role ${role}`);
+  if (!Number.isInteger(role) || role < 1 || role > 5) fail('bad_cert', `unknown role ${role}`);
   if (subjectBytes.length < 1 || subjectBytes.length > 64 || subjectBytes.includes(0)) {
     fail('bad_cert', 'the subject must be 1-64 bytes without NUL');
   }
-  if ((role === ROLE.STAMP) !== isZero(boxPk)) {
-    fail('bad_cert', 'a stamp certificate, and only it, has no box key');
+  // The service's keys (STAMP, EVIDENCE) only sign: they alone have no box key.
+  if ((role === ROLE.STAMP || role === ROLE.EVIDENCE) !== isZero(boxPk)) {
+    fail('bad_cert', 'a stamp or evidence certificate, and only it, has no box key');
   }
   if (notAfter < notBefore) fail('bad_cert', 'not_after is before not_before');
 }
@@ -603,12 +604,14 @@ export function open({ env, conv, dir, mk, knownHead }) {
  * head_seq = H("helpline-chain-v1" ‖ head_{seq-1} ‖ u64 conv ‖ u64 seq ‖ i64 at (unix ms)
  *   ‖ u8 len ‖ kind ‖ u8 len ‖ sender ‖ u8 visibility ‖ H(payload)); prev null for head_0 (zeros).
  */
-export function chainHead({ prev, conv, seq, at, kind, sender, visibility, payload }) {
+export function chainHead({ prev, conv, seq, at, kind, sender, visibility, payload, payloadHash }) {
   if (visibility !== 'all' && visibility !== 'staff') fail('bad_length', `visibility ${visibility}`);
   const k = utf8(kind), s = utf8(sender);
-  const p = payload == null ? EMPTY : need(payload, undefined, 'payload');
+  // payloadHash: H(payload) given instead of the payload (an evidence bundle's withheld event).
+  const ph = payloadHash !== undefined ? need(payloadHash, 32, 'payloadHash')
+    : H(payload == null ? EMPTY : need(payload, undefined, 'payload'));
   return H(concat(utf8('helpline-chain-v1'), prev == null ? ZERO32 : need(prev, 32, 'prev'), u64(conv),
-    u64(seq), i64(at), u8(k.length), k, u8(s.length), s, u8(visibility === 'staff' ? 1 : 0), H(p)));
+    u64(seq), i64(at), u8(k.length), k, u8(s.length), s, u8(visibility === 'staff' ? 1 : 0), ph));
 }
 
 /** What the STAMP key signs: "helpline-checkpoint-v1" ‖ u64 conv ‖ u64 seq ‖ head ‖ i64 at. */

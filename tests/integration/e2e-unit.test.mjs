@@ -187,10 +187,11 @@ test('expired, wrong-role, unsigned and revoked certificates are refused', () =>
   const bodyOf = (over) => () => E.encodeCertBody({ role: E.ROLE.STAMP, subject: 'stamp',
     signPk: stamp.signPk, boxPk: stamp.boxPk, notBefore: 0, notAfter: 1, ...over });
   assert.equal(code(bodyOf({})), 'bad_cert'); // a stamp with a box key
+  assert.equal(code(bodyOf({ role: E.ROLE.EVIDENCE, subject: 'evidence' })), 'bad_cert'); // so is an evidence key
   assert.equal(code(bodyOf({ role: 3, subject: '' })), 'bad_cert');
   assert.equal(code(bodyOf({ role: 3, subject: 'x'.repeat(65) })), 'bad_cert');
   assert.equal(code(bodyOf({ role: 3, subject: 'a\0b' })), 'bad_cert');
-  assert.equal(code(bodyOf({ role: 5 })), 'bad_cert');
+  assert.equal(code(bodyOf({ role: 6 })), 'bad_cert');
   assert.equal(code(bodyOf({ role: 3, notAfter: -1 })), 'bad_cert');
   // Certified by the root directly, skipping the admin device.
   const direct = o.device(E.ROLE.COUNSELLOR, { by: { signSk: o.root.privateKey } });

@@ -143,7 +143,7 @@ test('init writes the root key once, keeps its secret out of the database, and i
 
     // The database holds the public key, the STAMP key (sealed) and cert.
     assert.equal(sqlite(db, "SELECT group_concat(name, ',') FROM (SELECT name FROM org_key ORDER BY name)"),
-      'root_pk,stamp_cert,stamp_pk,stamp_sk_sealed');
+      'evidence_cert,evidence_pk,evidence_sk_sealed,root_pk,stamp_cert,stamp_pk,stamp_sk_sealed');
     assert.equal(sqlite(db, "SELECT lower(hex(value)) FROM org_key WHERE name='root_pk'"), pub.toString('hex'));
     assert.equal(sqlite(db, "SELECT length(value) FROM org_key WHERE name='stamp_cert'"), String(98 + 5 + 64));
     assert.equal(sqlite(db, "SELECT action FROM audit"), 'org.init');

@@ -270,7 +270,7 @@ static void test_field_rules(void **state)
 	cert_fixture(&c);
 	c.role = 0;
 	assert_int_equal(hl_cert_encode(&c, body, sizeof(body), &len), HL_EINVAL);
-	c.role = 5;
+	c.role = HL_CERT_EVIDENCE + 1;
 	assert_int_equal(hl_cert_encode(&c, body, sizeof(body), &len), HL_EINVAL);
 	cert_fixture(&c);
 	c.subject_len = 0;
@@ -282,6 +282,8 @@ static void test_field_rules(void **state)
 	assert_int_equal(hl_cert_encode(&c, body, sizeof(body), &len), HL_EINVAL);
 	cert_fixture(&c);
 	c.role = HL_CERT_STAMP;  /* box_pk not zero */
+	assert_int_equal(hl_cert_encode(&c, body, sizeof(body), &len), HL_EINVAL);
+	c.role = HL_CERT_EVIDENCE;  /* nor on an evidence certificate */
 	assert_int_equal(hl_cert_encode(&c, body, sizeof(body), &len), HL_EINVAL);
 	cert_fixture(&c);
 	c.not_after = c.not_before - 1;
