@@ -1520,6 +1520,15 @@ void hl_e2e_accept(struct hl_session *s, const struct hl_msg *m)
 
 	if (!v)
 		return;
+	/* Only the counsellor holding the chat answers a hello: a joined
+	 * supervisor is a reader, and a second answer would race the
+	 * counsellor's for the young person's new epoch. */
+	if (v->counsellor_id != s->staff_id) {
+		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
+				 "only the counsellor holding the chat answers "
+				 "its hello", "conversation");
+		return;
+	}
 	if (!b64_exact(m->u.e2e.kx_pk, kx, sizeof(kx)))
 		bad = "kx_pk";
 	else if (!hl_proto_b64_into(m->u.e2e.cert, cert, sizeof(cert), &a.cert_len, false))
