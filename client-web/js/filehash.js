@@ -412,3 +412,29 @@ export async function hashFile(file, opts = {}) {
 }
 
 const strip = ({ type, size, sha256, md5 }) => ({ type, size, sha256, md5 });
+
+// hashFileInWorker(file[, opts]): hashFile in a module worker
+// (filehash-worker.js), so that decoding and the PDQ step, which cannot be
+// interrupted, never freeze the page; the worker is ended on opts.signal or
+// at the deadline, whichever comes first. Same result and errors as
+// hashFile (onProgress is not passed on). Without Worker, runs hashFile.
+export async function hashFileInWorker(file, opts = {}) {
+  if (typeof Worker !== 'function') return hashFile(file, opts);
+  const { signal, timeoutMs = DEFAULT_TIMEOUT_MS, maxBytes, maxPixels, dihedral } = opts;
+  checkBlob(file, maxBytes ?? MAX_FILE_BYTES);
+  const job = deadline(signal, timeoutMs);
+  const worker = new Worker(new URL('./filehash-worker.js', import.meta.url), { type: 'module' });
+  try {
+    const reply = await job.race(new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => resolve(data);
+      worker.onerror = (e) => { e.preventDefault?.(); reject(new HashError('no_decoder')); };
+      // The worker keeps its own deadline too; ours ends it regardless.
+      worker.postMessage({ file, opts: { timeoutMs: 0, maxBytes, maxPixels, dihedral } });
+    }));
+    if (!reply.ok) throw new HashError(reply.code, reply.exact ?? undefined);
+    return reply.result;
+  } finally {
+    worker.terminate();
+    job.done();
+  }
+}

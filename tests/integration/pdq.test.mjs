@@ -6,7 +6,8 @@
 // real daemon under its CSP: each reference image in tests/fixtures/pdq
 // hashed from its bytes by hashFile: SHA-256 and MD5 exact, PDQ within the
 // tolerance below of every hash published for it, the same PDQ in Node for
-// the same decoded pixels, and the bad inputs with their error codes.
+// the same decoded pixels, the same again in a module worker
+// (hashFileInWorker), and the bad inputs with their error codes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -285,6 +286,28 @@ test('hashing the reference images in Chromium: exact hashes, PDQ within toleran
     });
     assert.equal(png.r.type, 'image/png');
     assert.deepEqual({ hash: png.r.pdq, quality: png.r.quality }, png.drawn);
+
+    // Off the main thread: a module worker under the same CSP gives the
+    // same answers, and is ended on abort.
+    const orig0 = readFileSync(join(FIX, 'images', 'bridge-mods/aaa-orig.jpg'));
+    const inWorker = await page.evaluate(async (b64) => {
+      const F = await import('/js/filehash.js');
+      const jpg = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const code = async (p) => { try { await p; return 'no error'; } catch (e) { return e.code; } };
+      const ac = new AbortController();
+      const stopped = code(F.hashFileInWorker(new Blob([jpg]), { signal: ac.signal }));
+      ac.abort();
+      return {
+        here: await F.hashFile(new Blob([jpg]), { dihedral: true }),
+        worker: await F.hashFileInWorker(new File([jpg], 'a.jpg'), { dihedral: true }),
+        text: await code(F.hashFileInWorker(new Blob(['hello']))),
+        cut: await code(F.hashFileInWorker(new Blob([jpg.subarray(0, 1000)]))),
+        stopped: await stopped,
+        late: await code(F.hashFileInWorker(new Blob([jpg]), { timeoutMs: 1 })),
+      };
+    }, orig0.toString('base64'));
+    assert.deepEqual(inWorker.worker, inWorker.here);
+    assert.deepEqual([inWorker.text, inWorker.cut, inWorker.stopped, inWorker.late], ['not_image', 'image_corrupt', 'aborted', 'timeout']);
 
     // Bad input, each with its code (and the exact hashes where a picture
     // could not be decoded).
