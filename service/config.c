@@ -123,6 +123,8 @@ static const struct key_def keys[] = {
 	 set_choice, "opaque strict"},
 	{"escalation", "realert", KIND_INT, 5, 3600, FIELD(escalation_realert),
 	 set_int, NULL},
+	{"evidence", "max_bundle", KIND_SIZE, 4096, 67108864,
+	 FIELD(evidence_max_bundle), set_size, NULL},
 	{"e2e", "checkpoint_every", KIND_INT, 1, 10000,
 	 FIELD(e2e_checkpoint_every), set_int, NULL},
 	{"hours", "weekly", KIND_HOURS, 0, 0, FIELD(hours_weekly), set_hours, NULL},
@@ -1041,6 +1043,7 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->queue_offer_timeout = 30;
 	cfg->chat_transfer_announce = 1;
 	cfg->escalation_realert = 60;
+	cfg->evidence_max_bundle = 4194304;
 	cfg->chat_envelopes = HL_ENVELOPES_STRICT;
 	cfg->e2e_checkpoint_every = 32;
 	snprintf(cfg->hours_timezone, sizeof(cfg->hours_timezone), "UTC");

@@ -97,6 +97,11 @@ struct hl_config {
 	 * silently. */
 	int chat_transfer_announce;
 	int escalation_realert;     /* s between re-alerts of an unclaimed immediate escalation (urgent: 5x) */
+	/* [evidence] max_bundle: the largest evidence bundle evidence.sign
+	 * takes, in bytes; 4096..67108864; default 4194304 (4m). A supervisor's
+	 * frame may be this much larger than ws.max_message
+	 * (hl_evidence_frame_max). */
+	size_t evidence_max_bundle;
 	/* [chat] envelopes: HL_ENVELOPES_STRICT (default): a chat message
 	 * must be an end-to-end envelope (docs/crypto.md) with the current
 	 * epoch and the next counter; HL_ENVELOPES_OPAQUE: payloads are

@@ -4,6 +4,7 @@
 #include "auth.h"
 #include "contact.h"
 #include "escalation.h"
+#include "evidence_msg.h"
 #include "hours.h"
 #include "inbox.h"
 #include "routing.h"
@@ -103,6 +104,9 @@ static const struct route routes[HL_MSG__COUNT] = {
 	[HL_MSG_ESCALATION_LIST] = {hl_escalation_list, ROLE_STAFF, false, NEED_STAFF},
 	[HL_MSG_ESCALATION_CLAIM] = {hl_escalation_claim, ROLE_STAFF, false, NEED_SUPER},
 	[HL_MSG_ESCALATION_DECIDE] = {hl_escalation_decide, ROLE_STAFF, false, NEED_SUPER},
+	/* NEED_STAFF: the handler checks the role itself, so that a
+	 * counsellor's attempt is audited. */
+	[HL_MSG_EVIDENCE_SIGN] = {hl_evidence_sign, ROLE_STAFF, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

@@ -15,6 +15,10 @@
 #define HL_PROTO_ID_MAX 64
 /* The protocol version this server speaks (hello.version). */
 #define HL_PROTO_VERSION 1
+/* Longest evidence.sign bundle the codec takes: bundle.h's
+ * HL_BUNDLE_MAX_BYTES (the daemon's own limit, evidence.max_bundle, is
+ * applied by the handler). */
+#define HL_PROTO_BUNDLE_MAX (64 * 1024 * 1024)
 
 /*
  * Stable error code strings sent in {"type":"error","code":...}. The order
@@ -123,6 +127,7 @@ enum hl_msg_type {
 	HL_MSG_ESCALATION_LIST,   /* "escalation.list" */
 	HL_MSG_ESCALATION_CLAIM,  /* "escalation.claim": a supervisor takes it */
 	HL_MSG_ESCALATION_DECIDE, /* "escalation.decide": the claimer decides */
+	HL_MSG_EVIDENCE_SIGN,     /* "evidence.sign": countersign an evidence bundle */
 	HL_MSG__COUNT
 };
 
@@ -250,6 +255,14 @@ struct hl_msg_escalation {
 	const char *reasons;      /* decide: sealed reasons, base64url; NULL if absent */
 };
 
+/* evidence.sign: checked by evidence_msg.c and evidence.c. */
+struct hl_msg_evidence {
+	const char *conversation; /* 1..20 digits */
+	const char *bundle;       /* the bundle file's text, 1..HL_PROTO_BUNDLE_MAX
+				   * bytes of UTF-8 (the handler holds it to
+				   * evidence.max_bundle) */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
@@ -271,6 +284,7 @@ struct hl_msg {
 		struct hl_msg_inbox inbox;
 		struct hl_msg_e2e e2e;
 		struct hl_msg_escalation esc;
+		struct hl_msg_evidence evidence;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

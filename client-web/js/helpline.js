@@ -434,6 +434,11 @@ export class StaffClient extends Client {
   decideEscalation(id, decision, reasonsBytes) {
     return this.request({ type: 'escalation.decide', escalation: id, decision, ...(reasonsBytes ? { reasons: b64url.encode(reasonsBytes) } : {}) }).then((r) => r.escalation);
   }
+  /** Has the service countersign an evidence bundle (docs/protocol.md §5.14, docs/evidence.md): bundleText is the file text with signatures.supervisor set. Needs a claim and a fresh auth.reauth. Resolves with {conversation, digest, sig} (digest and sig as Uint8Array; pass sig to bundle.js withServiceSignature). */
+  signEvidence(conv, bundleText) {
+    return this.request({ type: 'evidence.sign', conversation: conv, bundle: bundleText })
+      .then((r) => ({ conversation: r.conversation, digest: b64url.decode(r.digest), sig: b64url.decode(r.sig) }));
+  }
   wrapup(conv, outcome, tags = [], notesBytes) {
     return this.request({ type: 'chat.wrapup', conversation: conv, outcome, tags: tags.join(','), ...(notesBytes ? { notes: b64url.encode(notesBytes) } : {}) });
   }

@@ -8,8 +8,12 @@
 // accepts it, and names what is wrong in every altered copy: an edited
 // message, reordered, deleted and re-timed events, a checkpoint signed by
 // another key, single bytes changed across the file, a wrong --root; a
-// bundle disclosing fewer messages still verifies. The same inputs give the
-// same bytes in Chromium. HL_WRITE_FIXTURE=1 rewrites the committed sample
+// bundle disclosing fewer messages still verifies. The service's EVIDENCE
+// signature comes from the real evidence.sign message (docs/protocol.md
+// §5.14), which refuses a counsellor, a supervisor without the claim, a
+// stale TOTP, a bundle of another conversation or altered, and one over
+// evidence.max_bundle, each audited. The same inputs give the same bytes in
+// Chromium. HL_WRITE_FIXTURE=1 rewrites the committed sample
 // tests/fixtures/evidence-bundle.json from this run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,20 +56,11 @@ function verify(file, ...args) {
 const opened = [];
 const track = (c) => { opened.push(c); return c; };
 
-// The service's EVIDENCE signature. Until the lead wires the evidence.sign
-// message (service/evidence.h says how), the test signs as the daemon would:
-// it opens the sealed EVIDENCE key from the database with the server key
-// file (crypto_kdf id 2 "hlkeys01", XChaCha20-Poly1305, associated data
-// "evidence_sk"), exactly as service/trust.c does at start-up.
-function serviceSign(dir, digest) {
-  const master = new Uint8Array(readFileSync(join(dir, 'helpline.key')));
-  const sealKey = sodium.crypto_kdf_derive_from_key(32, 2, 'hlkeys01', master);
-  const sealed = sodium.from_hex(execFileSync('sqlite3', ['-readonly', join(dir, 'helpline.db'), "SELECT hex(value) FROM org_key WHERE name='evidence_sk_sealed'"], { encoding: 'utf8' }).trim());
-  const sk = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, sealed.subarray(24), E.utf8('evidence_sk'), sealed.subarray(0, 24), sealKey);
-  const sig = sodium.crypto_sign_detached(B.signatureMessage('service', digest), sk);
-  sodium.memzero(sk);
-  return sig;
-}
+// The largest bundle evidence.sign takes in this test (evidence.max_bundle).
+const MAX_BUNDLE = 49152;
+
+// A request's refusal: the error reply, or what the request failed with.
+const refusal = (p) => p.then((r) => ({ code: 'no refusal', reply: r }), (e) => e);
 
 const sqlJson = (dir, q) => JSON.parse(execFileSync('sqlite3', ['-readonly', '-json', join(dir, 'helpline.db'), q], { encoding: 'utf8' }) || '[]');
 
@@ -81,7 +76,7 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
   const dir = mkdtempSync(join(tmpdir(), 'helpline-bundle-'));
   initOrg(dir);
   const ini = join(dir, 'bundle.ini');
-  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n');
+  writeFileSync(ini, `[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n[evidence]\nmax_bundle = ${MAX_BUNDLE}\n`);
   const srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
   const rootFile = join(dir, 'root-key.json');
   const work = (name) => join(dir, name);
@@ -90,6 +85,7 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     const o = await orgOrganisation(srv, track);
     const A = await orgCounsellor(srv, o, 'bunalice', 'counsellor', track);
     const S = await orgCounsellor(srv, o, 'bunsue', 'supervisor', track);
+    const S2 = await orgCounsellor(srv, o, 'bunsam', 'supervisor', track); // never claims
     const sA = new SecureStaff({ client: A.client, device: A.device, rootPk: o.rootPk });
 
     // ---- the conversation -------------------------------------------------
@@ -167,7 +163,11 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     });
     const selected = [said.hi, said.threat, said.card, said.markup];
     const built = B.buildBundle(inputs(selected));
-    const signed = B.withServiceSignature(built.bundle, serviceSign(dir, built.digest));
+    // The service checks the bundle against its records and countersigns.
+    const sigd = await S.client.signEvidence(conv, built.text);
+    assert.equal(sigd.conversation, conv);
+    assert.deepEqual(sigd.digest, built.digest);
+    const signed = B.withServiceSignature(built.bundle, sigd.sig);
     const file = work('bundle.json');
     writeFileSync(file, signed.text);
 
@@ -303,9 +303,9 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
       fails('unsigned', built.text, /evidence signature: missing/);
     });
 
-    await t.test('a properly redacted bundle verifies', () => {
+    await t.test('a properly redacted bundle verifies', async () => {
       const few = B.buildBundle(inputs([said.threat]));
-      const s2 = B.withServiceSignature(few.bundle, serviceSign(dir, few.digest));
+      const s2 = B.withServiceSignature(few.bundle, (await S.client.signEvidence(conv, few.text)).sig);
       writeFileSync(work('redacted.json'), s2.text);
       const r = verify(work('redacted.json'), '--root', rootFile);
       assert.equal(r.code, 0, r.out);
@@ -314,7 +314,7 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
       assert.ok(!s2.text.includes('script'));
       // Nothing disclosed at all: the chain and checkpoints still verify.
       const none = B.buildBundle(inputs([]));
-      writeFileSync(work('none.json'), B.withServiceSignature(none.bundle, serviceSign(dir, none.digest)).text);
+      writeFileSync(work('none.json'), B.withServiceSignature(none.bundle, (await S.client.signEvidence(conv, none.text)).sig).text);
       assert.equal(verify(work('none.json'), '--root', rootFile).code, 0);
     });
 
@@ -324,6 +324,46 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), events: events.map((e) => (e.seq === said.safe ? { ...e, at: e.at + 1 } : e)) }), (e) => e.code === 'chain_mismatch');
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), epochs: [] }), (e) => e.code === 'no_keys');
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), referral: { x: 0.5 } }), (e) => e.code === 'not_canonical');
+    });
+
+    await t.test('evidence.sign refuses, each time with its code, and audits it', async () => {
+      const ask = (c, conversation, text) => refusal(c.signEvidence(conversation, text));
+      let e = await ask(A.client, conv, built.text);
+      assert.equal(e.code, 'forbidden', 'a counsellor');
+      e = await ask(S2.client, conv, built.text);
+      assert.equal(e.code, 'reauth_required', 'a supervisor without a fresh code');
+      await awaitStepMargin(5);
+      await S2.client.request({ type: 'auth.reauth', totp: totp(S2.acct.secret, stepNow() + 1) });
+      e = await ask(S2.client, conv, built.text);
+      assert.equal(e.code, 'forbidden', 'a supervisor who did not claim');
+      assert.match(e.message, /only the supervisor who claimed/);
+      e = await ask(S.client, String(Number(conv) + 1000), built.text);
+      assert.equal(e.code, 'bad_field', 'another conversation');
+      assert.match(e.message, /the bundle is of another conversation/);
+      const i = built.bundle.body.openings.findIndex((x) => x.seq === said.threat);
+      e = await ask(S.client, conv, altered(built.bundle, (b) => { b.body.openings[i].text += '!'; }));
+      assert.equal(e.code, 'bad_field', 'an edited message');
+      assert.equal(e.field, 'bundle');
+      assert.match(e.message, /^the bundle does not verify: digest: bundle digest mismatch/); // the first failed check
+      e = await ask(S.client, conv, B.buildBundle(inputs(selected, Date.now() + 11 * 60000)).text);
+      assert.equal(e.code, 'bad_field', 'a bundle not made now');
+      assert.match(e.message, /created_at is not now/);
+      e = await ask(S.client, conv, built.text.padEnd(MAX_BUNDLE + 1, ' '));
+      assert.equal(e.code, 'bad_field', 'over evidence.max_bundle');
+      assert.match(e.message, new RegExp(`larger than evidence.max_bundle \\(${MAX_BUNDLE} bytes\\)`));
+      // Every refusal is in the audit chain, and so is every signature.
+      const want = ['forbidden', 'reauth_required', 'forbidden', 'bad_field', 'bad_field', 'bad_field', 'bad_field'];
+      const refused = await until(() => {
+        const r = sqlJson(dir, "SELECT actor, json_extract(detail, '$.error') AS error, json_extract(detail, '$.conversation') AS conv FROM audit WHERE action = 'escalation.refused' AND json_extract(detail, '$.request') = 'evidence.sign' ORDER BY seq");
+        return r.length === want.length && r;
+      }, 'the refusals in the audit chain');
+      assert.deepEqual(refused.map((r) => r.error), want);
+      assert.deepEqual(refused.map((r) => r.actor), [A.id, S2.id, S2.id, S.id, S.id, S.id, S.id]);
+      const signs = sqlJson(dir, "SELECT actor, detail FROM audit WHERE action = 'evidence.signed' ORDER BY seq");
+      assert.equal(signs.length, 3); // the bundle, the redacted one, the one disclosing nothing
+      assert.deepEqual(JSON.parse(signs[0].detail), { conversation: Number(conv), digest: sodium.to_hex(built.digest) });
+      assert.ok(signs.every((r) => r.actor === S.id));
+      execFileSync(HELPLINECTL, ['--db', join(dir, 'helpline.db'), 'audit', 'verify'], { stdio: 'ignore' });
     });
 
     await t.test('the HTML summary lists the messages and redactions, every value escaped', () => {

@@ -73,6 +73,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ws_max_message, 65536);
 	assert_int_equal(cfg.ws_outq_max, 1048576);
 	assert_int_equal(cfg.ws_ping_interval, 30);
+	assert_int_equal(cfg.evidence_max_bundle, 4194304);
 	assert_int_equal(cfg.allowed_origins_count, 0);
 	assert_int_equal(cfg.allowed_origins_set, 0);
 	assert_int_equal(cfg.log_level, HL_LOG_INFO);
@@ -111,6 +112,9 @@ static const char full_file[] =
 	"outq_max = 4096\n"
 	"ping_interval = 0\n"
 	"\n"
+	"[evidence]\n"
+	"max_bundle = 64m\n"
+	"\n"
 	"[staff]\n"
 	"allowed_origins = https://Helpline.Example.org, http://[::1]:9000\n"
 	"\n"
@@ -130,6 +134,7 @@ static void check_full(const struct hl_config *cfg)
 	assert_int_equal(cfg->ws_max_message, 1048576);
 	assert_int_equal(cfg->ws_outq_max, 4096);
 	assert_int_equal(cfg->ws_ping_interval, 0);
+	assert_int_equal(cfg->evidence_max_bundle, 67108864);
 	assert_int_equal(cfg->allowed_origins_set, 1);
 	assert_int_equal(cfg->allowed_origins_count, 2);
 	assert_string_equal(cfg->allowed_origins[0],
@@ -210,6 +215,8 @@ static const struct bad bad_values[] = {
 	{"store", "queue_max", "15", "from 16 to 10000000"},
 	{"store", "queue_max", "10000001", "from 16 to 10000000"},
 	{"store", "queue_max", "", "from 16 to 10000000"},
+	{"evidence", "max_bundle", "4095", "from 4096 to 67108864"},
+	{"evidence", "max_bundle", "65m", "from 4096 to 67108864"},
 	{"ws", "max_message", "255", "from 256 to 1048576"},
 	{"ws", "max_message", "1048577", "from 256 to 1048576"},
 	{"ws", "max_message", "2m", "from 256 to 1048576"},

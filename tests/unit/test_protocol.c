@@ -127,6 +127,13 @@ static const struct bad_vec bad_vecs[] = {
 	{"claim id zero", B("{\"type\":\"escalation.claim\",\"id\":\"e2\",\"escalation\":0}"), HL_ERR_BAD_FIELD, "e2", "escalation"},
 	{"claim id string", B("{\"type\":\"escalation.claim\",\"id\":\"e2\",\"escalation\":\"1\"}"), HL_ERR_BAD_FIELD, "e2", "escalation"},
 	{"decide no decision", B("{\"type\":\"escalation.decide\",\"id\":\"e3\",\"escalation\":1}"), HL_ERR_MISSING_FIELD, "e3", "decision"},
+	{"evidence no bundle", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\"}"), HL_ERR_MISSING_FIELD, "v1", "bundle"},
+	{"evidence no conversation", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"bundle\":\"{}\"}"), HL_ERR_MISSING_FIELD, "v1", "conversation"},
+	{"evidence bundle empty", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":\"\"}"), HL_ERR_BAD_FIELD, "v1", "bundle"},
+	{"evidence bundle as object", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":{}}"), HL_ERR_BAD_FIELD, "v1", "bundle"},
+	{"evidence conversation number", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":4,\"bundle\":\"{}\"}"), HL_ERR_BAD_FIELD, "v1", "conversation"},
+	{"evidence conversation too long", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"123456789012345678901\",\"bundle\":\"{}\"}"), HL_ERR_BAD_FIELD, "v1", "conversation"},
+	{"evidence unknown field", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":\"{}\",\"sig\":\"AA\"}"), HL_ERR_UNKNOWN_FIELD, "v1", "sig"},
 	{"list takes no fields", B("{\"type\":\"escalation.list\",\"id\":\"e4\",\"escalation\":1}"), HL_ERR_UNKNOWN_FIELD, "e4", "escalation"},
 	{"wrap escalation negative", B("{\"type\":\"key.wrap\",\"id\":\"w1\",\"sealed\":\"AA\",\"sig\":\"" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" "\",\"escalation\":-1}"), HL_ERR_BAD_FIELD, "w1", "escalation"},
 	/* hello fields. */
@@ -558,6 +565,22 @@ static void test_decode_escalation(void **state)
 	hl_msg_release(&m);
 }
 
+/* evidence.sign: the bundle arrives as the file's text, escapes undone. */
+static void test_decode_evidence(void **state)
+{
+	static const char a[] = "{\"type\":\"evidence.sign\",\"id\":\"s\",\"conversation\":\"12\",\"bundle\":\"{\\\"body\\\":{\\\"note\\\":\\\"\\\\n \\u00fc\\\"}}\\n\"}";
+	struct hl_msg m;
+	struct hl_proto_error e;
+
+	(void)state;
+	assert_int_equal(hl_proto_decode(a, sizeof(a) - 1, MAX, &m, &e), 0);
+	assert_int_equal(m.type, HL_MSG_EVIDENCE_SIGN);
+	assert_string_equal(m.u.evidence.conversation, "12");
+	assert_string_equal(m.u.evidence.bundle,
+			    "{\"body\":{\"note\":\"\\n \xc3\xbc\"}}\n");
+	hl_msg_release(&m);
+}
+
 /* The buffer is used by length only: bytes after len are never read. */
 static void test_decode_uses_len_only(void **state)
 {
@@ -684,6 +707,7 @@ static void test_names(void **state)
 		[HL_MSG_ESCALATION_LIST] = "escalation.list",
 		[HL_MSG_ESCALATION_CLAIM] = "escalation.claim",
 		[HL_MSG_ESCALATION_DECIDE] = "escalation.decide",
+		[HL_MSG_EVIDENCE_SIGN] = "evidence.sign",
 	};
 	int i;
 
@@ -899,6 +923,7 @@ int main(void)
 		cmocka_unit_test(test_decode_ping),
 		cmocka_unit_test(test_decode_colleagues),
 		cmocka_unit_test(test_decode_escalation),
+		cmocka_unit_test(test_decode_evidence),
 		cmocka_unit_test(test_decode_uses_len_only),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_encode_reply),

@@ -1,0 +1,283 @@
+/* evidence_msg.c: evidence.sign (see evidence_msg.h). One request goes
+ * loop (who may ask) -> uv threadpool (hl_evidence_check: the bundle
+ * verifies, is of the conversation and of now) -> writer (the store job:
+ * hl_evidence_countersign compares it with the database, signs and audits
+ * "evidence.signed" in one transaction) -> loop (the reply). A refusal at
+ * any step is answered with its code and audited by a job of its own. */
+#include "evidence_msg.h"
+#include "auth.h"
+#include "common.h"
+#include "conversation.h"
+#include "escalation.h"
+#include "evidence.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "staff.h"
+#include "store.h"
+#include "trust.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frame overhead allowed around a bundle: type, id, conversation. */
+#define FRAME_ENVELOPE 4096
+
+/* One evidence.sign in flight. Owned by the step running it. */
+struct sign_job {
+	uv_work_t work;                  /* the check on the threadpool */
+	struct hl_store_job job;         /* the countersigning on the writer */
+	struct hl_server *srv;
+	struct hl_session *s;            /* referenced until freed */
+	char id[HL_PROTO_ID_MAX + 1];    /* the request id */
+	unsigned char *bundle;           /* malloc'd copy; freed after the check */
+	struct hl_evidence_request q;    /* q.bundle points at bundle */
+	struct hl_bundle_report rep;     /* filled by the check */
+	struct hl_evidence_result res;
+	int status;                      /* hl_evidence_check's return */
+};
+
+static void job_free(struct sign_job *j)
+{
+	hl_bundle_report_free(&j->rep);
+	sodium_memzero(j->res.sig, sizeof(j->res.sig));
+	if (j->bundle) {
+		/* Disclosed message bodies: do not leave them in freed memory. */
+		sodium_memzero(j->bundle, j->q.len);
+		free(j->bundle);
+	}
+	if (j->s)
+		hl_session_unref(j->s);
+	free(j);
+}
+
+static bool is_supervisor(struct hl_session *s)
+{
+	struct hl_auth_staff *st = hl_auth_staff_of(&s->srv->auth, s);
+
+	return st && (st->row.roles & HL_STAFF_SUPERVISOR);
+}
+
+size_t hl_evidence_frame_max(struct hl_session *s)
+{
+	const struct hl_config *cfg = &s->srv->cfg;
+	size_t big = 2 * cfg->evidence_max_bundle + FRAME_ENVELOPE;
+
+	if (s->role != HL_ROLE_STAFF || !s->staff_id || !is_supervisor(s) ||
+	    big <= cfg->ws_max_message)
+		return cfg->ws_max_message;
+	return big;
+}
+
+static enum hl_err_code code_of(const char *code)
+{
+	if (code && strcmp(code, "forbidden") == 0)
+		return HL_ERR_FORBIDDEN;
+	if (code && strcmp(code, "bad_state") == 0)
+		return HL_ERR_BAD_STATE;
+	return HL_ERR_BAD_FIELD;
+}
+
+/* Audits a refusal and answers it. why is the verifier's or ours; it is
+ * cut to printable ASCII so that no byte of the bundle reaches the reply
+ * unescaped. */
+static void refuse(struct hl_server *srv, struct hl_session *s,
+		   const char *id, int64_t conv, enum hl_err_code code,
+		   const char *why, const char *field)
+{
+	char detail[160], text[256];
+	size_t i;
+
+	for (i = 0; why && why[i] && i < sizeof(text) - 1; i++)
+		text[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
+	text[i] = '\0';
+	snprintf(detail, sizeof(detail),
+		 "{\"request\":\"evidence.sign\",\"conversation\":%lld,"
+		 "\"error\":\"%s\"}", (long long)conv, hl_err_code_name(code));
+	hl_warn("evidence.refused", "staff=%lld conv=%lld code=%s",
+		(long long)(s ? s->staff_id : 0), (long long)conv,
+		hl_err_code_name(code));
+	hl_escalation_audit(srv, s ? s->staff_id : 0, "escalation.refused",
+			    detail);
+	if (s && s->wsi)
+		hl_session_error(s, id, code, why ? text : NULL, field);
+}
+
+/* ---- the writer: compare with the database, sign, audit ------------------ */
+
+static int sign_exec(struct hl_store_job *job, sqlite3 *db,
+		     sqlite3_stmt *const *stmts)
+{
+	struct sign_job *j = hl_container_of(job, struct sign_job, job);
+
+	return hl_evidence_countersign(db, stmts, &j->q, &j->rep, &j->res);
+}
+
+static void sign_done(struct hl_store_job *job, int status)
+{
+	struct sign_job *j = hl_container_of(job, struct sign_job, job);
+	struct hl_session *s = j->s;
+	json_t *r;
+
+	if (status == HL_EINVAL && j->res.code) {
+		refuse(j->srv, s, j->id, j->q.conversation, code_of(j->res.code),
+		       j->res.why, code_of(j->res.code) == HL_ERR_BAD_FIELD
+					 ? "bundle" : "conversation");
+		job_free(j);
+		return;
+	}
+	if (status != 0) {
+		hl_error("evidence.sign_failed", "staff=%lld conv=%lld status=%d",
+			 (long long)j->q.staff_id, (long long)j->q.conversation,
+			 status);
+		if (s && s->wsi)
+			hl_session_error(s, j->id, status == HL_EFULL
+						   ? HL_ERR_BUSY : HL_ERR_STORE_FAILED,
+					 NULL, NULL);
+		job_free(j);
+		return;
+	}
+	hl_warn("evidence.signed", "staff=%lld conv=%lld events=%zu "
+		"disclosed=%zu", (long long)j->q.staff_id,
+		(long long)j->q.conversation, j->rep.events, j->rep.nmessages);
+	if (s && s->wsi) {
+		char conv[24];
+
+		snprintf(conv, sizeof(conv), "%lld", (long long)j->q.conversation);
+		r = hl_proto_reply("evidence.signed", j->id);
+		if (r) {
+			json_object_set_new(r, "conversation", json_string(conv));
+			json_object_set_new(r, "digest", hl_proto_b64_json(
+				j->res.digest, sizeof(j->res.digest)));
+			json_object_set_new(r, "sig", hl_proto_b64_json(
+				j->res.sig, sizeof(j->res.sig)));
+			hl_session_send(s, r);
+			json_decref(r);
+		} else {
+			hl_session_error(s, j->id, HL_ERR_INTERNAL, NULL, NULL);
+		}
+	}
+	job_free(j);
+}
+
+/* ---- the threadpool: the bundle itself ----------------------------------- */
+
+static void check_work(uv_work_t *req)
+{
+	struct sign_job *j = hl_container_of(req, struct sign_job, work);
+
+	j->status = hl_evidence_check(&j->q, &j->rep, &j->res);
+}
+
+static void check_after(uv_work_t *req, int status)
+{
+	struct sign_job *j = hl_container_of(req, struct sign_job, work);
+	struct hl_session *s = j->s;
+	int rc;
+
+	/* The report keeps what the writer needs; the file is done with. */
+	sodium_memzero(j->bundle, j->q.len);
+	free(j->bundle);
+	j->bundle = NULL;
+	j->q.bundle = NULL;
+	if (status == UV_ECANCELED || j->srv->stopping) {
+		if (s && s->wsi)
+			hl_session_error(s, j->id, HL_ERR_SHUTTING_DOWN,
+					 "server is shutting down", NULL);
+		job_free(j);
+		return;
+	}
+	if (j->status == HL_EINVAL) {
+		refuse(j->srv, s, j->id, j->q.conversation, code_of(j->res.code),
+		       j->res.why, code_of(j->res.code) == HL_ERR_BAD_FIELD
+					 ? "bundle" : NULL);
+		job_free(j);
+		return;
+	}
+	if (j->status != 0) {
+		hl_error("evidence.check_failed", "conv=%lld status=%d",
+			 (long long)j->q.conversation, j->status);
+		if (s && s->wsi)
+			hl_session_error(s, j->id, HL_ERR_INTERNAL, NULL, NULL);
+		job_free(j);
+		return;
+	}
+	j->job.exec = sign_exec;
+	j->job.done = sign_done;
+	rc = hl_store_submit(&j->srv->store, &j->job);
+	if (rc != 0) {
+		if (s && s->wsi)
+			hl_session_error(s, j->id, rc == HL_EFULL ? HL_ERR_BUSY
+							  : HL_ERR_STORE_FAILED,
+					 NULL, NULL);
+		job_free(j);
+	}
+}
+
+/* ---- the loop: who may ask ------------------------------------------------ */
+
+void hl_evidence_sign(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_server *srv = s->srv;
+	const struct hl_msg_evidence *x = &m->u.evidence;
+	int64_t conv = hl_conv_id_parse(x->conversation);
+	size_t len = strlen(x->bundle); /* jansson strings hold no NUL */
+	struct sign_job *j;
+	char why[128];
+
+	if (!conv) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "conversation must be a conversation id",
+				 "conversation");
+		return;
+	}
+	if (!is_supervisor(s)) {
+		refuse(srv, s, m->id, conv, HL_ERR_FORBIDDEN,
+		       "only the supervisor who claimed an escalation of this "
+		       "conversation may have its evidence signed", "type");
+		return;
+	}
+	if (!hl_auth_fresh(s)) {
+		refuse(srv, s, m->id, conv, HL_ERR_REAUTH_REQUIRED,
+		       "enter a code from your authenticator app (auth.reauth) "
+		       "to have evidence signed", NULL);
+		return;
+	}
+	if (len > srv->cfg.evidence_max_bundle) {
+		snprintf(why, sizeof(why), "the bundle is larger than "
+			 "evidence.max_bundle (%zu bytes)",
+			 srv->cfg.evidence_max_bundle);
+		refuse(srv, s, m->id, conv, HL_ERR_BAD_FIELD, why, "bundle");
+		return;
+	}
+	if (!hl_trust_root(&srv->trust) || !hl_trust_evidence_sk(&srv->trust)) {
+		refuse(srv, s, m->id, conv, HL_ERR_BAD_STATE,
+		       "the service has no EVIDENCE key (run helplinectl "
+		       "evidence-key)", NULL);
+		return;
+	}
+	if (!(j = calloc(1, sizeof(*j))) || !(j->bundle = malloc(len))) {
+		free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, "out of memory", NULL);
+		return;
+	}
+	memcpy(j->bundle, x->bundle, len);
+	j->srv = srv;
+	j->s = s;
+	hl_session_ref(s);
+	snprintf(j->id, sizeof(j->id), "%s", m->id);
+	j->q.bundle = j->bundle;
+	j->q.len = len;
+	j->q.conversation = conv;
+	j->q.staff_id = s->staff_id;
+	j->q.now_ms = hl_now_ms();
+	j->q.root_pk = hl_trust_root(&srv->trust);
+	j->q.evidence_sk = hl_trust_evidence_sk(&srv->trust);
+	if (uv_queue_work(&srv->loop, &j->work, check_work, check_after) != 0) {
+		hl_session_error(s, m->id, HL_ERR_INTERNAL,
+				 "cannot start the check", NULL);
+		job_free(j);
+	}
+}

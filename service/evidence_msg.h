@@ -1,0 +1,33 @@
+/* evidence_msg.h: owns the evidence.sign message (docs/protocol.md §5.14,
+ * docs/evidence.md): a claiming supervisor, with a fresh TOTP, sends the
+ * bundle their client built and signed; the daemon checks it (the uv
+ * threadpool), compares it with its own records and countersigns it with
+ * the EVIDENCE key (a store job on the writer), and answers with the
+ * signature. The checks themselves are evidence.c's. */
+#ifndef HL_EVIDENCE_MSG_H
+#define HL_EVIDENCE_MSG_H
+
+#include <stddef.h>
+
+#include "protocol.h"
+
+struct hl_session;
+
+/*
+ * The handler (dispatch.c, NEED_STAFF: the role is checked here so that a
+ * counsellor's attempt is audited). Answers evidence.signed or an error;
+ * every refusal after the codec's is audited as "escalation.refused" with
+ * {"request":"evidence.sign","conversation":N,"error":code}. Loop thread.
+ */
+void hl_evidence_sign(struct hl_session *s, const struct hl_msg *m);
+
+/*
+ * The largest frame s may send: ws.max_message, or for a logged-in
+ * supervisor 2 x evidence.max_bundle + 4096 when that is larger (a bundle
+ * is a JSON string inside the frame, and escaping can at most double a
+ * canonical bundle: it holds no raw control characters). For session.c's
+ * reassembly and hl_proto_decode; loop thread.
+ */
+size_t hl_evidence_frame_max(struct hl_session *s);
+
+#endif
