@@ -11,6 +11,7 @@
 // their keys from this device's key wraps.
 import { CARDS } from './cards.js';
 import { t } from './i18n.js';
+import { REASONS, URGENCIES, DECISIONS } from './console-escalation.js';
 
 const HELD_KEY = 'helpline.console.chats';
 const RISK = ['standard', 'elevated', 'high', 'immediate'];
@@ -58,6 +59,7 @@ export class Workspace {
     this.sound = true;
     this.root = null;
     this.tags = new Map(app.taxonomy.groups.flatMap((g) => g.tags.map((x) => [x.id, x.label])));
+    this.shared = new Set(); // escalation ids whose claimer this page wrapped the keys to
     this.#wire();
   }
 
@@ -96,8 +98,10 @@ export class Workspace {
       clearTimeout(c.typingTimer);
       c.typingTimer = setTimeout(() => { c.typing.textContent = ''; }, 4000);
     });
+    client.on('escalation', (m) => this.#escalation(m.escalation));
     client.on('online', () => {
       this.refreshQueue();
+      this.#catchUpEscalations();
       for (const c of [...this.chats.values()]) {
         // resumeSession drops the streams of chats this counsellor no longer
         // holds (gone back to the queue after the grace period).
@@ -174,6 +178,83 @@ export class Workspace {
     this.#line(c.conv, m.seq, words[m.text] ?? m.text, 'system');
     if (m.seq <= (c.meta.seq ?? 0)) return; // history from before this counsellor had it
     if (m.text.startsWith('ended') && c.state !== 'ended') { c.state = 'ended'; this.#save(); this.#render(c); }
+  }
+
+  // ---- escalations -------------------------------------------------------------------
+
+  #escalation(e) {
+    const c = this.chats.get(String(e.conversation));
+    if (c) {
+      const before = c.escalation;
+      c.escalation = e;
+      this.#escBox(c);
+      if (before?.state !== e.state) {
+        if (e.state === 'claimed') this.#line(c.conv, null, `${e.claimed_by_name ?? 'A supervisor'} claimed the escalation.`, 'system');
+        if (e.state === 'decided') this.#line(c.conv, null, `The escalation was decided: ${DECISIONS[e.decision] ?? e.decision}.`, 'system');
+      }
+    }
+    const mine = e.raised_by === this.a.me.id || e.counsellor === this.a.me.id;
+    if (mine && e.state === 'claimed' && e.claimed_by !== this.a.me.id) this.#share(e);
+  }
+
+  // The claimer gets the chat's keys: their devices' certificates are
+  // checked here against the root (SecureStaff.wrapToSupervisor).
+  async #share(e) {
+    if (this.shared.has(e.escalation)) return;
+    this.shared.add(e.escalation);
+    const conv = String(e.conversation);
+    try {
+      if (!this.a.secure.session(conv).epochs.size) await this.a.secure.loadWraps(conv);
+      const n = await this.a.secure.wrapToSupervisor(conv, e.claimed_by, e.escalation);
+      const who = e.claimed_by_name ?? 'The supervisor';
+      this.#line(conv, null, `${who} can now read this chat: its keys were sealed to their ${n === 1 ? 'device' : `${n} devices`}, each certificate checked by this browser.`, 'system');
+      this.a.toast(`${who} can now read chat ${conv}.`);
+    } catch (x) {
+      this.shared.delete(e.escalation);
+      this.a.toast(`The chat's keys could not be shared with the supervisor: ${this.a.explain(x)}`, 'error');
+    }
+  }
+
+  // Escalations this counsellor raised or holds: shows them, and wraps to
+  // claimers this page has not wrapped to (claimed while it was away).
+  async #catchUpEscalations() {
+    try {
+      for (const e of await this.a.client.escalations()) if (e.state !== 'decided' || this.chats.has(String(e.conversation))) this.#escalation(e);
+    } catch { /* offline: the next reconnect does it */ }
+  }
+
+  #escBox(c) {
+    if (!c.escBox) return;
+    const el = this.el, e = c.escalation;
+    if (e && e.state !== 'decided') {
+      const st = e.state === 'open' ? 'waiting for a supervisor to claim it' : `claimed by ${e.claimed_by_name ?? 'a supervisor'}`;
+      c.escBox.replaceChildren(el('legend', { text: 'Escalation' }),
+        el('p', { id: `esc-status-${c.conv}`, role: 'status', text: `Escalated (${REASONS[e.reason] ?? e.reason}; ${URGENCIES[e.urgency] ?? e.urgency}): ${st}.` }));
+      return;
+    }
+    const reason = el('select', { id: `esc-reason-${c.conv}`, required: true },
+      el('option', { value: '', text: 'Choose a reason…' }), Object.entries(REASONS).map(([v, label]) => el('option', { value: v, text: label })));
+    const urgency = el('select', { id: `esc-urgency-${c.conv}` }, Object.entries(URGENCIES).map(([v, label]) => el('option', { value: v, text: label, selected: v === 'urgent' })));
+    const note = el('textarea', { id: `esc-note-${c.conv}`, rows: '3', maxlength: '8000' });
+    const go = el('button', { type: 'button', class: 'danger', id: `escalate-${c.conv}`, text: 'Escalate to a supervisor' });
+    go.addEventListener('click', async () => {
+      if (!reason.value) { this.a.toast('Choose a reason first.', 'error'); reason.focus(); return; }
+      go.disabled = true;
+      try {
+        const text = note.value.trim();
+        const bytes = text ? await this.a.secure.sealNote(c.conv, text) : undefined;
+        const got = await this.a.client.raiseEscalation(c.conv, reason.value, urgency.value, bytes);
+        this.#line(c.conv, null, `You escalated this chat: ${REASONS[got.reason]} (${URGENCIES[got.urgency]}). Supervisors on shift are alerted.`, 'system');
+        this.#escalation(got);
+        this.a.toast('Escalated: supervisors on shift are alerted.');
+      } catch (x) { go.disabled = false; this.a.toast(this.a.explain(x), 'error'); }
+    });
+    c.escBox.replaceChildren(...[el('legend', { text: 'Escalate' }),
+      e ? el('p', { class: 'muted', text: `An earlier escalation was decided: ${DECISIONS[e.decision] ?? e.decision}.` }) : null,
+      el('label', { for: `esc-reason-${c.conv}`, text: 'Reason' }), reason,
+      el('label', { for: `esc-urgency-${c.conv}`, text: 'Urgency' }), urgency,
+      el('label', { for: `esc-note-${c.conv}`, text: 'Note for the supervisor (encrypted, staff only)' }), note,
+      el('p', { class: 'actions' }, go)].filter(Boolean));
   }
 
   // ---- offers and the queue --------------------------------------------------------
@@ -292,6 +373,7 @@ export class Workspace {
     }
     this.selected = this.chats.keys().next().value ?? null;
     this.#save();
+    this.#catchUpEscalations();
   }
 
   select(conv) {
@@ -487,7 +569,9 @@ export class Workspace {
           this.a.toast(this.a.explain(x), 'error');
         }
       });
-      c.tools.replaceChildren(form);
+      c.escBox = el('fieldset', { id: `esc-box-${c.conv}` });
+      this.#escBox(c);
+      c.tools.replaceChildren(form, c.escBox);
       if (c.box) { c.box.disabled = true; c.box.placeholder = 'The chat has ended.'; }
       return;
     }
@@ -502,6 +586,8 @@ export class Workspace {
       } catch (x) { this.a.toast(this.a.explain(x), 'error'); }
     };
     colleague.addEventListener('focus', loadColleagues, { once: true });
+    c.escBox = el('fieldset', { id: `esc-box-${c.conv}` });
+    this.#escBox(c);
     c.tools.replaceChildren(
       el('fieldset', {}, el('legend', { text: 'Safety cards' }),
         el('p', { class: 'actions' }, Object.keys(CARDS).map((id) => el('button', { type: 'button', class: 'secondary', id: `card-${c.conv}-${id}`, text: t(`card.${id}.title`), onclick: () => this.#sendCard(c, id) })))),
@@ -536,6 +622,7 @@ export class Workspace {
               this.#close(c.conv);
             } catch (x) { this.a.toast(this.a.explain(x), 'error'); }
           } }))),
+      c.escBox,
       el('p', { class: 'actions' }, el('button', { type: 'button', class: 'danger', id: `end-${c.conv}`, text: 'End chat', onclick: async () => {
         if (!window.confirm('End this chat? The young person will be told it has ended.')) return;
         try { await this.a.client.end(c.conv); c.state = 'ended'; this.#save(); this.#render(c); } catch (x) { this.a.toast(this.a.explain(x), 'error'); }

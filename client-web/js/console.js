@@ -309,7 +309,7 @@ function waitingScreen(rec, keys, waiting) {
         ' must be certified with the organisation root key, on the server: ',
         el('code', { class: 'code', text: `helplinectl certify-device --root-key ROOT-KEY-FILE ${w.id}` }))
       : el('span', {}, 'Your chat device ', el('strong', { 'data-device-id': String(w.id), text: `#${w.id}` }),
-        ' must be certified by an administrator (Devices, in their console).'),
+        has('admin') ? ' is certified by this browser itself, with your administrator keys, as soon as those are certified (above).' : ' must be certified by an administrator (Devices, in their console).'),
     el('span', { class: 'muted' }, ' Fingerprint: ', el('code', { class: 'fingerprint', text: fingerprint((w.kind === 'admin' ? keys.admin : keys.chat).signPk) }), '.')));
   const again = async () => {
     try { await checkDevices(rec, keys); } catch (x) { toast(explain(x), 'error'); }
@@ -325,6 +325,7 @@ function waitingScreen(rec, keys, waiting) {
 
 const VIEWS = [
   { name: 'chats', label: 'Chats', allowed: () => !!app.device, mount: (root) => app.workspace.mount(root) },
+  { name: 'escalations', label: 'Escalations', allowed: () => has('supervisor') && !!app.device, module: './console-escalation.js', fn: 'mount' },
   { name: 'queue', label: 'Queue health', allowed: () => has('supervisor') || has('admin'), module: './console-super.js', fn: 'mount' },
   { name: 'stats', label: 'Statistics', allowed: () => has('supervisor') || has('admin'), module: './console-super.js', fn: 'mountStats' },
   { name: 'staff', label: 'Staff', allowed: () => has('admin'), module: './console-admin.js', fn: 'mount' },
@@ -335,7 +336,7 @@ const VIEWS = [
 function ctxFor(off) {
   return {
     client: app.client, me: app.me, el, toast, reauth, explain,
-    adminDevice: app.adminDevice, device: app.device, rootPk: app.rootPk, taxonomy: app.taxonomy,
+    adminDevice: app.adminDevice, device: app.device, rootPk: app.rootPk, taxonomy: app.taxonomy, secure: app.secure,
     on: (type, fn) => { const u = app.client.on(type, fn); off.push(u); return u; },
   };
 }
@@ -446,6 +447,16 @@ async function shell() {
   controls();
   nav.replaceChildren(...VIEWS.filter((v) => v.allowed()).map((v) => el('button', { type: 'button', 'data-view': v.name, text: v.label, onclick: () => show(v.name) })));
   nav.hidden = false;
+  if (has('supervisor') && app.device && !app.escalationAlerts) {
+    app.escalationAlerts = true;
+    app.client.on('escalation', (m) => {
+      if (!m.alert || app.current?.name === 'escalations') return;
+      const e = m.escalation;
+      say(`Escalation ${m.why === 'waiting' ? 'still waiting' : 'raised'}: chat ${e.conversation}, ${e.urgency}. A supervisor is needed.`, true);
+      banner.append(' ', el('button', { type: 'button', class: 'small', id: 'banner-escalations', text: 'Go to escalations', onclick: () => { say(null); show('escalations'); } }));
+      import('./console-escalation.js').then((mod) => mod.chime(app)).catch(() => {});
+    });
+  }
   await show('chats');
 }
 

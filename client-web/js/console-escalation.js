@@ -1,0 +1,303 @@
+// console-escalation.js: the supervisors' escalations view of the staff
+// console (docs/escalation.md, protocol.md §5.13). A live list of
+// escalations, newest first, each with its reason, urgency and a timer since
+// it was raised (unclaimed urgent ones flash, and alerts sound); claiming;
+// and, for the one this supervisor claimed, the case: the counsellor's
+// sealed note opened on this device, the chat's history read after entering
+// a fresh authenticator code (the keys come from the counsellor's client,
+// which checks this device's certificate itself and wraps them to it),
+// joining the live chat silently, staff-only notes, and the decision with
+// sealed reasons. Nothing here is stored in the browser; text goes in with
+// textContent only.
+import * as E from './e2e.js';
+
+export const REASONS = {
+  life_at_risk: 'Immediate risk to life',
+  sextortion_threat: 'Sextortion with an active threat or deadline',
+  position_of_trust: 'Harm by someone in a position of trust',
+  harming_others: 'The young person is harming someone',
+  asks_for_police: 'The young person asks for the police',
+};
+export const URGENCIES = { immediate: 'Immediate', urgent: 'Urgent', routine: 'Routine' };
+export const DECISIONS = {
+  no_further_action: 'No further action',
+  safeguarding_referral: 'Safeguarding referral',
+  police_referral: 'Police referral',
+};
+const SYSTEM = {
+  joined: 'The counsellor joined the chat.',
+  ended_by_contact: 'The young person ended the chat.',
+  ended_by_counsellor: 'The counsellor ended the chat.',
+  counsellor_lost: 'The counsellor lost their connection; the chat went back to the queue.',
+  transferred: 'The chat was handed over.',
+  supervisor_joined: 'A supervisor joined the chat (the young person was not told).',
+};
+const STATES = { open: 'Waiting for a supervisor', claimed: 'Claimed', decided: 'Decided' };
+
+const since = (ms) => {
+  const s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+};
+const timeOf = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+/** Opens a note sealed with conv's note key, if this device holds the key:
+ * the text, or null. */
+export function openSealed(secure, conv, b64) {
+  if (!b64) return '';
+  try {
+    const bytes = E.unb64(b64);
+    const key = secure.session(conv).noteKeys.get(E.hex(E.noteKid(bytes)));
+    return key ? E.openNote({ conv: Number(conv), bytes, key }) : null;
+  } catch { return null; }
+}
+
+/** A short beep (the console's offer sound, a little higher). */
+export function chime(ctx) {
+  try {
+    ctx.audio ??= new AudioContext();
+    const a = ctx.audio, o = a.createOscillator(), g = a.createGain();
+    o.frequency.value = 880;
+    g.gain.setValueAtTime(0.15, a.currentTime);
+    g.gain.exponentialRampToValueAtTime(0.001, a.currentTime + 0.8);
+    o.connect(g).connect(a.destination);
+    o.start();
+    o.stop(a.currentTime + 0.8);
+  } catch { /* no sound here: the item still flashes */ }
+}
+
+/** The escalations view. ctx: the shell's (client, me, el, toast, reauth,
+ * explain, secure, on). Returns {unmount}. */
+export function mount(root, ctx) {
+  const { el, client, secure, me } = ctx;
+  const all = new Map(); // id -> escalation object
+  let open = null; // the case shown: {id, conv, list, bySeq, joined, read}
+  const status = el('p', { id: 'esc-status', class: 'muted', role: 'status', text: 'Loading escalations…' });
+  const list = el('ul', { id: 'esc-list', class: 'esc-list', 'aria-label': 'Escalations' });
+  const casePanel = el('section', { id: 'esc-case', class: 'esc-case', 'aria-label': 'Escalation case', hidden: true });
+  root.append(el('h1', { id: 'h-escalations', text: 'Escalations' }),
+    el('p', { class: 'muted', text: 'Escalations raised by counsellors, newest first. Claim one to read the chat, join it and record the decision.' }),
+    status, el('div', { class: 'esc-layout' }, list, casePanel));
+
+  const fail = (x) => ctx.toast(ctx.explain(x), 'error');
+
+  // Runs fn; when the server wants a fresh TOTP, asks for it and runs fn again.
+  async function fresh(fn) {
+    try { return await fn(); } catch (x) {
+      if (x.code !== 'reauth_required') throw x;
+      await ctx.reauth();
+      return fn();
+    }
+  }
+
+  function item(e) {
+    const mine = e.claimed_by === me.id;
+    const urgent = e.state === 'open' && e.urgency !== 'routine';
+    const timer = el('span', { class: 'timer', 'data-since': String(e.state === 'open' ? e.raised_at : e.state === 'claimed' ? e.claimed_at : e.decided_at) });
+    const li = el('li', { class: `esc ${urgent ? 'flash urgent' : ''} esc-${e.state}`, id: `esc-${e.escalation}`, 'data-escalation': String(e.escalation), 'data-state': e.state },
+      el('div', {}, el('span', { class: `risk risk-${e.urgency === 'immediate' ? 3 : e.urgency === 'urgent' ? 2 : 0}`, text: URGENCIES[e.urgency] ?? e.urgency }), ' ',
+        el('strong', { text: REASONS[e.reason] ?? e.reason })),
+      el('div', { class: 'meta' }, `Chat ${e.conversation} (${e.conversation_state ?? 'unknown'}) · raised by ${e.raised_by_name ?? `#${e.raised_by}`} at ${timeOf(e.raised_at)}`),
+      el('div', { class: 'meta' }, `${STATES[e.state] ?? e.state}`,
+        e.state === 'claimed' ? ` by ${mine ? 'you' : e.claimed_by_name ?? `#${e.claimed_by}`}` : '',
+        e.state === 'decided' ? `: ${DECISIONS[e.decision] ?? e.decision}` : '',
+        ' · ', timer),
+      el('p', { class: 'actions' },
+        e.state === 'open' ? el('button', { type: 'button', id: `esc-claim-${e.escalation}`, text: 'Claim', onclick: () => claim(e) }) : null,
+        (mine || (e.state === 'decided' && e.claimed_by === me.id)) ? el('button', { type: 'button', class: 'secondary', id: `esc-open-${e.escalation}`, text: 'Open case', onclick: () => showCase(e.escalation) }) : null));
+    return li;
+  }
+
+  function tick() {
+    for (const t of list.querySelectorAll('.timer')) t.textContent = since(Number(t.dataset.since));
+  }
+
+  function render() {
+    const items = [...all.values()].sort((a, b) => b.raised_at - a.raised_at);
+    list.replaceChildren(...items.map(item));
+    const waiting = items.filter((e) => e.state === 'open').length;
+    status.textContent = items.length ? `${waiting} waiting for a supervisor, ${items.length} in all.` : 'No escalations.';
+    tick();
+  }
+
+  async function load() {
+    try {
+      for (const e of await client.escalations()) all.set(e.escalation, e);
+      render();
+      const mineOpen = [...all.values()].find((e) => e.state === 'claimed' && e.claimed_by === me.id);
+      if (mineOpen && !open) showCase(mineOpen.escalation);
+    } catch (x) { status.textContent = `Could not load escalations: ${ctx.explain(x)}`; }
+  }
+
+  async function claim(e) {
+    try {
+      const got = await client.claimEscalation(e.escalation);
+      all.set(got.escalation, got);
+      render();
+      ctx.toast(`You claimed the escalation of chat ${got.conversation}. The counsellor's browser will now share the chat's keys with yours.`);
+      showCase(got.escalation);
+    } catch (x) { fail(x); load(); }
+  }
+
+  // ---- the case --------------------------------------------------------------
+
+  function line(text, cls, seq) {
+    if (!open) return null;
+    if (seq && open.bySeq.has(seq)) {
+      const old = open.bySeq.get(seq);
+      if (old.dataset.placeholder && cls !== 'system placeholder') { const li = el('li', { class: cls, text }); old.replaceWith(li); open.bySeq.set(seq, li); return li; }
+      return old;
+    }
+    const li = el('li', { class: cls, text });
+    if (seq) { li.dataset.seq = String(seq); open.bySeq.set(seq, li); }
+    open.list.append(li);
+    open.list.scrollTop = open.list.scrollHeight;
+    return li;
+  }
+
+  const offs = []; // unsubscribers, dropped on unmount
+  const forCase = (m) => open && open.read && m.conversation === open.conv;
+  offs.push(
+    secure.on('message', (m) => {
+      if (!forCase(m)) return;
+      const who = m.from === 'contact' ? 'Young person:' : 'Counsellor:';
+      line(`${who} ${m.card ? `(safety card: ${m.card})` : m.text}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
+    }),
+    secure.on('note', (m) => {
+      if (!forCase(m)) return;
+      const what = { note: 'Note', transfer: 'Handover note', wrapup: 'Wrap-up notes' }[m.kind] ?? 'Note';
+      const text = `${what} (staff only): ${m.text === null ? '(no key for it on this browser)' : m.text || '(empty)'}`;
+      const li = line(text, 'note', m.seq);
+      if (li && m.text !== null) li.textContent = text;
+    }),
+    secure.on('system', (m) => { if (forCase(m)) line(SYSTEM[m.text] ?? m.text.replace(/_/g, ' '), 'system', m.seq); }),
+    secure.on('tag', (m) => { if (forCase(m)) line(`Tags set: ${m.tags.join(', ') || 'none'}`, 'system', m.seq); }),
+    secure.on('undecryptable', (m) => {
+      if (!forCase(m) || open.bySeq.has(m.seq)) return;
+      const li = line('A message this browser has no keys for (yet): the counsellor\'s browser shares them when it is online.', 'system placeholder', m.seq);
+      if (li) li.dataset.placeholder = '1';
+    }));
+
+  function showCase(id) {
+    const e = all.get(id);
+    if (!e) return;
+    if (open?.id !== id) stopReading();
+    const conv = String(e.conversation);
+    open = open?.id === id ? open : { id, conv, list: null, bySeq: new Map(), joined: false, read: false };
+    const note = openSealed(secure, conv, e.note);
+    open.list = el('ol', { class: 'messages', id: 'esc-messages', tabindex: '0', 'aria-label': `Messages of chat ${conv}`, 'aria-live': 'polite' });
+    open.bySeq.clear();
+    const decided = e.state === 'decided';
+    const decision = el('form', { id: 'esc-decide', hidden: decided },
+      el('fieldset', {}, el('legend', { text: 'Decision' }),
+        Object.entries(DECISIONS).map(([v, label]) => el('label', { class: 'inline', for: `esc-d-${v}` },
+          el('input', { type: 'radio', name: 'esc-decision', id: `esc-d-${v}`, value: v, required: true }), label))),
+      el('label', { for: 'esc-reasons', text: 'Reasons (encrypted, staff only)' }),
+      el('textarea', { id: 'esc-reasons', rows: '4', maxlength: '8000' }),
+      el('p', { class: 'actions' }, el('button', { type: 'submit', id: 'esc-decide-go', text: 'Record the decision' })));
+    decision.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const v = decision.querySelector('input[name="esc-decision"]:checked')?.value;
+      if (!v) { ctx.toast('Choose a decision first.', 'error'); return; }
+      const text = document.getElementById('esc-reasons').value.trim();
+      try {
+        const bytes = text ? await secure.sealNote(conv, text) : undefined;
+        const got = await client.decideEscalation(id, v, bytes);
+        all.set(got.escalation, got);
+        render();
+        ctx.toast(`Decision recorded: ${DECISIONS[v]}.`);
+        showCase(id);
+      } catch (x) { fail(x); }
+    });
+    const noteBox = el('textarea', { id: 'esc-note', rows: '3', maxlength: '8000' });
+    const noteForm = el('form', { id: 'esc-note-form', hidden: !open.read },
+      el('label', { for: 'esc-note', text: 'Note on this chat (encrypted, staff only)' }), noteBox,
+      el('p', { class: 'actions' }, el('button', { type: 'submit', class: 'secondary', id: 'esc-note-go', text: 'Add note' })));
+    noteForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const text = noteBox.value.trim();
+      if (!text) return;
+      try {
+        const ack = await secure.note(conv, text);
+        noteBox.value = '';
+        line(`Note (staff only): ${text}`, 'note', ack.seq);
+      } catch (x) { fail(x); }
+    });
+    const canJoin = !decided && e.conversation_state === 'active';
+    casePanel.hidden = false;
+    casePanel.replaceChildren(
+      el('h2', { id: 'esc-case-title', tabindex: '-1', text: `Chat ${conv}: ${REASONS[e.reason] ?? e.reason}` }),
+      el('dl', { class: 'esc-facts' },
+        el('dt', { text: 'Urgency' }), el('dd', { text: URGENCIES[e.urgency] ?? e.urgency }),
+        el('dt', { text: 'Raised by' }), el('dd', { text: `${e.raised_by_name ?? `#${e.raised_by}`} at ${timeOf(e.raised_at)}` }),
+        el('dt', { text: 'Counsellor\'s note' }), el('dd', { id: 'esc-note-text', text: note === null ? '(sealed: this browser has no key for it yet — read the chat first)' : note || '(none)' }),
+        el('dt', { text: 'State' }), el('dd', { id: 'esc-state', text: decided ? `Decided: ${DECISIONS[e.decision] ?? e.decision}` : STATES[e.state] ?? e.state }),
+        decided ? el('dt', { text: 'Reasons' }) : null,
+        decided ? el('dd', { id: 'esc-reasons-text', text: (() => { const r = openSealed(secure, conv, e.reasons); return r === null ? '(sealed)' : r || '(none)'; })() }) : null),
+      el('p', { class: 'actions' },
+        el('button', { type: 'button', id: 'esc-read', text: open.read ? 'Reload the chat' : 'Read the chat', onclick: () => read(e) }),
+        canJoin ? el('button', { type: 'button', class: 'secondary', id: 'esc-join', text: open.joined ? 'Joined' : 'Join the live chat', disabled: open.joined, onclick: () => join(e) }) : null),
+      el('p', { class: 'muted', text: 'Reading and joining ask for a fresh authenticator code. Every read, key fetch and join is recorded in the audit log. The young person is not told that you joined.' }),
+      open.list, noteForm, decision);
+    casePanel.querySelector('h2').focus({ preventScroll: true });
+    if (open.read) read(e, true);
+  }
+
+  async function read(e, again = false) {
+    const conv = String(e.conversation);
+    try {
+      await fresh(async () => {
+        await secure.loadWraps(conv);
+        open.read = true;
+        if (!again) open.bySeq.clear();
+        open.list.replaceChildren();
+        open.bySeq.clear();
+        client.streams.delete(conv); // a fresh replay from the start
+        await client.sync(conv);
+      });
+      document.getElementById('esc-note-form').hidden = false;
+      document.getElementById('esc-read').textContent = 'Reload the chat';
+      const note = openSealed(secure, conv, e.note);
+      if (note !== null) document.getElementById('esc-note-text').textContent = note || '(none)';
+      if (!open.list.children.length) line('Nothing in this chat yet.', 'system');
+      if (!open.joined && e.conversation_state !== 'active') client.streams.delete(conv); // not live: nothing more will come
+    } catch (x) { if (x.code !== 'cancelled') fail(x); }
+  }
+
+  async function join(e) {
+    const conv = String(e.conversation);
+    try {
+      await fresh(async () => {
+        await secure.loadWraps(conv);
+        open.read = true;
+        open.list.replaceChildren();
+        open.bySeq.clear();
+        client.streams.delete(conv);
+        await client.join(conv);
+      });
+      open.joined = true;
+      const b = document.getElementById('esc-join');
+      if (b) { b.textContent = 'Joined'; b.disabled = true; }
+      document.getElementById('esc-note-form').hidden = false;
+      ctx.toast(`You joined chat ${conv}. You see it live; the counsellor has been told, the young person has not.`);
+    } catch (x) { if (x.code !== 'cancelled') fail(x); }
+  }
+
+  function stopReading() {
+    if (open && !open.joined) client.streams.delete(open.conv);
+  }
+
+  offs.push(client.on('escalation', (m) => {
+    const e = m.escalation;
+    all.set(e.escalation, e);
+    render();
+    if (m.alert) chime(ctx);
+    if (open?.id === e.escalation && (m.why === 'decided' || m.why === 'claimed')) showCase(e.escalation);
+  }));
+  offs.push(client.on('online', () => load()));
+
+  load();
+  const timer = setInterval(tick, 1000);
+  return { unmount: () => { clearInterval(timer); stopReading(); for (const u of offs) u(); open = null; } };
+}

@@ -1,0 +1,199 @@
+// console-escalation.test.mjs: "escalate to a supervisor who joins", in
+// Chromium against the real daemon (chat.envelopes = strict), with three
+// windows: the young person's page, a counsellor's console and a
+// supervisor's console. The counsellor escalates a live chat from the chat's
+// tools with a reason, an urgency and a sealed note; the supervisor (not on
+// shift, so every logged-in supervisor is alerted) sees the alert banner in
+// another view, opens Escalations, claims it; the counsellor's browser
+// checks the supervisor's device certificate and wraps the chat's keys to
+// it by itself; the supervisor re-enters an authenticator code, reads the
+// history and the counsellor's note (decrypted on the supervisor's device),
+// joins the live chat silently (the counsellor is told, the young person is
+// not) and sees the young person's next message live, then records a police
+// referral decision with sealed reasons, which the counsellor sees. Every
+// screen is scanned with axe-core; the database holds none of the text; the
+// audit chain has every step and verifies.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { organisation } from './org.mjs';
+import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
+import { launch, noBrowser } from './browser.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice } from './console.mjs';
+import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
+import * as E from '../../client-web/js/e2e.js';
+
+const skip = noBrowser;
+
+async function isolate(page) {
+  await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title>' }));
+}
+
+async function newPage(browser, problems, name) {
+  const context = await scanContext(browser, { viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await isolate(page);
+  page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+async function look(page, name, found) {
+  await shot(page, name);
+  found.push(...await axeScan(page, name), ...await targetSizes(page, name));
+}
+
+const sql = (srv, q) => execFileSync('sqlite3', [join(srv.dir, 'helpline.db'), q], { encoding: 'utf8' }).trim();
+const storedBytes = (srv) => Buffer.concat([...readdirSync(srv.dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(srv.dir, f))), Buffer.from(srv.stderr)]);
+
+test('a counsellor escalates a live chat to a supervisor who claims it, reads it, joins it and decides', { skip, timeout: 300000 }, async () => {
+  const { srv, link, url } = await consoleDaemon('[queue]\nrouting = both\noffer_timeout = 60\n[escalation]\nrealert = 5\n');
+  const opened = [];
+  const track = (c) => { opened.push(c); return c; };
+  const browser = await launch();
+  const problems = [];
+  const a11y = [];
+  try {
+    await awaitStepMargin(25);
+    const org = await organisation(srv, track, 'escadmin');
+
+    // The counsellor: enrolled, device certified, on shift.
+    const staff = await newPage(browser, problems, 'counsellor');
+    const carol = await enrolAndLogin(staff, url, newAccount(srv, 'carol', ['counsellor']));
+    await setUpDevice(staff, srv, org, 'carol');
+    await staff.locator('#take-next').waitFor();
+    await staff.click('#shift');
+    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+
+    // The supervisor: a supervisor device; not on shift, so alerted as every
+    // logged-in supervisor is when none is on shift; in Queue health.
+    await awaitStepMargin(25);
+    const sup = await newPage(browser, problems, 'supervisor');
+    const sam = await enrolAndLogin(sup, url, newAccount(srv, 'sam', ['supervisor']));
+    await setUpDevice(sup, srv, org, 'sam', { role: E.ROLE.SUPERVISOR });
+    await sup.locator('nav#views button[data-view="escalations"]').waitFor();
+    await sup.click('nav#views button[data-view="queue"]');
+    await sup.locator('#qh-status').waitFor();
+
+    // A young person chats with the counsellor.
+    const young = await newPage(browser, problems, 'young');
+    await young.goto(`${srv.url}/`);
+    await young.click('#start');
+    await young.click('button[data-id="sextortion"]');
+    await young.click('button[data-id="13_15"]');
+    await young.click('#go');
+    await young.locator('[data-screen="waiting"]').waitFor();
+    await staff.locator('.offer').waitFor({ timeout: 15000 });
+    await staff.keyboard.press('Alt+A');
+    await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
+    const conv = await staff.locator('.chat').getAttribute('data-conversation');
+    await young.locator('[data-screen="chat"]').waitFor();
+    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    await young.fill('#text', 'he says he will post my photos at 9pm, his snap is dark_angel_77');
+    await young.press('#text', 'Enter');
+    await staff.locator('li.theirs', { hasText: 'dark_angel_77' }).waitFor();
+
+    // Escalate from the chat's tools: a reason is required.
+    await staff.click(`#escalate-${conv}`);
+    await staff.locator('.toast.error', { hasText: 'Choose a reason' }).waitFor();
+    await staff.selectOption(`#esc-reason-${conv}`, 'sextortion_threat');
+    await staff.selectOption(`#esc-urgency-${conv}`, 'immediate');
+    await staff.fill(`#esc-note-${conv}`, 'ESC-NOTE-SECRET deadline 9pm tonight, threat to post images');
+    await look(staff, 'console-escalate', a11y);
+    await staff.click(`#escalate-${conv}`);
+    await staff.locator(`#esc-status-${conv}`, { hasText: 'waiting for a supervisor' }).waitFor();
+    await staff.locator('li.system', { hasText: 'You escalated this chat' }).waitFor();
+
+    // The supervisor, in another view, is alerted and goes to Escalations.
+    await sup.locator('#banner:not([hidden])', { hasText: 'Escalation raised' }).waitFor({ timeout: 15000 });
+    await shot(sup, 'console-escalation-alert');
+    await sup.click('#banner-escalations');
+    const item = sup.locator('#esc-list li.esc[data-state="open"]');
+    await item.waitFor();
+    assert.match(await item.innerText(), /Sextortion with an active threat/);
+    assert.match(await item.innerText(), /Immediate/);
+    assert.match(await item.innerText(), /raised by Carol Test/);
+    assert.match(await item.locator('.timer').innerText(), /^\d+ (s|min)/);
+    assert.ok(await item.evaluate((n) => n.classList.contains('urgent')));
+    await look(sup, 'console-escalations', a11y);
+    // Unclaimed and immediate: it re-alerts (escalation.realert = 5 s), live.
+    const firstTimer = await item.locator('.timer').innerText();
+    await sup.waitForFunction((t) => document.querySelector('#esc-list li.esc .timer')?.textContent !== t, firstTimer);
+
+    // Claim: the case opens; the counsellor's browser wraps the keys to the
+    // supervisor's verified device by itself.
+    await item.locator('button', { hasText: 'Claim' }).click();
+    await sup.locator('#esc-case h2', { hasText: `Chat ${conv}` }).waitFor();
+    await sup.locator('#esc-list li.esc[data-state="claimed"]', { hasText: 'by you' }).waitFor();
+    await staff.locator(`#esc-status-${conv}`, { hasText: 'claimed by Sam Test' }).waitFor({ timeout: 15000 });
+    await staff.locator('li.system', { hasText: 'Sam Test can now read this chat' }).waitFor({ timeout: 15000 });
+
+    // Reading asks for a fresh code; cancelling reads nothing.
+    await sup.click('#esc-read');
+    await sup.locator('dialog#reauth[open]').waitFor();
+    await look(sup, 'console-escalation-reauth', a11y);
+    await sup.click('#reauth-cancel');
+    assert.equal(await sup.locator('#esc-messages li').count(), 0);
+    await sup.click('#esc-read');
+    await sup.locator('dialog#reauth[open]').waitFor();
+    await sup.fill('#reauth-totp', totp(sam.secret, stepNow() + 1));
+    await sup.click('#reauth-go');
+    await sup.locator('#esc-messages li.theirs', { hasText: 'dark_angel_77' }).waitFor({ timeout: 15000 });
+    await sup.locator('#esc-note-text', { hasText: 'ESC-NOTE-SECRET' }).waitFor();
+    await look(sup, 'console-escalation-case', a11y);
+
+    // Join silently: the counsellor is told, the young person is not; the
+    // young person's next message reaches the supervisor live.
+    await sup.click('#esc-join');
+    await sup.locator('#esc-join', { hasText: 'Joined' }).waitFor({ timeout: 15000 });
+    await staff.locator('li.system', { hasText: 'A supervisor joined the chat' }).waitFor({ timeout: 15000 });
+    await young.fill('#text', 'he just messaged again: 2 hours left');
+    await young.press('#text', 'Enter');
+    await sup.locator('#esc-messages li.theirs', { hasText: '2 hours left' }).waitFor({ timeout: 15000 });
+    await staff.locator('li.theirs', { hasText: '2 hours left' }).waitFor();
+    await staff.fill(`#compose-${conv}`, 'I am getting help from my supervisor right now.');
+    await staff.press(`#compose-${conv}`, 'Enter');
+    await sup.locator('#esc-messages li.mine', { hasText: 'getting help from my supervisor' }).waitFor({ timeout: 15000 });
+    await young.locator('li.theirs', { hasText: 'getting help from my supervisor' }).waitFor();
+    assert.ok(!/supervisor joined|Sam/i.test(await young.locator('#messages, main').first().innerText()), 'the young person is not told');
+
+    // The decision, with sealed reasons; the counsellor sees it.
+    await sup.click('#esc-decide-go'); // no decision chosen: the form asks for one, nothing is sent
+    assert.equal(await sup.locator('#esc-d-police_referral').evaluate((n) => n.validity.valueMissing), true);
+    assert.equal(await sup.locator('#esc-state').innerText(), 'Claimed');
+    await sup.check('#esc-d-police_referral');
+    await sup.fill('#esc-reasons', 'DECISION-SECRET active threat with a deadline, images of a 14-year-old');
+    await look(sup, 'console-escalation-decide', a11y);
+    await sup.click('#esc-decide-go');
+    await sup.locator('#esc-state', { hasText: 'Decided: Police referral' }).waitFor({ timeout: 15000 });
+    await sup.locator('#esc-reasons-text', { hasText: 'DECISION-SECRET' }).waitFor();
+    await staff.locator('li.system', { hasText: 'The escalation was decided: Police referral' }).waitFor({ timeout: 15000 });
+    await look(sup, 'console-escalation-decided', a11y);
+
+    assert.deepEqual(problems, []);
+    assert.deepEqual(a11y, [], 'no serious accessibility problem on any escalation screen');
+
+    // The audit chain has each step, and verifies.
+    const actions = sql(srv, "SELECT action FROM audit WHERE action LIKE 'escalation.%' OR action = 'chat.join' ORDER BY seq").split('\n');
+    for (const want of ['escalation.raise', 'escalation.claim', 'escalation.wrap', 'escalation.keys', 'escalation.read', 'chat.join', 'escalation.decide']) {
+      assert.ok(actions.includes(want), `${want} in ${actions}`);
+    }
+    execFileSync(HELPLINECTL, ['--db', join(srv.dir, 'helpline.db'), 'audit', 'verify'], { stdio: 'ignore' });
+    // Nothing readable reached the server.
+    const bytes = storedBytes(srv).toString('latin1');
+    for (const secret of ['dark_angel_77', 'ESC-NOTE-SECRET', 'DECISION-SECRET', '2 hours left', 'getting help from my supervisor']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
+    assert.ok(carol.secret);
+  } catch (e) {
+    for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(p, `console-escalation-failure-${i}`).catch(() => {});
+    throw e;
+  } finally {
+    for (const c of opened) c.close();
+    await browser.close();
+    link.close();
+    await srv.stop();
+  }
+});
