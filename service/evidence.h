@@ -7,24 +7,13 @@
  * by trust.c (hl_trust_evidence_sk); its certificate is org_key
  * evidence_cert, published in e2e.org as evidence_cert.
  *
- * Wiring the protocol message `evidence.sign` (for the lead; not done
- * here): the request carries `conversation` and `bundle` (the bundle file,
- * base64url or as a JSON string, with signatures.supervisor set and
- * signatures.evidence absent). On the loop: the caller must be a logged-in
- * supervisor with a fresh TOTP (auth.reauth within auth.reauth_window,
- * else reauth_required) and the service must have hl_trust_evidence_sk()
- * and hl_trust_root() (bad_state otherwise). Then, on the uv threadpool, hl_evidence_check(&req, &rep, &res) (the bundle itself);
- * then, in a store job on the writer, hl_evidence_countersign(db, stmts,
- * &req, &rep, &res): the claim, the signer's device, the stored chain and
- * audit rows; it signs and appends the audit entry "evidence.signed" in
- * the job's transaction. Reply `evidence.signed`
- * {conversation, digest, sig} (base64url); the client sets
- * signatures.evidence = sig (client-web/js/bundle.js withServiceSignature).
- * A refusal (HL_EINVAL) carries res.code (a protocol error code string) and
- * res.why; audit it with hl_escalation_audit(srv, actor,
- * "escalation.refused", ...) as other escalation refusals are. Bundles are
- * often larger than ws.max_message (64 KiB by default): the message needs
- * a larger limit of its own, or an HTTP upload. */
+ * The protocol message `evidence.sign` (docs/protocol.md §5.14) is
+ * evidence_msg.c: it checks the caller (a supervisor with a fresh TOTP) and
+ * evidence.max_bundle on the loop, runs hl_evidence_check on the uv
+ * threadpool and hl_evidence_countersign in a store job on the writer,
+ * answers evidence.signed {conversation, digest, sig} (the client sets
+ * signatures.evidence = sig: client-web/js/bundle.js withServiceSignature)
+ * and audits every refusal as "escalation.refused". */
 #ifndef HL_EVIDENCE_H
 #define HL_EVIDENCE_H
 
