@@ -603,8 +603,9 @@ static void print_code(const char *username, const char *code, int64_t now)
 	fmt_time(now + HL_ENROL_TTL_S, until, sizeof(until));
 	printf("enrolment code: %s\n"
 	       "Give it to %s in person or over a channel you trust. In the\n"
-	       "staff console they choose \"Enrol\", enter the code, choose a\n"
-	       "password and add the account to an authenticator app (TOTP).\n"
+	       "staff console they choose \"Enrol with your code\", enter the\n"
+	       "code, choose a password and add the account to an\n"
+	       "authenticator app (TOTP).\n"
 	       "The code works once and expires at %s (72 hours).\n",
 	       code, username, until);
 }
