@@ -9,8 +9,10 @@
 // Events (on top of the wrapped client's): 'message' {conversation, seq, at,
 // from, text, mine}, 'security' {conversation, code, message} (a check
 // failed: the app must show it and must not trust that counsellor),
-// 'undecryptable' {conversation, seq} (no keys for it on this device),
-// 'secured' {conversation, epoch} (a handshake finished).
+// 'undecryptable' {conversation, seq} (no keys for it on this device; once
+// per event: it is emitted as 'message' if keys come later), 'secured'
+// {conversation, epoch} (a handshake finished; the young person's side adds
+// device, the pseudonym of the certificate it verified).
 import * as E from './e2e.js';
 import { Emitter } from './helpline.js';
 
@@ -28,6 +30,7 @@ class Session {
     this.conv = conv; this.ownDir = ownDir;
     this.epochs = new Map(); // epoch -> {root1, root2, read: {1: Chain, 2: Chain}, send: Chain, next}
     this.current = 0;
+    this.retired = 0; // epochs up to this seq are not for sending (their counsellor was lost)
     this.heads = new Map(); // seq -> chain head
     this.lastSeq = 0;
     this.pending = []; // msg events without keys yet
@@ -49,18 +52,24 @@ class Session {
       send: new E.Chain(this.ownDir === TO_STAFF ? root1 : root2), next: 0, cached: null,
     });
     if (epoch > this.current) this.current = epoch;
-    for (const w of this.waiters.splice(0)) w(null);
+    if (this.canSend()) for (const w of this.waiters.splice(0)) w(null);
     return true;
   }
+  canSend() { return this.current > this.retired; }
+  // The chat went back to the queue at seq (counsellor_lost): the epochs
+  // so far stay for reading, but nothing more is sealed in them; sends wait
+  // for the handshake with whoever takes the chat next.
+  retire(seq) { if (seq > this.retired) this.retired = seq; }
   saw(ev) {
     if (ev.chain) this.heads.set(ev.seq, E.unb64(ev.chain, 32));
     if (ev.seq > this.lastSeq) this.lastSeq = ev.seq;
   }
-  // Resolves once there are keys to send with. A young person may wait in
-  // the queue a long while: by default there is no time limit (timeoutMs
-  // null), and waiting sends fail only when the chat ends (end()).
+  // Resolves once there are keys to send with (an epoch after the last
+  // retired one). A young person may wait in the queue a long while: by
+  // default there is no time limit (timeoutMs null), and waiting sends fail
+  // only when the chat ends (end()).
   keysReady(timeoutMs) {
-    if (this.current) return Promise.resolve();
+    if (this.canSend()) return Promise.resolve();
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
       const t = timeoutMs == null ? null : setTimeout(() => reject(Object.assign(new Error('no keys yet: the counsellor has not answered'), { code: 'no_keys' })), timeoutMs);
@@ -89,8 +98,10 @@ class Session {
   }
 }
 
-/** Opens a msg event's envelope for s; emits message / security / pending. */
-function openEvent(owner, s, ev) {
+/** Opens a msg event's envelope for s; emits message / security, or
+ * undecryptable and keeps it pending (again: silently, a retry that still
+ * has no keys for it). */
+function openEvent(owner, s, ev, again = false) {
   const env = E.unb64(ev.payload ?? '');
   let h;
   try { h = E.parseHeader(env); } catch (e) { owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
@@ -99,7 +110,11 @@ function openEvent(owner, s, ev) {
     owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: s.sent.get(ev.seq), mine });
     return;
   }
-  if (!s.epochs.has(h.epoch)) { s.pending.push(ev); owner.emit('undecryptable', { conversation: s.conv, seq: ev.seq }); return; }
+  if (!s.epochs.has(h.epoch)) {
+    s.pending.push(ev);
+    if (!again) owner.emit('undecryptable', { conversation: s.conv, seq: ev.seq });
+    return;
+  }
   try {
     const mk = s.readKey(h.epoch, h.dir, h.n);
     const m = E.open({ env, conv: Number(s.conv), dir: h.dir, mk, knownHead: (seq) => s.heads.get(seq) });
@@ -109,9 +124,11 @@ function openEvent(owner, s, ev) {
   }
 }
 
+// Opens what was waiting for keys; what still has none stays pending
+// without being reported again (each wrap load would repeat it).
 function retryPending(owner, s) {
   const evs = s.pending.splice(0);
-  for (const ev of evs) openEvent(owner, s, ev);
+  for (const ev of evs) openEvent(owner, s, ev, true);
 }
 
 /** Seals text for s and sends it through send(env) -> ack, retrying with
@@ -151,6 +168,8 @@ export class SecureContact extends Emitter {
     this.client = client; this.rootPk = rootPk; this.now = now; this.keysTimeoutMs = keysTimeoutMs;
     this.session = null;
     this.hellos = new Map(); // hello seq -> our kx key pair
+    this.lastHello = 0; // the seq of our latest hello
+    this.lastAnswered = 0; // the hello seq the latest accept answered (ours or not)
     this.revoked = new Set();
     this.returnKeys = null;
     client.on('event', (ev) => this.#event(ev));
@@ -181,6 +200,7 @@ export class SecureContact extends Emitter {
     const kp = (await E.ready()).crypto_kx_keypair();
     const ack = await this.client.request({ type: 'e2e.hello', kx_pk: E.b64(kp.publicKey) });
     this.hellos.set(ack.seq, kp);
+    if (ack.seq > this.lastHello) this.lastHello = ack.seq;
     this.session.saw(ack);
   }
 
@@ -194,8 +214,15 @@ export class SecureContact extends Emitter {
       const text = new TextDecoder().decode(E.unb64(ev.payload ?? ''));
       this.emit('system', { conversation: s.conv, seq: ev.seq, text });
       // Another counsellor now: a new handshake, so this page checks their
-      // device's certificate itself.
+      // device's certificate itself. After an (announced) transfer; and when
+      // a chat that went back to the queue (counsellor_lost: nothing more is
+      // sealed for the lost counsellor) is taken again, if our latest hello
+      // was answered already (the new counsellor's device answers only a
+      // hello that is not). Replayed on a resume, these ask for no hello:
+      // requests fail until the client is online, which sends one itself.
       if (text === 'transferred') this.hello().catch(() => {});
+      else if (text === 'counsellor_lost') s.retire(ev.seq);
+      else if (text === 'joined' && this.lastHello && this.lastAnswered >= this.lastHello) this.hello().catch(() => {});
       if (text.startsWith('ended')) s.end(text);
     }
   }
@@ -204,12 +231,13 @@ export class SecureContact extends Emitter {
     const s = this.session;
     let accept;
     try { accept = E.parseAcceptPayload(E.unb64(ev.payload)); } catch (e) { this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
+    if (accept.helloSeq > this.lastAnswered) this.lastAnswered = accept.helloSeq;
     const young = this.hellos.get(accept.helloSeq);
     if (!young) return; // answers a hello of another tab: nothing to derive
     try {
       const r = E.youngVerifyAccept({ conv: Number(s.conv), helloSeq: accept.helloSeq, young, accept, rootPk: this.rootPk, now: this.now(), revoked: this.revoked });
       s.addEpoch(ev.seq, r.root1, r.root2);
-      this.emit('secured', { conversation: s.conv, epoch: ev.seq });
+      this.emit('secured', { conversation: s.conv, epoch: ev.seq, device: r.device.subject });
       this.#selfWrap().catch(() => {});
       retryPending(this, s);
     } catch (e) {
@@ -263,7 +291,11 @@ export class SecureContact extends Emitter {
           s.addEpoch(e.epoch, e.root1, e.root2);
       } catch (e) { this.emit('security', { conversation: r.conversation, code: e.code, message: e.message }); }
     }
-    for (const ev of r.events) { s.saw(ev); if (ev.kind === 'msg') openEvent(this, s, ev); }
+    for (const ev of r.events) {
+      s.saw(ev);
+      if (ev.kind === 'msg') openEvent(this, s, ev);
+      else if (ev.kind === 'system' && new TextDecoder().decode(E.unb64(ev.payload ?? '')) === 'counsellor_lost') s.retire(ev.seq);
+    }
     if (r.resume) {
       c.resume = r.resume;
       c.conversation = r.conversation;
@@ -299,9 +331,27 @@ export class SecureStaff extends Emitter {
   }
 
   /** Takes the next chat, reads what was wrapped for this device. */
-  async take() { const r = await this.client.take(); await this.loadWraps(r.conversation); this.#maybeAnswer(r.conversation); return r; }
-  async accept(conv) { const r = await this.client.accept(conv); await this.loadWraps(conv); this.#maybeAnswer(conv); return r; }
-  async pick(conv) { const r = await this.client.pick(conv); await this.loadWraps(conv); this.#maybeAnswer(conv); return r; }
+  async take() { return this.#taken(await this.client.take()); }
+  async accept(conv) { return this.#taken(await this.client.accept(conv)); }
+  async pick(conv) { return this.#taken(await this.client.pick(conv)); }
+
+  async #taken(r) {
+    const conv = r.conversation;
+    this.#keepStream(conv);
+    await this.loadWraps(conv);
+    this.#maybeAnswer(conv);
+    return r;
+  }
+
+  // StaffClient drops a conversation's stream when a counsellor_lost event
+  // goes by, also one from before this counsellor held the chat that the
+  // take's sync replays (a chat back from the queue). Without its stream the
+  // chat would not be resynced after a reconnect, the next sync would replay
+  // the whole history again, and the young person's hello would go
+  // unanswered: put it back at the seq this client has reached.
+  #keepStream(conv) {
+    if (!this.client.streams.has(conv)) this.client.stream(conv).lastSeq = this.session(conv).lastSeq;
+  }
 
   #event(ev) {
     const s = this.session(ev.conversation);
@@ -326,15 +376,20 @@ export class SecureStaff extends Emitter {
 
   // A note, handover note or wrap-up note: 'note' {conversation, seq, at,
   // from, kind, text}; text is '' for none and null when this device has no
-  // key for it (yet: it is tried again when wraps arrive).
-  #openNote(s, ev) {
+  // key for it (yet: it is tried again when wraps arrive, and emitted again
+  // only once it opens).
+  #openNote(s, ev, again = false) {
     const bytes = E.unb64(ev.payload ?? '');
     const out = { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, kind: ev.kind, text: '' };
     if (bytes.length) {
       let key;
       try {
         key = s.noteKeys.get(E.hex(E.noteKid(bytes)));
-        if (!key) { s.pendingNotes.push(ev); out.text = null; } else out.text = E.openNote({ conv: Number(s.conv), bytes, key });
+        if (!key) {
+          s.pendingNotes.push(ev);
+          if (again) return; // still no key: it was reported already
+          out.text = null;
+        } else out.text = E.openNote({ conv: Number(s.conv), bytes, key });
       } catch (e) {
         this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
         out.text = null;
@@ -423,7 +478,7 @@ export class SecureStaff extends Emitter {
       } catch (e) { this.emit('security', { conversation: conv, code: e.code ?? 'bad_wrap', message: e.message }); }
     }
     retryPending(this, s);
-    for (const ev of s.pendingNotes.splice(0)) this.#openNote(s, ev);
+    for (const ev of s.pendingNotes.splice(0)) this.#openNote(s, ev, true);
   }
 
   /** Hands a chat to another counsellor: wraps its keys (and note keys) to
