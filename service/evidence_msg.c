@@ -204,6 +204,11 @@ static void check_after(uv_work_t *req, int status)
 		job_free(j);
 		return;
 	}
+	if (!s->wsi) {
+		/* Nobody to give the signature to: sign nothing, audit nothing. */
+		job_free(j);
+		return;
+	}
 	j->job.exec = sign_exec;
 	j->job.done = sign_done;
 	rc = hl_store_submit(&j->srv->store, &j->job);
