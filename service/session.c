@@ -3,6 +3,7 @@
 #include "session.h"
 #include "common.h"
 #include "dispatch.h"
+#include "evidence_msg.h"
 #include "log.h"
 #include "server.h"
 
@@ -210,7 +211,7 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 
 	s->srv->metrics.frames_in++;
 	s->srv->metrics.bytes_in += len;
-	if (hl_proto_decode(buf, len, s->srv->cfg.ws_max_message, &msg, &err)) {
+	if (hl_proto_decode(buf, len, hl_evidence_frame_max(s), &msg, &err)) {
 		if (within_rate(s, err.id))
 			hl_session_error(s, err.id, err.code, err.message,
 					 err.field);
@@ -229,7 +230,7 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 int hl_session_on_receive(struct hl_session *s, const void *in, size_t len,
 			  bool binary, bool first, bool final)
 {
-	size_t max = s->srv->cfg.ws_max_message;
+	size_t max = hl_evidence_frame_max(s);
 
 	if (s->close_pending)
 		return 0; /* draining towards our close: ignore input */
