@@ -13,43 +13,13 @@
 //    colleague who reads the history and carries on the chat.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice } from './console.mjs';
-import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes } from './console.mjs';
+import { shot } from './a11y.mjs';
 
 const skip = noBrowser;
-
-// Only loopback: anything else is answered locally.
-async function isolate(page) {
-  await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title>' }));
-}
-
-async function newPage(browser, problems, name) {
-  const context = await scanContext(browser, { viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await isolate(page);
-  page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
-  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
-  page.on('dialog', (d) => d.accept());
-  return page;
-}
-
-// axe-core (WCAG 2.2 A/AA, serious and critical) and target sizes on the
-// page as it is now, with a screenshot.
-async function look(page, name, found) {
-  await shot(page, name);
-  found.push(...await axeScan(page, name), ...await targetSizes(page, name));
-}
-
-// Every byte the daemon keeps: the database, its WAL, and the log.
-function storedBytes(srv) {
-  return Buffer.concat([...readdirSync(srv.dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(srv.dir, f))), Buffer.from(srv.stderr)]);
-}
 
 test('a counsellor enrols, is certified, takes an offer and chats from the console, through a network drop and a reload', { skip, timeout: 240000 }, async () => {
   const { srv, link, url } = await consoleDaemon('[queue]\nrouting = both\noffer_timeout = 60\n');

@@ -15,40 +15,17 @@
 // audit chain has every step and verifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice } from './console.mjs';
-import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes } from './console.mjs';
+import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
 const skip = noBrowser;
-
-async function isolate(page) {
-  await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title>' }));
-}
-
-async function newPage(browser, problems, name) {
-  const context = await scanContext(browser, { viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await isolate(page);
-  page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
-  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
-  page.on('dialog', (d) => d.accept());
-  return page;
-}
-
-async function look(page, name, found) {
-  await shot(page, name);
-  found.push(...await axeScan(page, name), ...await targetSizes(page, name));
-}
-
 const sql = (srv, q) => execFileSync('sqlite3', [join(srv.dir, 'helpline.db'), q], { encoding: 'utf8' }).trim();
-const storedBytes = (srv) => Buffer.concat([...readdirSync(srv.dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(srv.dir, f))), Buffer.from(srv.stderr)]);
 
 test('a counsellor escalates a live chat to a supervisor who claims it, reads it, joins it and decides', { skip, timeout: 300000 }, async () => {
   const { srv, link, url } = await consoleDaemon('[queue]\nrouting = both\noffer_timeout = 60\n[escalation]\nrealert = 5\n');

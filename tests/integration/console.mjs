@@ -2,7 +2,7 @@
 // a daemon set up for them, a network link that can be cut, and the steps a
 // member of staff takes in the page (enrol, log in, set up the device).
 import net from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from './harness.mjs';
@@ -10,6 +10,38 @@ import { initOrg, staffIdOf } from './org.mjs';
 import { ctl, totp, stepNow, waitFor } from './staff.mjs';
 import { certifyDevice } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
+import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
+
+/** Only loopback: any other request from the page is answered locally. */
+export async function isolate(page) {
+  await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title>' }));
+}
+
+/** A page in a new context (1280 x 900) whose script errors and console
+ * errors (other than network ones) are pushed to problems; dialogs are
+ * accepted. */
+export async function newPage(browser, problems, name) {
+  const context = await scanContext(browser, { viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await isolate(page);
+  page.on('pageerror', (e) => problems.push(`${name}: ${e}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|net::/.test(m.text())) problems.push(`${name} console: ${m.text()}`); });
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+/** A screenshot, then axe-core (WCAG 2.2 A/AA, serious and critical) and
+ * target sizes on the page as it is now; problems are pushed to found. */
+export async function look(page, name, found) {
+  await shot(page, name);
+  found.push(...await axeScan(page, name), ...await targetSizes(page, name));
+}
+
+/** Every byte the daemon keeps: the database, its WAL, and the log. */
+export function storedBytes(srv) {
+  return Buffer.concat([...readdirSync(srv.dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(srv.dir, f))), Buffer.from(srv.stderr)]);
+}
 
 /**
  * A bad network between a browser and the daemon: a loopback TCP relay that
