@@ -1222,7 +1222,7 @@ static bool card_ok(const char *s, size_t n)
 }
 
 static bool add_message(struct ctx *c, const struct ev *v, const char *text,
-			size_t tl, bool card, bool ok)
+			size_t tl, int type, bool ok)
 {
 	struct hl_bundle_report *r = c->r;
 	struct hl_bundle_message *m;
@@ -1245,10 +1245,23 @@ static bool add_message(struct ctx *c, const struct ev *v, const char *text,
 	m->seq = v->seq;
 	m->at = v->at;
 	snprintf(m->sender, sizeof(m->sender), "%s", v->sender);
-	m->card = card;
+	m->type = type;
+	m->card = type == 2;
 	m->ok = ok;
 	r->nmessages++;
 	return true;
+}
+
+/* The opening types (docs/evidence.md), in body-type order from 1. */
+static const char *const opening_types[] = {"text", "card", "consent",
+	"consent_answer", NULL};
+
+static int opening_type(const char *s)
+{
+	for (int i = 0; opening_types[i]; i++)
+		if (strcmp(s, opening_types[i]) == 0)
+			return i + 1;
+	return 0;
 }
 
 /* One opening: everything that ties the disclosed text to the chain. */
@@ -1264,21 +1277,24 @@ static bool check_opening(struct ctx *c, const json_t *e, size_t i,
 	const char *type, *text;
 	size_t tl, bl, dl;
 	int64_t seq;
+	int btype;
 	bool card, ok = false;
 	char path[48];
 
 	snprintf(path, sizeof(path), "openings[%zu]", i);
 	if (!shape(c, e, path, keys, NULL) ||
 	    !get_int(c, e, path, "seq", 1, SAFE_INT, &seq) ||
-	    !(type = get_str(c, e, path, "type", 4, 4)) ||
+	    !(type = get_str(c, e, path, "type", 4, 14)) ||
 	    !(text = get_str(c, e, path, "text", 0, HL_BUNDLE_MAX_BODY - 1)) ||
 	    !get_fixed(c, e, path, "kf", kf, 32) ||
 	    !get_fixed(c, e, path, "mk", mk, 32))
 		return false;
 	tl = strlen(text);
-	card = strcmp(type, "card") == 0;
-	if (!card && strcmp(type, "text") != 0) {
-		structure(c, path, "\"type\" is neither \"text\" nor \"card\"");
+	btype = opening_type(type);
+	card = btype == 2;
+	if (!btype) {
+		structure(c, path, "\"type\" is not \"text\", \"card\", "
+			  "\"consent\" or \"consent_answer\"");
 		return false;
 	}
 	if (seq <= *last) {
@@ -1312,6 +1328,13 @@ static bool check_opening(struct ctx *c, const json_t *e, size_t i,
 	if (h.conv != c->conv) {
 		line(c->r, false, "messages", "message seq %" PRId64 ": the "
 		     "envelope belongs to conversation %" PRIu64, seq, h.conv);
+		goto out;
+	}
+	/* A consent question goes from staff to the young person (dir 2),
+	 * its answer the other way (dir 1). */
+	if ((btype == 3 && h.dir != 2) || (btype == 4 && h.dir != 1)) {
+		line(c->r, false, "messages", "message seq %" PRId64 ": a %s "
+		     "in the wrong direction", seq, type);
 		goto out;
 	}
 	if ((h.dir == HL_E2E_TO_STAFF) != (strcmp(v->sender, "contact") == 0) ||
@@ -1351,7 +1374,7 @@ static bool check_opening(struct ctx *c, const json_t *e, size_t i,
 		c->oom = true;
 		goto out;
 	}
-	body[0] = card ? 2 : 1;
+	body[0] = (unsigned char)btype;
 	memcpy(body + 1, text, tl);
 	hl_e2e_commit(h.conv, h.dir, h.epoch, h.n, body, bl, kf, c2);
 	if (sodium_memcmp(c2, h.commitment, 32) != 0) {
@@ -1381,7 +1404,7 @@ out:
 	free(dec);
 	free(body);
 	sodium_memzero(mk, sizeof(mk));
-	add_message(c, v, text, tl, card, ok);
+	add_message(c, v, text, tl, btype, ok);
 	return ok;
 }
 
@@ -1789,7 +1812,9 @@ void hl_bundle_report_print(const struct hl_bundle_report *r, FILE *out)
 				iso(secs(m->at), t));
 			put_escaped(out, m->sender);
 			fprintf(out, "  %s%s: \"", m->ok ? "" : "NOT VERIFIED ",
-				m->card ? "safety card" : "text");
+				m->type == 2 ? "safety card" :
+				m->type == 3 ? "consent question" :
+				m->type == 4 ? "consent answer" : "text");
 			put_escaped(out, m->text);
 			fputs("\"\n", out);
 		}

@@ -75,6 +75,8 @@ struct hl_bundle_message {
 	int64_t seq, at;
 	char sender[40];  /* "contact" or "staff:<id>" */
 	bool card;        /* a safety card: text is its id */
+	int type;         /* the body type: 1 text, 2 card, 3 consent question,
+			   * 4 consent answer (text: its JSON) */
 	bool ok;          /* its opening verified */
 	char *text;       /* malloc'd, NUL-terminated UTF-8 (may hold controls) */
 };

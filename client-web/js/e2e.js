@@ -513,18 +513,70 @@ export function commitment({ conv, dir, epoch, n, body, kf }) {
   return sodium.crypto_auth(concat(FRANK, u64(conv), u8(dir), u64(epoch), u32(n), body), kf);
 }
 
-// Body types: 1 UTF-8 text, 2 a safety card (its id, e.g. "sextortion").
-export const BODY_TEXT = 1, BODY_CARD = 2;
+// Body types: 1 UTF-8 text, 2 a safety card (its id, e.g. "sextortion"),
+// 3 a consent question (staff to young person), 4 the young person's answer
+// to one (docs/crypto.md "Body types").
+export const BODY_TEXT = 1, BODY_CARD = 2, BODY_CONSENT = 3, BODY_ANSWER = 4;
+
+// A consent question: who the information would go to, and what of it.
+export const CONSENT_WITH = Object.freeze(['police', 'social_care', 'school', 'parent_carer', 'health']);
+export const CONSENT_SHARE = Object.freeze(['what_happened', 'messages', 'their_details', 'your_name', 'your_contact', 'your_location']);
+export const CONSENT_ANSWERS = Object.freeze(['yes', 'no', 'not_sure']);
+
+/** The canonical content of a consent question {with, share} (share in
+ * CONSENT_SHARE's order, no repeats): compact JSON with sorted keys. Throws
+ * bad_consent for anything else. */
+export function consentContent(q) {
+  if (!q || typeof q !== 'object' || Array.isArray(q)) fail('bad_consent', 'a consent question is an object');
+  const keys = Object.keys(q).sort();
+  if (keys.join(',') !== 'share,with') fail('bad_consent', 'a consent question has exactly "with" and "share"');
+  if (!CONSENT_WITH.includes(q.with)) fail('bad_consent', `unknown recipient ${q.with}`);
+  if (!Array.isArray(q.share) || q.share.length < 1 || q.share.length > CONSENT_SHARE.length) fail('bad_consent', 'share lists 1-6 items');
+  const set = new Set(q.share);
+  if (set.size !== q.share.length || q.share.some((x) => !CONSENT_SHARE.includes(x))) fail('bad_consent', 'share items must be known and not repeated');
+  const share = CONSENT_SHARE.filter((x) => set.has(x));
+  if (share.join() !== q.share.join()) fail('bad_consent', 'share items must be in the canonical order');
+  return JSON.stringify({ share, with: q.with });
+}
+
+/** The canonical content of an answer {question (the question's event
+ * seq), answer}. */
+export function answerContent(a) {
+  if (!a || typeof a !== 'object' || Array.isArray(a)) fail('bad_consent', 'an answer is an object');
+  if (Object.keys(a).sort().join(',') !== 'answer,question') fail('bad_consent', 'an answer has exactly "answer" and "question"');
+  if (!Number.isSafeInteger(a.question) || a.question < 1) fail('bad_consent', 'question is the seq of the question');
+  if (!CONSENT_ANSWERS.includes(a.answer)) fail('bad_consent', `unknown answer ${a.answer}`);
+  return JSON.stringify({ answer: a.answer, question: a.question });
+}
+
+// Parses and re-checks structured content: it must be exactly canonical.
+function structured(type, text) {
+  let v;
+  try { v = JSON.parse(text); } catch { fail('decrypt_failed', 'structured content is not JSON'); }
+  let canon;
+  try { canon = type === BODY_CONSENT ? consentContent(v) : answerContent(v); } catch (e) { fail('decrypt_failed', e.message); }
+  if (canon !== text) fail('decrypt_failed', 'structured content is not canonical');
+  return v;
+}
 
 /**
  * Seals a message (body = u8 1 ‖ UTF-8 text; u8 2 ‖ card id for a safety
- * card, given as card; or body as given) with message
+ * card, given as card; u8 3 ‖ consentContent(consent); u8 4 ‖
+ * answerContent(answer); or body as given) with message
  * key mk. kf and nonce are random unless given (vectors). seenHead defaults
  * to zeros (the spec's value when seenSeq is 0).
  */
-export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, card, body, kf, nonce }) {
+export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, card, consent, answer, body, kf, nonce }) {
   if (dir !== 1 && dir !== 2) fail('wrong_direction', `direction ${dir}`);
   need(mk, 32, 'mk');
+  if (consent !== undefined) {
+    if (dir !== 2) fail('wrong_direction', 'a consent question goes from staff to the young person');
+    body = concat(u8(BODY_CONSENT), utf8(consentContent(consent)));
+  }
+  if (answer !== undefined) {
+    if (dir !== 1) fail('wrong_direction', 'an answer goes from the young person to staff');
+    body = concat(u8(BODY_ANSWER), utf8(answerContent(answer)));
+  }
   if (card !== undefined) {
     if (typeof card !== 'string' || !/^[a-z0-9_]{1,32}$/.test(card)) fail('bad_length', 'card must be an id');
     body = concat(u8(BODY_CARD), utf8(card));
@@ -589,13 +641,17 @@ export function open({ env, conv, dir, mk, knownHead }) {
     const seen = knownHead(h.seenSeq);
     if (seen && !eq(seen, h.seenHead)) fail('history_mismatch', 'the sender saw another history');
   }
-  if (body.length < 1 || (body[0] !== BODY_TEXT && body[0] !== BODY_CARD)) fail('decrypt_failed', 'unknown body type');
+  if (body.length < 1 || body[0] < BODY_TEXT || body[0] > BODY_ANSWER) fail('decrypt_failed', 'unknown body type');
+  // Questions go from staff to the young person, answers the other way.
+  if ((body[0] === BODY_CONSENT && h.dir !== 2) || (body[0] === BODY_ANSWER && h.dir !== 1)) fail('decrypt_failed', 'a consent message in the wrong direction');
   let text;
   try { text = dec.decode(body.subarray(1)); } catch { fail('decrypt_failed', 'text is not UTF-8'); }
   // A safety card carries only its id; the page shows its own words for it.
   const card = body[0] === BODY_CARD ? text : undefined;
   if (card !== undefined && !/^[a-z0-9_]{1,32}$/.test(card)) fail('decrypt_failed', 'bad card id');
-  return { text: card === undefined ? text : '', card, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
+  const consent = body[0] === BODY_CONSENT ? structured(BODY_CONSENT, text) : undefined;
+  const answer = body[0] === BODY_ANSWER ? structured(BODY_ANSWER, text) : undefined;
+  return { text: body[0] === BODY_TEXT ? text : '', card, consent, answer, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
 }
 
 // ---- the hash chain and checkpoints ----------------------------------------------

@@ -452,3 +452,34 @@ test('staff notes open with their note key only, in their conversation only, and
   const carried = got.find((e) => e.epoch === E.NOTE_EPOCH).root1;
   assert.equal(E.openNote({ conv: 7, bytes: note, key: carried }), 'Said the deadline is 9pm. Name: á ☃');
 });
+
+test('consent questions and answers: structured, canonical, each in its own direction', () => {
+  const mk = E.H(E.utf8('a message key for consent'));
+  const q = { share: ['what_happened', 'their_details'], with: 'police' };
+  const env = E.seal({ conv: 9, dir: 2, epoch: 3, n: 0, mk, consent: q });
+  const got = E.open({ env, conv: 9, dir: 2, mk });
+  assert.deepEqual(got.consent, q);
+  assert.equal(got.text, '');
+  assert.equal(got.body[0], E.BODY_CONSENT);
+  assert.equal(E.utf8(E.consentContent(q)).length, got.body.length - 1);
+  const a = E.open({ env: E.seal({ conv: 9, dir: 1, epoch: 3, n: 0, mk, answer: { question: 12, answer: 'not_sure' } }), conv: 9, dir: 1, mk });
+  assert.deepEqual(a.answer, { answer: 'not_sure', question: 12 });
+  // Only the canonical form, in the right direction, with known values.
+  const bad = (f) => assert.throws(f, (e) => e.code === 'bad_consent' || e.code === 'wrong_direction');
+  bad(() => E.seal({ conv: 9, dir: 1, epoch: 3, n: 0, mk, consent: q }));
+  bad(() => E.seal({ conv: 9, dir: 2, epoch: 3, n: 0, mk, answer: { question: 1, answer: 'yes' } }));
+  bad(() => E.consentContent({ with: 'police', share: ['their_details', 'what_happened'] }));
+  bad(() => E.consentContent({ with: 'police', share: ['what_happened', 'what_happened'] }));
+  bad(() => E.consentContent({ with: 'the internet', share: ['what_happened'] }));
+  bad(() => E.consentContent({ with: 'police', share: [] }));
+  bad(() => E.consentContent({ with: 'police', share: ['messages'], extra: 1 }));
+  bad(() => E.answerContent({ question: 0, answer: 'yes' }));
+  bad(() => E.answerContent({ question: 3, answer: 'maybe' }));
+  // A body that is not canonical, or a question the staff side did not send, does not open.
+  const raw = (dir, type, text) => E.seal({ conv: 9, dir, epoch: 3, n: 0, mk, body: E.concat(new Uint8Array([type]), E.utf8(text)) });
+  assert.throws(() => E.open({ env: raw(2, E.BODY_CONSENT, '{"with":"police","share":["messages"]}'), conv: 9, dir: 2, mk }), (e) => e.code === 'decrypt_failed');
+  assert.throws(() => E.open({ env: raw(1, E.BODY_CONSENT, '{"share":["messages"],"with":"police"}'), conv: 9, dir: 1, mk }), (e) => e.code === 'decrypt_failed');
+  assert.throws(() => E.open({ env: raw(2, E.BODY_ANSWER, '{"answer":"yes","question":4}'), conv: 9, dir: 2, mk }), (e) => e.code === 'decrypt_failed');
+  assert.throws(() => E.open({ env: raw(2, 5, 'x'), conv: 9, dir: 2, mk }), (e) => e.code === 'decrypt_failed');
+  assert.ok(E.open({ env: raw(2, E.BODY_CONSENT, '{"share":["messages"],"with":"police"}'), conv: 9, dir: 2, mk }).consent);
+});
