@@ -107,6 +107,7 @@ static const struct route routes[HL_MSG__COUNT] = {
 	/* NEED_STAFF: the handler checks the role itself, so that a
 	 * counsellor's attempt is audited. */
 	[HL_MSG_EVIDENCE_SIGN] = {hl_evidence_sign, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_EVIDENCE_MATERIAL] = {hl_evidence_material, ROLE_STAFF, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

@@ -1,10 +1,11 @@
-/* evidence_msg.c: evidence.sign (see evidence_msg.h). One request goes
+/* evidence_msg.c: evidence.sign and evidence.material (see evidence_msg.h). One request goes
  * loop (who may ask) -> uv threadpool (hl_evidence_check: the bundle
  * verifies, is of the conversation and of now) -> writer (the store job:
  * hl_evidence_countersign compares it with the database, signs and audits
  * "evidence.signed" in one transaction) -> loop (the reply). A refusal at
  * any step is answered with its code and audited by a job of its own. */
 #include "evidence_msg.h"
+#include "audit.h"
 #include "auth.h"
 #include "common.h"
 #include "conversation.h"
@@ -80,12 +81,13 @@ static enum hl_err_code code_of(const char *code)
 	return HL_ERR_BAD_FIELD;
 }
 
-/* Audits a refusal and answers it. why is the verifier's or ours; it is
- * cut to printable ASCII so that no byte of the bundle reaches the reply
- * unescaped. */
-static void refuse(struct hl_server *srv, struct hl_session *s,
-		   const char *id, int64_t conv, enum hl_err_code code,
-		   const char *why, const char *field)
+/* Audits a refusal of request (a message type) and answers it. why is the
+ * verifier's or ours; it is cut to printable ASCII so that no byte of the
+ * bundle reaches the reply unescaped. */
+static void refuse_req(struct hl_server *srv, struct hl_session *s,
+		       const char *request, const char *id, int64_t conv,
+		       enum hl_err_code code, const char *why,
+		       const char *field)
 {
 	char detail[160], text[256];
 	size_t i;
@@ -94,8 +96,9 @@ static void refuse(struct hl_server *srv, struct hl_session *s,
 		text[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
 	text[i] = '\0';
 	snprintf(detail, sizeof(detail),
-		 "{\"request\":\"evidence.sign\",\"conversation\":%lld,"
-		 "\"error\":\"%s\"}", (long long)conv, hl_err_code_name(code));
+		 "{\"request\":\"%s\",\"conversation\":%lld,"
+		 "\"error\":\"%s\"}", request, (long long)conv,
+		 hl_err_code_name(code));
 	hl_warn("evidence.refused", "staff=%lld conv=%lld code=%s",
 		(long long)(s ? s->staff_id : 0), (long long)conv,
 		hl_err_code_name(code));
@@ -103,6 +106,13 @@ static void refuse(struct hl_server *srv, struct hl_session *s,
 			    detail);
 	if (s && s->wsi)
 		hl_session_error(s, id, code, why ? text : NULL, field);
+}
+
+static void refuse(struct hl_server *srv, struct hl_session *s,
+		   const char *id, int64_t conv, enum hl_err_code code,
+		   const char *why, const char *field)
+{
+	refuse_req(srv, s, "evidence.sign", id, conv, code, why, field);
 }
 
 /* ---- the writer: compare with the database, sign, audit ------------------ */
@@ -284,5 +294,188 @@ void hl_evidence_sign(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL,
 				 "cannot start the check", NULL);
 		job_free(j);
+	}
+}
+
+/* ---- evidence.material ---------------------------------------------------- */
+
+/* One evidence.material in flight (a store job). */
+struct material_job {
+	struct hl_store_job job;
+	struct hl_server *srv;
+	struct hl_session *s;            /* referenced until freed */
+	char id[HL_PROTO_ID_MAX + 1];
+	int64_t conv, staff_id, now;
+	bool fresh;                      /* the caller's TOTP is fresh */
+	enum hl_err_code refusal;        /* set with HL_EINVAL */
+	json_t *checkpoints, *audit;     /* the answer's arrays */
+};
+
+static void material_free(struct material_job *j)
+{
+	if (j->s)
+		hl_session_unref(j->s);
+	json_decref(j->checkpoints);
+	json_decref(j->audit);
+	free(j);
+}
+
+static json_t *col_b64(sqlite3_stmt *st, int i)
+{
+	json_t *v = hl_proto_b64_json(sqlite3_column_blob(st, i),
+				      (size_t)sqlite3_column_bytes(st, i));
+
+	return v ? v : json_null();
+}
+
+static int material_exec(struct hl_store_job *job, sqlite3 *db,
+			 sqlite3_stmt *const *stmts)
+{
+	struct material_job *j = hl_container_of(job, struct material_job, job);
+	sqlite3_stmt *st = NULL;
+	char detail[80];
+	struct hl_audit_entry a = {
+		.at_ms = j->now, .actor = j->staff_id,
+		.action = "evidence.material", .detail = detail,
+	};
+	int rc = hl_escalation_reader(db, j->conv, j->staff_id);
+
+	if (rc < 0)
+		return rc;
+	if (rc != HL_ESC_READER_CLAIMER || !j->fresh) {
+		j->refusal = rc != HL_ESC_READER_CLAIMER ? HL_ERR_FORBIDDEN
+							 : HL_ERR_REAUTH_REQUIRED;
+		return HL_EINVAL;
+	}
+	/* Prepared per request: rare (a few times per escalation). */
+	if (sqlite3_prepare_v2(db, "SELECT seq, at, head, signature FROM "
+			       "checkpoint WHERE conversation_id = ?1 ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	sqlite3_bind_int64(st, 1, j->conv);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(j->checkpoints, json_pack(
+			"{s:I, s:I, s:o, s:o}",
+			"seq", (json_int_t)sqlite3_column_int64(st, 0),
+			"at", (json_int_t)sqlite3_column_int64(st, 1),
+			"head", col_b64(st, 2), "sig", col_b64(st, 3)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return HL_ESTORE;
+	/* The escalation's entries: json_extract over the escalation.*
+	 * rows (a scan of the audit table; rare, and bounded by it). */
+	if (sqlite3_prepare_v2(db, "SELECT seq, at, coalesce(actor, 0), action, "
+			       "coalesce(target, 0), detail, prev_hash, entry_hash "
+			       "FROM audit WHERE action LIKE 'escalation.%' AND "
+			       "json_valid(detail) AND "
+			       "json_extract(detail, '$.conversation') = ?1 "
+			       "ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	sqlite3_bind_int64(st, 1, j->conv);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(j->audit, json_pack(
+			"{s:I, s:I, s:I, s:s, s:I, s:s, s:o, s:o}",
+			"seq", (json_int_t)sqlite3_column_int64(st, 0),
+			"at", (json_int_t)sqlite3_column_int64(st, 1),
+			"actor", (json_int_t)sqlite3_column_int64(st, 2),
+			"action", (const char *)sqlite3_column_text(st, 3),
+			"target", (json_int_t)sqlite3_column_int64(st, 4),
+			"detail", (const char *)sqlite3_column_text(st, 5),
+			"prev_hash", col_b64(st, 6), "entry_hash", col_b64(st, 7)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return HL_ESTORE;
+	snprintf(detail, sizeof(detail), "{\"conversation\":%lld}",
+		 (long long)j->conv);
+	return hl_audit_append(stmts, &a, NULL) == 0 ? 0 : HL_ESTORE;
+}
+
+static void material_done(struct hl_store_job *job, int status)
+{
+	struct material_job *j = hl_container_of(job, struct material_job, job);
+	struct hl_session *s = j->s;
+	json_t *r;
+	char conv[24];
+
+	if (status == HL_EINVAL && j->refusal) {
+		refuse_req(j->srv, s, "evidence.material", j->id, j->conv,
+			   j->refusal, j->refusal == HL_ERR_FORBIDDEN
+			   ? "only the supervisor who claimed an escalation of "
+			     "this conversation may have its evidence material"
+			   : "enter a code from your authenticator app "
+			     "(auth.reauth) to read this conversation",
+			   j->refusal == HL_ERR_FORBIDDEN ? "conversation" : NULL);
+		material_free(j);
+		return;
+	}
+	if (!s || !s->wsi) {
+		material_free(j);
+		return;
+	}
+	if (status != 0) {
+		hl_session_error(s, j->id, status == HL_EFULL ? HL_ERR_BUSY
+							      : HL_ERR_STORE_FAILED,
+				 NULL, NULL);
+		material_free(j);
+		return;
+	}
+	snprintf(conv, sizeof(conv), "%lld", (long long)j->conv);
+	r = hl_proto_reply("evidence.material", j->id);
+	if (r) {
+		json_object_set_new(r, "conversation", json_string(conv));
+		json_object_set(r, "checkpoints", j->checkpoints);
+		json_object_set(r, "audit", j->audit);
+		hl_session_send(s, r);
+		json_decref(r);
+	} else {
+		hl_session_error(s, j->id, HL_ERR_INTERNAL, NULL, NULL);
+	}
+	material_free(j);
+}
+
+void hl_evidence_material(struct hl_session *s, const struct hl_msg *m)
+{
+	struct hl_server *srv = s->srv;
+	int64_t conv = hl_conv_id_parse(m->u.evidence.conversation);
+	struct material_job *j;
+	int rc;
+
+	if (!conv) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "conversation must be a conversation id",
+				 "conversation");
+		return;
+	}
+	if (!is_supervisor(s)) {
+		refuse_req(srv, s, "evidence.material", m->id, conv,
+			   HL_ERR_FORBIDDEN, "only the supervisor who claimed "
+			   "an escalation of this conversation may have its "
+			   "evidence material", "type");
+		return;
+	}
+	if (!(j = calloc(1, sizeof(*j))) || !(j->checkpoints = json_array()) ||
+	    !(j->audit = json_array())) {
+		if (j)
+			json_decref(j->checkpoints);
+		free(j);
+		hl_session_error(s, m->id, HL_ERR_INTERNAL, "out of memory", NULL);
+		return;
+	}
+	j->job.exec = material_exec;
+	j->job.done = material_done;
+	j->srv = srv;
+	j->s = s;
+	hl_session_ref(s);
+	snprintf(j->id, sizeof(j->id), "%s", m->id);
+	j->conv = conv;
+	j->staff_id = s->staff_id;
+	j->now = hl_now_ms();
+	j->fresh = hl_auth_fresh(s);
+	rc = hl_store_submit(&srv->store, &j->job);
+	if (rc != 0) {
+		hl_session_error(s, m->id, rc == HL_EFULL ? HL_ERR_BUSY
+							  : HL_ERR_STORE_FAILED,
+				 NULL, NULL);
+		material_free(j);
 	}
 }

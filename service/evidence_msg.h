@@ -22,6 +22,19 @@ struct hl_session;
 void hl_evidence_sign(struct hl_session *s, const struct hl_msg *m);
 
 /*
+ * evidence.material {conversation} (dispatch.c, NEED_STAFF): what a
+ * claiming supervisor's client needs besides chat.sync to build a bundle
+ * of the conversation: its STAMP checkpoints and the audit entries of its
+ * escalations (action "escalation.*" whose detail names the
+ * conversation), answered as evidence.material {conversation,
+ * checkpoints, audit}. Only the supervisor who claimed an escalation of
+ * the conversation, with a fresh TOTP, as for reading it by chat.sync;
+ * each answer is audited as "evidence.material" and each refusal as
+ * "escalation.refused" {"request":"evidence.material",...}. Loop thread.
+ */
+void hl_evidence_material(struct hl_session *s, const struct hl_msg *m);
+
+/*
  * The largest frame s may send: ws.max_message, or for a logged-in
  * supervisor 2 x evidence.max_bundle + 4096 when that is larger (a bundle
  * is a JSON string inside the frame, and escaping can at most double a

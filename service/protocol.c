@@ -319,6 +319,10 @@ static const struct field_spec evidence_sign_fields[] = {
 	{"bundle", FK_STRING, true, 1, HL_PROTO_BUNDLE_MAX, CS_UTF8, MSG_FIELD(evidence.bundle)},
 };
 
+static const struct field_spec evidence_material_fields[] = {
+	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(evidence.conversation)},
+};
+
 static const struct field_spec escalation_decide_fields[] = {
 	{"escalation", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(esc.escalation)},
 	{"decision", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(esc.decision)},
@@ -410,6 +414,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_ESCALATION_CLAIM] = SPEC("escalation.claim", escalation_claim_fields, NULL),
 	[HL_MSG_ESCALATION_DECIDE] = SPEC("escalation.decide", escalation_decide_fields, NULL),
 	[HL_MSG_EVIDENCE_SIGN] = SPEC("evidence.sign", evidence_sign_fields, NULL),
+	[HL_MSG_EVIDENCE_MATERIAL] = SPEC("evidence.material", evidence_material_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -128,6 +128,7 @@ enum hl_msg_type {
 	HL_MSG_ESCALATION_CLAIM,  /* "escalation.claim": a supervisor takes it */
 	HL_MSG_ESCALATION_DECIDE, /* "escalation.decide": the claimer decides */
 	HL_MSG_EVIDENCE_SIGN,     /* "evidence.sign": countersign an evidence bundle */
+	HL_MSG_EVIDENCE_MATERIAL, /* "evidence.material": checkpoints and audit entries for a bundle */
 	HL_MSG__COUNT
 };
 
@@ -255,12 +256,12 @@ struct hl_msg_escalation {
 	const char *reasons;      /* decide: sealed reasons, base64url; NULL if absent */
 };
 
-/* evidence.sign: checked by evidence_msg.c and evidence.c. */
+/* evidence.sign, evidence.material: checked by evidence_msg.c and evidence.c. */
 struct hl_msg_evidence {
 	const char *conversation; /* 1..20 digits */
-	const char *bundle;       /* the bundle file's text, 1..HL_PROTO_BUNDLE_MAX
-				   * bytes of UTF-8 (the handler holds it to
-				   * evidence.max_bundle) */
+	const char *bundle;       /* evidence.sign: the bundle file's text,
+				   * 1..HL_PROTO_BUNDLE_MAX bytes of UTF-8 (the
+				   * handler holds it to evidence.max_bundle) */
 };
 
 struct hl_msg {

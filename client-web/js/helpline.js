@@ -439,6 +439,14 @@ export class StaffClient extends Client {
     return this.request({ type: 'evidence.sign', conversation: conv, bundle: bundleText })
       .then((r) => ({ conversation: r.conversation, digest: b64url.decode(r.digest), sig: b64url.decode(r.sig) }));
   }
+  /** What a bundle needs besides chat.sync (docs/protocol.md §5.14 evidence.material): the conversation's STAMP checkpoints [{seq, at, head, sig}] and its escalations' audit entries [{seq, at, actor, action, target, detail, prev_hash, entry_hash}], binary fields as Uint8Array, as bundle.js buildBundle takes them. Needs a claim and a fresh auth.reauth. */
+  evidenceMaterial(conv) {
+    return this.request({ type: 'evidence.material', conversation: conv }).then((r) => ({
+      conversation: r.conversation,
+      checkpoints: r.checkpoints.map((c) => ({ seq: c.seq, at: c.at, head: b64url.decode(c.head), sig: b64url.decode(c.sig) })),
+      audit: r.audit.map((a) => ({ ...a, prev_hash: b64url.decode(a.prev_hash), entry_hash: b64url.decode(a.entry_hash) })),
+    }));
+  }
   wrapup(conv, outcome, tags = [], notesBytes) {
     return this.request({ type: 'chat.wrapup', conversation: conv, outcome, tags: tags.join(','), ...(notesBytes ? { notes: b64url.encode(notesBytes) } : {}) });
   }

@@ -13,7 +13,8 @@
 // §5.14), which refuses a counsellor, a supervisor without the claim, a
 // stale TOTP, a bundle of another conversation or altered, and one over
 // evidence.max_bundle, each audited. The same inputs give the same bytes in
-// Chromium. HL_WRITE_FIXTURE=1 rewrites the committed sample
+// Chromium. The checkpoints and audit entries come from evidence.material
+// (the same rows the database holds). HL_WRITE_FIXTURE=1 rewrites the committed sample
 // tests/fixtures/evidence-bundle.json from this run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,17 +135,21 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     assert.ok(read.find((m) => m.seq === said.threat && /dark_angel_77/.test(m.text)), 'the supervisor reads the chat');
 
     // What the supervisor's client has from the server: the organisation's
-    // keys (e2e.org), revocations, and (read from the SQLite file here, until
-    // protocol messages for them exist) the STAMP checkpoints and the
-    // escalation's audit entries.
+    // keys (e2e.org), revocations, and (evidence.material) the STAMP
+    // checkpoints and the escalation's audit entries.
     const org = await S.client.request({ type: 'e2e.org' });
     assert.ok(org.evidence_cert, 'e2e.org publishes the EVIDENCE certificate');
     const revocations = (await S.client.request({ type: 'device.revocations' })).revocations;
-    const checkpoints = sqlJson(dir, `SELECT seq, at, lower(hex(head)) AS head, lower(hex(signature)) AS sig FROM checkpoint WHERE conversation_id = ${conv} ORDER BY seq`)
-      .map((c) => ({ seq: c.seq, at: c.at, head: sodium.from_hex(c.head), sig: sodium.from_hex(c.sig) }));
+    const material = await S.client.evidenceMaterial(conv);
+    assert.equal(material.conversation, conv);
+    const { checkpoints, audit } = material;
+    // The same rows the database holds.
+    const storedCheckpoints = sqlJson(dir, `SELECT seq, at, lower(hex(head)) AS head, lower(hex(signature)) AS sig FROM checkpoint WHERE conversation_id = ${conv} ORDER BY seq`);
+    assert.deepEqual(checkpoints.map((c) => ({ seq: c.seq, at: c.at, head: sodium.to_hex(c.head), sig: sodium.to_hex(c.sig) })), storedCheckpoints);
+    const storedAudit = sqlJson(dir, `SELECT seq, at, coalesce(actor, 0) AS actor, action, coalesce(target, 0) AS target, detail, lower(hex(prev_hash)) AS prev_hash, lower(hex(entry_hash)) AS entry_hash FROM audit WHERE action LIKE 'escalation.%' AND json_extract(detail, '$.conversation') = ${conv} ORDER BY seq`);
+    assert.deepEqual(audit.map((a) => ({ ...a, prev_hash: sodium.to_hex(a.prev_hash), entry_hash: sodium.to_hex(a.entry_hash) })), storedAudit);
+    assert.equal(sqlJson(dir, `SELECT count(*) AS n FROM audit WHERE action = 'evidence.material' AND actor = ${S.id}`)[0].n, 1, 'evidence.material is audited');
     assert.equal(checkpoints.at(-1).seq, end.seq);
-    const audit = sqlJson(dir, `SELECT seq, at, coalesce(actor, 0) AS actor, action, coalesce(target, 0) AS target, detail, lower(hex(prev_hash)) AS prev_hash, lower(hex(entry_hash)) AS entry_hash FROM audit WHERE action LIKE 'escalation.%' AND json_extract(detail, '$.conversation') = ${conv} ORDER BY seq`)
-      .map((a) => ({ ...a, prev_hash: sodium.from_hex(a.prev_hash), entry_hash: sodium.from_hex(a.entry_hash) }));
     assert.deepEqual(audit.map((a) => a.action).filter((x, i, l) => l.indexOf(x) === i).sort(), ['escalation.claim', 'escalation.keys', 'escalation.raise', 'escalation.read', 'escalation.wrap']);
 
     const referral = {
@@ -326,6 +331,20 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), events: events.map((e) => (e.seq === said.safe ? { ...e, at: e.at + 1 } : e)) }), (e) => e.code === 'chain_mismatch');
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), epochs: [] }), (e) => e.code === 'no_keys');
       assert.throws(() => B.buildBundle({ ...inputs([said.hi]), referral: { x: 0.5 } }), (e) => e.code === 'not_canonical');
+    });
+
+    await t.test('evidence.material refuses a counsellor, a supervisor without the claim, and audits it', async () => {
+      let e = await refusal(A.client.evidenceMaterial(conv));
+      assert.equal(e.code, 'forbidden', 'a counsellor');
+      e = await refusal(S2.client.evidenceMaterial(conv));
+      assert.equal(e.code, 'forbidden', 'a supervisor who did not claim');
+      e = await refusal(S.client.evidenceMaterial('abc'));
+      assert.equal(e.code, 'bad_field');
+      const refused = await until(() => {
+        const r = sqlJson(dir, "SELECT actor, json_extract(detail, '$.error') AS error FROM audit WHERE action = 'escalation.refused' AND json_extract(detail, '$.request') = 'evidence.material' ORDER BY seq");
+        return r.length === 2 && r;
+      }, 'the refusals in the audit chain');
+      assert.deepEqual(refused.map((r) => [r.actor, r.error]), [[A.id, 'forbidden'], [S2.id, 'forbidden']]);
     });
 
     await t.test('evidence.sign refuses, each time with its code, and audits it', async () => {

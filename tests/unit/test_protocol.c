@@ -133,6 +133,8 @@ static const struct bad_vec bad_vecs[] = {
 	{"evidence bundle as object", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":{}}"), HL_ERR_BAD_FIELD, "v1", "bundle"},
 	{"evidence conversation number", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":4,\"bundle\":\"{}\"}"), HL_ERR_BAD_FIELD, "v1", "conversation"},
 	{"evidence conversation too long", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"123456789012345678901\",\"bundle\":\"{}\"}"), HL_ERR_BAD_FIELD, "v1", "conversation"},
+	{"material no conversation", B("{\"type\":\"evidence.material\",\"id\":\"v1\"}"), HL_ERR_MISSING_FIELD, "v1", "conversation"},
+	{"material bundle", B("{\"type\":\"evidence.material\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":\"{}\"}"), HL_ERR_UNKNOWN_FIELD, "v1", "bundle"},
 	{"evidence unknown field", B("{\"type\":\"evidence.sign\",\"id\":\"v1\",\"conversation\":\"4\",\"bundle\":\"{}\",\"sig\":\"AA\"}"), HL_ERR_UNKNOWN_FIELD, "v1", "sig"},
 	{"list takes no fields", B("{\"type\":\"escalation.list\",\"id\":\"e4\",\"escalation\":1}"), HL_ERR_UNKNOWN_FIELD, "e4", "escalation"},
 	{"wrap escalation negative", B("{\"type\":\"key.wrap\",\"id\":\"w1\",\"sealed\":\"AA\",\"sig\":\"" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" "\",\"escalation\":-1}"), HL_ERR_BAD_FIELD, "w1", "escalation"},
@@ -708,6 +710,7 @@ static void test_names(void **state)
 		[HL_MSG_ESCALATION_CLAIM] = "escalation.claim",
 		[HL_MSG_ESCALATION_DECIDE] = "escalation.decide",
 		[HL_MSG_EVIDENCE_SIGN] = "evidence.sign",
+		[HL_MSG_EVIDENCE_MATERIAL] = "evidence.material",
 	};
 	int i;
 
