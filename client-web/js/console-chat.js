@@ -11,7 +11,7 @@
 // their keys from this device's key wraps.
 import { CARDS } from './cards.js';
 import { t } from './i18n.js';
-import { REASONS, URGENCIES, DECISIONS } from './console-escalation.js';
+import { REASONS, URGENCIES, DECISIONS, CONSENT_WITH, CONSENT_SHARE, CONSENT_ANSWER, consentWords } from './console-escalation.js';
 
 const HELD_KEY = 'helpline.console.chats';
 const RISK = ['standard', 'elevated', 'high', 'immediate'];
@@ -130,14 +130,16 @@ export class Workspace {
         if (c.at) { c.early = c.early?.filter((x) => x !== c.at) ?? null; c.at.remove(); c.at = null; }
         return;
       }
-      const li = this.#bubble(c, m.card ? this.#cardText(m.card) : m.text, 'mine', m.at);
+      if (m.consent) this.#consentAsked(c, m.seq, m.consent);
+      const li = this.#bubble(c, m.card ? this.#cardText(m.card) : m.consent ? `Consent question: ${consentWords(m.consent)}` : m.text, m.consent ? 'mine consent' : 'mine', m.at);
       const st = this.el('span', { class: 'status', text: 'Sent', 'data-state': 'sent' });
       li.append(st);
       c.mine.set(m.seq, st);
       c.bySeq.set(m.seq, li);
       return;
     }
-    const li = this.#bubble(c, m.text, 'theirs', m.at);
+    if (m.answer) this.#consentAnswered(c, m.answer, m.seq);
+    const li = this.#bubble(c, m.answer ? this.#answerText(c, m.answer) : m.text, m.answer ? 'theirs consent' : 'theirs', m.at);
     li.dataset.seq = m.seq;
     c.bySeq.set(m.seq, li);
     c.lastTheirs = Math.max(c.lastTheirs, m.seq);
@@ -178,6 +180,61 @@ export class Workspace {
     this.#line(c.conv, m.seq, words[m.text] ?? m.text, 'system');
     if (m.seq <= (c.meta.seq ?? 0)) return; // history from before this counsellor had it
     if (m.text.startsWith('ended') && c.state !== 'ended') { c.state = 'ended'; this.#save(); this.#render(c); }
+  }
+
+  // ---- consent ------------------------------------------------------------------------
+
+  #consentAsked(c, seq, q) {
+    c.consents ??= new Map();
+    if (!c.consents.has(seq)) c.consents.set(seq, { question: q, asked_seq: seq, answer: null, answer_seq: null });
+    this.#consentBox(c);
+  }
+
+  #consentAnswered(c, a, seq) {
+    c.consents ??= new Map();
+    const r = c.consents.get(a.question) ?? { question: null, asked_seq: a.question };
+    c.consents.set(a.question, { ...r, answer: a.answer, answer_seq: seq });
+    this.#consentBox(c);
+  }
+
+  #answerText(c, a) {
+    const q = c.consents?.get(a.question)?.question;
+    return `Answer to the consent question${q ? ` "${consentWords(q)}"` : ` (seq ${a.question})`}: ${CONSENT_ANSWER[a.answer] ?? a.answer}`;
+  }
+
+  /** The consent questions asked in conv and their answers (for a referral). */
+  consents(conv) { return [...(this.chats.get(conv)?.consents?.values() ?? [])]; }
+
+  #consentBox(c) {
+    if (!c.consentBox) return;
+    const el = this.el;
+    const withSel = el('select', { id: `consent-with-${c.conv}` }, Object.entries(CONSENT_WITH).map(([v, label]) => el('option', { value: v, text: label })));
+    const boxes = Object.entries(CONSENT_SHARE).map(([v, label]) => el('label', { class: 'inline', for: `consent-${c.conv}-${v}` },
+      el('input', { type: 'checkbox', id: `consent-${c.conv}-${v}`, value: v, checked: v === 'what_happened' }), label));
+    const go = el('button', { type: 'button', class: 'secondary', id: `consent-ask-${c.conv}`, text: 'Ask the young person' });
+    go.addEventListener('click', async () => {
+      const share = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+      if (!share.length) { this.a.toast('Choose what you would share.', 'error'); return; }
+      go.disabled = true;
+      const q = { share, with: withSel.value };
+      const li = this.#bubble(c, `Consent question: ${consentWords(q)}`, 'mine consent');
+      const status = this.el('span', { class: 'status', text: 'Sending…', 'data-state': 'sending' });
+      li.append(status);
+      try {
+        const ack = await this.a.secure.askConsent(c.conv, q);
+        this.#acked(c, { li, status }, ack.seq, ack.at);
+        this.#consentAsked(c, ack.seq, q);
+      } catch (x) { status.textContent = `Not sent: ${this.a.explain(x)}`; go.disabled = false; }
+    });
+    const asked = [...(c.consents?.values() ?? [])];
+    c.consentBox.replaceChildren(el('legend', { text: 'Ask for consent' }),
+      el('p', { class: 'muted', text: 'The young person sees the question in their language with Yes, No and Not sure. Their answer is kept in the chat, encrypted, for a referral.' }),
+      el('label', { for: `consent-with-${c.conv}`, text: 'Share with' }), withSel,
+      el('div', { class: 'consent-share', role: 'group', 'aria-label': 'What to share' }, boxes),
+      el('p', { class: 'actions' }, go),
+      ...asked.map((r) => el('p', { class: 'consent-record', 'data-question': String(r.asked_seq) },
+        r.question ? consentWords(r.question) : `Question seq ${r.asked_seq}`, ' ',
+        el('strong', { text: r.answer ? `Answer: ${CONSENT_ANSWER[r.answer] ?? r.answer}` : 'No answer yet' }))));
   }
 
   // ---- escalations -------------------------------------------------------------------
@@ -588,6 +645,8 @@ export class Workspace {
     colleague.addEventListener('focus', loadColleagues, { once: true });
     c.escBox = el('fieldset', { id: `esc-box-${c.conv}` });
     this.#escBox(c);
+    c.consentBox = el('fieldset', { id: `consent-box-${c.conv}` });
+    this.#consentBox(c);
     c.tools.replaceChildren(
       el('fieldset', {}, el('legend', { text: 'Safety cards' }),
         el('p', { class: 'actions' }, Object.keys(CARDS).map((id) => el('button', { type: 'button', class: 'secondary', id: `card-${c.conv}-${id}`, text: t(`card.${id}.title`), onclick: () => this.#sendCard(c, id) })))),
@@ -622,6 +681,7 @@ export class Workspace {
               this.#close(c.conv);
             } catch (x) { this.a.toast(this.a.explain(x), 'error'); }
           } }))),
+      c.consentBox,
       c.escBox,
       el('p', { class: 'actions' }, el('button', { type: 'button', class: 'danger', id: `end-${c.conv}`, text: 'End chat', onclick: async () => {
         if (!window.confirm('End this chat? The young person will be told it has ended.')) return;

@@ -32,6 +32,13 @@ const SYSTEM = {
   transferred: 'The chat was handed over.',
   supervisor_joined: 'A supervisor joined the chat (the young person was not told).',
 };
+// A consent question's parts, in the counsellor's words (the young person's
+// page words them from its own catalogue, in their language).
+export const CONSENT_WITH = { police: 'the police', social_care: 'children\'s social care', school: 'their school', parent_carer: 'a parent or carer', health: 'a doctor or health service' };
+export const CONSENT_SHARE = { what_happened: 'what happened', messages: 'their messages', their_details: 'the other person\'s usernames and profile links', your_name: 'their name', your_contact: 'their contact details', your_location: 'where they are' };
+export const CONSENT_ANSWER = { yes: 'Yes', no: 'No', not_sure: 'Not sure' };
+export const consentWords = (q) => `May we share ${q.share.map((x) => CONSENT_SHARE[x] ?? x).join(', ')} with ${CONSENT_WITH[q.with] ?? q.with}?`;
+
 const STATES = { open: 'Waiting for a supervisor', claimed: 'Claimed', decided: 'Decided' };
 
 const since = (ms) => {
@@ -162,7 +169,8 @@ export function mount(root, ctx) {
     secure.on('message', (m) => {
       if (!forCase(m)) return;
       const who = m.from === 'contact' ? 'Young person:' : 'Counsellor:';
-      line(`${who} ${m.card ? `(safety card: ${m.card})` : m.text}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
+      const what = m.card ? `(safety card: ${m.card})` : m.consent ? `(consent question) ${consentWords(m.consent)}` : m.answer ? `(answer to the consent question of seq ${m.answer.question}) ${CONSENT_ANSWER[m.answer.answer] ?? m.answer.answer}` : m.text;
+      line(`${who} ${what}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
     }),
     secure.on('note', (m) => {
       if (!forCase(m)) return;

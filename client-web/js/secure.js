@@ -34,7 +34,7 @@ class Session {
     this.heads = new Map(); // seq -> chain head
     this.lastSeq = 0;
     this.pending = []; // msg events without keys yet
-    this.sent = new Map(); // seq -> text (own messages, acknowledged)
+    this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
     this.noteKeys = new Map(); // hex kid -> note key (staff only, e2e.js sealNote)
@@ -107,7 +107,7 @@ function openEvent(owner, s, ev, again = false) {
   try { h = E.parseHeader(env); } catch (e) { owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
   const mine = h.dir === s.ownDir;
   if (mine && s.sent.has(ev.seq)) {
-    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: s.sent.get(ev.seq), mine });
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, ...s.sent.get(ev.seq), mine });
     return;
   }
   if (!s.epochs.has(h.epoch)) {
@@ -118,7 +118,7 @@ function openEvent(owner, s, ev, again = false) {
   try {
     const mk = s.readKey(h.epoch, h.dir, h.n);
     const m = E.open({ env, conv: Number(s.conv), dir: h.dir, mk, knownHead: (seq) => s.heads.get(seq) });
-    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, card: m.card, mine });
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, card: m.card, consent: m.consent, answer: m.answer, mine });
   } catch (e) {
     owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
   }
@@ -131,21 +131,22 @@ function retryPending(owner, s) {
   for (const ev of evs) openEvent(owner, s, ev, true);
 }
 
-/** Seals text for s and sends it through send(env) -> ack, retrying with
+/** Seals text (or the structured body in extra: {card} | {consent} |
+ * {answer}) for s and sends it through send(env) -> ack, retrying with
  * fresh keys when the server says the epoch or the counter moved on. */
-async function sealAndSend(s, text, send, resync, keysTimeoutMs, card) {
+async function sealAndSend(s, text, send, resync, keysTimeoutMs, extra) {
   for (let attempt = 0; ; attempt++) {
     await s.keysReady(keysTimeoutMs);
     const epoch = s.current, k = s.epochs.get(epoch);
     const n = k.next;
     if (!k.cached || k.cached.n !== n) k.cached = { n, mk: k.send.keyFor(n) };
     const seenSeq = s.lastSeq;
-    const env = E.seal({ conv: Number(s.conv), dir: s.ownDir, epoch, n, seenSeq, seenHead: seenSeq ? s.heads.get(seenSeq) : undefined, mk: k.cached.mk, ...(card ? { card } : { text }) });
+    const env = E.seal({ conv: Number(s.conv), dir: s.ownDir, epoch, n, seenSeq, seenHead: seenSeq ? s.heads.get(seenSeq) : undefined, mk: k.cached.mk, ...(extra ?? { text }) });
     try {
       const ack = await send(env);
       k.next = n + 1;
       k.cached = null;
-      s.sent.set(ack.seq, card ? '' : text);
+      s.sent.set(ack.seq, extra ? { text: '', ...extra } : { text });
       if (ack.chain) s.saw({ seq: ack.seq, chain: ack.chain });
       return ack;
     } catch (e) {
@@ -246,12 +247,16 @@ export class SecureContact extends Emitter {
   }
 
   /** Sends text; resolves with the chat.ack once it is stored. */
-  send(text) {
+  send(text, extra) {
     const s = this.session;
-    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(env), () => this.client.sync(), this.keysTimeoutMs));
+    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(env), () => this.client.sync(), this.keysTimeoutMs, extra));
     s.queue = p.catch(() => {});
     return p;
   }
+
+  /** Answers the consent question of event seq: 'yes', 'no' or
+   * 'not_sure'; resolves with the chat.ack once stored. */
+  answerConsent(question, answer) { return this.send(null, { answer: { question, answer } }); }
 
   /**
    * Chooses a return code (6 words, shown to the young person to write
@@ -529,14 +534,19 @@ export class SecureStaff extends Emitter {
 
   /** Sends a safety card (an id the young person's page knows, e.g.
    * "sextortion", "takedown") in conv. */
-  sendCard(conv, card) { return this.#send(conv, null, card); }
+  sendCard(conv, card) { return this.#send(conv, null, { card }); }
+
+  /** Asks the young person in conv a consent question {with, share}
+   * (e2e.js CONSENT_WITH / CONSENT_SHARE): their page shows it as a choice
+   * and their answer arrives as a message with `answer`. */
+  askConsent(conv, question) { return this.#send(conv, null, { consent: question }); }
 
   /** Sends text in conv; resolves with the chat.ack once stored. */
   send(conv, text) { return this.#send(conv, text); }
 
-  #send(conv, text, card) {
+  #send(conv, text, extra) {
     const s = this.session(conv);
-    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs, card));
+    const p = s.queue.then(() => sealAndSend(s, text, (env) => this.client.send(conv, env), () => this.client.sync(conv), this.keysTimeoutMs, extra));
     s.queue = p.catch(() => {});
     return p;
   }

@@ -171,6 +171,7 @@ function updateWaiting() {
 function clearChat() {
   list.replaceChildren();
   sent.clear();
+  consents.clear();
   if (composer) composer.box.value = '';
 }
 
@@ -276,6 +277,48 @@ function addCard(id) {
   li.scrollIntoView({ block: 'end' });
 }
 
+// A consent question the counsellor asked: in plain words from the
+// catalogue, with three answers; the answer goes back encrypted, naming the
+// question's seq. Answered questions (also after a reconnect's replay) show
+// the answer instead of the buttons.
+const consents = new Map(); // question seq -> {li, box}
+
+function listOf(items) {
+  if (items.length < 2) return items.join('');
+  return `${items.slice(0, -1).join(', ')} ${t('consent.and')} ${items.at(-1)}`;
+}
+
+function addConsent(seq, q) {
+  if (consents.has(seq)) return;
+  const what = listOf(q.share.map((x) => t(`consent.share.${x}`)));
+  const box = el('p', { class: 'consent-answers' });
+  const li = el('li', { class: 'theirs card consent', 'data-question': String(seq) },
+    el('h2', { text: t('consent.title') }),
+    el('p', { class: 'consent-ask', text: t('consent.ask', { what, who: t(`consent.with.${q.with}`) }) }),
+    el('p', { class: 'consent-explain', text: t('consent.explain') }), box);
+  consents.set(seq, { li, box });
+  const status = el('span', { role: 'status' });
+  const answer = (a) => async () => {
+    for (const b of box.querySelectorAll('button')) b.disabled = true;
+    try {
+      await state.secure.answerConsent(seq, a);
+      answered(seq, a);
+    } catch {
+      status.textContent = t('consent.failed');
+      for (const b of box.querySelectorAll('button')) b.disabled = false;
+    }
+  };
+  box.append(...['yes', 'no', 'not_sure'].map((a) => el('button', { type: 'button', class: a === 'yes' ? '' : 'secondary', 'data-answer': a, text: t(`consent.${a}`), onclick: answer(a) })), status);
+  list.append(li);
+  li.scrollIntoView({ block: 'end' });
+}
+
+function answered(seq, a) {
+  const c = consents.get(seq);
+  if (!c) return;
+  c.box.replaceChildren(el('strong', { class: 'consent-answered', text: t('consent.answered', { a: t(`consent.${a}`) }) }));
+}
+
 function send(text) {
   const li = addMessage(text, 'me', 'mine');
   const status = el('span', { class: 'status', text: t('chat.sending') });
@@ -328,9 +371,11 @@ async function connect() {
   client.on('receipt', receipt);
   client.on('typing', () => { typing.textContent = t('chat.typing'); clearTimeout(typingTimer); typingTimer = setTimeout(() => { typing.textContent = ''; }, 4000); });
   secure.on('message', (m) => {
-    if (m.mine) return;
+    if (m.mine) { if (m.answer) answered(m.answer.question, m.answer.answer); return; }
     typing.textContent = '';
-    if (m.card) addCard(m.card); else addMessage(m.text, 'counsellor', 'theirs');
+    if (m.card) addCard(m.card);
+    else if (m.consent) addConsent(m.seq, m.consent);
+    else addMessage(m.text, 'counsellor', 'theirs');
     client.delivered(m.seq);
     if (document.visibilityState === 'visible') client.read(m.seq);
   });

@@ -8,6 +8,8 @@
 // checks the supervisor's device certificate and wraps the chat's keys to
 // it by itself; the supervisor re-enters an authenticator code, reads the
 // history and the counsellor's note (decrypted on the supervisor's device),
+// including a consent question the counsellor asked and the young person
+// answered on their page,
 // joins the live chat silently (the counsellor is told, the young person is
 // not) and sees the young person's next message live, then records a police
 // referral decision with sealed reasons, which the counsellor sees. Every
@@ -74,6 +76,20 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await young.press('#text', 'Enter');
     await staff.locator('li.theirs', { hasText: 'dark_angel_77' }).waitFor();
 
+    // A consent question: the young person sees it in plain words with three
+    // answers, and answers; the counsellor sees the answer and the record.
+    await staff.selectOption(`#consent-with-${conv}`, 'police');
+    await staff.check(`#consent-${conv}-their_details`);
+    await staff.click(`#consent-ask-${conv}`);
+    const question = young.locator('li.consent');
+    await question.waitFor({ timeout: 15000 });
+    assert.equal(await question.locator('.consent-ask').innerText(), 'Is it OK for us to share what has happened to you and the usernames and profile links of the person doing this with the police?');
+    await look(young, 'young-consent', a11y);
+    await question.locator('button[data-answer="yes"]').click();
+    await question.locator('.consent-answered', { hasText: 'You answered: Yes, that is OK' }).waitFor();
+    await staff.locator('li.theirs.consent', { hasText: 'Answer to the consent question "May we share what happened, the other person\'s usernames and profile links with the police?": Yes' }).waitFor({ timeout: 15000 });
+    await staff.locator(`#consent-box-${conv} .consent-record`, { hasText: 'Answer: Yes' }).waitFor();
+
     // Escalate from the chat's tools: a reason is required.
     await staff.click(`#escalate-${conv}`);
     await staff.locator('.toast.error', { hasText: 'Choose a reason' }).waitFor();
@@ -121,6 +137,8 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await sup.click('#reauth-go');
     await sup.locator('#esc-messages li.theirs', { hasText: 'dark_angel_77' }).waitFor({ timeout: 15000 });
     await sup.locator('#esc-note-text', { hasText: 'ESC-NOTE-SECRET' }).waitFor();
+    await sup.locator('#esc-messages li', { hasText: '(consent question) May we share what happened' }).waitFor();
+    await sup.locator('#esc-messages li.theirs', { hasText: /answer to the consent question of seq \d+\) Yes/ }).waitFor();
     await look(sup, 'console-escalation-case', a11y);
 
     // Join silently: the counsellor is told, the young person is not; the
