@@ -326,8 +326,10 @@ export class SecureStaff extends Emitter {
     this.sessions = new Map();
     this.hellos = new Map(); // conv -> {seq, pk}
     this.answered = new Set(); // `${conv}:${helloSeq}`
+    this.held = new Set(); // conversations this client took or was handed
+    this.restored = new WeakSet(); // streams #follow put back
     client.on('event', (ev) => this.#event(ev));
-    client.on('assigned', (m) => { this.loadWraps(m.conversation).catch(() => {}); });
+    client.on('assigned', (m) => { this.held.add(m.conversation); this.loadWraps(m.conversation).catch(() => {}); });
   }
 
   session(conv) {
@@ -342,6 +344,7 @@ export class SecureStaff extends Emitter {
 
   async #taken(r) {
     const conv = r.conversation;
+    this.held.add(conv);
     this.#keepStream(conv);
     await this.loadWraps(conv);
     this.#maybeAnswer(conv);
@@ -358,7 +361,23 @@ export class SecureStaff extends Emitter {
     if (!this.client.streams.has(conv)) this.client.stream(conv).lastSeq = this.session(conv).lastSeq;
   }
 
+  // The same for a chat handed to this client (chat.assigned: its sync,
+  // started by StaffClient, replays the history from the start): while the
+  // replay is delivered, a stream that was dropped is put back, and kept at
+  // the seq delivered so far.
+  #follow(ev) {
+    const conv = ev.conversation;
+    if (!this.held.has(conv)) return;
+    const st = this.client.streams.get(conv);
+    if (!st) {
+      const back = this.client.stream(conv);
+      back.lastSeq = ev.seq;
+      this.restored.add(back);
+    } else if (this.restored.has(st) && st.lastSeq < ev.seq) st.lastSeq = ev.seq;
+  }
+
   #event(ev) {
+    this.#follow(ev);
     const s = this.session(ev.conversation);
     s.saw(ev);
     if (ev.kind === 'hello') {
@@ -375,6 +394,7 @@ export class SecureStaff extends Emitter {
       this.emit('tag', { conversation: ev.conversation, seq: ev.seq, at: ev.at, from: ev.from, tags: new TextDecoder().decode(E.unb64(ev.payload ?? '')).split(',').filter(Boolean) });
     } else if (ev.kind === 'system' || ev.kind === 'supervisor_joined') {
       const text = ev.kind === 'system' ? new TextDecoder().decode(E.unb64(ev.payload ?? '')) : 'supervisor_joined';
+      if (text.startsWith('ended')) this.held.delete(ev.conversation);
       this.emit('system', { conversation: ev.conversation, seq: ev.seq, at: ev.at, from: ev.from, text });
     }
   }
@@ -496,6 +516,7 @@ export class SecureStaff extends Emitter {
     await this.wrapTo(conv, devices);
     const r = await this.client.transfer(conv, toStaffId, noteBytes);
     this.sessions.delete(conv);
+    this.held.delete(conv);
     return r;
   }
 

@@ -10,7 +10,8 @@
 // before (no key wrap reached B's device): each such message is reported
 // undecryptable once, and the lost counsellor's note once, unreadable. A
 // relay that swaps B's key exchange key (a server lying about who answered)
-// is caught by the young person's client, which then sends nothing. And the
+// is caught by the young person's client, which then sends nothing. A
+// transfer of such a chat is secured again with the receiver too. And the
 // same in the young person's page in Chromium.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -173,6 +174,27 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       assert.deepEqual([boxB.undecryptable.length, boxB.note.length], counts);
       assert.deepEqual([...boxA.security, ...boxB.security, ...boxY.security], []);
       assert.ok(!boxB.message.find((m) => m.text === 'they want money by tonight'), 'B cannot read what the young person told A');
+
+      // B hands the chat on to C. C's sync of the whole history replays A's
+      // counsellor_lost too: C still answers the hello the page sends after
+      // "transferred", the page checks C's device, and C reads B's epoch
+      // from B's wraps (not A's: B never had them).
+      const C = await counsellor(o, 'rqcarl');
+      const sC = secureStaff(o, C);
+      const boxC = record(sC);
+      await C.client.shiftStart();
+      await sB.transfer(conv, C.id, 'taken from the queue after A was lost');
+      await until(() => boxY.secured.length === 3, 'a handshake with C');
+      assert.equal(boxY.secured[2].device, E.deviceSubject(C.device.keys.signPk), 'the page verified C\'s device');
+      assert.deepEqual(boxC.secured.map((x) => x.epoch), [boxY.secured[2].epoch]);
+      assert.ok(C.client.streams.has(conv), 'C keeps the chat\'s stream');
+      await until(() => boxC.message.find((m) => m.text === 'ok thank you'), 'C reads B\'s epoch');
+      await until(() => boxC.note.find((n) => n.kind === 'transfer' && n.text === 'taken from the queue after A was lost'), 'C reads the handover note');
+      await sC.send(conv, 'Hello, I am taking over.');
+      await until(() => boxY.message.find((m) => m.text === 'Hello, I am taking over.'), 'the young person reads C');
+      assert.ok([...countBySeq(boxC.undecryptable).values()].every((n) => n === 1));
+      assert.ok([...countBySeq(boxC.note.filter((n) => n.text === null)).values()].every((n) => n === 1));
+      assert.deepEqual([...boxC.security, ...boxY.security], []);
     });
 
     await t.test('a relay that swaps the new counsellor\'s key is caught by the young person, who then sends nothing', async () => {
