@@ -7,6 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
       libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev libssl-dev
+      libcurl4-openssl-dev
       curl ca-certificates tzdata)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)

@@ -77,6 +77,10 @@ static int set_choice(const struct key_def *k, struct hl_config *cfg,
 		      const char *value, char *why, size_t whylen);
 static int set_hours(const struct key_def *k, struct hl_config *cfg,
 		     const char *value, char *why, size_t whylen);
+static int set_url(const struct key_def *k, struct hl_config *cfg,
+		   const char *value, char *why, size_t whylen);
+static int set_key(const struct key_def *k, struct hl_config *cfg,
+		   const char *value, char *why, size_t whylen);
 
 #define FIELD(f) \
 	offsetof(struct hl_config, f), sizeof(((struct hl_config *)0)->f)
@@ -125,6 +129,20 @@ static const struct key_def keys[] = {
 	 set_int, NULL},
 	{"evidence", "max_bundle", KIND_SIZE, 4096, 67108864,
 	 FIELD(evidence_max_bundle), set_size, NULL},
+	{"referral", "partner_url", KIND_PATH, 0, 0, FIELD(referral_partner_url),
+	 set_url, NULL},
+	{"referral", "partner_key", KIND_PATH, 0, 0, FIELD(referral_partner_key),
+	 set_key, NULL},
+	{"referral", "connect_timeout", KIND_INT, 1, 300,
+	 FIELD(referral_connect_timeout), set_int, NULL},
+	{"referral", "timeout", KIND_INT, 1, 600, FIELD(referral_timeout),
+	 set_int, NULL},
+	{"referral", "attempts", KIND_INT, 1, 100, FIELD(referral_attempts),
+	 set_int, NULL},
+	{"referral", "backoff", KIND_INT, 1, 86400, FIELD(referral_backoff),
+	 set_int, NULL},
+	{"referral", "backoff_max", KIND_INT, 1, 604800,
+	 FIELD(referral_backoff_max), set_int, NULL},
 	{"e2e", "checkpoint_every", KIND_INT, 1, 10000,
 	 FIELD(e2e_checkpoint_every), set_int, NULL},
 	{"hours", "weekly", KIND_HOURS, 0, 0, FIELD(hours_weekly), set_hours, NULL},
@@ -290,6 +308,79 @@ static int set_path(const struct key_def *k, struct hl_config *cfg,
 		return HL_EINVAL;
 	}
 	/* Clear the whole field so no stale tail of an older value stays. */
+	memset((char *)cfg + k->offset, 0, k->size);
+	memcpy((char *)cfg + k->offset, value, len);
+	return HL_OK;
+}
+
+/* A partner endpoint: https://HOST[:PORT][/PATH], printable ASCII without
+ * spaces, quotes or backslashes; in HL_TEST_HOOKS builds also
+ * http://127.0.0.1[:PORT][/PATH] (the tests' local receiver). "" clears it. */
+static int set_url(const struct key_def *k, struct hl_config *cfg,
+		   const char *value, char *why, size_t whylen)
+{
+	size_t len = strlen(value), i;
+	const char *host;
+
+	if (len >= k->size) {
+		hl_set_err(why, whylen, "expected a URL of at most %zu bytes",
+			   k->size - 1);
+		return HL_EINVAL;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' ||
+		    c == '<' || c == '>') {
+			hl_set_err(why, whylen, "expected a URL of printable "
+				   "ASCII without spaces or quotes");
+			return HL_EINVAL;
+		}
+	}
+	if (len > 0) {
+		if (strncmp(value, "https://", 8) == 0) {
+			host = value + 8;
+		}
+#ifdef HL_TEST_HOOKS
+		else if (strncmp(value, "http://127.0.0.1", 16) == 0 &&
+			 (value[16] == '\0' || value[16] == ':' ||
+			  value[16] == '/')) {
+			host = value + 7;
+		}
+#endif
+		else {
+			hl_set_err(why, whylen, "expected an https:// URL");
+			return HL_EINVAL;
+		}
+		if (*host == '\0' || *host == '/' || *host == ':' ||
+		    strchr(value, '@') || strchr(value, '#')) {
+			hl_set_err(why, whylen, "expected https://HOST[:PORT]"
+				   "[/PATH] (no user, no fragment)");
+			return HL_EINVAL;
+		}
+	}
+	memset((char *)cfg + k->offset, 0, k->size);
+	memcpy((char *)cfg + k->offset, value, len);
+	return HL_OK;
+}
+
+/* A public key: base64url without padding of 32 bytes (43 characters), or
+ * "" to clear it. */
+static int set_key(const struct key_def *k, struct hl_config *cfg,
+		   const char *value, char *why, size_t whylen)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t len = strlen(value);
+
+	if (len != 0 && (len != 43 || strspn(value, alphabet) != 43 ||
+			 !strchr("AEIMQUYcgkosw048", value[42]))) {
+		hl_set_err(why, whylen, "expected a 32-byte public key in "
+			   "base64url without padding (43 characters)");
+		return HL_EINVAL;
+	}
+	if (len >= k->size)
+		return HL_EINVAL;
 	memset((char *)cfg + k->offset, 0, k->size);
 	memcpy((char *)cfg + k->offset, value, len);
 	return HL_OK;
@@ -1044,6 +1135,11 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->chat_transfer_announce = 1;
 	cfg->escalation_realert = 60;
 	cfg->evidence_max_bundle = 4194304;
+	cfg->referral_connect_timeout = 10;
+	cfg->referral_timeout = 30;
+	cfg->referral_attempts = 8;
+	cfg->referral_backoff = 30;
+	cfg->referral_backoff_max = 3600;
 	cfg->chat_envelopes = HL_ENVELOPES_STRICT;
 	cfg->e2e_checkpoint_every = 32;
 	snprintf(cfg->hours_timezone, sizeof(cfg->hours_timezone), "UTC");

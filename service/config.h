@@ -102,6 +102,20 @@ struct hl_config {
 	 * frame may be this much larger than ws.max_message
 	 * (hl_evidence_frame_max). */
 	size_t evidence_max_bundle;
+	/* [referral] partner_url: where approved referrals are POSTed
+	 * (docs/escalation.md); "" (default) = no delivery by the daemon
+	 * (staff download the sealed file). https:// only; http://127.0.0.1
+	 * also in HL_TEST_HOOKS builds. */
+	char referral_partner_url[512];
+	/* [referral] partner_key: the partner's X25519 public key, base64url
+	 * of 32 bytes, to which staff browsers seal referrals; "" = none
+	 * (referrals cannot be sealed or approved). */
+	char referral_partner_key[48];
+	int referral_connect_timeout;  /* [referral] connect_timeout: s, default 10 */
+	int referral_timeout;          /* [referral] timeout: s for a whole POST, default 30 */
+	int referral_attempts;         /* [referral] attempts: most POSTs before failed, default 8 */
+	int referral_backoff;          /* [referral] backoff: s before the 2nd attempt (doubling), default 30 */
+	int referral_backoff_max;      /* [referral] backoff_max: s, the longest wait, default 3600 */
 	/* [chat] envelopes: HL_ENVELOPES_STRICT (default): a chat message
 	 * must be an end-to-end envelope (docs/crypto.md) with the current
 	 * epoch and the next counter; HL_ENVELOPES_OPAQUE: payloads are

@@ -5,6 +5,7 @@
 #include "contact.h"
 #include "escalation.h"
 #include "evidence_msg.h"
+#include "referral.h"
 #include "hours.h"
 #include "inbox.h"
 #include "routing.h"
@@ -108,6 +109,14 @@ static const struct route routes[HL_MSG__COUNT] = {
 	 * counsellor's attempt is audited. */
 	[HL_MSG_EVIDENCE_SIGN] = {hl_evidence_sign, ROLE_STAFF, false, NEED_STAFF},
 	[HL_MSG_EVIDENCE_MATERIAL] = {hl_evidence_material, ROLE_STAFF, false, NEED_STAFF},
+	/* Referrals: who may act is the referral's people (referral.c). */
+	[HL_MSG_REFERRAL_CREATE] = {hl_referral_create, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_UPDATE] = {hl_referral_update, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_APPROVE] = {hl_referral_approve, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_LIST] = {hl_referral_list, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_GET] = {hl_referral_get, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_RETRY] = {hl_referral_retry, ROLE_STAFF, false, NEED_STAFF},
+	[HL_MSG_REFERRAL_DOWNLOAD] = {hl_referral_download, ROLE_STAFF, false, NEED_STAFF},
 };
 
 /* Checks r->need for s. Answers and returns false when not met. */

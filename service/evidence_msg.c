@@ -12,6 +12,7 @@
 #include "escalation.h"
 #include "evidence.h"
 #include "log.h"
+#include "referral.h"
 #include "server.h"
 #include "session.h"
 #include "staff.h"
@@ -65,6 +66,13 @@ size_t hl_evidence_frame_max(struct hl_session *s)
 {
 	const struct hl_config *cfg = &s->srv->cfg;
 	size_t big = 2 * cfg->evidence_max_bundle + FRAME_ENVELOPE;
+	/* referral.create / update: the sealed package in base64url, the
+	 * staff copy and the other fields. */
+	size_t ref = (hl_referral_sealed_max(s->srv) + 2) / 3 * 4 + 87384 +
+		     FRAME_ENVELOPE;
+
+	if (ref > big)
+		big = ref;
 
 	if (s->role != HL_ROLE_STAFF || !s->staff_id || !is_supervisor(s) ||
 	    big <= cfg->ws_max_message)

@@ -36,9 +36,12 @@ void hl_evidence_material(struct hl_session *s, const struct hl_msg *m);
 
 /*
  * The largest frame s may send: ws.max_message, or for a logged-in
- * supervisor 2 x evidence.max_bundle + 4096 when that is larger (a bundle
- * is a JSON string inside the frame, and escaping can at most double a
- * canonical bundle: it holds no raw control characters). For session.c's
+ * supervisor the larger of 2 x evidence.max_bundle + 4096 (a bundle is a
+ * JSON string inside the frame, and escaping can at most double a
+ * canonical bundle: it holds no raw control characters) and a
+ * referral.create / update carrying a sealed package of
+ * hl_referral_sealed_max bytes in base64url plus a staff copy, when that
+ * is larger than ws.max_message. For session.c's
  * reassembly and hl_proto_decode; loop thread.
  */
 size_t hl_evidence_frame_max(struct hl_session *s);

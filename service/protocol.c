@@ -323,6 +323,64 @@ static const struct field_spec evidence_material_fields[] = {
 	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(evidence.conversation)},
 };
 
+#define REF_EDIT_FIELDS \
+	{"legal_basis", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(ref.legal_basis)}, \
+	{"urgency", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(ref.urgency)}, \
+	{"consent_asked", FK_INT, true, 0, 1, CS_UTF8, MSG_FIELD(ref.consent_asked)}, \
+	{"consent_answer", FK_STRING, false, 1, 16, CS_TOKEN, MSG_FIELD(ref.consent_answer)}, \
+	{"consent_seq", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.consent_seq)}, \
+	{"identity_included", FK_INT, true, 0, 1, CS_UTF8, MSG_FIELD(ref.identity_included)}, \
+	{"identity_reason", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(ref.identity_reason)}, \
+	{"tags", FK_STRING, false, 0, 256, CS_PRINTABLE, MSG_FIELD(ref.tags)}, \
+	{"bundle_digest", FK_STRING, false, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(ref.bundle_digest)}, \
+	{"sealed", FK_STRING, false, 1, HL_PROTO_SEALED_MAX, CS_TOKEN, MSG_FIELD(ref.sealed)}, \
+	{"sealed_to", FK_STRING, false, B64_KEY, B64_KEY, CS_TOKEN, MSG_FIELD(ref.sealed_to)}, \
+	{"staff_copy", FK_STRING, false, 1, 87384, CS_TOKEN, MSG_FIELD(ref.staff_copy)}
+
+static const struct field_spec referral_create_fields[] = {
+	{"escalation", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.escalation)},
+	{"kind", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(ref.kind)},
+	REF_EDIT_FIELDS,
+};
+
+static const struct field_spec referral_update_fields[] = {
+	{"referral", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.referral)},
+	{"revision", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.revision)},
+	REF_EDIT_FIELDS,
+};
+
+static const struct field_spec referral_approve_fields[] = {
+	{"referral", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.referral)},
+	{"revision", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.revision)},
+};
+
+static const struct field_spec referral_one_fields[] = {
+	{"referral", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.referral)},
+};
+
+static const struct field_spec referral_download_fields[] = {
+	{"referral", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.referral)},
+	{"offset", FK_INT, false, 0, ID_MAX, CS_UTF8, MSG_FIELD(ref.offset)},
+};
+
+static const struct field_spec referral_list_fields[] = {
+	{"escalation", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.escalation)},
+};
+
+static int fail(struct hl_proto_error *err, enum hl_err_code code,
+		const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* sealed and sealed_to come together. */
+static bool check_referral(struct hl_msg *m, struct hl_proto_error *err)
+{
+	if (!m->u.ref.sealed == !m->u.ref.sealed_to)
+		return true;
+	fail(err, HL_ERR_MISSING_FIELD, m->u.ref.sealed ? "sealed_to" : "sealed",
+	     "sealed and sealed_to go together");
+	return false;
+}
+
 static const struct field_spec escalation_decide_fields[] = {
 	{"escalation", FK_INT, true, 1, ID_MAX, CS_UTF8, MSG_FIELD(esc.escalation)},
 	{"decision", FK_STRING, true, 1, 32, CS_TOKEN, MSG_FIELD(esc.decision)},
@@ -415,6 +473,13 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_ESCALATION_DECIDE] = SPEC("escalation.decide", escalation_decide_fields, NULL),
 	[HL_MSG_EVIDENCE_SIGN] = SPEC("evidence.sign", evidence_sign_fields, NULL),
 	[HL_MSG_EVIDENCE_MATERIAL] = SPEC("evidence.material", evidence_material_fields, NULL),
+	[HL_MSG_REFERRAL_CREATE] = SPEC("referral.create", referral_create_fields, check_referral),
+	[HL_MSG_REFERRAL_UPDATE] = SPEC("referral.update", referral_update_fields, check_referral),
+	[HL_MSG_REFERRAL_APPROVE] = SPEC("referral.approve", referral_approve_fields, NULL),
+	[HL_MSG_REFERRAL_LIST] = SPEC("referral.list", referral_list_fields, NULL),
+	[HL_MSG_REFERRAL_GET] = SPEC("referral.get", referral_one_fields, NULL),
+	[HL_MSG_REFERRAL_RETRY] = SPEC("referral.retry", referral_one_fields, NULL),
+	[HL_MSG_REFERRAL_DOWNLOAD] = SPEC("referral.download", referral_download_fields, NULL),
 };
 
 const char *hl_msg_type_name(enum hl_msg_type t)

@@ -19,6 +19,10 @@
  * HL_BUNDLE_MAX_BYTES (the daemon's own limit, evidence.max_bundle, is
  * applied by the handler). */
 #define HL_PROTO_BUNDLE_MAX (64 * 1024 * 1024)
+/* Longest referral package (sealed) the codec takes, in base64url
+ * characters: a bundle of HL_PROTO_BUNDLE_MAX plus the referral document
+ * and the seal (referral.c holds it to evidence.max_bundle). */
+#define HL_PROTO_SEALED_MAX ((HL_PROTO_BUNDLE_MAX + 131072) / 3 * 4 + 4)
 
 /*
  * Stable error code strings sent in {"type":"error","code":...}. The order
@@ -129,6 +133,13 @@ enum hl_msg_type {
 	HL_MSG_ESCALATION_DECIDE, /* "escalation.decide": the claimer decides */
 	HL_MSG_EVIDENCE_SIGN,     /* "evidence.sign": countersign an evidence bundle */
 	HL_MSG_EVIDENCE_MATERIAL, /* "evidence.material": checkpoints and audit entries for a bundle */
+	HL_MSG_REFERRAL_CREATE,   /* "referral.create": a draft police/safeguarding referral */
+	HL_MSG_REFERRAL_UPDATE,   /* "referral.update": edit a draft (clears approvals) */
+	HL_MSG_REFERRAL_APPROVE,  /* "referral.approve": one of the two approvals */
+	HL_MSG_REFERRAL_LIST,     /* "referral.list" */
+	HL_MSG_REFERRAL_GET,      /* "referral.get": one, with the staff copy */
+	HL_MSG_REFERRAL_RETRY,    /* "referral.retry": deliver a failed one again */
+	HL_MSG_REFERRAL_DOWNLOAD, /* "referral.download": the sealed delivery file */
 	HL_MSG__COUNT
 };
 
@@ -264,6 +275,28 @@ struct hl_msg_evidence {
 				   * handler holds it to evidence.max_bundle) */
 };
 
+/* referral.*: codes and rules are checked by referral.c. Absent optional
+ * strings are NULL, absent integers 0. */
+struct hl_msg_referral {
+	int64_t escalation;       /* create: required; list: optional filter */
+	int64_t referral;         /* update, approve, get, retry, download */
+	int64_t revision;         /* update, approve: the revision acted on */
+	const char *kind;         /* create: police, safeguarding */
+	const char *legal_basis;  /* create, update: a legal-basis code */
+	const char *urgency;      /* create, update: immediate, urgent, routine */
+	int64_t consent_asked;    /* create, update: 0 or 1 */
+	const char *consent_answer; /* yes, no, no_answer; NULL if absent */
+	int64_t consent_seq;      /* the chat seq of the question; 0 if absent */
+	int64_t identity_included;/* 0 or 1 */
+	const char *identity_reason; /* consent, life_at_risk, no_consent, ... */
+	const char *tags;         /* comma-separated tag ids; NULL if absent */
+	const char *bundle_digest;/* 43 chars: base64url of 32 bytes */
+	const char *sealed;       /* base64url: the package sealed to the partner */
+	const char *sealed_to;    /* 43 chars: the partner key it was sealed to */
+	const char *staff_copy;   /* base64url: the staff's sealed copy */
+	int64_t offset;           /* download: byte offset into sealed */
+};
+
 struct hl_msg {
 	enum hl_msg_type type;
 	const char *id;            /* the client request id, always set on success */
@@ -286,6 +319,7 @@ struct hl_msg {
 		struct hl_msg_e2e e2e;
 		struct hl_msg_escalation esc;
 		struct hl_msg_evidence evidence;
+		struct hl_msg_referral ref;
 	} u;                       /* the member named by type */
 	json_t *root;              /* owned; private (handlers may read, never modify) */
 };

@@ -195,6 +195,7 @@ static void finish_stop(struct hl_server *srv)
 	hl_auth_stop(&srv->auth);
 	hl_contacts_stop(&srv->contacts);
 	hl_escalations_stop(&srv->esc);
+	hl_referrals_stop(&srv->ref);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -396,6 +397,13 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->esc_ready = true;
+	rc = hl_referrals_init(&srv->ref, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot start referrals: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
+	srv->ref_ready = true;
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -508,6 +516,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_auth_stop(&srv->auth);
 	hl_contacts_stop(&srv->contacts);
 	hl_escalations_stop(&srv->esc);
+	hl_referrals_stop(&srv->ref);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
@@ -523,6 +532,8 @@ void hl_server_free(struct hl_server *srv)
 	hl_trust_free(&srv->trust);
 	if (srv->esc_ready)
 		hl_escalations_free(&srv->esc);
+	if (srv->ref_ready)
+		hl_referrals_free(&srv->ref);
 	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);

@@ -15,6 +15,7 @@
 #include "inbox.h"
 #include "trust.h"
 #include "escalation.h"
+#include "referral.h"
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
@@ -50,6 +51,8 @@ struct hl_server {
 	struct hl_trust trust;           /* org keys, devices, wraps (trust.h) */
 	struct hl_escalations esc;       /* escalations to supervisors (escalation.h) */
 	bool esc_ready;                  /* hl_escalations_init succeeded */
+	struct hl_referrals ref;         /* referrals and their delivery (referral.h) */
+	bool ref_ready;                  /* hl_referrals_init succeeded */
 	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */

@@ -334,7 +334,7 @@ export class ContactClient extends Client {
  * A member of staff's client (helpline.staff.v1).
  * Events: 'event' (chat.event, once per conversation, in order), 'offer',
  * 'offer.expired', 'offer.withdrawn', 'assigned', 'receipt', 'typing',
- * 'alert', 'escalation' ({escalation, why, alert}), 'view', 'presence', 'offline', 'online', 'ended'.
+ * 'alert', 'escalation' ({escalation, why, alert}), 'referral' ({referral, why}), 'view', 'presence', 'offline', 'online', 'ended'.
  */
 export class StaffClient extends Client {
   /** @param {{url: string, WebSocket?: Function, wsOptions?: object, backoff?: object, timeoutMs?: number}} o */
@@ -447,6 +447,61 @@ export class StaffClient extends Client {
       audit: r.audit.map((a) => ({ ...a, prev_hash: b64url.decode(a.prev_hash), entry_hash: b64url.decode(a.entry_hash) })),
     }));
   }
+  /**
+   * Referrals (docs/protocol.md §5.15, docs/escalation.md). fields: {legal_basis, urgency,
+   * consent: {asked, answer, seq}, identity: {included, reason}, tags: [ids], bundleDigest
+   * (Uint8Array), sealed (Uint8Array: the package crypto_box_seal'ed to the partner key),
+   * sealedTo (the partner key, Uint8Array), staffCopy (Uint8Array, e.g. SecureStaff.sealNote)}.
+   * Each resolves with the referral object.
+   */
+/** referral.create / update's wire fields from StaffClient's referral fields. */
+  static referralFields(f) {
+    const o = {
+      legal_basis: f.legal_basis, urgency: f.urgency,
+      consent_asked: f.consent?.asked ? 1 : 0,
+      ...(f.consent?.asked ? { consent_answer: f.consent.answer, consent_seq: f.consent.seq } : {}),
+      identity_included: f.identity?.included ? 1 : 0, identity_reason: f.identity?.reason,
+    };
+    if (f.tags?.length) o.tags = f.tags.join(',');
+    if (f.bundleDigest) o.bundle_digest = b64url.encode(f.bundleDigest);
+    if (f.sealed) { o.sealed = b64url.encode(f.sealed); o.sealed_to = b64url.encode(f.sealedTo); }
+    if (f.staffCopy) o.staff_copy = b64url.encode(f.staffCopy);
+    return o;
+  }
+  createReferral(escalation, kind, fields) {
+    return this.request({ type: 'referral.create', escalation, kind, ...StaffClient.referralFields(fields) }).then((r) => r.referral);
+  }
+  updateReferral(id, revision, fields) {
+    return this.request({ type: 'referral.update', referral: id, revision, ...StaffClient.referralFields(fields) }).then((r) => r.referral);
+  }
+  /** One of the two approvals, of the revision read; needs a fresh auth.reauth. */
+  approveReferral(id, revision) { return this.request({ type: 'referral.approve', referral: id, revision }).then((r) => r.referral); }
+  referrals(escalation) { return this.request({ type: 'referral.list', ...(escalation ? { escalation } : {}) }).then((r) => r.referrals); }
+  /** Resolves with {referral, staffCopy (Uint8Array or null)}. */
+  getReferral(id) {
+    return this.request({ type: 'referral.get', referral: id }).then((r) => ({ referral: r.referral, staffCopy: r.staff_copy ? b64url.decode(r.staff_copy) : null }));
+  }
+  retryReferral(id) { return this.request({ type: 'referral.retry', referral: id }).then((r) => r.referral); }
+  /** The delivery file of an approved referral, as the partner receives it: resolves with {name, text, referral}. */
+  async downloadReferral(id) {
+    const parts = [];
+    let first, offset = 0;
+    for (;;) {
+      const r = await this.request({ type: 'referral.download', referral: id, offset });
+      first ??= r;
+      const bytes = b64url.decode(r.sealed);
+      parts.push(bytes);
+      offset += bytes.length;
+      if (offset >= r.total || bytes.length === 0) break;
+    }
+    const sealed = new Uint8Array(offset);
+    let at = 0;
+    for (const p of parts) { sealed.set(p, at); at += p.length; }
+    const o = first.referral;
+    const file = { format: 'helpline-referral-delivery-v1', referral: o.referral, revision: o.revision, kind: o.kind, urgency: o.urgency,
+      approved_at: o.approved_at, bundle_digest: o.bundle_digest, sealed_to: o.sealed_to, sealed: b64url.encode(sealed) };
+    return { name: first.name, text: JSON.stringify(file), referral: o };
+  }
   wrapup(conv, outcome, tags = [], notesBytes) {
     return this.request({ type: 'chat.wrapup', conversation: conv, outcome, tags: tags.join(','), ...(notesBytes ? { notes: b64url.encode(notesBytes) } : {}) });
   }
@@ -469,6 +524,7 @@ export class StaffClient extends Client {
       case 'chat.typing': this.emit('typing', m); break;
       case 'alert': this.emit('alert', m); break;
       case 'escalation': this.emit('escalation', m); break;
+      case 'referral': this.emit('referral', m); break;
       case 'queue.view': this.emit('view', m); break;
       case 'presence': this.emit('presence', m); break;
       default: break;

@@ -74,6 +74,13 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ws_outq_max, 1048576);
 	assert_int_equal(cfg.ws_ping_interval, 30);
 	assert_int_equal(cfg.evidence_max_bundle, 4194304);
+	assert_string_equal(cfg.referral_partner_url, "");
+	assert_string_equal(cfg.referral_partner_key, "");
+	assert_int_equal(cfg.referral_connect_timeout, 10);
+	assert_int_equal(cfg.referral_timeout, 30);
+	assert_int_equal(cfg.referral_attempts, 8);
+	assert_int_equal(cfg.referral_backoff, 30);
+	assert_int_equal(cfg.referral_backoff_max, 3600);
 	assert_int_equal(cfg.allowed_origins_count, 0);
 	assert_int_equal(cfg.allowed_origins_set, 0);
 	assert_int_equal(cfg.log_level, HL_LOG_INFO);
@@ -217,6 +224,19 @@ static const struct bad bad_values[] = {
 	{"store", "queue_max", "", "from 16 to 10000000"},
 	{"evidence", "max_bundle", "4095", "from 4096 to 67108864"},
 	{"evidence", "max_bundle", "65m", "from 4096 to 67108864"},
+	{"referral", "partner_url", "http://partner.example/in", "expected an https:// URL"},
+	{"referral", "partner_url", "ftp://partner.example/", "expected an https:// URL"},
+	{"referral", "partner_url", "https://", "no user, no fragment"},
+	{"referral", "partner_url", "https://user@partner.example/", "no user, no fragment"},
+	{"referral", "partner_url", "https://partner.example/a b", "printable ASCII without spaces"},
+	{"referral", "partner_url", "http://127.0.0.10/", "expected an https:// URL"},
+	{"referral", "partner_key", "abc", "43 characters"},
+	{"referral", "partner_key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB", "43 characters"},
+	{"referral", "partner_key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+", "43 characters"},
+	{"referral", "partner_key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB", "43 characters"},
+	{"referral", "attempts", "0", "from 1 to 100"},
+	{"referral", "timeout", "601", "from 1 to 600"},
+	{"referral", "backoff", "0", "from 1 to 86400"},
 	{"ws", "max_message", "255", "from 256 to 1048576"},
 	{"ws", "max_message", "1048577", "from 256 to 1048576"},
 	{"ws", "max_message", "2m", "from 256 to 1048576"},
@@ -303,6 +323,37 @@ static void test_bad_values_set(void **state)
 		/* A rejected value leaves the config untouched. */
 		assert_memory_equal(&cfg, &before, sizeof(cfg));
 	}
+}
+
+/* [referral]: a partner URL and key that are taken, and "" that clears them. */
+static void test_referral_values(void **state)
+{
+	struct hl_config cfg;
+
+	(void)state;
+	hl_config_defaults(&cfg);
+	assert_int_equal(hl_config_set(&cfg, "referral.partner_url",
+				       "https://partner.example:8443/in/referrals",
+				       err, sizeof(err)), 0);
+	assert_string_equal(cfg.referral_partner_url,
+			    "https://partner.example:8443/in/referrals");
+	assert_int_equal(hl_config_set(&cfg, "referral.partner_key",
+				       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE",
+				       err, sizeof(err)), 0);
+	assert_int_equal(hl_config_set(&cfg, "referral.partner_url",
+				       "http://127.0.0.1:9/r", err, sizeof(err)),
+#ifdef HL_TEST_HOOKS
+			 0
+#else
+			 HL_EINVAL
+#endif
+	);
+	assert_int_equal(hl_config_set(&cfg, "referral.partner_url", "", err,
+				       sizeof(err)), 0);
+	assert_string_equal(cfg.referral_partner_url, "");
+	assert_int_equal(hl_config_set(&cfg, "referral.partner_key", "", err,
+				       sizeof(err)), 0);
+	assert_string_equal(cfg.referral_partner_key, "");
 }
 
 /* Values the file cannot carry (inih strips them) but the command line can. */
@@ -1136,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_bad_values_file),
 		cmocka_unit_test(test_bad_values_set),
+		cmocka_unit_test(test_referral_values),
 		cmocka_unit_test(test_bad_values_set_only),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_unknown_section),
