@@ -38,7 +38,7 @@ CREATE TABLE referral (
     urgency           TEXT NOT NULL
                       CHECK (urgency IN ('immediate', 'urgent', 'routine')),
     consent_asked     INTEGER NOT NULL CHECK (consent_asked IN (0, 1)),
-    consent_answer    TEXT CHECK (consent_answer IN ('yes', 'no', 'no_answer')),
+    consent_answer    TEXT CHECK (consent_answer IN ('yes', 'no', 'not_sure', 'no_answer')),
     consent_seq       INTEGER CHECK (consent_seq >= 1),
     identity_included INTEGER NOT NULL CHECK (identity_included IN (0, 1)),
     identity_reason   TEXT NOT NULL

@@ -285,7 +285,7 @@ struct hl_msg_referral {
 	const char *legal_basis;  /* create, update: a legal-basis code */
 	const char *urgency;      /* create, update: immediate, urgent, routine */
 	int64_t consent_asked;    /* create, update: 0 or 1 */
-	const char *consent_answer; /* yes, no, no_answer; NULL if absent */
+	const char *consent_answer; /* yes, no, not_sure, no_answer; NULL if absent */
 	int64_t consent_seq;      /* the chat seq of the question; 0 if absent */
 	int64_t identity_included;/* 0 or 1 */
 	const char *identity_reason; /* consent, life_at_risk, no_consent, ... */

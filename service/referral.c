@@ -47,7 +47,7 @@ const char *const hl_ref_legal_bases[] = {
 	"legitimate_interests", NULL,
 };
 const char *const hl_ref_urgencies[] = {"routine", "urgent", "immediate", NULL};
-const char *const hl_ref_answers[] = {"yes", "no", "no_answer", NULL};
+const char *const hl_ref_answers[] = {"yes", "no", "not_sure", "no_answer", NULL};
 const char *const hl_ref_identity_reasons[] = {
 	"consent", "life_at_risk", "no_consent", "not_needed", "not_known", NULL,
 };
@@ -81,7 +81,7 @@ const char *hl_ref_check(const struct hl_msg_referral *x,
 		if ((out->consent_answer = hl_ref_code(hl_ref_answers,
 						       x->consent_answer)) < 0) {
 			*field = "consent_answer";
-			return "consent_answer must be yes, no or no_answer when "
+			return "consent_answer must be yes, no, not_sure or no_answer when "
 			       "consent was asked";
 		}
 		if (x->consent_seq < 1) {

@@ -34,7 +34,7 @@ extern const char *const hl_ref_kinds[];            /* police, safeguarding */
 extern const char *const hl_ref_states[];           /* enum hl_ref_state */
 extern const char *const hl_ref_legal_bases[];      /* consent, vital_interests, ... */
 extern const char *const hl_ref_urgencies[];        /* routine, urgent, immediate */
-extern const char *const hl_ref_answers[];          /* yes, no, no_answer */
+extern const char *const hl_ref_answers[];          /* yes, no, not_sure, no_answer */
 extern const char *const hl_ref_identity_reasons[]; /* consent, life_at_risk, no_consent, not_needed, not_known */
 
 enum hl_ref_state {
