@@ -165,11 +165,14 @@ export function mount(root, ctx) {
 
   const offs = []; // unsubscribers, dropped on unmount
   const forCase = (m) => open && open.read && m.conversation === open.conv;
+  // The raw events (with their chain heads) for an evidence bundle.
+  offs.push(client.on('event', (ev) => { if (forCase(ev)) open.events.set(ev.seq, ev); }));
   offs.push(
     secure.on('message', (m) => {
       if (!forCase(m)) return;
       const who = m.from === 'contact' ? 'Young person:' : 'Counsellor:';
       const what = m.card ? `(safety card: ${m.card})` : m.consent ? `(consent question) ${consentWords(m.consent)}` : m.answer ? `(answer to the consent question of seq ${m.answer.question}) ${CONSENT_ANSWER[m.answer.answer] ?? m.answer.answer}` : m.text;
+      open.msgs.set(m.seq, { who, what, at: m.at, consent: m.consent, answer: m.answer });
       line(`${who} ${what}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
     }),
     secure.on('note', (m) => {
@@ -187,15 +190,15 @@ export function mount(root, ctx) {
       if (li) li.dataset.placeholder = '1';
     }));
 
-  function showCase(id) {
+  function showCase(id, focus = true) {
     const e = all.get(id);
     if (!e) return;
     if (open?.id !== id) stopReading();
     const conv = String(e.conversation);
-    open = open?.id === id ? open : { id, conv, list: null, bySeq: new Map(), joined: false, read: false };
+    open = open?.id === id ? open : { id, conv, list: null, bySeq: new Map(), joined: false, read: false, events: new Map(), msgs: new Map() };
     const note = openSealed(secure, conv, e.note);
-    open.list = el('ol', { class: 'messages', id: 'esc-messages', tabindex: '0', 'aria-label': `Messages of chat ${conv}`, 'aria-live': 'polite' });
-    open.bySeq.clear();
+    // The transcript survives a re-render of the same case (a push).
+    open.list ??= el('ol', { class: 'messages', id: 'esc-messages', tabindex: '0', 'aria-label': `Messages of chat ${conv}`, 'aria-live': 'polite' });
     const decided = e.state === 'decided';
     const decision = el('form', { id: 'esc-decide', hidden: decided },
       el('fieldset', {}, el('legend', { text: 'Decision' }),
@@ -247,20 +250,87 @@ export function mount(root, ctx) {
         el('button', { type: 'button', id: 'esc-read', text: open.read ? 'Reload the chat' : 'Read the chat', onclick: () => read(e) }),
         canJoin ? el('button', { type: 'button', class: 'secondary', id: 'esc-join', text: open.joined ? 'Joined' : 'Join the live chat', disabled: open.joined, onclick: () => join(e) }) : null),
       el('p', { class: 'muted', text: 'Reading and joining ask for a fresh authenticator code. Every read, key fetch and join is recorded in the audit log. The young person is not told that you joined.' }),
-      open.list, noteForm, decision);
-    casePanel.querySelector('h2').focus({ preventScroll: true });
-    if (open.read) read(e, true);
+      open.list, noteForm, evidenceBox(e), decision);
+    if (focus) casePanel.querySelector('h2').focus({ preventScroll: true });
   }
 
-  async function read(e, again = false) {
+  // ---- the evidence bundle ------------------------------------------------------
+
+  // Choose the messages to disclose (only what the referral needs: the
+  // others keep only their hash), then build the bundle here, have the
+  // service countersign it, and save the file and its readable summary.
+  function evidenceBox(e) {
+    const listBox = el('ul', { id: 'esc-evidence-list', class: 'esc-evidence-list', 'aria-label': 'Messages to disclose' });
+    const status = el('p', { id: 'esc-evidence-status', role: 'status' });
+    const go = el('button', { type: 'button', id: 'esc-bundle-go', text: 'Build and save the evidence bundle', hidden: true, onclick: () => buildBundle(e, listBox, status, go) });
+    const choose = el('button', { type: 'button', class: 'secondary', id: 'esc-evidence-choose', text: 'Choose messages for an evidence bundle', onclick: () => {
+      if (!open?.read) { ctx.toast('Read the chat first.', 'error'); return; }
+      listBox.replaceChildren(...[...open.msgs].sort((a, b) => a[0] - b[0]).map(([seq, m]) => el('li', {},
+        el('label', { class: 'inline', for: `esc-ev-${seq}` }, el('input', { type: 'checkbox', id: `esc-ev-${seq}`, value: String(seq) }),
+          `#${seq} ${m.who} ${m.what.length > 120 ? `${m.what.slice(0, 117)}…` : m.what}`))));
+      if (!listBox.children.length) { status.textContent = 'There are no messages in this chat to disclose.'; return; }
+      go.hidden = false;
+      all.hidden = false;
+      status.textContent = 'Tick only the messages the referral needs.';
+    } });
+    const all = el('button', { type: 'button', class: 'secondary', id: 'esc-evidence-all', text: 'Tick every message', hidden: true, onclick: () => { for (const b of listBox.querySelectorAll('input')) b.checked = true; } });
+    return el('fieldset', { id: 'esc-evidence' }, el('legend', { text: 'Evidence bundle' }),
+      el('p', { class: 'muted', text: 'A file a police officer or court can check offline (helplinectl verify-bundle): the messages you choose with the keys that prove them, every other event by its hash only, the signed chain and checkpoints, the certificates and this escalation\'s audit entries, signed by this browser and by the service.' }),
+      el('p', { class: 'actions' }, choose, all), listBox, el('p', { class: 'actions' }, go), status);
+  }
+
+  async function buildBundle(e, listBox, status, go) {
+    const conv = String(e.conversation);
+    const select = [...listBox.querySelectorAll('input:checked')].map((b) => Number(b.value));
+    if (!select.length) { ctx.toast('Tick at least one message.', 'error'); return; }
+    go.disabled = true;
+    status.textContent = 'Building the bundle…';
+    try {
+      const B = await import('./bundle.js');
+      const signed = await fresh(async () => {
+        const [org, rev, mat] = await Promise.all([client.request({ type: 'e2e.org' }), client.request({ type: 'device.revocations' }), client.evidenceMaterial(conv)]);
+        const consent = [...open.msgs].filter(([, m]) => m.consent || m.answer).map(([seq, m]) => (m.consent ? { seq, question: m.consent } : { seq, answer: m.answer }));
+        const referral = { escalation: e.escalation, reason: e.reason, urgency: e.urgency, decision: e.decision ?? null, consent };
+        const built = B.buildBundle({
+          conversation: Number(conv), events: [...open.events.values()], select, epochs: secure.session(conv).epochs,
+          checkpoints: mat.checkpoints, audit: mat.audit, rootPk: org.root_pk, stampCert: org.stamp_cert, evidenceCert: org.evidence_cert,
+          signer: { cert: ctx.device.cert, issuer: ctx.device.issuer, keys: ctx.device.keys }, revocations: rev.revocations, referral,
+        });
+        const r = await client.signEvidence(conv, built.text);
+        return { ...B.withServiceSignature(built.bundle, r.sig), checks: built.checks, digest: r.digest };
+      });
+      const name = `helpline-evidence-conversation-${conv}-${E.hex(signed.digest).slice(0, 12)}`;
+      save(`${name}.json`, signed.text, 'application/json');
+      save(`${name}.html`, B.summaryHtml(signed.bundle, { checks: signed.checks }), 'text/html');
+      status.textContent = `Saved ${name}.json and its summary (.html). Digest ${E.hex(signed.digest)}.`;
+    } catch (x) {
+      const why = { not_checkpointed: 'The newest of those messages are not yet under a signed checkpoint (one is made every few dozen events and when the chat ends). Choose earlier messages, or wait.', no_keys: 'This browser has no keys for some of those messages yet: the counsellor\'s browser shares them when it is online.' }[x.code];
+      status.textContent = x.code === 'cancelled' ? '' : `The bundle was not made: ${why ?? ctx.explain(x)}`;
+    } finally { go.disabled = false; }
+  }
+
+  function save(name, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    const a = el('a', { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  async function read(e) {
     const conv = String(e.conversation);
     try {
       await fresh(async () => {
+        // A fresh session: each message key opens once, so a second
+        // reading starts again from the wrapped roots.
+        secure.sessions.delete(conv);
         await secure.loadWraps(conv);
         open.read = true;
-        if (!again) open.bySeq.clear();
         open.list.replaceChildren();
         open.bySeq.clear();
+        open.events.clear();
+        open.msgs.clear();
         client.streams.delete(conv); // a fresh replay from the start
         await client.sync(conv);
       });
@@ -277,10 +347,15 @@ export function mount(root, ctx) {
     const conv = String(e.conversation);
     try {
       await fresh(async () => {
+        // A fresh session: each message key opens once, so a second
+        // reading starts again from the wrapped roots.
+        secure.sessions.delete(conv);
         await secure.loadWraps(conv);
         open.read = true;
         open.list.replaceChildren();
         open.bySeq.clear();
+        open.events.clear();
+        open.msgs.clear();
         client.streams.delete(conv);
         await client.join(conv);
       });
@@ -301,7 +376,7 @@ export function mount(root, ctx) {
     all.set(e.escalation, e);
     render();
     if (m.alert) chime(ctx);
-    if (open?.id === e.escalation && (m.why === 'decided' || m.why === 'claimed')) showCase(e.escalation);
+    if (open?.id === e.escalation && (m.why === 'decided' || m.why === 'claimed')) showCase(e.escalation, false);
   }));
   offs.push(client.on('online', () => load()));
 

@@ -12,13 +12,16 @@
 // answered on their page,
 // joins the live chat silently (the counsellor is told, the young person is
 // not) and sees the young person's next message live, then records a police
-// referral decision with sealed reasons, which the counsellor sees. Every
+// referral decision with sealed reasons, which the counsellor sees; after
+// the chat ends the supervisor builds an evidence bundle in the console,
+// which helplinectl verify-bundle accepts. Every
 // screen is scanned with axe-core; the database holds none of the text; the
 // audit chain has every step and verifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
@@ -168,6 +171,41 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await sup.locator('#esc-reasons-text', { hasText: 'DECISION-SECRET' }).waitFor();
     await staff.locator('li.system', { hasText: 'The escalation was decided: Police referral' }).waitFor({ timeout: 15000 });
     await look(sup, 'console-escalation-decided', a11y);
+
+    // The young person ends the chat (a checkpoint now covers all of it).
+    // The supervisor reads it again, chooses the threat and the consent
+    // record, builds the evidence bundle, has the service countersign it and
+    // saves it with its summary; helplinectl verify-bundle accepts the file.
+    await young.click('#end');
+    await young.locator('[data-screen="ended"]').waitFor();
+    await staff.locator('li.system', { hasText: 'The young person ended the chat' }).waitFor({ timeout: 15000 });
+    const saved = [];
+    sup.on('download', (d) => saved.push(d));
+    await sup.click('#esc-read');
+    await sup.locator('#esc-messages li', { hasText: 'The young person ended the chat' }).waitFor({ timeout: 15000 });
+    await sup.click('#esc-evidence-choose');
+    const pick = (text) => sup.locator('#esc-evidence-list label', { hasText: text }).locator('input');
+    await pick('dark_angel_77').check();
+    await pick('(consent question)').check();
+    await pick('(answer to the consent question').check();
+    await look(sup, 'console-evidence', a11y);
+    await sup.click('#esc-bundle-go');
+    await sup.locator('#esc-evidence-status', { hasText: 'Saved helpline-evidence-conversation-' }).waitFor({ timeout: 30000 });
+    for (let i = 0; i < 50 && saved.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(saved.map((d) => d.suggestedFilename().replace(/-[0-9a-f]{12}\./, '.')).sort(), [`helpline-evidence-conversation-${conv}.html`, `helpline-evidence-conversation-${conv}.json`]);
+    const bundleFile = join(srv.dir, 'console-bundle.json');
+    await saved.find((d) => d.suggestedFilename().endsWith('.json')).saveAs(bundleFile);
+    const summaryFile = join(srv.dir, 'console-bundle.html');
+    await saved.find((d) => d.suggestedFilename().endsWith('.html')).saveAs(summaryFile);
+    const verdict = spawnSync(HELPLINECTL, ['verify-bundle', bundleFile, '--root', join(srv.dir, 'root-key.json')], { encoding: 'utf8' });
+    assert.equal(verdict.status, 0, verdict.stdout + verdict.stderr);
+    assert.match(verdict.stdout, /Verdict: VERIFIED/);
+    assert.match(verdict.stdout, /dark_angel_77/);
+    assert.match(verdict.stdout, /consent question: "\{"share":\["what_happened","their_details"\],"with":"police"\}"/);
+    assert.match(verdict.stdout, /consent answer: "\{"answer":"yes","question":\d+\}"/);
+    const file = readFileSync(bundleFile, 'utf8');
+    assert.ok(!file.includes('2 hours left'), 'a message not chosen is not in the file');
+    assert.match(readFileSync(summaryFile, 'utf8'), /dark_angel_77/);
 
     assert.deepEqual(problems, []);
     assert.deepEqual(a11y, [], 'no serious accessibility problem on any escalation screen');
