@@ -13,6 +13,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,10 @@
 /* At close another process (helplinectl) may hold a read lock; waiting the
  * full busy timeout for the final checkpoint would only delay shutdown. */
 #define CLOSE_BUSY_TIMEOUT_MS 1000
+/* Batches run one job each after a batch failed to commit: every job of a
+ * failed batch gets HL_ESTORE, innocent or not, so while the fault lasts
+ * (a full disk) each job takes its own chance. */
+#define SOLO_AFTER_FAILURE 64
 
 /* The SQL of enum hl_stmt, indexed by it. Every entry must be present. */
 static const char *const stmt_sql[HL_STMT__COUNT] = {
@@ -254,6 +260,347 @@ static const char *const txn_sql[TXN__COUNT] = {
 	[TXN_RELEASE] = "RELEASE job",
 	[TXN_ROLLBACK_TO] = "ROLLBACK TO job",
 };
+
+/* ---- test builds: injected store faults ------------------------------------ */
+
+#ifdef HL_TEST_HOOKS
+/*
+ * Test builds only (cmake -DHL_TEST_HOOKS=ON). When the environment variable
+ * HL_TEST_STORE_FAULT names a file, the store opens its database through a
+ * shim VFS over the default one, and the writer reads that file before every
+ * batch: "full" makes every write to the database, its WAL or journal fail
+ * as a full disk does (SQLITE_FULL, what the unix VFS returns on ENOSPC);
+ * "ioerr" makes writes, truncates and fsyncs fail with an I/O error; anything
+ * else (or no file) turns the fault off again. Reads are never touched, so a
+ * test can fill the "disk" deterministically, check what the daemon does,
+ * and give the space back without a restart.
+ */
+enum fault_mode { FAULT_OFF, FAULT_FULL, FAULT_IOERR };
+
+struct hl_store_fault {
+	sqlite3_vfs vfs;        /* the shim, registered under name */
+	sqlite3_vfs *real;      /* the default VFS it forwards to */
+	char name[48];
+	char path[1024];        /* the control file */
+	_Atomic int mode;       /* enum fault_mode */
+};
+
+/* One open file: ours, followed in memory by the real VFS's. */
+struct fault_file {
+	sqlite3_file base;
+	struct hl_store_fault *f;
+	sqlite3_file *real;
+	bool faulty;            /* main database, WAL or journal */
+};
+
+static int fault_mode_of(sqlite3_file *file)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->faulty ? atomic_load(&ff->f->mode) : FAULT_OFF;
+}
+
+static int ff_close(sqlite3_file *file)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xClose(ff->real);
+}
+
+static int ff_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xRead(ff->real, buf, n, off);
+}
+
+static int ff_write(sqlite3_file *file, const void *buf, int n,
+		    sqlite3_int64 off)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	switch (fault_mode_of(file)) {
+	case FAULT_FULL: return SQLITE_FULL;
+	case FAULT_IOERR: return SQLITE_IOERR_WRITE;
+	}
+	return ff->real->pMethods->xWrite(ff->real, buf, n, off);
+}
+
+static int ff_truncate(sqlite3_file *file, sqlite3_int64 size)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	if (fault_mode_of(file) == FAULT_IOERR)
+		return SQLITE_IOERR_TRUNCATE;
+	return ff->real->pMethods->xTruncate(ff->real, size);
+}
+
+static int ff_sync(sqlite3_file *file, int flags)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	if (fault_mode_of(file) == FAULT_IOERR)
+		return SQLITE_IOERR_FSYNC;
+	return ff->real->pMethods->xSync(ff->real, flags);
+}
+
+static int ff_file_size(sqlite3_file *file, sqlite3_int64 *size)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xFileSize(ff->real, size);
+}
+
+static int ff_lock(sqlite3_file *file, int lock)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xLock(ff->real, lock);
+}
+
+static int ff_unlock(sqlite3_file *file, int lock)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xUnlock(ff->real, lock);
+}
+
+static int ff_check_reserved(sqlite3_file *file, int *out)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xCheckReservedLock(ff->real, out);
+}
+
+static int ff_file_control(sqlite3_file *file, int op, void *arg)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xFileControl(ff->real, op, arg);
+}
+
+static int ff_sector_size(sqlite3_file *file)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xSectorSize(ff->real);
+}
+
+static int ff_device_chars(sqlite3_file *file)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xDeviceCharacteristics(ff->real);
+}
+
+static int ff_shm_map(sqlite3_file *file, int pg, int pgsz, int extend,
+		      void volatile **pp)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xShmMap(ff->real, pg, pgsz, extend, pp);
+}
+
+static int ff_shm_lock(sqlite3_file *file, int off, int n, int flags)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xShmLock(ff->real, off, n, flags);
+}
+
+static void ff_shm_barrier(sqlite3_file *file)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	ff->real->pMethods->xShmBarrier(ff->real);
+}
+
+static int ff_shm_unmap(sqlite3_file *file, int del)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xShmUnmap(ff->real, del);
+}
+
+static int ff_fetch(sqlite3_file *file, sqlite3_int64 off, int n, void **pp)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xFetch(ff->real, off, n, pp);
+}
+
+static int ff_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
+{
+	struct fault_file *ff = (struct fault_file *)file;
+
+	return ff->real->pMethods->xUnfetch(ff->real, off, p);
+}
+
+static const sqlite3_io_methods fault_io = {
+	.iVersion = 3,
+	.xClose = ff_close,
+	.xRead = ff_read,
+	.xWrite = ff_write,
+	.xTruncate = ff_truncate,
+	.xSync = ff_sync,
+	.xFileSize = ff_file_size,
+	.xLock = ff_lock,
+	.xUnlock = ff_unlock,
+	.xCheckReservedLock = ff_check_reserved,
+	.xFileControl = ff_file_control,
+	.xSectorSize = ff_sector_size,
+	.xDeviceCharacteristics = ff_device_chars,
+	.xShmMap = ff_shm_map,
+	.xShmLock = ff_shm_lock,
+	.xShmBarrier = ff_shm_barrier,
+	.xShmUnmap = ff_shm_unmap,
+	.xFetch = ff_fetch,
+	.xUnfetch = ff_unfetch,
+};
+
+static int fault_open(sqlite3_vfs *vfs, sqlite3_filename name,
+		      sqlite3_file *file, int flags, int *out_flags)
+{
+	struct hl_store_fault *f = vfs->pAppData;
+	struct fault_file *ff = (struct fault_file *)file;
+	int rc;
+
+	memset(ff, 0, sizeof(*ff));
+	ff->f = f;
+	ff->real = (sqlite3_file *)(ff + 1);
+	ff->faulty = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL |
+			       SQLITE_OPEN_MAIN_JOURNAL)) != 0;
+	rc = f->real->xOpen(f->real, name, ff->real, flags, out_flags);
+	/* SQLite calls xClose only on a file whose pMethods is set. */
+	ff->base.pMethods = ff->real->pMethods ? &fault_io : NULL;
+	return rc;
+}
+
+static int fault_delete(sqlite3_vfs *vfs, const char *name, int sync)
+{
+	struct hl_store_fault *f = vfs->pAppData;
+
+	return f->real->xDelete(f->real, name, sync);
+}
+
+static int fault_access(sqlite3_vfs *vfs, const char *name, int flags,
+			int *out)
+{
+	struct hl_store_fault *f = vfs->pAppData;
+
+	return f->real->xAccess(f->real, name, flags, out);
+}
+
+static int fault_full_pathname(sqlite3_vfs *vfs, const char *name, int n,
+			       char *out)
+{
+	struct hl_store_fault *f = vfs->pAppData;
+
+	return f->real->xFullPathname(f->real, name, n, out);
+}
+
+/* Reads the control file: the mode it names (no file: off). Writer thread
+ * (and the loop thread in open). Logs every change of mode. */
+static void fault_poll(struct hl_store *st)
+{
+	static const char *const names[] = {"off", "full", "ioerr"};
+	struct hl_store_fault *f = st->fault;
+	char buf[16] = "";
+	int fd, mode = FAULT_OFF;
+	ssize_t n;
+
+	if (!f)
+		return;
+	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	if (strncmp(buf, "full", 4) == 0)
+		mode = FAULT_FULL;
+	else if (strncmp(buf, "ioerr", 5) == 0)
+		mode = FAULT_IOERR;
+	if (atomic_exchange(&f->mode, mode) != mode)
+		hl_warn("store.test_fault", "mode=%s", names[mode]);
+}
+
+/* With HL_TEST_STORE_FAULT set, registers the shim and sets *vfs_name to
+ * it; otherwise leaves *vfs_name NULL (the default VFS). */
+static int fault_setup(struct hl_store *st, const char **vfs_name, char *err,
+		       size_t errlen)
+{
+	const char *path = getenv("HL_TEST_STORE_FAULT");
+	sqlite3_vfs *real;
+	struct hl_store_fault *f;
+
+	*vfs_name = NULL;
+	if (!path || !*path)
+		return 0;
+	real = sqlite3_vfs_find(NULL);
+	f = calloc(1, sizeof(*f));
+	if (!real || !f || strlen(path) >= sizeof(f->path)) {
+		free(f);
+		hl_set_err(err, errlen, "HL_TEST_STORE_FAULT: cannot set up");
+		return HL_EINVAL;
+	}
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	snprintf(f->name, sizeof(f->name), "hl-fault-%p", (void *)st);
+	f->real = real;
+	/* Everything but files and names is the real VFS's own. */
+	f->vfs = *real;
+	f->vfs.pNext = NULL;
+	f->vfs.zName = f->name;
+	f->vfs.pAppData = f;
+	f->vfs.szOsFile = (int)sizeof(struct fault_file) + real->szOsFile;
+	f->vfs.xOpen = fault_open;
+	f->vfs.xDelete = fault_delete;
+	f->vfs.xAccess = fault_access;
+	f->vfs.xFullPathname = fault_full_pathname;
+	atomic_init(&f->mode, FAULT_OFF);
+	if (sqlite3_vfs_register(&f->vfs, 0) != SQLITE_OK) {
+		free(f);
+		hl_set_err(err, errlen, "HL_TEST_STORE_FAULT: cannot register");
+		return HL_ESTORE;
+	}
+	st->fault = f;
+	*vfs_name = f->name;
+	hl_warn("store.test_fault", "control=%s (test build: injected faults)",
+		f->path);
+	fault_poll(st);
+	return 0;
+}
+
+/* After the connection is closed. */
+static void fault_teardown(struct hl_store *st)
+{
+	if (!st->fault)
+		return;
+	sqlite3_vfs_unregister(&st->fault->vfs);
+	free(st->fault);
+	st->fault = NULL;
+}
+#else
+static void fault_poll(struct hl_store *st)
+{
+	(void)st;
+}
+
+static int fault_setup(struct hl_store *st, const char **vfs_name, char *err,
+		       size_t errlen)
+{
+	(void)st;
+	(void)err;
+	(void)errlen;
+	*vfs_name = NULL;
+	return 0;
+}
+
+static void fault_teardown(struct hl_store *st)
+{
+	(void)st;
+}
+#endif
 
 /* The file name SQLite resolved for db's main database, for messages. */
 static const char *db_path(sqlite3 *db)
@@ -716,7 +1063,7 @@ static void *writer_main(void *arg)
 	struct hl_store *st = arg;
 	struct hl_store_job *head, *tail;
 	uint64_t ok;
-	uint32_t n;
+	uint32_t n, max;
 	bool committed;
 
 #ifdef __linux__
@@ -731,12 +1078,16 @@ static void *writer_main(void *arg)
 			break;
 		}
 		head = st->in_head;
-		if (st->in_count <= (uint32_t)st->batch_max) {
+		/* After a failed batch, one job per transaction for a while:
+		 * a job that cannot be stored (disk full, I/O error) then
+		 * fails alone, and reads and jobs that fit still succeed. */
+		max = st->solo ? 1 : (uint32_t)st->batch_max;
+		if (st->in_count <= max) {
 			tail = st->in_tail;
 			n = st->in_count;
 		} else {
 			tail = head;
-			for (n = 1; n < (uint32_t)st->batch_max; n++)
+			for (n = 1; n < max; n++)
 				tail = tail->next;
 		}
 		st->in_head = tail->next;
@@ -747,10 +1098,15 @@ static void *writer_main(void *arg)
 		st->stats.queued = st->in_count;
 		pthread_mutex_unlock(&st->mu);
 
+		fault_poll(st);
 		committed = run_batch(st, head, n);
 		ok = 0;
 		for (struct hl_store_job *j = head; j; j = j->next)
 			ok += j->status == 0;
+		if (!committed)
+			st->solo = SOLO_AFTER_FAILURE;
+		else if (st->solo)
+			st->solo--;
 
 		pthread_mutex_lock(&st->mu);
 		st->stats.batches++;
@@ -834,8 +1190,10 @@ static void close_db(struct hl_store *st)
 		sqlite3_finalize(st->txn[i]);
 		st->txn[i] = NULL;
 	}
-	if (!st->db)
+	if (!st->db) {
+		fault_teardown(st);
 		return;
+	}
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	/* Leave an empty WAL behind, so a copy of the main file alone is
@@ -849,6 +1207,7 @@ static void close_db(struct hl_store *st)
 	if (rc != SQLITE_OK)
 		hl_error("store.close_failed", "rc=%d", rc);
 	st->db = NULL;
+	fault_teardown(st);
 }
 
 int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
@@ -856,6 +1215,7 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 {
 	struct hl_store_opts o;
 	const struct hl_migration *mig;
+	const char *vfs;
 	size_t nmig;
 	int rc, status, have = 0, newest;
 
@@ -884,9 +1244,12 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 	if (status != 0)
 		return status;
 
+	status = fault_setup(st, &vfs, err, errlen);
+	if (status != 0)
+		return status;
 	rc = sqlite3_open_v2(path, &st->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_NOMUTEX, vfs);
 	if (rc != SQLITE_OK) {
 		hl_set_err(err, errlen, "cannot open database %s: %s", path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

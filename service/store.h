@@ -85,6 +85,7 @@ enum hl_stmt {
 };
 
 struct hl_store_job;
+struct hl_store_fault;
 
 /*
  * Runs on the writer thread, inside the batch's transaction and inside a
@@ -187,6 +188,10 @@ struct hl_store {
 	bool async_open;                /* loop thread: async not yet uv_closed */
 	struct hl_store_stats stats;    /* guarded by mu */
 	int schema_version;             /* after migration */
+	uint32_t solo;                  /* writer: batches still to run one
+					 * job each after a failed one */
+	struct hl_store_fault *fault;   /* test builds: the fault-injecting
+					 * VFS (HL_TEST_STORE_FAULT), or NULL */
 };
 
 /*
