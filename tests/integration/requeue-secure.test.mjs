@@ -134,12 +134,12 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       // The take's sync replayed A's counsellor_lost: B's client still
       // follows the chat (it is resynced after a reconnect, from where it was).
       assert.ok(B.client.streams.has(conv), 'B keeps the chat\'s stream');
-      assert.equal(B.client.streams.get(conv).lastSeq, Math.max(...rawB.map((e) => e.seq)));
+      assert.equal(B.client.streams.get(conv).lastSeq, Math.max(...rawB.map((e) => e.seq)), `stream at ${B.client.streams.get(conv).lastSeq}, delivered ${JSON.stringify(rawB.map((e) => [e.seq, e.kind]))}`);
       await until(() => y.session.current > epochA && sB.session(conv).epochs.has(y.session.current), 'a handshake with B');
       const epochB = y.session.current;
-      assert.deepEqual(boxY.secured.map((s) => s.epoch), [epochA, epochB]);
+      assert.deepEqual(boxY.secured.map((s) => s.epoch), [epochA, epochB], JSON.stringify({ y: boxY.secured, b: boxB.secured }));
       assert.equal(boxY.secured[1].device, E.deviceSubject(B.device.keys.signPk), 'the page verified B\'s device');
-      assert.deepEqual(boxB.secured.map((s) => s.epoch), [epochB]);
+      assert.deepEqual(boxB.secured.map((s) => s.epoch), [epochB], JSON.stringify({ y: boxY.secured, b: boxB.secured }));
       const w = await waiting;
       await until(() => boxB.message.find((m) => m.text === 'are you still there?'), 'B reads what was typed in the queue');
       assert.equal(E.parseHeader(E.unb64(rawB.find((ev) => ev.seq === w.seq).payload)).epoch, epochB, 'sealed in B\'s epoch');
@@ -161,7 +161,7 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       // earlier message is undecryptable at B, once; A's note is there but
       // unreadable, once. Nothing was a security problem.
       const und = countBySeq(boxB.undecryptable);
-      assert.deepEqual([...und.keys()].sort((a, b) => a - b), [before, replyA]);
+      assert.deepEqual([...und.keys()].sort((a, b) => a - b), [before, replyA], JSON.stringify({ und: [...und], before, replyA, delivered: rawB.map((e) => [e.seq, e.kind]) }));
       assert.ok([...und.values()].every((n) => n === 1), `undecryptable once each: ${JSON.stringify([...und])}`);
       const notes = boxB.note.filter((n) => n.seq === noteA);
       assert.equal(notes.length, 1, JSON.stringify(boxB.note));
@@ -171,8 +171,8 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       // brings nothing new emits nothing again.
       const counts = [boxB.undecryptable.length, boxB.note.length];
       await sB.loadWraps(conv);
-      assert.deepEqual([boxB.undecryptable.length, boxB.note.length], counts);
-      assert.deepEqual([...boxA.security, ...boxB.security, ...boxY.security], []);
+      assert.deepEqual([boxB.undecryptable.length, boxB.note.length], counts, JSON.stringify({ und: boxB.undecryptable, notes: boxB.note }));
+      assert.deepEqual([...boxA.security, ...boxB.security, ...boxY.security], [], JSON.stringify({ a: boxA.security, b: boxB.security, y: boxY.security }));
       assert.ok(!boxB.message.find((m) => m.text === 'they want money by tonight'), 'B cannot read what the young person told A');
 
       // B hands the chat on to C. C's sync of the whole history replays A's
@@ -186,7 +186,7 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       await sB.transfer(conv, C.id, 'taken from the queue after A was lost');
       await until(() => boxY.secured.length === 3, 'a handshake with C');
       assert.equal(boxY.secured[2].device, E.deviceSubject(C.device.keys.signPk), 'the page verified C\'s device');
-      assert.deepEqual(boxC.secured.map((x) => x.epoch), [boxY.secured[2].epoch]);
+      assert.deepEqual(boxC.secured.map((x) => x.epoch), [boxY.secured[2].epoch], JSON.stringify({ y: boxY.secured, c: boxC.secured }));
       assert.ok(C.client.streams.has(conv), 'C keeps the chat\'s stream');
       await until(() => boxC.message.find((m) => m.text === 'ok thank you'), 'C reads B\'s epoch');
       await until(() => boxC.note.find((n) => n.kind === 'transfer' && n.text === 'taken from the queue after A was lost'), 'C reads the handover note');
@@ -194,7 +194,7 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       await until(() => boxY.message.find((m) => m.text === 'Hello, I am taking over.'), 'the young person reads C');
       assert.ok([...countBySeq(boxC.undecryptable).values()].every((n) => n === 1));
       assert.ok([...countBySeq(boxC.note.filter((n) => n.text === null)).values()].every((n) => n === 1));
-      assert.deepEqual([...boxC.security, ...boxY.security], []);
+      assert.deepEqual([...boxC.security, ...boxY.security], [], JSON.stringify({ c: boxC.security, y: boxY.security }));
     });
 
     await t.test('a relay that swaps the new counsellor\'s key is caught by the young person, who then sends nothing', async () => {
