@@ -1254,7 +1254,7 @@ static bool add_message(struct ctx *c, const struct ev *v, const char *text,
 
 /* The opening types (docs/evidence.md), in body-type order from 1. */
 static const char *const opening_types[] = {"text", "card", "consent",
-	"consent_answer", NULL};
+	"consent_answer", "hash_report", NULL};
 
 static int opening_type(const char *s)
 {
@@ -1294,7 +1294,7 @@ static bool check_opening(struct ctx *c, const json_t *e, size_t i,
 	card = btype == 2;
 	if (!btype) {
 		structure(c, path, "\"type\" is not \"text\", \"card\", "
-			  "\"consent\" or \"consent_answer\"");
+			  "\"consent\", \"consent_answer\" or \"hash_report\"");
 		return false;
 	}
 	if (seq <= *last) {
@@ -1331,8 +1331,8 @@ static bool check_opening(struct ctx *c, const json_t *e, size_t i,
 		goto out;
 	}
 	/* A consent question goes from staff to the young person (dir 2),
-	 * its answer the other way (dir 1). */
-	if ((btype == 3 && h.dir != 2) || (btype == 4 && h.dir != 1)) {
+	 * its answer and a hash report the other way (dir 1). */
+	if ((btype == 3 && h.dir != 2) || (btype >= 4 && h.dir != 1)) {
 		line(c->r, false, "messages", "message seq %" PRId64 ": a %s "
 		     "in the wrong direction", seq, type);
 		goto out;
@@ -1814,7 +1814,8 @@ void hl_bundle_report_print(const struct hl_bundle_report *r, FILE *out)
 			fprintf(out, "  %s%s: \"", m->ok ? "" : "NOT VERIFIED ",
 				m->type == 2 ? "safety card" :
 				m->type == 3 ? "consent question" :
-				m->type == 4 ? "consent answer" : "text");
+				m->type == 4 ? "consent answer" :
+				m->type == 5 ? "hash report" : "text");
 			put_escaped(out, m->text);
 			fputs("\"\n", out);
 		}

@@ -76,7 +76,7 @@ struct hl_bundle_message {
 	char sender[40];  /* "contact" or "staff:<id>" */
 	bool card;        /* a safety card: text is its id */
 	int type;         /* the body type: 1 text, 2 card, 3 consent question,
-			   * 4 consent answer (text: its JSON) */
+			   * 4 consent answer, 5 hash report (text: its JSON) */
 	bool ok;          /* its opening verified */
 	char *text;       /* malloc'd, NUL-terminated UTF-8 (may hold controls) */
 };

@@ -232,8 +232,8 @@ export function buildBundle(o) {
     const mk = messageKey(h.dir === 1 ? k.root1 : k.root2, h.n);
     let m;
     try { m = E.open({ env: ev.payload, conv, dir: h.dir, mk }); } catch (e) { fail('bad_message', `message seq ${seq}: ${e.message}`); }
-    const type = m.card !== undefined ? 'card' : m.consent !== undefined ? 'consent' : m.answer !== undefined ? 'consent_answer' : 'text';
-    const text = m.card ?? (m.consent !== undefined ? E.consentContent(m.consent) : m.answer !== undefined ? E.answerContent(m.answer) : m.text);
+    const type = m.card !== undefined ? 'card' : m.consent !== undefined ? 'consent' : m.answer !== undefined ? 'consent_answer' : m.hashes !== undefined ? 'hash_report' : 'text';
+    const text = m.card ?? (m.consent !== undefined ? E.consentContent(m.consent) : m.answer !== undefined ? E.answerContent(m.answer) : m.hashes !== undefined ? E.hashReportContent(m.hashes) : m.text);
     openings.push({ seq, type, text, kf: E.b64(m.kf), mk: E.b64(mk) });
   }
   checks.push(`${openings.length} selected message(s) decrypt with their message keys and match their commitments`);
@@ -334,7 +334,7 @@ export function summaryHtml(bundle, { checks = [], title } = {}) {
     ]),
     table('Disclosed messages', ['Seq', 'Time (UTC)', 'From', 'Message'], b.openings.map((op) => {
       const ev = b.events[op.seq - 1];
-      return `<tr><td>${op.seq}</td><td>${escapeHtml(iso(ev.at))}</td><td>${escapeHtml(who(ev.sender))}</td><td class="msg">${escapeHtml(op.type === 'card' ? `[safety card: ${op.text}]` : op.type === 'consent' ? `[consent question: ${op.text}]` : op.type === 'consent_answer' ? `[consent answer: ${op.text}]` : op.text)}</td></tr>`;
+      return `<tr><td>${op.seq}</td><td>${escapeHtml(iso(ev.at))}</td><td>${escapeHtml(who(ev.sender))}</td><td class="msg">${escapeHtml(op.type === 'card' ? `[safety card: ${op.text}]` : op.type === 'consent' ? `[consent question: ${op.text}]` : op.type === 'consent_answer' ? `[consent answer: ${op.text}]` : op.type === 'hash_report' ? `[hash report: ${op.text}]` : op.text)}</td></tr>`;
     })),
     table('All events (withheld ones keep only the hash of their payload, so the chain still verifies)', ['Seq', 'Time (UTC)', 'Kind', 'From', 'Visibility', 'Content'],
       b.events.map((e) => rows([String(e.seq), iso(e.at), e.kind, who(e.sender), e.visibility,

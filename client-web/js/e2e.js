@@ -516,7 +516,40 @@ export function commitment({ conv, dir, epoch, n, body, kf }) {
 // Body types: 1 UTF-8 text, 2 a safety card (its id, e.g. "sextortion"),
 // 3 a consent question (staff to young person), 4 the young person's answer
 // to one (docs/crypto.md "Body types").
-export const BODY_TEXT = 1, BODY_CARD = 2, BODY_CONSENT = 3, BODY_ANSWER = 4;
+export const BODY_TEXT = 1, BODY_CARD = 2, BODY_CONSENT = 3, BODY_ANSWER = 4, BODY_HASHES = 5;
+
+// A hash report (young person to staff): the fingerprints of pictures or
+// videos computed on the young person's device, never the files.
+export const HASH_AGE_BANDS = Object.freeze(['u13', '13_15', '16_17', '18p']);
+export const HASH_KINDS = Object.freeze(['image', 'video']);
+export const HASH_REPORT_MAX_ITEMS = 10;
+const HEX = (n) => new RegExp(`^[0-9a-f]{${n}}$`);
+
+/** The canonical content of a hash report {age_band (or null), items:
+ * [{kind, type, size, sha256, md5, pdq, quality}]} (pdq and quality null
+ * for a video or a picture that could not be decoded): compact JSON, keys
+ * sorted. Throws bad_hashes for anything else. */
+export function hashReportContent(r) {
+  const bad = (why) => fail('bad_hashes', why);
+  if (!r || typeof r !== 'object' || Array.isArray(r)) bad('a hash report is an object');
+  if (Object.keys(r).sort().join(',') !== 'age_band,items') bad('a hash report has exactly "age_band" and "items"');
+  if (r.age_band !== null && !HASH_AGE_BANDS.includes(r.age_band)) bad(`unknown age band ${r.age_band}`);
+  if (!Array.isArray(r.items) || r.items.length < 1 || r.items.length > HASH_REPORT_MAX_ITEMS) bad(`items lists 1-${HASH_REPORT_MAX_ITEMS} files`);
+  const items = r.items.map((x) => {
+    if (!x || typeof x !== 'object' || Array.isArray(x)) bad('an item is an object');
+    if (Object.keys(x).sort().join(',') !== 'kind,md5,pdq,quality,sha256,size,type') bad('an item has exactly kind, md5, pdq, quality, sha256, size, type');
+    if (!HASH_KINDS.includes(x.kind)) bad(`unknown kind ${x.kind}`);
+    if (typeof x.type !== 'string' || !/^(image|video)\/[a-z0-9.+-]{1,40}$/.test(x.type)) bad('type is an image or video media type');
+    if (!Number.isSafeInteger(x.size) || x.size < 1) bad('size is a positive integer');
+    if (typeof x.sha256 !== 'string' || !HEX(64).test(x.sha256)) bad('sha256 is 64 lower-case hex digits');
+    if (typeof x.md5 !== 'string' || !HEX(32).test(x.md5)) bad('md5 is 32 lower-case hex digits');
+    if (x.pdq === null ? x.quality !== null : (typeof x.pdq !== 'string' || !HEX(64).test(x.pdq))) bad('pdq is 64 lower-case hex digits (or null, with quality null)');
+    if (x.quality !== null && (!Number.isSafeInteger(x.quality) || x.quality < 0 || x.quality > 100)) bad('quality is 0-100');
+    if (x.kind === 'video' && x.pdq !== null) bad('a video has no pdq');
+    return { kind: x.kind, md5: x.md5, pdq: x.pdq, quality: x.quality, sha256: x.sha256, size: x.size, type: x.type };
+  });
+  return JSON.stringify({ age_band: r.age_band, items });
+}
 
 // A consent question: who the information would go to, and what of it.
 export const CONSENT_WITH = Object.freeze(['police', 'social_care', 'school', 'parent_carer', 'health']);
@@ -554,7 +587,7 @@ function structured(type, text) {
   let v;
   try { v = JSON.parse(text); } catch { fail('decrypt_failed', 'structured content is not JSON'); }
   let canon;
-  try { canon = type === BODY_CONSENT ? consentContent(v) : answerContent(v); } catch (e) { fail('decrypt_failed', e.message); }
+  try { canon = type === BODY_CONSENT ? consentContent(v) : type === BODY_ANSWER ? answerContent(v) : hashReportContent(v); } catch (e) { fail('decrypt_failed', e.message); }
   if (canon !== text) fail('decrypt_failed', 'structured content is not canonical');
   return v;
 }
@@ -562,11 +595,12 @@ function structured(type, text) {
 /**
  * Seals a message (body = u8 1 ‖ UTF-8 text; u8 2 ‖ card id for a safety
  * card, given as card; u8 3 ‖ consentContent(consent); u8 4 ‖
- * answerContent(answer); or body as given) with message
+ * answerContent(answer); u8 5 ‖ hashReportContent(hashes); or body as
+ * given) with message
  * key mk. kf and nonce are random unless given (vectors). seenHead defaults
  * to zeros (the spec's value when seenSeq is 0).
  */
-export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, card, consent, answer, body, kf, nonce }) {
+export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, card, consent, answer, hashes, body, kf, nonce }) {
   if (dir !== 1 && dir !== 2) fail('wrong_direction', `direction ${dir}`);
   need(mk, 32, 'mk');
   if (consent !== undefined) {
@@ -576,6 +610,10 @@ export function seal({ conv, dir, epoch, n, seenSeq = 0, seenHead, mk, text, car
   if (answer !== undefined) {
     if (dir !== 1) fail('wrong_direction', 'an answer goes from the young person to staff');
     body = concat(u8(BODY_ANSWER), utf8(answerContent(answer)));
+  }
+  if (hashes !== undefined) {
+    if (dir !== 1) fail('wrong_direction', 'a hash report goes from the young person to staff');
+    body = concat(u8(BODY_HASHES), utf8(hashReportContent(hashes)));
   }
   if (card !== undefined) {
     if (typeof card !== 'string' || !/^[a-z0-9_]{1,32}$/.test(card)) fail('bad_length', 'card must be an id');
@@ -641,9 +679,10 @@ export function open({ env, conv, dir, mk, knownHead }) {
     const seen = knownHead(h.seenSeq);
     if (seen && !eq(seen, h.seenHead)) fail('history_mismatch', 'the sender saw another history');
   }
-  if (body.length < 1 || body[0] < BODY_TEXT || body[0] > BODY_ANSWER) fail('decrypt_failed', 'unknown body type');
-  // Questions go from staff to the young person, answers the other way.
-  if ((body[0] === BODY_CONSENT && h.dir !== 2) || (body[0] === BODY_ANSWER && h.dir !== 1)) fail('decrypt_failed', 'a consent message in the wrong direction');
+  if (body.length < 1 || body[0] < BODY_TEXT || body[0] > BODY_HASHES) fail('decrypt_failed', 'unknown body type');
+  // Questions go from staff to the young person, answers and hash reports
+  // the other way.
+  if ((body[0] === BODY_CONSENT && h.dir !== 2) || ((body[0] === BODY_ANSWER || body[0] === BODY_HASHES) && h.dir !== 1)) fail('decrypt_failed', 'a structured message in the wrong direction');
   let text;
   try { text = dec.decode(body.subarray(1)); } catch { fail('decrypt_failed', 'text is not UTF-8'); }
   // A safety card carries only its id; the page shows its own words for it.
@@ -651,7 +690,8 @@ export function open({ env, conv, dir, mk, knownHead }) {
   if (card !== undefined && !/^[a-z0-9_]{1,32}$/.test(card)) fail('decrypt_failed', 'bad card id');
   const consent = body[0] === BODY_CONSENT ? structured(BODY_CONSENT, text) : undefined;
   const answer = body[0] === BODY_ANSWER ? structured(BODY_ANSWER, text) : undefined;
-  return { text: body[0] === BODY_TEXT ? text : '', card, consent, answer, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
+  const hashes = body[0] === BODY_HASHES ? structured(BODY_HASHES, text) : undefined;
+  return { text: body[0] === BODY_TEXT ? text : '', card, consent, answer, hashes, body, kf, c: h.c, n: h.n, epoch: h.epoch, dir: h.dir, seenSeq: h.seenSeq };
 }
 
 // ---- the hash chain and checkpoints ----------------------------------------------

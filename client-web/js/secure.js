@@ -118,7 +118,7 @@ function openEvent(owner, s, ev, again = false) {
   try {
     const mk = s.readKey(h.epoch, h.dir, h.n);
     const m = E.open({ env, conv: Number(s.conv), dir: h.dir, mk, knownHead: (seq) => s.heads.get(seq) });
-    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, card: m.card, consent: m.consent, answer: m.answer, mine });
+    owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, text: m.text, card: m.card, consent: m.consent, answer: m.answer, hashes: m.hashes, mine });
   } catch (e) {
     owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'decrypt_failed', message: e.message });
   }
@@ -257,6 +257,11 @@ export class SecureContact extends Emitter {
   /** Answers the consent question of event seq: 'yes', 'no' or
    * 'not_sure'; resolves with the chat.ack once stored. */
   answerConsent(question, answer) { return this.send(null, { answer: { question, answer } }); }
+
+  /** Sends a hash report {age_band, items} (e2e.js hashReportContent): the
+   * fingerprints of pictures or videos hashed on this device, never the
+   * files; resolves with the chat.ack once stored. */
+  sendHashes(report) { return this.send(null, { hashes: report }); }
 
   /**
    * Chooses a return code (6 words, shown to the young person to write

@@ -236,8 +236,91 @@ let composer = null; // the message box: one for waiting and chat, so a draft su
 function chatScreen() {
   show('chat', el('h1', { class: 'visually-hidden', text: t('chat.title') }), list, typing,
     el('p', {}, el('button', { type: 'button', class: 'secondary', id: 'end', text: t('chat.end'), onclick: endChat }), ' ',
-      el('button', { type: 'button', class: 'secondary', id: 'code', text: t('code.offer'), onclick: returnCode })));
+      el('button', { type: 'button', class: 'secondary', id: 'code', text: t('code.offer'), onclick: returnCode }), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'hash-open', text: t('hash.open'), onclick: hashPanel })));
   compose();
+}
+
+// ---- no pictures, only their fingerprints (docs/hashing.md) ---------------------------
+
+// The page never sends a picture or video, not even to the counsellor:
+// pasting or dropping one explains why and offers the fingerprint route.
+function refusePicture(e) {
+  const dt = e.clipboardData ?? e.dataTransfer;
+  if (!dt || ![...(dt.items ?? [])].some((i) => i.kind === 'file') && !(dt.files?.length)) return;
+  e.preventDefault();
+  if (e.type === 'dragover') return;
+  say(t('hash.no_images'));
+  if (state.screen === 'chat') hashPanel();
+}
+document.addEventListener('paste', refusePicture);
+document.addEventListener('dragover', refusePicture);
+document.addEventListener('drop', refusePicture);
+
+let hashJob = null; // the AbortController of the hashing in progress
+
+function hashPanel() {
+  if (document.getElementById('hash-panel')) { document.getElementById('hash-file')?.focus(); return; }
+  const status = el('p', { id: 'hash-status', role: 'status' });
+  const result = el('div', { id: 'hash-result' });
+  const input = el('input', { type: 'file', id: 'hash-file', accept: 'image/*,video/*', multiple: true });
+  const age = el('select', { id: 'hash-age' },
+    el('option', { value: '', text: t('hash.age_none') }),
+    ...(state.taxonomy?.age_bands ?? []).map((a) => el('option', { value: a.id, text: t(`age.${a.id}`), selected: state.intake.age === a.id })));
+  const sendBtn = el('button', { type: 'button', id: 'hash-send', text: t('hash.send'), hidden: true });
+  const close = () => { hashJob?.abort(); hashJob = null; panel.remove(); document.getElementById('hash-open')?.focus(); };
+  const panel = el('section', { class: 'card hash-panel', id: 'hash-panel', 'aria-labelledby': 'hash-title' },
+    el('h2', { id: 'hash-title', text: t('hash.title') }), el('p', { text: t('hash.what') }), el('p', { text: t('hash.next') }),
+    el('label', { for: 'hash-file', text: t('hash.choose') }), input,
+    el('label', { for: 'hash-age', text: t('hash.age') }), age,
+    status, result,
+    el('p', { class: 'actions' }, sendBtn, ' ', el('button', { type: 'button', class: 'secondary', id: 'hash-cancel', text: t('hash.cancel'), onclick: close })));
+  let items = [];
+  input.addEventListener('change', async () => {
+    hashJob?.abort();
+    const job = hashJob = new AbortController();
+    items = [];
+    result.replaceChildren();
+    sendBtn.hidden = true;
+    const files = [...input.files].slice(0, E.HASH_REPORT_MAX_ITEMS);
+    if (!files.length) return;
+    status.textContent = t('hash.working');
+    const { hashFileInWorker } = await import('./filehash.js');
+    for (const f of files) {
+      let h = null, note = null;
+      try { h = await hashFileInWorker(f, { signal: job.signal }); } catch (x) {
+        if (job.signal.aborted) return;
+        if (x.exact && x.exact.sha256) { h = { ...x.exact, kind: 'image', pdq: null, quality: null }; note = t('hash.exact_only'); } else {
+          result.append(el('p', { class: 'error', text: t(['not_image', 'too_large', 'empty', 'timeout'].includes(x.code) ? `hash.error.${x.code}` : 'hash.error.other') }));
+          continue;
+        }
+      }
+      if (job !== hashJob) return;
+      if (!note && h.kind === 'video') note = t('hash.video_note');
+      if (!note && h.lowQuality) note = t('hash.low_quality');
+      items.push({ kind: h.kind, type: h.type, size: h.size, sha256: h.sha256, md5: h.md5, pdq: h.pdq ?? null, quality: h.quality ?? null });
+      result.append(el('div', { class: 'hash-item' },
+        el('p', {}, el('strong', { text: t(`hash.kind.${h.kind}`) }), ` · ${h.type.split('/')[1].toUpperCase()} · ${t('hash.size_kb', { n: Math.max(1, Math.round(h.size / 1024)) })}`),
+        el('dl', { class: 'hashes' },
+          el('dt', { text: 'SHA-256' }), el('dd', {}, el('code', { text: h.sha256 })),
+          el('dt', { text: 'MD5' }), el('dd', {}, el('code', { text: h.md5 })),
+          h.pdq ? el('dt', { text: 'PDQ' }) : null, h.pdq ? el('dd', {}, el('code', { text: h.pdq })) : null),
+        note ? el('p', { class: 'hash-note', text: note }) : null));
+    }
+    status.textContent = items.length ? t('hash.shared') : '';
+    sendBtn.hidden = !items.length;
+  });
+  sendBtn.addEventListener('click', async () => {
+    sendBtn.disabled = true;
+    try {
+      await state.secure.sendHashes({ age_band: age.value || null, items });
+      panel.replaceChildren(el('h2', { id: 'hash-title', text: t('hash.title') }), el('p', { role: 'status', id: 'hash-status', text: t('hash.sent') }),
+        el('p', {}, el('button', { type: 'button', class: 'secondary', id: 'hash-cancel', text: t('hash.close'), onclick: close })));
+      addMessage(t('hash.sent'), 'system', 'system');
+    } catch { status.textContent = t('hash.failed'); sendBtn.disabled = false; }
+  });
+  list.after(panel);
+  input.focus();
 }
 
 function compose() {

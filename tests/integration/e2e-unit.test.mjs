@@ -483,3 +483,29 @@ test('consent questions and answers: structured, canonical, each in its own dire
   assert.throws(() => E.open({ env: raw(2, 5, 'x'), conv: 9, dir: 2, mk }), (e) => e.code === 'decrypt_failed');
   assert.ok(E.open({ env: raw(2, E.BODY_CONSENT, '{"share":["messages"],"with":"police"}'), conv: 9, dir: 2, mk }).consent);
 });
+
+test('hash reports: fingerprints only, canonical, from the young person only', () => {
+  const mk = E.H(E.utf8('a message key for hashes'));
+  const item = { kind: 'image', type: 'image/jpeg', size: 361182, sha256: 'ab'.repeat(32), md5: 'cd'.repeat(16), pdq: 'ef'.repeat(32), quality: 100 };
+  const video = { kind: 'video', type: 'video/mp4', size: 5, sha256: '01'.repeat(32), md5: '23'.repeat(16), pdq: null, quality: null };
+  const r = { age_band: '13_15', items: [item, video] };
+  const got = E.open({ env: E.seal({ conv: 4, dir: 1, epoch: 2, n: 0, mk, hashes: r }), conv: 4, dir: 1, mk });
+  assert.deepEqual(got.hashes, { age_band: '13_15', items: [item, video] });
+  assert.equal(got.body[0], E.BODY_HASHES);
+  assert.equal(E.hashReportContent({ age_band: null, items: [video] }), '{"age_band":null,"items":[{"kind":"video","md5":"23232323232323232323232323232323","pdq":null,"quality":null,"sha256":"0101010101010101010101010101010101010101010101010101010101010101","size":5,"type":"video/mp4"}]}');
+  const bad = (f) => assert.throws(f, (e) => e.code === 'bad_hashes' || e.code === 'wrong_direction');
+  bad(() => E.seal({ conv: 4, dir: 2, epoch: 2, n: 0, mk, hashes: r }));
+  bad(() => E.hashReportContent({ age_band: '13_15', items: [] }));
+  bad(() => E.hashReportContent({ age_band: '13_15', items: Array(11).fill(item) }));
+  bad(() => E.hashReportContent({ age_band: 'twelve', items: [item] }));
+  bad(() => E.hashReportContent({ age_band: null, items: [{ ...item, sha256: 'AB'.repeat(32) }] }));
+  bad(() => E.hashReportContent({ age_band: null, items: [{ ...item, pdq: null }] }));
+  bad(() => E.hashReportContent({ age_band: null, items: [{ ...video, pdq: 'ef'.repeat(32), quality: 1 }] }));
+  bad(() => E.hashReportContent({ age_band: null, items: [{ ...item, type: 'text/html' }] }));
+  bad(() => E.hashReportContent({ age_band: null, items: [{ ...item, picture: 'base64…' }] }));
+  // A report towards the young person, or not canonical, does not open.
+  const raw = (dir, text) => E.seal({ conv: 4, dir, epoch: 2, n: 0, mk, body: E.concat(new Uint8Array([E.BODY_HASHES]), E.utf8(text)) });
+  const canon = E.hashReportContent(r);
+  assert.throws(() => E.open({ env: raw(2, canon), conv: 4, dir: 2, mk }), (e) => e.code === 'decrypt_failed');
+  assert.throws(() => E.open({ env: raw(1, JSON.stringify(r)), conv: 4, dir: 1, mk }), (e) => e.code === 'decrypt_failed');
+});
