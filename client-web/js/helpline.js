@@ -513,7 +513,7 @@ export class StaffClient extends Client {
     switch (m.type) {
       case 'chat.event':
         this.stream(m.conversation).push(m);
-        if (m.kind === 'system' && /^(ended|counsellor_lost)/.test(new TextDecoder().decode(b64url.decode(m.payload ?? ''))))
+        if (m.kind === 'system' && /^ended/.test(new TextDecoder().decode(b64url.decode(m.payload ?? ''))))
           queueMicrotask(() => this.streams.delete(m.conversation));
         break;
       case 'queue.offer': this.emit('offer', m); break;
