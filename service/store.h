@@ -121,6 +121,13 @@ typedef int (*hl_store_exec_fn)(struct hl_store_job *job, sqlite3 *db,
  * running and overwrites them with the next commit, but a crash before that
  * can recover them. Such a job was never acknowledged, yet may be stored, so
  * a retry after HL_ESTORE must be idempotent (e.g. a client message id).
+ *
+ * After a batch fails (a full disk, an I/O error) the writer runs the next
+ * batches one job per transaction for a while, so that during the fault a
+ * job that cannot be stored fails alone and jobs that need no new space
+ * (reads) still succeed; it recovers by itself once writes succeed again.
+ * Test builds (HL_TEST_HOOKS) inject such faults: see HL_TEST_STORE_FAULT in
+ * store.c and docs/security.md.
  */
 typedef void (*hl_store_done_fn)(struct hl_store_job *job, int status);
 
