@@ -7,9 +7,11 @@
 // a fresh authenticator code (the keys come from the counsellor's client,
 // which checks this device's certificate itself and wraps them to it),
 // joining the live chat silently, staff-only notes, and the decision with
-// sealed reasons. Nothing here is stored in the browser; text goes in with
-// textContent only.
+// sealed reasons; then the evidence bundle and the referral
+// (console-referral.js). Nothing here is stored in the browser; text goes in
+// with textContent only.
 import * as E from './e2e.js';
+import { referralSection } from './console-referral.js';
 
 export const REASONS = {
   life_at_risk: 'Immediate risk to life',
@@ -193,9 +195,9 @@ export function mount(root, ctx) {
   function showCase(id, focus = true) {
     const e = all.get(id);
     if (!e) return;
-    if (open?.id !== id) stopReading();
+    if (open?.id !== id) { stopReading(); open?.referral?.unmount(); }
     const conv = String(e.conversation);
-    open = open?.id === id ? open : { id, conv, list: null, bySeq: new Map(), joined: false, read: false, events: new Map(), msgs: new Map() };
+    open = open?.id === id ? open : { id, conv, list: null, bySeq: new Map(), joined: false, read: false, events: new Map(), msgs: new Map(), bundle: null, referral: null };
     const note = openSealed(secure, conv, e.note);
     // The transcript survives a re-render of the same case (a push).
     open.list ??= el('ol', { class: 'messages', id: 'esc-messages', tabindex: '0', 'aria-label': `Messages of chat ${conv}`, 'aria-live': 'polite' });
@@ -236,6 +238,9 @@ export function mount(root, ctx) {
       } catch (x) { fail(x); }
     });
     const canJoin = !decided && e.conversation_state === 'active';
+    // The referral form is kept across re-renders (pushes), with what was typed.
+    if (e.decision !== 'no_further_action') open.referral ??= referralSection(ctx, referralHooks(id));
+    open.referral?.update();
     casePanel.hidden = false;
     casePanel.replaceChildren(
       el('h2', { id: 'esc-case-title', tabindex: '-1', text: `Chat ${conv}: ${REASONS[e.reason] ?? e.reason}` }),
@@ -250,7 +255,7 @@ export function mount(root, ctx) {
         el('button', { type: 'button', id: 'esc-read', text: open.read ? 'Reload the chat' : 'Read the chat', onclick: () => read(e) }),
         canJoin ? el('button', { type: 'button', class: 'secondary', id: 'esc-join', text: open.joined ? 'Joined' : 'Join the live chat', disabled: open.joined, onclick: () => join(e) }) : null),
       el('p', { class: 'muted', text: 'Reading and joining ask for a fresh authenticator code. Every read, key fetch and join is recorded in the audit log. The young person is not told that you joined.' }),
-      open.list, noteForm, evidenceBox(e), decision);
+      open.list, noteForm, evidenceBox(e), decision, e.decision !== 'no_further_action' ? open.referral.el : null);
     if (focus) casePanel.querySelector('h2').focus({ preventScroll: true });
   }
 
@@ -279,6 +284,59 @@ export function mount(root, ctx) {
       el('p', { class: 'actions' }, choose, all), listBox, el('p', { class: 'actions' }, go), status);
   }
 
+  // The consent questions asked in the open case and their answers, as read.
+  function consents() {
+    if (!open) return [];
+    const qs = new Map();
+    for (const [seq, m] of [...open.msgs].sort((a, b) => a[0] - b[0])) {
+      if (m.consent) qs.set(seq, { seq, question: m.consent, answer: qs.get(seq)?.answer ?? null, answer_seq: qs.get(seq)?.answer_seq ?? null });
+      else if (m.answer) qs.set(m.answer.question, { seq: m.answer.question, question: qs.get(m.answer.question)?.question ?? null, answer: m.answer.answer, answer_seq: seq });
+    }
+    return [...qs.values()];
+  }
+
+  function referralHooks(id) {
+    return {
+      escalation: () => all.get(id),
+      consents,
+      consentWords,
+      bundle: () => (open?.id === id ? open.bundle : null),
+      // A bundle of the messages ticked in the evidence section.
+      buildBundle: async () => {
+        const listBox = document.getElementById('esc-evidence-list');
+        const select = [...(listBox?.querySelectorAll('input:checked') ?? [])].map((b) => Number(b.value));
+        if (!select.length) {
+          if (!listBox?.children.length) document.getElementById('esc-evidence-choose')?.click();
+          throw Object.assign(new Error('A police referral needs the evidence bundle: tick the messages it needs in "Evidence bundle" above (read the chat first), then save again.'), { code: 'choose' });
+        }
+        const signed = await makeBundle(all.get(id), select);
+        document.getElementById('esc-evidence-status').textContent = `Built the bundle for the referral. Digest ${E.hex(signed.digest)}.`;
+        return signed;
+      },
+    };
+  }
+
+  // Builds the bundle of the open case with the messages in select, has the
+  // service countersign it and keeps it for the referral.
+  async function makeBundle(e, select) {
+    const conv = String(e.conversation);
+    const B = await import('./bundle.js');
+    const signed = await fresh(async () => {
+      const [org, rev, mat] = await Promise.all([client.request({ type: 'e2e.org' }), client.request({ type: 'device.revocations' }), client.evidenceMaterial(conv)]);
+      const consent = [...open.msgs].filter(([, m]) => m.consent || m.answer).map(([seq, m]) => (m.consent ? { seq, question: m.consent } : { seq, answer: m.answer }));
+      const referral = { escalation: e.escalation, reason: e.reason, urgency: e.urgency, decision: e.decision ?? null, consent };
+      const built = B.buildBundle({
+        conversation: Number(conv), events: [...open.events.values()], select, epochs: secure.session(conv).epochs,
+        checkpoints: mat.checkpoints, audit: mat.audit, rootPk: org.root_pk, stampCert: org.stamp_cert, evidenceCert: org.evidence_cert,
+        signer: { cert: ctx.device.cert, issuer: ctx.device.issuer, keys: ctx.device.keys }, revocations: rev.revocations, referral,
+      });
+      const r = await client.signEvidence(conv, built.text);
+      return { ...B.withServiceSignature(built.bundle, r.sig), checks: built.checks, digest: r.digest };
+    });
+    if (open?.id === e.escalation) { open.bundle = { text: signed.text, digest: signed.digest, select }; open.referral?.update(); }
+    return signed;
+  }
+
   async function buildBundle(e, listBox, status, go) {
     const conv = String(e.conversation);
     const select = [...listBox.querySelectorAll('input:checked')].map((b) => Number(b.value));
@@ -287,18 +345,7 @@ export function mount(root, ctx) {
     status.textContent = 'Building the bundle…';
     try {
       const B = await import('./bundle.js');
-      const signed = await fresh(async () => {
-        const [org, rev, mat] = await Promise.all([client.request({ type: 'e2e.org' }), client.request({ type: 'device.revocations' }), client.evidenceMaterial(conv)]);
-        const consent = [...open.msgs].filter(([, m]) => m.consent || m.answer).map(([seq, m]) => (m.consent ? { seq, question: m.consent } : { seq, answer: m.answer }));
-        const referral = { escalation: e.escalation, reason: e.reason, urgency: e.urgency, decision: e.decision ?? null, consent };
-        const built = B.buildBundle({
-          conversation: Number(conv), events: [...open.events.values()], select, epochs: secure.session(conv).epochs,
-          checkpoints: mat.checkpoints, audit: mat.audit, rootPk: org.root_pk, stampCert: org.stamp_cert, evidenceCert: org.evidence_cert,
-          signer: { cert: ctx.device.cert, issuer: ctx.device.issuer, keys: ctx.device.keys }, revocations: rev.revocations, referral,
-        });
-        const r = await client.signEvidence(conv, built.text);
-        return { ...B.withServiceSignature(built.bundle, r.sig), checks: built.checks, digest: r.digest };
-      });
+      const signed = await makeBundle(e, select);
       const name = `helpline-evidence-conversation-${conv}-${E.hex(signed.digest).slice(0, 12)}`;
       save(`${name}.json`, signed.text, 'application/json');
       save(`${name}.html`, B.summaryHtml(signed.bundle, { checks: signed.checks }), 'text/html');
@@ -339,6 +386,7 @@ export function mount(root, ctx) {
       const note = openSealed(secure, conv, e.note);
       if (note !== null) document.getElementById('esc-note-text').textContent = note || '(none)';
       if (!open.list.children.length) line('Nothing in this chat yet.', 'system');
+      open.referral?.update(); // the consent record as read
       if (!open.joined && e.conversation_state !== 'active') client.streams.delete(conv); // not live: nothing more will come
     } catch (x) { if (x.code !== 'cancelled') fail(x); }
   }
@@ -382,5 +430,5 @@ export function mount(root, ctx) {
 
   load();
   const timer = setInterval(tick, 1000);
-  return { unmount: () => { clearInterval(timer); stopReading(); for (const u of offs) u(); open = null; } };
+  return { unmount: () => { clearInterval(timer); stopReading(); for (const u of offs) u(); open?.referral?.unmount(); open = null; } };
 }

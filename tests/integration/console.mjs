@@ -160,3 +160,29 @@ export async function setUpDevice(page, srv, org, username, { role = E.ROLE.COUN
   await page.click('#device-check');
   await page.locator('nav#views').waitFor({ timeout: 30000 });
 }
+
+/**
+ * The next authenticator code acct may use: the server takes each 30 s step
+ * once per account and only the steps next to now, so this waits for the
+ * clock when the next unused step is not yet accepted. acct.lastStep is the
+ * step used last (set it after enrolAndLogin: its login used stepNow()).
+ */
+export async function nextCode(acct) {
+  for (;;) {
+    const now = stepNow();
+    const step = Math.max(now, (acct.lastStep ?? now - 1) + 1);
+    if (step <= now + 1) {
+      acct.lastStep = step;
+      return totp(acct.secret, step);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Answers the console's "Confirm it is you" dialog with acct's next code. */
+export async function confirmReauth(page, acct) {
+  await page.locator('dialog#reauth[open]').waitFor();
+  await page.fill('#reauth-totp', await nextCode(acct));
+  await page.click('#reauth-go');
+  await page.waitForFunction(() => !document.querySelector('dialog#reauth[open]'), null, { timeout: 10000 });
+}
