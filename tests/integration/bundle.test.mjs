@@ -23,7 +23,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './harness.mjs';
+import { startServer, until } from './harness.mjs';
 import { ctl, totp, stepNow, awaitStepMargin, HELPLINECTL } from './staff.mjs';
 import { contactClient as orgContactClient, organisation as orgOrganisation, counsellor as orgCounsellor, initOrg } from './org.mjs';
 import { SecureContact, SecureStaff } from '../../client-web/js/secure.js';
@@ -36,16 +36,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURE = join(here, '..', 'fixtures', 'evidence-bundle.json');
 const FIXTURE_ROOT = join(here, '..', 'fixtures', 'evidence-root.pub');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(fn, what, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // Runs helplinectl verify-bundle; {code, out}.
 function verify(file, ...args) {

@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, nextId, request } from './harness.mjs';
+import { startServer, nextId, request, until } from './harness.mjs';
 import { initOrg, contactClient, staffClient, staffIdOf } from './org.mjs';
 import { ctl, enrolled, totp, stepNow, awaitStepMargin, staffSocket } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
@@ -36,16 +36,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // A local date (YYYY-MM-DD) in the line's time zone, days from now.
 const localDay = (days = 0) => new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit' })
   .format(new Date(Date.now() + days * 86400000));
-
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // TOTP codes are accepted for steps now-1..now+1, each step only once and
 // only above the last one used: hand out strictly increasing steps.

@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startServer } from './harness.mjs';
+import { startServer, until } from './harness.mjs';
 import { ctl, totp, stepNow, origin } from './staff.mjs';
 import { contactClient as orgContactClient, organisation as orgOrganisation, counsellor as orgCounsellor, staffIdOf, initOrg } from './org.mjs';
 import { ContactClient, StaffClient } from '../../client-web/js/helpline.js';
@@ -28,16 +28,6 @@ const sodium = await E.ready();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const DAY = 86400000;
 const LIGHT = { opslimit: 1, memlimit: 8192 }; // Argon2id cost for tests only (the pages use INTERACTIVE)
-
-async function until(fn, what, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // Collects 'message' and 'security' events of a secure client.
 function inbox(sc) {

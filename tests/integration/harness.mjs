@@ -112,6 +112,20 @@ export async function request(ws, obj, opts) {
 }
 
 let ids = 0;
+/**
+ * Polls fn (sync or async) every `every` ms until it returns something
+ * truthy, and returns that; fails naming `what` after ms.
+ */
+export async function until(fn, what, ms = 15000, every = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
 export const nextId = () => `r${++ids}`;
 
 // Opens a contact connection and completes hello.

@@ -21,7 +21,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from './harness.mjs';
+import { startServer, until } from './harness.mjs';
 import { totp, stepNow, awaitStepMargin, HELPLINECTL } from './staff.mjs';
 import { contactClient, organisation, counsellor, initOrg } from './org.mjs';
 import { SecureContact, SecureStaff } from '../../client-web/js/secure.js';
@@ -32,15 +32,6 @@ const sodium = await E.ready();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const utf8 = (s) => new TextEncoder().encode(s);
 
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 const refusal = (p) => p.then((r) => ({ code: 'no refusal', reply: r }), (e) => e);
 const sqlJson = (dir, q) => JSON.parse(execFileSync('sqlite3', ['-readonly', '-json', join(dir, 'helpline.db'), q], { encoding: 'utf8' }) || '[]');
 

@@ -19,7 +19,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startServer } from './harness.mjs';
+import { startServer, until } from './harness.mjs';
 import { contactClient as orgContactClient, organisation, counsellor as orgCounsellor, initOrg } from './org.mjs';
 import { ContactClient } from '../../client-web/js/helpline.js';
 import { SecureContact, SecureStaff } from '../../client-web/js/secure.js';
@@ -29,16 +29,6 @@ import { launch, noBrowser } from './browser.mjs';
 const sodium = await E.ready();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const GRACE = 5; // seconds: the smallest queue.counsellor_grace the daemon allows
-
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // Every event a secure client emits, by type.
 function record(sc) {
