@@ -81,6 +81,8 @@ static int set_url(const struct key_def *k, struct hl_config *cfg,
 		   const char *value, char *why, size_t whylen);
 static int set_key(const struct key_def *k, struct hl_config *cfg,
 		   const char *value, char *why, size_t whylen);
+static int set_metrics_listen(const struct key_def *k, struct hl_config *cfg,
+			      const char *value, char *why, size_t whylen);
 
 #define FIELD(f) \
 	offsetof(struct hl_config, f), sizeof(((struct hl_config *)0)->f)
@@ -161,6 +163,18 @@ static const struct key_def keys[] = {
 	{"staff", "allowed_origins", KIND_ORIGINS, 0, 0, FIELD(allowed_origins),
 	 set_origins, NULL},
 	{"log", "level", KIND_LEVEL, 0, 0, FIELD(log_level), set_level, NULL},
+	{"log", "format", KIND_CHOICE, 0, 0, FIELD(log_format), set_choice,
+	 "text json"},
+	{"metrics", "listen", KIND_PATH, 0, 0, FIELD(metrics_host),
+	 set_metrics_listen, NULL},
+	{"retention", "days", KIND_INT, 1, 3650, FIELD(retention_days), set_int,
+	 NULL},
+	{"retention", "escalated_days", KIND_INT, 1, 36500,
+	 FIELD(retention_escalated_days), set_int, NULL},
+	{"retention", "interval", KIND_INT, 1, 86400, FIELD(retention_interval),
+	 set_int, NULL},
+	{"retention", "batch", KIND_INT, 1, 10000, FIELD(retention_batch),
+	 set_int, NULL},
 };
 
 #define NKEYS HL_ARRAY_LEN(keys)
@@ -478,6 +492,28 @@ static int set_listen(const struct key_def *k, struct hl_config *cfg,
 		       "listen_host size");
 	memcpy(cfg->listen_host, host, sizeof(host));
 	cfg->listen_port = port;
+	return HL_OK;
+}
+
+/* metrics.listen: empty, or HOST:PORT like server.listen. */
+static int set_metrics_listen(const struct key_def *k, struct hl_config *cfg,
+			      const char *value, char *why, size_t whylen)
+{
+	char host[64] = "";
+	int port;
+
+	(void)k;
+	if (!value[0]) {
+		cfg->metrics_host[0] = '\0';
+		cfg->metrics_port = -1;
+		return HL_OK;
+	}
+	if (parse_listen(value, host, &port, why, whylen) != 0)
+		return HL_EINVAL;
+	_Static_assert(sizeof(cfg->metrics_host) == sizeof(host),
+		       "metrics_host size");
+	memcpy(cfg->metrics_host, host, sizeof(host));
+	cfg->metrics_port = port;
 	return HL_OK;
 }
 
@@ -1153,6 +1189,13 @@ void hl_config_defaults(struct hl_config *cfg)
 	cfg->auth_pwhash_inflight = 1;
 	cfg->auth_pwhash_queue = 256;
 	cfg->log_level = HL_LOG_INFO;
+	cfg->log_format = HL_LOG_FORMAT_TEXT;
+	cfg->metrics_host[0] = '\0';
+	cfg->metrics_port = -1;
+	cfg->retention_days = 30;
+	cfg->retention_escalated_days = 365;
+	cfg->retention_interval = 3600;
+	cfg->retention_batch = 100;
 }
 
 int hl_config_load_file(struct hl_config *cfg, const char *path, char *err,

@@ -163,6 +163,30 @@ struct hl_config {
 
 	/* [log] level: debug, info, warn, error, off; default info. */
 	int log_level;                  /* enum hl_log_level */
+	/* [log] format: HL_LOG_FORMAT_TEXT (default: one escaped
+	 * "time level event key=value..." line) or HL_LOG_FORMAT_JSON (one
+	 * JSON object per line). */
+	int log_format;
+
+	/* [metrics] listen: "" (default) serves GET /metrics on the main
+	 * listener; HOST:PORT serves it there only (a second listener that
+	 * answers nothing else), and the main listener answers 404. */
+	char metrics_host[64];
+	int metrics_port;               /* -1 when metrics_host is "" */
+
+	/* [retention] days: ended conversations that were never escalated are
+	 * deleted this many days after they ended; 1..3650; default 30. */
+	int retention_days;
+	/* [retention] escalated_days: an escalated conversation is kept while
+	 * any escalation of it is undecided, then this many days after the
+	 * last decision; 1..36500; default 365. */
+	int retention_escalated_days;
+	/* [retention] interval: seconds between purge runs; 1..86400; default
+	 * 3600. */
+	int retention_interval;
+	/* [retention] batch: conversations deleted per store job; 1..10000;
+	 * default 100. */
+	int retention_batch;
 };
 
 /* Fills cfg with the defaults above. */
@@ -223,6 +247,9 @@ int hl_config_db_path(const struct hl_config *cfg, char *out, size_t outlen);
 /* Writes the key file path (key_file, or "helpline.key" in the database's
  * directory) to out. Returns 0, HL_ERANGE or HL_EINVAL. */
 int hl_config_key_path(const struct hl_config *cfg, char *out, size_t outlen);
+
+/* Values of log_format. */
+enum { HL_LOG_FORMAT_TEXT = 1, HL_LOG_FORMAT_JSON = 2 };
 
 /* Values of queue_routing. */
 enum { HL_ROUTING_OFFER = 1, HL_ROUTING_PULL = 2, HL_ROUTING_BOTH = 3 };

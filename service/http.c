@@ -194,6 +194,10 @@ static int confirm_upgrade(struct lws *wsi, struct hl_server *srv)
 
 	if (srv->stopping)
 		goto refuse_503_stopping;
+	if (srv->metrics_vhost && lws_get_vhost(wsi) == srv->metrics_vhost) {
+		respond_text(wsi, 404, "Not found.\n");
+		return 1; /* the metrics listener has no WebSocket */
+	}
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/ws") != 0) {
 		srv->metrics.upgrades_refused++;
@@ -259,36 +263,24 @@ static int serve_healthz(struct lws *wsi, struct hl_server *srv, int head)
 
 static int serve_metrics(struct lws *wsi, struct hl_server *srv, int head)
 {
-	struct hl_store_stats st;
-	char extra[1024], *buf;
-	size_t cap = 16384, n;
+	struct hl_metrics_gauges g;
+	size_t cap = 32768, n;
+	char *buf;
 	int rc;
 
-	hl_store_stats(&srv->store, &st);
-	snprintf(extra, sizeof(extra),
-		 "# TYPE helpline_store_jobs_committed_total counter\n"
-		 "helpline_store_jobs_committed_total %llu\n"
-		 "# TYPE helpline_store_jobs_failed_total counter\n"
-		 "helpline_store_jobs_failed_total %llu\n"
-		 "# TYPE helpline_store_batches_total counter\n"
-		 "helpline_store_batches_total %llu\n"
-		 "# TYPE helpline_store_commit_failures_total counter\n"
-		 "helpline_store_commit_failures_total %llu\n"
-		 "# TYPE helpline_store_queued gauge\n"
-		 "helpline_store_queued %u\n"
-		 "# TYPE helpline_uptime_seconds gauge\n"
-		 "helpline_uptime_seconds %llu\n",
-		 (unsigned long long)st.jobs_committed,
-		 (unsigned long long)st.jobs_failed,
-		 (unsigned long long)st.batches,
-		 (unsigned long long)st.commit_failures, st.queued,
-		 (unsigned long long)(hl_server_uptime_ms(srv) / 1000));
+	hl_metrics_gauges(srv, &g);
 	buf = malloc(cap);
 	if (!buf)
 		return -1;
-	n = hl_metrics_format(&srv->metrics, extra, buf, cap);
-	if (n >= cap)
-		n = cap - 1;
+	n = hl_metrics_format(&srv->metrics, &g, buf, cap);
+	if (n >= cap) {
+		free(buf);
+		cap = n + 1;
+		buf = malloc(cap);
+		if (!buf)
+			return -1;
+		n = hl_metrics_format(&srv->metrics, &g, buf, cap);
+	}
 	rc = respond(wsi, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
 		     buf, n, head);
 	free(buf);
@@ -373,9 +365,19 @@ int hl_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		}
 		if (srv->stopping)
 			return respond_text(wsi, 503, "The server is restarting.\n");
+		/* With metrics.listen set, the metrics listener answers
+		 * /metrics (and /healthz) only, and the main one no /metrics. */
+		if (srv->metrics_vhost &&
+		    lws_get_vhost(wsi) == srv->metrics_vhost) {
+			if (strcmp(uri, "/metrics") == 0)
+				return serve_metrics(wsi, srv, head);
+			if (strcmp(uri, "/healthz") == 0)
+				return serve_healthz(wsi, srv, head);
+			return respond_text(wsi, 404, "Not found.\n");
+		}
 		if (strcmp(uri, "/healthz") == 0)
 			return serve_healthz(wsi, srv, head);
-		if (strcmp(uri, "/metrics") == 0)
+		if (strcmp(uri, "/metrics") == 0 && !srv->metrics_vhost)
 			return serve_metrics(wsi, srv, head);
 		return serve_file(wsi, srv, uri, head);
 

@@ -1,11 +1,17 @@
-/* metrics.h: owns the daemon's counters and their text exposition. */
+/* metrics.h: owns the daemon's counters, histograms and gauges and their
+ * Prometheus text exposition (GET /metrics). */
 #ifndef HL_METRICS_H
 #define HL_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "protocol.h"
+#include "store.h"
+
+struct hl_server;
 
 /* Why the server closed a WebSocket, for counting. */
 enum hl_close_kind {
@@ -18,9 +24,37 @@ enum hl_close_kind {
 	HL_CLOSE__COUNT
 };
 
+/* Most finite buckets of a histogram. */
+#define HL_HIST_BUCKETS_MAX 16
+
+/*
+ * A Prometheus histogram of observations in base units (seconds, jobs).
+ * le[0..n-1] are the ascending finite upper bounds; bucket[i] counts the
+ * observations <= le[i] and > le[i-1] (not cumulative: the exposition adds
+ * them up); bucket[n] counts those above every bound (+Inf).
+ */
+struct hl_histogram {
+	const double *le;
+	uint32_t n;
+	uint64_t bucket[HL_HIST_BUCKETS_MAX + 1];
+	uint64_t count;
+	double sum;
+};
+
+/* Sets the bounds (n <= HL_HIST_BUCKETS_MAX, ascending) and zeroes h. */
+void hl_histogram_init(struct hl_histogram *h, const double *le, uint32_t n);
+/* Records one observation (negative values count as 0). */
+void hl_histogram_observe(struct hl_histogram *h, double v);
+
+/* A conversation the wait tracker saw waiting (internal to metrics.c). */
+struct hl_metrics_wait {
+	int64_t id;          /* conversation id: memory only, never exposed */
+	int64_t enqueued_ms; /* when it joined the queue (unix ms) */
+};
+
 /*
  * Counters. Loop thread only (no atomics needed). They count events, never
- * who caused them.
+ * who caused them: no label ever holds an id, a name or an address.
  */
 struct hl_metrics {
 	uint64_t errors[HL_ERR__COUNT];      /* error replies sent, by code */
@@ -39,14 +73,60 @@ struct hl_metrics {
 	uint64_t transfers;                  /* chats transferred */
 	uint64_t alerts;                     /* supervisor alerts raised */
 	uint64_t chat_messages;              /* chat.send messages stored (not retries) */
+
+	/* Sampled by the metrics tick (hl_metrics_start), see metrics.c. */
+	struct hl_histogram queue_wait;      /* seconds from queue to a counsellor */
+	uint64_t queue_left;                 /* left the queue without a counsellor */
+	struct hl_histogram store_latency;   /* seconds: probe job submit -> done */
+	uint64_t store_probe_failed;         /* probe jobs that failed */
+	uint64_t retention_purged;           /* conversations purged (retention.c) */
+	uint64_t retention_runs;             /* retention batches run */
+
+	/* Tick state (loop thread). */
+	struct hl_server *srv;
+	uv_timer_t tick;
+	bool tick_open;
+	struct hl_metrics_wait *waiting;     /* sorted by id */
+	uint32_t nwaiting, capwaiting;
+	struct hl_store_job probe;
+	bool probe_inflight;
+	uint64_t probe_started_ns;           /* uv_hrtime at submit */
 };
 
+/* Values read at scrape time from the rest of the server. */
+struct hl_metrics_gauges {
+	uint32_t queue_by_risk[4];           /* standard, elevated, high, immediate */
+	double longest_wait_s;
+	uint32_t esc_open, esc_claimed;      /* undecided escalations */
+	uint32_t staff_sessions;             /* staff sessions live */
+	uint32_t conv_live;                  /* conversations not yet ended */
+	struct hl_store_stats store;
+	double uptime_s;
+	int retention_days;                  /* configured policy */
+	int retention_escalated_days;
+};
+
+/* Zeroes m's counters and sets the histograms' bounds. */
+void hl_metrics_init(struct hl_metrics *m);
+
+/* Starts the 1 s tick (queue wait sampling, store probe). Loop thread,
+ * after the store and contacts are up. 0 or HL_E*. */
+int hl_metrics_start(struct hl_metrics *m, struct hl_server *srv);
+/* Stops the tick (a probe in flight is left to the store's close). */
+void hl_metrics_stop(struct hl_metrics *m);
+/* Frees the tracker's memory (after the loop has ended). */
+void hl_metrics_free(struct hl_metrics *m);
+
+/* Reads the gauges from srv. Loop thread. */
+void hl_metrics_gauges(struct hl_server *srv, struct hl_metrics_gauges *g);
+
 /*
- * Formats every counter in Prometheus text exposition format into buf (cap
- * bytes, NUL-terminated). extra is appended verbatim (may be NULL). Returns
- * the length, or a value >= cap if the buffer was too small.
+ * Formats every metric in Prometheus text exposition format (0.0.4) into
+ * buf (cap bytes, NUL-terminated when cap > 0). Returns the length, or a
+ * value >= cap if the buffer was too small.
  */
-size_t hl_metrics_format(const struct hl_metrics *m, const char *extra,
-			 char *buf, size_t cap);
+size_t hl_metrics_format(const struct hl_metrics *m,
+			 const struct hl_metrics_gauges *g, char *buf,
+			 size_t cap);
 
 #endif

@@ -196,6 +196,7 @@ static void finish_stop(struct hl_server *srv)
 	hl_contacts_stop(&srv->contacts);
 	hl_escalations_stop(&srv->esc);
 	hl_referrals_stop(&srv->ref);
+	hl_metrics_stop(&srv->metrics);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -289,6 +290,38 @@ static int probe_listen(const char *host, int port)
 	return err;
 }
 
+/* metrics.listen: a second vhost that serves /metrics and /healthz only
+ * (http.c checks which vhost a request came in on). */
+static int start_metrics_vhost(struct hl_server *srv)
+{
+	struct lws_context_creation_info vi;
+	const char *h = srv->cfg.metrics_host;
+
+	srv->metrics_protocols[0] = srv->protocols[0];
+	memset(&srv->metrics_protocols[1], 0, sizeof(srv->metrics_protocols[1]));
+	memset(&vi, 0, sizeof(vi));
+	vi.port = srv->cfg.metrics_port;
+	vi.iface = strcmp(h, "localhost") == 0 ? "127.0.0.1" : h;
+	vi.protocols = srv->metrics_protocols;
+	vi.vhost_name = "metrics";
+	vi.options = LWS_SERVER_OPTION_LIBUV;
+	if (strchr(h, ':') == NULL)
+		vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	vi.timeout_secs = 10;
+	vi.server_string = "helplined";
+	srv->metrics_vhost = lws_create_vhost(srv->lws, &vi);
+	if (!srv->metrics_vhost ||
+	    (srv->metrics_bound_port =
+		     lws_get_vhost_listen_port(srv->metrics_vhost)) <= 0) {
+		fprintf(stderr, "helplined: cannot listen on %s:%d "
+				"(metrics.listen)\n",
+			h, srv->cfg.metrics_port);
+		srv->metrics_vhost = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 {
 	struct lws_context_creation_info info;
@@ -299,6 +332,7 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 
 	srv->cfg = *cfg;
 	srv->exit_status = 1;
+	hl_metrics_init(&srv->metrics);
 	if (uv_loop_init(&srv->loop) != 0)
 		return HL_EIO;
 	srv->loop_open = true;
@@ -404,6 +438,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		return rc;
 	}
 	srv->ref_ready = true;
+	rc = hl_metrics_start(&srv->metrics, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot start metrics: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -425,6 +465,20 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		(uint16_t)(srv->cfg.ws_ping_interval ? srv->cfg.ws_ping_interval * 2 + 10
 						      : 0);
 
+	if (srv->cfg.metrics_host[0]) {
+		const char *mh = strcmp(srv->cfg.metrics_host, "localhost") == 0
+					 ? "127.0.0.1"
+					 : srv->cfg.metrics_host;
+
+		rc = probe_listen(mh, srv->cfg.metrics_port);
+		if (rc != 0) {
+			fprintf(stderr, "helplined: cannot listen on %s:%d "
+					"(metrics.listen): %s\n",
+				srv->cfg.metrics_host, srv->cfg.metrics_port,
+				strerror(rc));
+			return HL_EIO;
+		}
+	}
 	rc = probe_listen(info_iface(srv), srv->cfg.listen_port);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot listen on %s:%d: %s\n",
@@ -474,6 +528,8 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	}
 	if (!srv->cfg.allowed_origins_set)
 		hl_config_default_origins(&srv->cfg, srv->bound_port);
+	if (srv->cfg.metrics_host[0] && start_metrics_vhost(srv) != 0)
+		return HL_EIO;
 	srv->exit_status = 0;
 	return HL_OK;
 }
@@ -485,6 +541,13 @@ int hl_server_run(struct hl_server *srv)
 
 	hl_info("server.listening", "url=http://%s%s%s:%d/ version=%s",
 		v6 ? "[" : "", h, v6 ? "]" : "", srv->bound_port, HL_VERSION);
+	if (srv->metrics_vhost) {
+		int mv6 = strchr(srv->cfg.metrics_host, ':') != NULL;
+
+		hl_info("metrics.listening", "url=http://%s%s%s:%d/metrics",
+			mv6 ? "[" : "", srv->cfg.metrics_host, mv6 ? "]" : "",
+			srv->metrics_bound_port);
+	}
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 	hl_info("server.stopped", "status=%d", srv->exit_status);
 	return srv->exit_status;
@@ -517,6 +580,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_contacts_stop(&srv->contacts);
 	hl_escalations_stop(&srv->esc);
 	hl_referrals_stop(&srv->ref);
+	hl_metrics_stop(&srv->metrics);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
@@ -534,6 +598,7 @@ void hl_server_free(struct hl_server *srv)
 		hl_escalations_free(&srv->esc);
 	if (srv->ref_ready)
 		hl_referrals_free(&srv->ref);
+	hl_metrics_free(&srv->metrics);
 	hl_taxonomy_free(&srv->taxonomy);
 	if (srv->keys_loaded)
 		hl_keys_wipe(&srv->keys);

@@ -32,7 +32,10 @@ struct hl_server {
 	struct hl_config cfg;            /* final configuration (a copy) */
 	uv_loop_t loop;                  /* owned; lws runs on it as a foreign loop */
 	struct lws_context *lws;         /* NULL after destruction */
-	struct lws_vhost *vhost;         /* the one listening vhost */
+	struct lws_vhost *vhost;         /* the main listening vhost */
+	struct lws_vhost *metrics_vhost; /* metrics.listen's, or NULL */
+	struct lws_protocols metrics_protocols[2]; /* http, terminator */
+	int metrics_bound_port;          /* its port, 0 when none */
 	struct lws_protocols protocols[4]; /* http, contact, staff, terminator */
 	lws_retry_bo_t retry;            /* ws keep-alive ping / idle policy */
 	uv_signal_t sig_int, sig_term;   /* SIGINT / SIGTERM start shutdown */
