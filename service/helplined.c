@@ -101,6 +101,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hl_log_set_level((enum hl_log_level)cfg.log_level);
+	hl_log_set_json(cfg.log_format == HL_LOG_FORMAT_JSON);
 
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)

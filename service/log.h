@@ -30,6 +30,18 @@ void hl_log_set_level(enum hl_log_level level);
 /* Returns the current minimum level. */
 enum hl_log_level hl_log_get_level(void);
 
+/*
+ * Chooses the line format: 0 text (the default, above), 1 JSON: one object
+ * per line, {"time":"...","level":"...","event":"...", then the fields},
+ * where each key=value field becomes a member (a value of digits a number,
+ * anything else a string; a quoted value is unquoted) and text that is not
+ * key=value goes, with the rest of the text, into "msg" (or "rest" when
+ * a msg field came before). Strings are JSON-escaped, and every byte
+ * outside printable ASCII is written as \u00XX, so a line is always one
+ * valid JSON object on one line.
+ */
+void hl_log_set_json(int json);
+
 /* Redirects output (default stderr). The stream is not owned. */
 void hl_log_set_stream(FILE *stream);
 

@@ -78,6 +78,75 @@ static void test_line(void **state)
 	assert_int_equal(buf[10], 'T');
 }
 
+/* Writes one JSON line through hl_log and returns it (static buffer). */
+static const char *json_line_of(const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static const char *json_line_of(const char *event, const char *fmt, ...)
+{
+	static char buf[4096];
+	FILE *f = tmpfile();
+	va_list ap;
+	size_t n;
+
+	assert_non_null(f);
+	hl_log_set_stream(f);
+	hl_log_set_json(1);
+	hl_log_set_level(HL_LOG_DEBUG);
+	va_start(ap, fmt);
+	hl_vlog(HL_LOG_WARN, event, fmt, ap);
+	va_end(ap);
+	hl_log_set_json(0);
+	hl_log_set_stream(NULL);
+	hl_log_set_level(HL_LOG_INFO);
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	/* One line, ending in a newline, with no other newline or control
+	 * byte and nothing outside printable ASCII. */
+	assert_true(n > 2);
+	assert_int_equal(buf[n - 1], '\n');
+	for (size_t i = 0; i + 1 < n; i++)
+		assert_true((unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f);
+	return buf;
+}
+
+static void test_json(void **state)
+{
+	const char *l;
+
+	(void)state;
+	l = json_line_of("conn.open", "conn=00ff role=staff n=42 neg=-7 big=01");
+	assert_true(strncmp(l, "{\"time\":\"", 9) == 0);
+	assert_non_null(strstr(l, "Z\",\"level\":\"warn\",\"event\":\"conn.open\","
+			       "\"conn\":\"00ff\",\"role\":\"staff\",\"n\":42,"
+			       "\"neg\":-7,\"big\":\"01\"}\n"));
+	/* Quoted values are unquoted; quotes, backslashes, CR/LF, ESC and
+	 * high bytes are escaped so nothing can forge a line or a member. */
+	l = json_line_of("lws", "msg=\"evil\r\n{\\\"level\\\":\\\"error\\\"}\x1b[31m\xc3\xa9\" code=3");
+	assert_non_null(strstr(l, ",\"msg\":\"evil\\u000d\\u000a{\\\\\\\"level"));
+	assert_non_null(strstr(l, "\\u001b[31m\\u00c3\\u00a9\",\"code\":3}\n"));
+	/* Text that is not key=value goes into msg. */
+	l = json_line_of("x.y", "plain words here");
+	assert_non_null(strstr(l, "\"event\":\"x.y\",\"msg\":\"plain words here\"}\n"));
+	l = json_line_of("x.y", "msg=\"a\" then junk");
+	assert_non_null(strstr(l, "\"msg\":\"a\",\"rest\":\"then junk\"}\n"));
+	/* An unterminated quote: the rest is text, still valid JSON. */
+	l = json_line_of("x.y", "k=\"open");
+	assert_non_null(strstr(l, "\"msg\":\"k=\\\"open\"}\n"));
+	/* No fields at all. */
+	l = json_line_of("server.stopped", "%s", "");
+	assert_non_null(strstr(l, "\"event\":\"server.stopped\"}\n"));
+	/* A line longer than the buffer is cut but stays one closed object. */
+	{
+		char big[3000];
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		l = json_line_of("x.y", "v=%s", big);
+		assert_int_equal(l[strlen(l) - 2], '}');
+	}
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -92,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_line),
+		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_strerror),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
