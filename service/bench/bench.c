@@ -1,0 +1,1704 @@
+/* bench.c: helpline-bench, a load generator that speaks Helpline's real
+ * protocol (docs/protocol.md) and runs the same scenario against helplined
+ * and against the Node.js peer (tests/load/peer.mjs) in one invocation,
+ * printing each one's figures and the ratios Helpline/peer.
+ *
+ * Scenarios: idle, relay, fixed-rate, churn, waiting, logins (see usage()).
+ * Every run stops by itself after --duration seconds; only 127.0.0.1 is
+ * ever contacted; only the processes this tool starts are signalled. */
+#define _GNU_SOURCE
+#include "hist.h"
+#include "ws_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <openssl/hmac.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options --------------------------------------------------------------- */
+
+enum scenario { SC_IDLE, SC_RELAY, SC_FIXED, SC_CHURN, SC_WAITING, SC_LOGINS };
+static const char *const scenario_names[] = { "idle", "relay", "fixed-rate",
+					      "churn", "waiting", "logins" };
+
+struct opts {
+	enum scenario sc;
+	double duration, warmup;
+	int conns, pairs, window, size, per_counsellor, waiting, flood;
+	double rate, leave_rate;
+	const char *helplined, *helplinectl, *peer, *node, *keep_dir;
+	int port, server_pid; /* an already running server (no setup of staff) */
+	int server_cpu, bench_cpu;
+	bool run_helpline, run_peer, json, spin;
+};
+
+/* ---- results --------------------------------------------------------------- */
+
+struct errcount {
+	char code[40];
+	uint64_t n;
+};
+
+struct result {
+	const char *target;
+	bool ok;
+	char why[256];
+	double secs, cpu_pct;
+	long rss_kb, rss_base_kb, hwm_kb;
+	uint64_t acked, received, cycles, pushes, push_fast, logins, held;
+	double conns_per_s;
+	struct hist *ack, *rcv, *cycle, *quiet, *flood;
+	struct errcount errs[32];
+	int nerr;
+};
+
+/* ---- the bench state ---------------------------------------------------------- */
+
+enum role { R_IDLE, R_YP, R_COUNSELLOR, R_ENROL, R_WAITER, R_FLOOD };
+
+enum cstate {
+	S_CONNECTING, S_HELLO, S_READY, S_START, S_LOGIN, S_ENROL_BEGIN,
+	S_ENROL_FINISH, S_TAKE, S_RESUME, S_LEAVE, S_CLOSING, S_DEAD
+};
+
+struct account {
+	char user[32], pass[64], code[48], secret[64];
+	bool enrolled, failed;
+};
+
+struct pair;
+
+struct client {
+	struct bench *b;
+	struct wsc *ws;
+	enum role role;
+	enum cstate st;
+	int idx;
+	bool greeted, expect_close, queued_open;
+	/* young person */
+	struct pair *pair;
+	char conv[24], resume[64];
+	int64_t last_seq;
+	uint64_t cycle_t0, last_push;
+	/* staff */
+	struct account *acct;
+	int takes_left, fails;
+};
+
+struct side {
+	uint64_t sent, acked, due;
+	uint32_t inflight;
+	uint64_t *t; /* send (or intended send) time by id, ring of ring_mask+1 */
+};
+
+struct pair {
+	int idx;
+	char conv[24];
+	struct client *yp, *cs;
+	struct side s[2]; /* 0: young person -> counsellor, 1: counsellor -> young person */
+};
+
+struct bench {
+	const struct opts *o;
+	uv_loop_t loop;
+	struct wsc_loop *wl;
+	uv_timer_t tick;
+	uv_idle_t spin;
+	int port;
+	pid_t pid;
+	bool peer;
+	struct result *r;
+
+	struct client **clients;
+	int nclients, opening, max_opening;
+	struct client **openq;
+	int openq_n, openq_head, openq_cap;
+
+	struct account *accts;
+	int naccts, enrolled, logged_in, ready_staff;
+	struct pair *pairs;
+	int npairs, started, taken;
+	uint32_t ring_mask;
+	char *payload;
+	size_t payload_len;
+
+	/* waiting: young people in the order they joined */
+	struct client **fifo;
+	int fifo_cap, fifo_head, fifo_n, waiters_ready;
+	double leave_credit;
+	uint64_t last_tick;
+
+	int greeted;
+	bool sending, measuring, flooding;
+	uint64_t m0, m1, flood_at;
+	double interval_ns;
+};
+
+static uint64_t now_ns(void)
+{
+	return uv_hrtime();
+}
+
+static void note_error(struct bench *b, const char *code)
+{
+	struct result *r = b->r;
+
+	for (int i = 0; i < r->nerr; i++)
+		if (strcmp(r->errs[i].code, code) == 0) {
+			r->errs[i].n++;
+			return;
+		}
+	if (r->nerr < (int)(sizeof(r->errs) / sizeof(r->errs[0]))) {
+		snprintf(r->errs[r->nerr].code, sizeof(r->errs[0].code), "%s", code);
+		r->errs[r->nerr++].n = 1;
+	}
+}
+
+/* ---- tiny JSON field scanner (server messages are compact JSON) ------------- */
+
+static bool jstr(const char *d, size_t n, const char *key, char *out, size_t cap)
+{
+	char pat[48];
+	int pl = snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	const char *p = memmem(d, n, pat, (size_t)pl), *e;
+
+	if (!p)
+		return false;
+	p += pl;
+	e = memchr(p, '"', n - (size_t)(p - d));
+	if (!e || (size_t)(e - p) >= cap)
+		return false;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return true;
+}
+
+static bool jint(const char *d, size_t n, const char *key, int64_t *v)
+{
+	char pat[48];
+	int pl = snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = memmem(d, n, pat, (size_t)pl);
+
+	if (!p)
+		return false;
+	p += pl;
+	if (*p == '"')
+		p++;
+	*v = strtoll(p, NULL, 10);
+	return true;
+}
+
+/* ---- TOTP (RFC 6238, HMAC-SHA1 via libcrypto) ---------------------------------- */
+
+static size_t b32decode(const char *s, unsigned char *out, size_t cap)
+{
+	unsigned bits = 0, val = 0;
+	size_t n = 0;
+
+	for (; *s && *s != '='; s++) {
+		const char *alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+		const char *p = strchr(alpha, *s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+		if (!p)
+			continue;
+		val = (val << 5) | (unsigned)(p - alpha);
+		bits += 5;
+		if (bits >= 8 && n < cap) {
+			out[n++] = (unsigned char)(val >> (bits - 8));
+			bits -= 8;
+		}
+	}
+	return n;
+}
+
+static void totp(const char *secret_b32, int64_t step, char out[7])
+{
+	unsigned char key[64], msg[8], mac[EVP_MAX_MD_SIZE];
+	unsigned mlen = 0;
+	size_t klen = b32decode(secret_b32, key, sizeof(key));
+	uint32_t code;
+	int off;
+
+	for (int i = 7; i >= 0; i--) {
+		msg[i] = (unsigned char)step;
+		step >>= 8;
+	}
+	HMAC(EVP_sha1(), key, (int)klen, msg, 8, mac, &mlen);
+	off = mac[19] & 15;
+	code = (((uint32_t)mac[off] & 0x7f) << 24) | ((uint32_t)mac[off + 1] << 16) |
+	       ((uint32_t)mac[off + 2] << 8) | mac[off + 3];
+	snprintf(out, 7, "%06u", code % 1000000u);
+}
+
+static int64_t step_now(void)
+{
+	return (int64_t)time(NULL) / 30;
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+static void send_fmt(struct client *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	if (!c->ws || !wsc_is_open(c->ws))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && n < (int)sizeof(buf))
+		wsc_send_text(c->ws, buf, (size_t)n);
+}
+
+/* One chat.send of pair p from side d, stamped with time t (the intended
+ * send time in fixed-rate mode). The payload is base64url (the server
+ * checks that in opaque mode too): 16 hex digits of t, then 'A's. */
+static void send_chat(struct bench *b, struct pair *p, int d, uint64_t t)
+{
+	struct side *s = &p->s[d];
+	struct client *c = d == 0 ? p->yp : p->cs;
+	char head[160];
+	int hl;
+	static char *msg;
+	static size_t msgcap;
+	size_t need;
+
+	if (!c || !c->ws || !wsc_is_open(c->ws))
+		return;
+	hl = snprintf(head, sizeof(head),
+		      "{\"type\":\"chat.send\",\"id\":\"m%d.%" PRIu64
+		      "\",\"conversation\":\"%s\",\"payload\":\"",
+		      p->idx, s->sent, p->conv);
+	need = (size_t)hl + b->payload_len + 2;
+	if (need > msgcap) {
+		msgcap = need * 2;
+		msg = realloc(msg, msgcap);
+		if (!msg)
+			abort();
+	}
+	memcpy(msg, head, (size_t)hl);
+	memcpy(msg + hl, b->payload, b->payload_len);
+	{
+		char ts[17];
+		snprintf(ts, sizeof(ts), "%016" PRIx64, t);
+		memcpy(msg + hl, ts, 16);
+	}
+	memcpy(msg + hl + b->payload_len, "\"}", 2);
+	s->t[s->sent & b->ring_mask] = t;
+	s->sent++;
+	s->inflight++;
+	wsc_send_text(c->ws, msg, need);
+}
+
+static void pump(struct bench *b, struct pair *p, int d)
+{
+	struct side *s = &p->s[d];
+	uint64_t now;
+
+	if (!b->sending)
+		return;
+	if (b->o->sc == SC_RELAY) {
+		now = now_ns();
+		while (s->inflight < (uint32_t)b->o->window)
+			send_chat(b, p, d, now);
+		return;
+	}
+	if (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS) {
+		now = now_ns();
+		while (s->due <= now && s->inflight < (uint32_t)b->o->window) {
+			send_chat(b, p, d, s->due);
+			s->due += (uint64_t)b->interval_ns;
+		}
+	}
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static void open_client(struct client *c);
+
+static void queue_open(struct bench *b, struct client *c)
+{
+	if (c->queued_open)
+		return;
+	c->queued_open = true;
+	b->openq[(b->openq_head + b->openq_n++) % b->openq_cap] = c;
+}
+
+static void open_some(struct bench *b)
+{
+	while (b->openq_n && b->opening < b->max_opening) {
+		struct client *c = b->openq[b->openq_head];
+		b->openq_head = (b->openq_head + 1) % b->openq_cap;
+		b->openq_n--;
+		c->queued_open = false;
+		open_client(c);
+	}
+}
+
+static void open_client(struct client *c)
+{
+	struct bench *b = c->b;
+	bool staff = c->role == R_COUNSELLOR || c->role == R_ENROL || c->role == R_FLOOD;
+	char origin[64];
+
+	snprintf(origin, sizeof(origin), "http://127.0.0.1:%d", b->port);
+	c->st = S_CONNECTING;
+	c->greeted = false;
+	c->expect_close = false;
+	b->opening++;
+	c->ws = wsc_connect(b->wl, b->port,
+			    staff ? "helpline.staff.v1" : "helpline.contact.v1",
+			    staff ? origin : NULL, c);
+	if (!c->ws) {
+		b->opening--;
+		note_error(b, "connect_failed");
+		c->st = S_DEAD;
+	}
+}
+
+static void on_open(struct wsc *ws)
+{
+	struct client *c = wsc_user(ws);
+
+	c->st = S_HELLO;
+	send_fmt(c, "{\"type\":\"hello\",\"id\":\"h\",\"version\":1,\"client\":\"helpline-bench/0.1\"}");
+}
+
+static void contact_start(struct client *c)
+{
+	c->st = S_START;
+	send_fmt(c, "{\"type\":\"contact.start\",\"id\":\"s\"}");
+}
+
+static void staff_login(struct client *c)
+{
+	char code[7];
+
+	c->st = S_LOGIN;
+	if (c->role == R_FLOOD) {
+		send_fmt(c, "{\"type\":\"auth.login\",\"id\":\"l%d\",\"username\":\"nobody%d\","
+			    "\"password\":\"not the password of anyone\",\"totp\":\"000000\"}",
+			 c->fails, c->idx);
+		return;
+	}
+	totp(c->acct->secret[0] ? c->acct->secret : "AAAAAAAA", step_now(), code);
+	send_fmt(c, "{\"type\":\"auth.login\",\"id\":\"l\",\"username\":\"%s\","
+		    "\"password\":\"%s\",\"totp\":\"%s\"}",
+		 c->acct->user, c->acct->pass, code);
+}
+
+static void next_take(struct client *c)
+{
+	if (c->takes_left <= 0) {
+		c->st = S_READY;
+		return;
+	}
+	c->st = S_TAKE;
+	send_fmt(c, "{\"type\":\"queue.take\",\"id\":\"t%d\"}", c->takes_left);
+}
+
+static struct pair *pair_by_conv(struct bench *b, const char *conv)
+{
+	for (int i = 0; i < b->npairs; i++)
+		if (strcmp(b->pairs[i].conv, conv) == 0)
+			return &b->pairs[i];
+	return NULL;
+}
+
+static void fifo_push(struct bench *b, struct client *c)
+{
+	if (b->fifo_n >= b->fifo_cap)
+		return;
+	b->fifo[(b->fifo_head + b->fifo_n++) % b->fifo_cap] = c;
+}
+
+static void churn_close(struct client *c)
+{
+	c->st = S_CLOSING;
+	c->expect_close = true;
+	c->cycle_t0 = now_ns();
+	wsc_close(c->ws, 1000);
+}
+
+static void on_ack(struct bench *b, struct client *c, const char *d, size_t n)
+{
+	char id[64];
+	int pi;
+	uint64_t k, t, now = now_ns();
+	int64_t seq;
+	struct pair *p;
+	struct side *s;
+	int side;
+
+	if (!jstr(d, n, "id", id, sizeof(id)) || id[0] != 'm')
+		return;
+	pi = atoi(id + 1);
+	k = strtoull(strchr(id, '.') ? strchr(id, '.') + 1 : "0", NULL, 10);
+	if (pi < 0 || pi >= b->npairs)
+		return;
+	p = &b->pairs[pi];
+	side = c->role == R_YP ? 0 : 1;
+	s = &p->s[side];
+	if (s->inflight)
+		s->inflight--;
+	s->acked++;
+	if (jint(d, n, "seq", &seq) && c->role == R_YP && seq > c->last_seq)
+		c->last_seq = seq;
+	t = s->t[k & b->ring_mask];
+	if (b->measuring && t >= b->m0) {
+		b->r->acked++;
+		hist_add(b->r->ack, now - t);
+		if (b->o->sc == SC_LOGINS)
+			hist_add(b->flooding ? b->r->flood : b->r->quiet, now - t);
+	}
+	if (b->o->sc == SC_CHURN && c->role == R_YP && c->st == S_READY &&
+	    c->cycle_t0) {
+		if (b->measuring) {
+			b->r->cycles++;
+			hist_add(b->r->cycle, now - c->cycle_t0);
+		}
+		if (b->sending)
+			churn_close(c);
+		return;
+	}
+	pump(b, p, side);
+}
+
+static void on_event(struct bench *b, struct client *c, const char *d, size_t n)
+{
+	char kind[16];
+	const char *p;
+	int64_t seq;
+	uint64_t t;
+
+	if (c->role == R_YP && jint(d, n, "seq", &seq) && seq > c->last_seq)
+		c->last_seq = seq;
+	if (!jstr(d, n, "kind", kind, sizeof(kind)) || strcmp(kind, "msg") != 0)
+		return;
+	p = memmem(d, n, "\"payload\":\"", 11);
+	if (!p || (size_t)(p - d) + 11 + 16 > n)
+		return;
+	{
+		char ts[17];
+		memcpy(ts, p + 11, 16);
+		ts[16] = 0;
+		t = strtoull(ts, NULL, 16);
+	}
+	if (b->measuring && t >= b->m0) {
+		b->r->received++;
+		hist_add(b->r->rcv, now_ns() - t);
+	}
+}
+
+static void on_text(struct wsc *ws, const char *d, size_t n)
+{
+	struct client *c = wsc_user(ws);
+	struct bench *b = c->b;
+	char type[32], buf[128];
+
+	if (!jstr(d, n, "type", type, sizeof(type)))
+		return;
+	if (strcmp(type, "chat.ack") == 0) {
+		on_ack(b, c, d, n);
+		return;
+	}
+	if (strcmp(type, "chat.event") == 0) {
+		on_event(b, c, d, n);
+		return;
+	}
+	if (strcmp(type, "queue.position") == 0) {
+		uint64_t now = now_ns();
+		if (b->measuring) {
+			b->r->pushes++;
+			if (c->last_push && now - c->last_push < 900000000ull)
+				b->r->push_fast++;
+		}
+		c->last_push = now;
+		return;
+	}
+	if (strcmp(type, "welcome") == 0) {
+		c->greeted = true;
+		b->opening--;
+		b->greeted++;
+		switch (c->role) {
+		case R_IDLE:
+			c->st = S_READY;
+			break;
+		case R_YP:
+			if (c->resume[0]) {
+				c->st = S_RESUME;
+				send_fmt(c, "{\"type\":\"contact.resume\",\"id\":\"r\",\"resume\":\"%s\","
+					    "\"last_seq\":%" PRId64 "}", c->resume, c->last_seq);
+			} else {
+				contact_start(c);
+			}
+			break;
+		case R_WAITER:
+			contact_start(c);
+			break;
+		case R_COUNSELLOR:
+		case R_FLOOD:
+			staff_login(c);
+			break;
+		case R_ENROL:
+			c->st = S_ENROL_BEGIN;
+			send_fmt(c, "{\"type\":\"auth.enrol_begin\",\"id\":\"e\",\"code\":\"%s\"}",
+				 c->acct->code);
+			break;
+		}
+		return;
+	}
+	if (strcmp(type, "contact.started") == 0) {
+		jstr(d, n, "conversation", c->conv, sizeof(c->conv));
+		jstr(d, n, "resume", c->resume, sizeof(c->resume));
+		c->st = S_READY;
+		if (c->role == R_YP && c->pair) {
+			snprintf(c->pair->conv, sizeof(c->pair->conv), "%s", c->conv);
+			b->started++;
+		} else if (c->role == R_WAITER) {
+			b->waiters_ready++;
+			fifo_push(b, c);
+		}
+		return;
+	}
+	if (strcmp(type, "contact.resumed") == 0) {
+		c->st = S_READY;
+		if (c->pair) /* one message per cycle, acked to close the cycle */
+			send_chat(b, c->pair, 0, now_ns());
+		return;
+	}
+	if (strcmp(type, "contact.left") == 0) {
+		c->expect_close = true;
+		c->st = S_CLOSING;
+		wsc_close(c->ws, 1000);
+		return;
+	}
+	if (strcmp(type, "auth.ok") == 0) {
+		c->st = S_READY;
+		b->logged_in++;
+		b->ready_staff++;
+		return;
+	}
+	if (strcmp(type, "auth.enrol_challenge") == 0) {
+		char code[7];
+		jstr(d, n, "totp_secret", c->acct->secret, sizeof(c->acct->secret));
+		totp(c->acct->secret, step_now() - 1, code);
+		c->st = S_ENROL_FINISH;
+		send_fmt(c, "{\"type\":\"auth.enrol_finish\",\"id\":\"f\",\"code\":\"%s\","
+			    "\"password\":\"%s\",\"totp\":\"%s\"}",
+			 c->acct->code, c->acct->pass, code);
+		return;
+	}
+	if (strcmp(type, "auth.enrolled") == 0) {
+		c->acct->enrolled = true;
+		b->enrolled++;
+		c->expect_close = true;
+		c->st = S_CLOSING;
+		wsc_close(c->ws, 1000);
+		return;
+	}
+	if (strcmp(type, "queue.taken") == 0) {
+		struct pair *p;
+		jstr(d, n, "conversation", buf, sizeof(buf));
+		p = pair_by_conv(b, buf);
+		if (p && !p->cs) {
+			p->cs = c;
+			b->taken++;
+		}
+		c->takes_left--;
+		next_take(c);
+		return;
+	}
+	if (strcmp(type, "error") == 0) {
+		char code[40] = "unknown";
+		jstr(d, n, "code", code, sizeof(code));
+		if (c->role == R_FLOOD && c->st == S_LOGIN) {
+			if (strcmp(code, "auth_failed") == 0) {
+				if (b->measuring)
+					b->r->logins++;
+			} else {
+				note_error(b, code);
+			}
+			c->fails++;
+			if (!b->flooding) {
+				c->st = S_READY;
+			} else if (c->fails % 4 == 0) { /* 5 on one socket close it */
+				c->expect_close = true;
+				c->st = S_CLOSING;
+				wsc_close(c->ws, 1000);
+			} else {
+				staff_login(c);
+			}
+			return;
+		}
+		if (c->role == R_ENROL && c->st == S_ENROL_BEGIN &&
+		    strcmp(code, "auth_failed") == 0) {
+			/* The daemon has not seen helplinectl's account yet. */
+			c->expect_close = true;
+			c->st = S_CLOSING;
+			c->fails++;
+			wsc_close(c->ws, 1000);
+			return;
+		}
+		note_error(b, code);
+		if (c->st == S_TAKE) {
+			c->takes_left = 0;
+			c->st = S_READY;
+		} else if (c->st == S_LOGIN && c->role == R_COUNSELLOR) {
+			c->acct->failed = true;
+			c->st = S_READY;
+		} else if (c->st == S_RESUME || c->st == S_START) {
+			c->st = S_READY;
+		}
+		if (c->pair) { /* a refused chat.send: its ack will never come */
+			char id[64];
+			if (jstr(d, n, "id", id, sizeof(id)) && id[0] == 'm') {
+				struct side *s = &c->pair->s[c->role == R_YP ? 0 : 1];
+				if (s->inflight)
+					s->inflight--;
+			}
+		}
+		return;
+	}
+}
+
+static void on_close(struct wsc *ws, int code, int http)
+{
+	struct client *c = wsc_user(ws);
+	struct bench *b = c->b;
+	char what[40];
+
+	c->ws = NULL;
+	if (!c->greeted)
+		b->opening--;
+	if (!c->expect_close) {
+		if (http)
+			snprintf(what, sizeof(what), "http_%d", http);
+		else if (code < 0 && !c->greeted)
+			snprintf(what, sizeof(what), "connect_failed");
+		else
+			snprintf(what, sizeof(what), "close_%d", code);
+		note_error(b, what);
+		c->st = S_DEAD;
+		return;
+	}
+	/* Expected closes that lead to a new connection. */
+	if (c->role == R_YP && b->sending && b->o->sc == SC_CHURN) {
+		open_client(c);
+	} else if (c->role == R_WAITER && b->sending) {
+		c->resume[0] = 0;
+		queue_open(b, c);
+	} else if (c->role == R_FLOOD && b->flooding) {
+		queue_open(b, c);
+	} else if (c->role == R_ENROL && !c->acct->enrolled) {
+		queue_open(b, c); /* retried from the tick after a pause */
+	}
+	c->st = c->st == S_CLOSING ? S_DEAD : c->st;
+}
+
+/* ---- the tick: opens, fixed-rate sends, leavers, the flood --------------------------- */
+
+static void tick_work(struct bench *b)
+{
+	uint64_t now = now_ns();
+	double dt = b->last_tick ? (double)(now - b->last_tick) / 1e9 : 0;
+
+	b->last_tick = now;
+	open_some(b);
+	if (b->sending && (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS))
+		for (int i = 0; i < b->npairs; i++) {
+			pump(b, &b->pairs[i], 0);
+			pump(b, &b->pairs[i], 1);
+		}
+	if (b->sending && b->o->sc == SC_WAITING) {
+		b->leave_credit += dt * b->o->leave_rate;
+		while (b->leave_credit >= 1 && b->fifo_n) {
+			struct client *c = b->fifo[b->fifo_head];
+			b->fifo_head = (b->fifo_head + 1) % b->fifo_cap;
+			b->fifo_n--;
+			b->leave_credit -= 1;
+			c->st = S_LEAVE;
+			send_fmt(c, "{\"type\":\"contact.leave\",\"id\":\"x\"}");
+		}
+		if (b->leave_credit > 1)
+			b->leave_credit = 1;
+	}
+	if (b->sending && b->o->sc == SC_LOGINS && !b->flooding && now >= b->flood_at) {
+		b->flooding = true;
+		for (int i = 0; i < b->nclients; i++) {
+			struct client *c = b->clients[i];
+			if (c->role != R_FLOOD)
+				continue;
+			if (c->ws && c->st == S_READY)
+				staff_login(c);
+			else if (!c->ws)
+				queue_open(b, c);
+		}
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	tick_work(t->data);
+}
+
+static void on_spin(uv_idle_t *h)
+{
+	struct bench *b = h->data;
+	uint64_t now = now_ns();
+
+	if (now - b->last_tick >= 50000) /* every 50 us while spinning */
+		tick_work(b);
+}
+
+static bool run_until(struct bench *b, bool (*cond)(struct bench *), double secs)
+{
+	uint64_t end = now_ns() + (uint64_t)(secs * 1e9);
+
+	while (!cond(b)) {
+		if (now_ns() > end)
+			return false;
+		uv_run(&b->loop, UV_RUN_ONCE);
+	}
+	return true;
+}
+
+/* ---- /proc of the server ------------------------------------------------------------ */
+
+static bool proc_cpu(pid_t pid, double *secs)
+{
+	char path[64], buf[2048];
+	FILE *f;
+	size_t n;
+	char *p;
+	unsigned long ut = 0, st = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return false;
+	/* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime(14) stime(15) */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return false;
+	*secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return true;
+}
+
+static long proc_status_kb(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	FILE *f;
+	long v = -1;
+	size_t kl = strlen(key);
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* ---- processes: the server under test ------------------------------------------------- */
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool port_open(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	bool ok;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static pid_t spawn(char *const argv[], const char *log, int cpu)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		pin(cpu);
+		execvp(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static int run_wait(char *const argv[], char *out, size_t cap)
+{
+	int p[2], status = -1;
+	pid_t pid;
+	size_t n = 0;
+	ssize_t k;
+
+	if (pipe(p) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (n + 1 < cap && (k = read(p[0], out + n, cap - 1 - n)) > 0)
+		n += (size_t)k;
+	out[n] = 0;
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void stop_server(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+struct target {
+	bool peer;
+	pid_t pid;
+	int port;
+	char dir[256], db[300];
+};
+
+static bool start_target(const struct opts *o, struct target *t, bool peer)
+{
+	char port[16], listen[48], ini[300], log[300];
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	t->peer = peer;
+	if (o->port) { /* an already running server */
+		t->port = o->port;
+		t->pid = o->server_pid;
+		return true;
+	}
+	snprintf(t->dir, sizeof(t->dir), "%s/hl-bench-XXXXXX", o->keep_dir ? o->keep_dir : "/tmp");
+	if (!mkdtemp(t->dir))
+		return false;
+	t->port = free_port();
+	snprintf(port, sizeof(port), "%d", t->port);
+	snprintf(log, sizeof(log), "%s/server.log", t->dir);
+	if (peer) {
+		char *argv[] = { (char *)o->node, (char *)o->peer, "--port", port,
+				 "--dir", t->dir, NULL };
+		t->pid = spawn(argv, log, o->server_cpu);
+	} else {
+		snprintf(t->db, sizeof(t->db), "%s/helpline.db", t->dir);
+		snprintf(ini, sizeof(ini), "%s/bench.ini", t->dir);
+		f = fopen(ini, "w");
+		if (!f)
+			return false;
+		/* Relay tests' settings (opaque payloads), per-connection budgets
+		 * high enough not to be what is measured, and quiet logs. */
+		fprintf(f, "[server]\nmax_connections = 19900\n"
+			   "[chat]\nenvelopes = opaque\n"
+			   "[ws]\nrate = 10000\nburst = 100000\n"
+			   "[queue]\nmax = 20000\n"
+			   "[log]\nlevel = warn\n");
+		fclose(f);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->port);
+		char *argv[] = { (char *)o->helplined, "--config", ini, "--listen", listen,
+				 "--db", t->db, NULL };
+		t->pid = spawn(argv, log, o->server_cpu);
+	}
+	for (int i = 0; i < 300; i++) {
+		int status;
+		if (port_open(t->port))
+			return true;
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			fprintf(stderr, "helpline-bench: the %s exited at start-up; see %s\n",
+				peer ? "peer" : "server", log);
+			t->pid = 0;
+			return false;
+		}
+		usleep(50000);
+	}
+	return false;
+}
+
+static void stop_target(const struct opts *o, struct target *t)
+{
+	char cmd[400];
+
+	if (o->port)
+		return;
+	stop_server(t->pid);
+	if (!o->keep_dir && t->dir[0]) {
+		snprintf(cmd, sizeof(cmd), "%s/server.log", t->dir);
+		unlink(cmd);
+		/* Only files this tool's server made, in the directory it made. */
+		char *argv[] = { "rm", "-rf", "--", t->dir, NULL };
+		char out[16];
+		run_wait(argv, out, sizeof(out));
+	}
+}
+
+/* ---- conditions for run_until ------------------------------------------------------------ */
+
+static bool c_all_greeted(struct bench *b) { return b->greeted >= b->nclients && !b->opening; }
+static bool c_enrolled(struct bench *b) { return b->enrolled >= b->naccts; }
+static bool c_logged_in(struct bench *b) { return b->ready_staff >= b->naccts; }
+static bool c_started(struct bench *b) { return b->started >= b->npairs; }
+static bool c_taken(struct bench *b) { return b->taken >= b->npairs; }
+static bool c_waiters(struct bench *b) { return b->waiters_ready >= b->o->waiting; }
+static bool c_never(struct bench *b) { (void)b; return false; }
+static bool c_flood_ready(struct bench *b) { return b->logged_in >= b->naccts + b->o->flood; }
+
+static bool c_drained(struct bench *b)
+{
+	for (int i = 0; i < b->npairs; i++)
+		if (b->pairs[i].s[0].inflight || b->pairs[i].s[1].inflight)
+			return false;
+	return true;
+}
+
+static struct client *new_client(struct bench *b, enum role role)
+{
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->b = b;
+	c->role = role;
+	c->idx = b->nclients;
+	b->clients[b->nclients++] = c;
+	return c;
+}
+
+/* ---- setup steps -------------------------------------------------------------------------- */
+
+static bool make_accounts(struct bench *b, const struct target *t, int n)
+{
+	const struct opts *o = b->o;
+	char cap[16], out[4096], name[32];
+
+	b->accts = calloc((size_t)n + 1, sizeof(*b->accts));
+	b->naccts = n;
+	snprintf(cap, sizeof(cap), "%d", o->per_counsellor > 20 ? 20 : o->per_counsellor);
+	for (int i = 0; i < n; i++) {
+		struct account *a = &b->accts[i];
+		snprintf(a->user, sizeof(a->user), "bench%d", i);
+		snprintf(a->pass, sizeof(a->pass), "bench password %d of helpline", i);
+		if (t->peer || o->port)
+			continue;
+		snprintf(name, sizeof(name), "Bench %d", i);
+		char *argv[] = { (char *)o->helplinectl, "--db", (char *)t->db, "create-staff",
+				 a->user, "--role", "counsellor", "--name", name, "--capacity",
+				 cap, NULL };
+		if (run_wait(argv, out, sizeof(out)) != 0) {
+			snprintf(b->r->why, sizeof(b->r->why), "helplinectl create-staff failed: %.200s", out);
+			return false;
+		}
+		char *p = strstr(out, "enrolment code: ");
+		if (!p) {
+			snprintf(b->r->why, sizeof(b->r->why), "no enrolment code from helplinectl");
+			return false;
+		}
+		sscanf(p + 16, "%47s", a->code);
+	}
+	if (t->peer || o->port)
+		return true;
+	for (int i = 0; i < n; i++) {
+		struct client *c = new_client(b, R_ENROL);
+		c->acct = &b->accts[i];
+		queue_open(b, c);
+	}
+	if (!run_until(b, c_enrolled, 60)) {
+		snprintf(b->r->why, sizeof(b->r->why), "enrolment: %d of %d in 60 s", b->enrolled, n);
+		return false;
+	}
+	return true;
+}
+
+static bool login_counsellors(struct bench *b)
+{
+	for (int i = 0; i < b->naccts; i++) {
+		struct client *c = new_client(b, R_COUNSELLOR);
+		c->acct = &b->accts[i];
+		queue_open(b, c);
+	}
+	if (!run_until(b, c_logged_in, 60)) {
+		snprintf(b->r->why, sizeof(b->r->why), "logins: %d of %d in 60 s",
+			 b->ready_staff, b->naccts);
+		return false;
+	}
+	return true;
+}
+
+static bool make_pairs(struct bench *b)
+{
+	const struct opts *o = b->o;
+	int k = 0;
+
+	b->npairs = o->pairs;
+	b->pairs = calloc((size_t)o->pairs, sizeof(*b->pairs));
+	for (b->ring_mask = 1; b->ring_mask < (uint32_t)o->window * 4 + 64; b->ring_mask <<= 1)
+		;
+	b->ring_mask--;
+	for (int i = 0; i < o->pairs; i++) {
+		struct pair *p = &b->pairs[i];
+		p->idx = i;
+		for (int d = 0; d < 2; d++) {
+			p->s[d].t = calloc(b->ring_mask + 1, sizeof(uint64_t));
+			if (!p->s[d].t)
+				abort();
+		}
+		p->yp = new_client(b, R_YP);
+		p->yp->pair = p;
+		queue_open(b, p->yp);
+	}
+	if (!run_until(b, c_started, 60)) {
+		snprintf(b->r->why, sizeof(b->r->why), "contact.start: %d of %d", b->started, o->pairs);
+		return false;
+	}
+	/* Each counsellor takes its share, one queue.take at a time. */
+	for (int i = 0; i < b->nclients; i++) {
+		struct client *c = b->clients[i];
+		if (c->role != R_COUNSELLOR || c->st != S_READY)
+			continue;
+		c->takes_left = o->pairs - k < o->per_counsellor ? o->pairs - k : o->per_counsellor;
+		k += c->takes_left;
+		next_take(c);
+	}
+	if (!run_until(b, c_taken, 60)) {
+		snprintf(b->r->why, sizeof(b->r->why), "queue.take: %d of %d", b->taken, o->pairs);
+		return false;
+	}
+	return true;
+}
+
+/* ---- one scenario against one target -------------------------------------------------------- */
+
+static void measure_begin(struct bench *b, double *cpu0)
+{
+	b->m0 = now_ns();
+	b->measuring = true;
+	proc_cpu(b->pid, cpu0);
+}
+
+static void measure_end(struct bench *b, double cpu0)
+{
+	double cpu1 = cpu0;
+
+	b->m1 = now_ns();
+	b->measuring = false;
+	b->r->secs = (double)(b->m1 - b->m0) / 1e9;
+	if (b->pid > 0 && proc_cpu(b->pid, &cpu1))
+		b->r->cpu_pct = 100.0 * (cpu1 - cpu0) / b->r->secs;
+	else
+		b->r->cpu_pct = -1;
+	b->r->rss_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmRSS") : -1;
+	b->r->hwm_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmHWM") : -1;
+}
+
+static void run_scenario(const struct opts *o, struct target *t, struct result *r)
+{
+	struct bench bb, *b = &bb;
+	struct wsc_callbacks cb = { on_open, on_text, on_close };
+	int nclients;
+	double cpu0 = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->o = o;
+	b->r = r;
+	b->port = t->port;
+	b->pid = t->pid;
+	b->peer = t->peer;
+	b->max_opening = 256;
+	uv_loop_init(&b->loop);
+	b->wl = wsc_loop_new(&b->loop, &cb);
+	uv_timer_init(&b->loop, &b->tick);
+	b->tick.data = b;
+	uv_timer_start(&b->tick, on_tick, 1, 1);
+	uv_idle_init(&b->loop, &b->spin);
+	b->spin.data = b;
+
+	b->payload_len = (size_t)((o->size * 4 + 2) / 3);
+	b->payload = malloc(b->payload_len + 16);
+	memset(b->payload, 'A', b->payload_len);
+	if (b->payload_len < 16)
+		b->payload_len = 16;
+
+	nclients = o->conns + 3 * o->pairs + o->waiting + o->flood + 64;
+	b->clients = calloc((size_t)nclients, sizeof(*b->clients));
+	b->openq = calloc((size_t)nclients, sizeof(*b->openq));
+	b->openq_cap = nclients;
+	b->nclients = 0;
+	r->ok = false;
+	r->rss_base_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmRSS") : -1;
+
+	switch (o->sc) {
+	case SC_IDLE: {
+		uint64_t t0;
+		int n;
+		for (int i = 0; i < o->conns; i++)
+			queue_open(b, new_client(b, R_IDLE));
+		n = b->nclients;
+		t0 = now_ns();
+		b->max_opening = 512;
+		bool all = run_until(b, c_all_greeted, o->duration + 60);
+		r->conns_per_s = b->greeted / ((double)(now_ns() - t0) / 1e9);
+		if (!all)
+			snprintf(r->why, sizeof(r->why), "only %d of %d connections greeted",
+				 b->greeted, o->conns);
+		measure_begin(b, &cpu0);
+		run_until(b, c_never, o->duration);
+		measure_end(b, cpu0);
+		r->held = 0;
+		for (int i = 0; i < n; i++)
+			r->held += b->clients[i]->ws && b->clients[i]->st == S_READY;
+		r->ok = all;
+		break;
+	}
+	case SC_RELAY:
+	case SC_FIXED:
+	case SC_CHURN:
+	case SC_LOGINS: {
+		int nc = (o->pairs + o->per_counsellor - 1) / o->per_counsellor;
+		if (!make_accounts(b, t, nc) || !login_counsellors(b) || !make_pairs(b))
+			goto out;
+		if (o->sc == SC_LOGINS)
+			for (int i = 0; i < o->flood; i++) {
+				struct client *c = new_client(b, R_FLOOD);
+				c->acct = &b->accts[b->naccts];
+				queue_open(b, c);
+			}
+		if (o->sc == SC_LOGINS) /* flooders get greeted, then wait */
+			run_until(b, c_never, 1.0);
+		b->interval_ns = 2.0 * o->pairs / o->rate * 1e9;
+		b->sending = true;
+		{
+			uint64_t now = now_ns();
+			for (int i = 0; i < b->npairs; i++)
+				for (int d = 0; d < 2; d++)
+					b->pairs[i].s[d].due = now + (uint64_t)(b->interval_ns *
+						((double)(2 * i + d) / (2.0 * b->npairs)));
+		}
+		if (o->spin && (o->sc == SC_FIXED || o->sc == SC_LOGINS))
+			uv_idle_start(&b->spin, on_spin);
+		if (o->sc == SC_RELAY)
+			for (int i = 0; i < b->npairs; i++) {
+				pump(b, &b->pairs[i], 0);
+				pump(b, &b->pairs[i], 1);
+			}
+		if (o->sc == SC_CHURN)
+			for (int i = 0; i < b->npairs; i++)
+				churn_close(b->pairs[i].yp);
+		run_until(b, c_never, o->warmup);
+		measure_begin(b, &cpu0);
+		b->flood_at = b->m0 + (uint64_t)(o->duration / 2 * 1e9);
+		run_until(b, c_never, o->duration);
+		measure_end(b, cpu0);
+		b->sending = false;
+		b->flooding = false;
+		uv_idle_stop(&b->spin);
+		run_until(b, c_drained, 2.0);
+		r->ok = true;
+		break;
+	}
+	case SC_WAITING: {
+		b->fifo_cap = o->waiting + 16;
+		b->fifo = calloc((size_t)b->fifo_cap, sizeof(*b->fifo));
+		for (int i = 0; i < o->waiting; i++)
+			queue_open(b, new_client(b, R_WAITER));
+		bool all = run_until(b, c_waiters, 120);
+		if (!all) {
+			snprintf(r->why, sizeof(r->why), "only %d of %d waiting", b->waiters_ready,
+				 o->waiting);
+			goto out;
+		}
+		run_until(b, c_never, 1.5); /* let the start-up pushes pass */
+		b->sending = true;
+		measure_begin(b, &cpu0);
+		run_until(b, c_never, o->duration);
+		measure_end(b, cpu0);
+		b->sending = false;
+		r->ok = true;
+		break;
+	}
+	}
+out:
+	(void)c_flood_ready;
+	/* Close everything and let the loop finish. */
+	b->sending = false;
+	b->flooding = false;
+	uv_idle_stop(&b->spin);
+	for (int i = 0; i < b->nclients; i++) {
+		struct client *c = b->clients[i];
+		if (!c)
+			continue;
+		c->expect_close = true;
+		c->role = c->role == R_ENROL ? R_IDLE : c->role;
+		if (c->ws)
+			wsc_close(c->ws, 1000);
+	}
+	b->openq_n = 0;
+	for (int i = 0; i < 2000 && wsc_loop_open_count(b->wl); i++)
+		uv_run(&b->loop, UV_RUN_ONCE);
+	uv_timer_stop(&b->tick);
+	uv_close((uv_handle_t *)&b->tick, NULL);
+	uv_close((uv_handle_t *)&b->spin, NULL);
+	wsc_loop_free(b->wl);
+	uv_run(&b->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&b->loop);
+	for (int i = 0; i < b->nclients; i++)
+		free(b->clients[i]);
+	for (int i = 0; i < b->npairs; i++) {
+		free(b->pairs[i].s[0].t);
+		free(b->pairs[i].s[1].t);
+	}
+	free(b->pairs);
+	free(b->clients);
+	free(b->openq);
+	free(b->fifo);
+	free(b->accts);
+	free(b->payload);
+}
+
+/* ---- reporting ------------------------------------------------------------------------------ */
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static void print_hist(const char *name, const struct hist *h)
+{
+	if (!h->count)
+		return;
+	printf("  %-22s p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  (n=%" PRIu64 ")\n",
+	       name, ms(hist_quantile(h, 0.5)), ms(hist_quantile(h, 0.9)),
+	       ms(hist_quantile(h, 0.99)), ms(hist_quantile(h, 0.999)), ms(h->max), h->count);
+}
+
+static void json_hist(const char *name, const struct hist *h)
+{
+	printf(",\"%s\":{\"n\":%" PRIu64 ",\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,\"p999\":%.4f,\"max\":%.4f}",
+	       name, h->count, ms(hist_quantile(h, 0.5)), ms(hist_quantile(h, 0.9)),
+	       ms(hist_quantile(h, 0.99)), ms(hist_quantile(h, 0.999)), ms(h->max));
+}
+
+static double rate(const struct result *r, uint64_t n)
+{
+	return r->secs > 0 ? (double)n / r->secs : 0;
+}
+
+static void report(const struct opts *o, const struct result *r)
+{
+	printf("== %s · %s%s%s\n", r->target, scenario_names[o->sc], r->ok ? "" : " · FAILED: ",
+	       r->ok ? "" : r->why);
+	switch (o->sc) {
+	case SC_IDLE:
+		printf("  connections held       %" PRIu64 " of %d (opened at %.0f/s)\n", r->held,
+		       o->conns, r->conns_per_s);
+		if (r->held && r->rss_kb > 0)
+			printf("  server RSS             %.1f MB (%.1f MB before), %.2f KB per connection\n",
+			       r->rss_kb / 1024.0, r->rss_base_kb / 1024.0,
+			       (double)(r->rss_kb - r->rss_base_kb) / (double)r->held);
+		break;
+	case SC_RELAY:
+	case SC_FIXED:
+	case SC_LOGINS:
+		printf("  acknowledged           %.0f msgs/s  (received by the other side %.0f/s)\n",
+		       rate(r, r->acked), rate(r, r->received));
+		print_hist("send -> ack", r->ack);
+		print_hist("send -> other side", r->rcv);
+		if (o->sc == SC_LOGINS) {
+			print_hist("ack, quiet half", r->quiet);
+			print_hist("ack, login flood half", r->flood);
+			printf("  logins answered        %.1f/s during the flood\n",
+			       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0);
+			if (r->quiet->count && r->flood->count)
+				printf("  p99 flood / quiet      %.2fx\n",
+				       (double)hist_quantile(r->flood, 0.99) /
+					       (double)hist_quantile(r->quiet, 0.99));
+		}
+		break;
+	case SC_CHURN:
+		printf("  resume cycles          %.0f/s (close, connect, hello, contact.resume, one chat.send acked)\n",
+		       rate(r, r->cycles));
+		print_hist("cycle", r->cycle);
+		print_hist("send -> ack", r->ack);
+		break;
+	case SC_WAITING:
+		printf("  waiting                %d, leaving and re-joining %.0f/s\n", o->waiting,
+		       o->leave_rate);
+		printf("  queue.position pushes  %.0f/s (%.3f per waiting person per second); "
+		       "%" PRIu64 " came < 0.9 s after the previous one to the same person\n",
+		       rate(r, r->pushes), rate(r, r->pushes) / o->waiting, r->push_fast);
+		break;
+	}
+	if (r->cpu_pct >= 0)
+		printf("  server CPU             %.1f%% of one core over %.1f s\n", r->cpu_pct, r->secs);
+	if (r->rss_kb > 0)
+		printf("  server RSS             %.1f MB (peak %.1f MB)\n", r->rss_kb / 1024.0,
+		       r->hwm_kb / 1024.0);
+	printf("  errors                 ");
+	if (!r->nerr)
+		printf("none");
+	for (int i = 0; i < r->nerr; i++)
+		printf("%s%s=%" PRIu64, i ? ", " : "", r->errs[i].code, r->errs[i].n);
+	printf("\n");
+	if (o->json) {
+		printf("RESULT {\"target\":\"%s\",\"scenario\":\"%s\",\"ok\":%s,\"secs\":%.3f,"
+		       "\"cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
+		       ",\"msgs_per_s\":%.1f,\"received_per_s\":%.1f,\"cycles_per_s\":%.1f,"
+		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f",
+		       r->target, scenario_names[o->sc], r->ok ? "true" : "false", r->secs,
+		       r->cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
+		       rate(r, r->received), rate(r, r->cycles), rate(r, r->pushes), r->push_fast,
+		       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0);
+		json_hist("ack", r->ack);
+		json_hist("receipt", r->rcv);
+		json_hist("cycle", r->cycle);
+		json_hist("quiet", r->quiet);
+		json_hist("flood", r->flood);
+		printf(",\"errors\":{");
+		for (int i = 0; i < r->nerr; i++)
+			printf("%s\"%s\":%" PRIu64, i ? "," : "", r->errs[i].code, r->errs[i].n);
+		printf("}}\n");
+	}
+	fflush(stdout);
+}
+
+static void ratio_line(const char *what, double h, double p, bool higher_better)
+{
+	if (p <= 0 || h < 0)
+		return;
+	printf("  %-28s %10.3f %10.3f   %.2fx%s\n", what, h, p, h / p,
+	       higher_better ? "" : " (lower is better)");
+}
+
+static void report_ratios(const struct opts *o, const struct result *h, const struct result *p)
+{
+	printf("== Helpline / peer · %s\n  %-28s %10s %10s   ratio\n", scenario_names[o->sc], "",
+	       "helpline", "peer");
+	switch (o->sc) {
+	case SC_IDLE:
+		ratio_line("connections held", (double)h->held, (double)p->held, true);
+		if (h->held && p->held)
+			ratio_line("RSS KB per connection",
+				   (double)(h->rss_kb - h->rss_base_kb) / (double)h->held,
+				   (double)(p->rss_kb - p->rss_base_kb) / (double)p->held, false);
+		break;
+	case SC_RELAY:
+	case SC_FIXED:
+	case SC_LOGINS:
+		ratio_line("msgs/s acknowledged", rate(h, h->acked), rate(p, p->acked), true);
+		ratio_line("ack p50 ms", ms(hist_quantile(h->ack, .5)), ms(hist_quantile(p->ack, .5)), false);
+		ratio_line("ack p99 ms", ms(hist_quantile(h->ack, .99)), ms(hist_quantile(p->ack, .99)), false);
+		ratio_line("ack p99.9 ms", ms(hist_quantile(h->ack, .999)), ms(hist_quantile(p->ack, .999)), false);
+		ratio_line("receipt p99 ms", ms(hist_quantile(h->rcv, .99)), ms(hist_quantile(p->rcv, .99)), false);
+		if (o->sc == SC_LOGINS)
+			ratio_line("ack p99 flood ms", ms(hist_quantile(h->flood, .99)),
+				   ms(hist_quantile(p->flood, .99)), false);
+		break;
+	case SC_CHURN:
+		ratio_line("resume cycles/s", rate(h, h->cycles), rate(p, p->cycles), true);
+		ratio_line("cycle p99 ms", ms(hist_quantile(h->cycle, .99)), ms(hist_quantile(p->cycle, .99)), false);
+		break;
+	case SC_WAITING:
+		ratio_line("position pushes/s", rate(h, h->pushes), rate(p, p->pushes), false);
+		break;
+	}
+	ratio_line("server CPU %", h->cpu_pct, p->cpu_pct, false);
+	ratio_line("server RSS MB", h->rss_kb / 1024.0, p->rss_kb / 1024.0, false);
+	fflush(stdout);
+}
+
+/* ---- main ------------------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: helpline-bench --scenario NAME [options]\n"
+"Runs one scenario against helplined and then the Node.js peer (tests/load/peer.mjs),\n"
+"each started by this tool on a free 127.0.0.1 port with a fresh state directory,\n"
+"pinned to --server-cpu (this tool pins itself to --bench-cpu), and prints both\n"
+"results and the ratios Helpline/peer.\n\n"
+"scenarios:\n"
+"  idle        --conns N young people held after hello/welcome; server RSS per connection\n"
+"  relay       --pairs P chats, both sides sending --size B payloads with --window W unacked\n"
+"              messages each: msgs/s acknowledged, latency send->ack and send->other side\n"
+"  fixed-rate  the same at --rate R msgs/s in all (latency from the intended send time)\n"
+"  churn       young people in chats close, reconnect, contact.resume and send one message, again and again\n"
+"  waiting     --waiting W young people in the queue, --leave-rate L of the first leaving and\n"
+"              re-joining each second: queue.position pushes and server CPU\n"
+"  logins      fixed-rate chat; in the second half --flood F sockets send staff logins\n"
+"              (Argon2id on the server) as fast as answered: chat p99 quiet vs flood\n\n"
+"options (defaults in brackets):\n"
+"  --duration S [10]  --warmup S [1]  --conns N [1000]  --pairs P [100]  --window W [8; 64 at a fixed rate]\n"
+"  --size B [300]  --rate R [20000]  --waiting W [10000]  --leave-rate L [20]  --flood F [16]\n"
+"  --per-counsellor K [10]   chats per counsellor account (capacity, at most 20)\n"
+"  --helplined PATH [next to this tool]  --helplinectl PATH [next to helplined]\n"
+"  --peer PATH [tests/load/peer.mjs of the source tree]  --node PATH [node]\n"
+"  --only helpline|peer      run one target only\n"
+"  --port N --server-pid PID measure an already running server instead (peer skipped;\n"
+"                            staff scenarios need accounts bench0.. already enrolled)\n"
+"  --server-cpu N [0]  --bench-cpu N [1]  (-1: no pinning)\n"
+"  --no-spin                 at a fixed rate, wake every 1 ms instead of polling\n"
+"  --keep DIR                keep the servers' state directories under DIR\n"
+"  --json                    also print one RESULT {json} line per target\n");
+}
+
+int main(int argc, char **argv)
+{
+	static char self_dir[PATH_MAX], hl_path[PATH_MAX + 16], ctl_path[PATH_MAX + 16],
+		peer_path[PATH_MAX];
+	struct opts o = {
+		.sc = SC_RELAY, .duration = 10, .warmup = 1, .conns = 1000, .pairs = 100,
+		.window = 0, .size = 300, .per_counsellor = 10, .waiting = 10000,
+		.flood = 16, .rate = 20000, .leave_rate = 20, .node = "node",
+		.server_cpu = 0, .bench_cpu = 1, .run_helpline = true, .run_peer = true,
+		.spin = true,
+	};
+	enum { O_DUR = 256, O_WARM, O_CONNS, O_PAIRS, O_WIN, O_SIZE, O_RATE, O_WAIT, O_LEAVE,
+	       O_FLOOD, O_PER, O_HL, O_CTL, O_PEER, O_NODE, O_ONLY, O_PORT, O_PID, O_SCPU,
+	       O_BCPU, O_NOSPIN, O_KEEP, O_JSON, O_SC, O_HELP };
+	static const struct option lo[] = {
+		{ "scenario", 1, 0, O_SC }, { "duration", 1, 0, O_DUR }, { "warmup", 1, 0, O_WARM },
+		{ "conns", 1, 0, O_CONNS }, { "pairs", 1, 0, O_PAIRS }, { "window", 1, 0, O_WIN },
+		{ "size", 1, 0, O_SIZE }, { "rate", 1, 0, O_RATE }, { "waiting", 1, 0, O_WAIT },
+		{ "leave-rate", 1, 0, O_LEAVE }, { "flood", 1, 0, O_FLOOD },
+		{ "per-counsellor", 1, 0, O_PER }, { "helplined", 1, 0, O_HL },
+		{ "helplinectl", 1, 0, O_CTL }, { "peer", 1, 0, O_PEER }, { "node", 1, 0, O_NODE },
+		{ "only", 1, 0, O_ONLY }, { "port", 1, 0, O_PORT }, { "server-pid", 1, 0, O_PID },
+		{ "server-cpu", 1, 0, O_SCPU }, { "bench-cpu", 1, 0, O_BCPU },
+		{ "no-spin", 0, 0, O_NOSPIN }, { "keep", 1, 0, O_KEEP }, { "json", 0, 0, O_JSON },
+		{ "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
+	};
+	int ch;
+	bool sc_given = false;
+	struct result res[2];
+	struct hist *hists;
+	ssize_t n;
+
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case O_SC:
+			sc_given = false;
+			for (int i = 0; i < 6; i++)
+				if (strcmp(optarg, scenario_names[i]) == 0) {
+					o.sc = (enum scenario)i;
+					sc_given = true;
+				}
+			if (!sc_given) {
+				fprintf(stderr, "helpline-bench: unknown scenario %s\n", optarg);
+				return 2;
+			}
+			break;
+		case O_DUR: o.duration = atof(optarg); break;
+		case O_WARM: o.warmup = atof(optarg); break;
+		case O_CONNS: o.conns = atoi(optarg); break;
+		case O_PAIRS: o.pairs = atoi(optarg); break;
+		case O_WIN: o.window = atoi(optarg); break;
+		case O_SIZE: o.size = atoi(optarg); break;
+		case O_RATE: o.rate = atof(optarg); break;
+		case O_WAIT: o.waiting = atoi(optarg); break;
+		case O_LEAVE: o.leave_rate = atof(optarg); break;
+		case O_FLOOD: o.flood = atoi(optarg); break;
+		case O_PER: o.per_counsellor = atoi(optarg); break;
+		case O_HL: o.helplined = optarg; break;
+		case O_CTL: o.helplinectl = optarg; break;
+		case O_PEER: o.peer = optarg; break;
+		case O_NODE: o.node = optarg; break;
+		case O_ONLY:
+			o.run_helpline = strcmp(optarg, "helpline") == 0;
+			o.run_peer = strcmp(optarg, "peer") == 0;
+			break;
+		case O_PORT: o.port = atoi(optarg); break;
+		case O_PID: o.server_pid = atoi(optarg); break;
+		case O_SCPU: o.server_cpu = atoi(optarg); break;
+		case O_BCPU: o.bench_cpu = atoi(optarg); break;
+		case O_NOSPIN: o.spin = false; break;
+		case O_KEEP: o.keep_dir = optarg; break;
+		case O_JSON: o.json = true; break;
+		case O_HELP: usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!sc_given || optind < argc || o.duration <= 0 || o.duration > 3600 ||
+	    o.pairs < 1 || o.size < 16 || o.size > 49000 || o.rate <= 0 ||
+	    o.per_counsellor < 1 || o.per_counsellor > 20 || o.conns < 1 || o.waiting < 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!o.window)
+		o.window = o.sc == SC_RELAY ? 8 : 64;
+	if (o.sc != SC_IDLE)
+		o.conns = 0;
+	if (o.sc != SC_WAITING)
+		o.waiting = 0;
+	if (o.sc != SC_LOGINS)
+		o.flood = 0;
+	if (o.sc == SC_IDLE || o.sc == SC_WAITING)
+		o.pairs = 0;
+	if (o.port) {
+		o.run_peer = false;
+		o.run_helpline = true;
+	}
+	/* Defaults relative to this binary: build/helpline-bench next to
+	 * build/helplined, and the source tree's peer. */
+	n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
+	if (n > 0) {
+		self_dir[n] = 0;
+		*strrchr(self_dir, '/') = 0;
+	}
+	if (!o.helplined) {
+		snprintf(hl_path, sizeof(hl_path), "%s/helplined", self_dir);
+		o.helplined = hl_path;
+	}
+	if (!o.helplinectl) {
+		snprintf(ctl_path, sizeof(ctl_path), "%s", o.helplined);
+		char *slash = strrchr(ctl_path, '/');
+		snprintf(slash ? slash + 1 : ctl_path,
+			 sizeof(ctl_path) - (size_t)(slash ? slash + 1 - ctl_path : 0), "helplinectl");
+		o.helplinectl = ctl_path;
+	}
+	if (!o.peer) {
+#ifdef HL_BENCH_SOURCE_DIR
+		snprintf(peer_path, sizeof(peer_path), "%s/tests/load/peer.mjs", HL_BENCH_SOURCE_DIR);
+#else
+		snprintf(peer_path, sizeof(peer_path), "tests/load/peer.mjs");
+#endif
+		o.peer = peer_path;
+	}
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	pin(o.bench_cpu);
+	{
+		struct rlimit rl;
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (o.conns + o.waiting + 2 * o.pairs + 100 > (int)rl.rlim_cur) {
+			fprintf(stderr, "helpline-bench: need %d file descriptors, the limit is %ld\n",
+				o.conns + o.waiting + 2 * o.pairs + 100, (long)rl.rlim_cur);
+			return 2;
+		}
+	}
+	printf("helpline-bench %s: duration %.1f s, pairs %d, window %d, payload %d B, rate %.0f, "
+	       "conns %d, waiting %d, flood %d; server on cpu %d, bench on cpu %d\n",
+	       scenario_names[o.sc], o.duration, o.pairs, o.window, o.size, o.rate, o.conns,
+	       o.waiting, o.flood, o.server_cpu, o.bench_cpu);
+	fflush(stdout);
+
+	hists = calloc(10, sizeof(*hists));
+	if (!hists)
+		return 1;
+	for (int k = 0; k < 2; k++) {
+		struct target t;
+		bool peer = k == 1;
+		struct result *r = &res[k];
+
+		memset(r, 0, sizeof(*r));
+		r->target = peer ? "peer" : "helpline";
+		r->ack = &hists[k * 5];
+		r->rcv = &hists[k * 5 + 1];
+		r->cycle = &hists[k * 5 + 2];
+		r->quiet = &hists[k * 5 + 3];
+		r->flood = &hists[k * 5 + 4];
+		r->cpu_pct = -1;
+		if ((peer && !o.run_peer) || (!peer && !o.run_helpline))
+			continue;
+		if (!start_target(&o, &t, peer)) {
+			snprintf(r->why, sizeof(r->why), "could not start the %s",
+				 peer ? "peer" : "server");
+			report(&o, r);
+			stop_target(&o, &t);
+			continue;
+		}
+		run_scenario(&o, &t, r);
+		report(&o, r);
+		stop_target(&o, &t);
+	}
+	if (o.run_helpline && o.run_peer)
+		report_ratios(&o, &res[0], &res[1]);
+	{
+		bool ok = (!o.run_helpline || res[0].ok) && (!o.run_peer || res[1].ok);
+		free(hists);
+		return ok ? 0 : 1;
+	}
+}
