@@ -268,7 +268,8 @@ export function mount(root, ctx) {
     const listBox = el('ul', { id: 'esc-evidence-list', class: 'esc-evidence-list', 'aria-label': 'Messages to disclose' });
     const status = el('p', { id: 'esc-evidence-status', role: 'status' });
     const go = el('button', { type: 'button', id: 'esc-bundle-go', text: 'Build and save the evidence bundle', hidden: true, onclick: () => buildBundle(e, listBox, status, go) });
-    const choose = el('button', { type: 'button', class: 'secondary', id: 'esc-evidence-choose', text: 'Choose messages for an evidence bundle', onclick: () => {
+    const choose = el('button', { type: 'button', class: 'secondary', id: 'esc-evidence-choose', text: 'Choose messages for an evidence bundle', onclick: async () => {
+      await settled();
       if (!open?.read) { ctx.toast('Read the chat first.', 'error'); return; }
       listBox.replaceChildren(...[...open.msgs].sort((a, b) => a[0] - b[0]).map(([seq, m]) => el('li', {},
         el('label', { class: 'inline', for: `esc-ev-${seq}` }, el('input', { type: 'checkbox', id: `esc-ev-${seq}`, value: String(seq) }),
@@ -319,6 +320,7 @@ export function mount(root, ctx) {
   // Builds the bundle of the open case with the messages in select, has the
   // service countersign it and keeps it for the referral.
   async function makeBundle(e, select) {
+    await settled();
     const conv = String(e.conversation);
     const B = await import('./bundle.js');
     const signed = await fresh(async () => {
@@ -365,7 +367,13 @@ export function mount(root, ctx) {
     setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
 
-  async function read(e) {
+  // A read or join in progress: choosing messages and building waits for it
+  // (the transcript is replayed from the start).
+  const settled = () => open?.reading ?? Promise.resolve();
+  function read(e) { const p = readNow(e); if (open) open.reading = p; return p; }
+  function join(e) { const p = joinNow(e); if (open) open.reading = p; return p; }
+
+  async function readNow(e) {
     const conv = String(e.conversation);
     try {
       await fresh(async () => {
@@ -391,7 +399,7 @@ export function mount(root, ctx) {
     } catch (x) { if (x.code !== 'cancelled') fail(x); }
   }
 
-  async function join(e) {
+  async function joinNow(e) {
     const conv = String(e.conversation);
     try {
       await fresh(async () => {

@@ -494,6 +494,8 @@ export function referralSection(ctx, hooks) {
       status.textContent = '';
       if (x.code === 'cancelled') return;
       if (x.code === 'choose') { refuse(x.message, 'bundle_digest'); return; }
+      const byServer = ['bad_field', 'bad_state', 'forbidden', 'conflict', 'not_found', 'reauth_required'].includes(x.code);
+      if (!byServer) { refuse(`Not saved: ${x.code === 'no_keys' ? x.message : ctx.explain(x)}.`); return; }
       refuse(`The server refused the referral: ${x.message ?? ctx.explain(x)}${x.field ? ` (field ${x.field})` : ''}. Nothing was saved.`, x.field);
     } finally { save.disabled = false; }
   });
