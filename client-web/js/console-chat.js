@@ -12,6 +12,7 @@
 import { CARDS } from './cards.js';
 import { t } from './i18n.js';
 import { REASONS, URGENCIES, DECISIONS, CONSENT_WITH, CONSENT_SHARE, CONSENT_ANSWER, consentWords } from './console-escalation.js';
+import { review, referralItem, awaitsMe, sideOf } from './console-referral.js';
 
 const HELD_KEY = 'helpline.console.chats';
 const RISK = ['standard', 'elevated', 'high', 'immediate'];
@@ -93,6 +94,7 @@ export class Workspace {
     this.root = null;
     this.tags = new Map(app.taxonomy.groups.flatMap((g) => g.tags.map((x) => [x.id, x.label])));
     this.shared = new Set(); // escalation ids whose claimer this page wrapped the keys to
+    this.referrals = new Map(); // referral id -> referral object (of chats this counsellor had)
     this.#wire();
   }
 
@@ -132,9 +134,11 @@ export class Workspace {
       c.typingTimer = setTimeout(() => { c.typing.textContent = ''; }, 4000);
     });
     client.on('escalation', (m) => this.#escalation(m.escalation));
+    client.on('referral', (m) => this.#referral(m.referral, m.why));
     client.on('online', () => {
       this.refreshQueue();
       this.#catchUpEscalations();
+      this.#loadReferrals();
       for (const c of [...this.chats.values()]) {
         // resumeSession drops the streams of chats this counsellor no longer
         // holds (gone back to the queue after the grace period).
@@ -317,13 +321,58 @@ export class Workspace {
     } catch { /* offline: the next reconnect does it */ }
   }
 
+  // ---- referrals ----------------------------------------------------------------------
+
+  // What the review dialog needs (console-referral.js).
+  #refApp() {
+    const a = this.a;
+    return { client: a.client, secure: a.secure, me: a.me, el: this.el, toast: a.toast, explain: a.explain, reauth: a.reauth, consentWords, tagLabel: (x) => this.tags.get(x) ?? x };
+  }
+
+  async #loadReferrals() {
+    try {
+      for (const r of await this.a.client.referrals()) this.referrals.set(r.referral, r);
+    } catch { return; /* offline: the next reconnect does it */ }
+    this.#refSide();
+    for (const c of this.chats.values()) this.#escBox(c);
+  }
+
+  #referral(r, why) {
+    const before = this.referrals.get(r.referral);
+    this.referrals.set(r.referral, r);
+    const c = this.chats.get(String(r.conversation));
+    if (c) {
+      this.#escBox(c);
+      if (!before && why === 'created') this.#line(c.conv, null, `A ${r.kind} referral (#${r.referral}) was drafted. It needs your approval before it is sent.`, 'system');
+      if (before && before.state !== r.state && ['acknowledged', 'failed'].includes(r.state)) this.#line(c.conv, null, `Referral #${r.referral}: ${r.state === 'acknowledged' ? 'the partner acknowledged it' : `delivery failed (${r.delivery?.last_error ?? 'no reason given'})`}.`, 'system');
+    }
+    if (awaitsMe(r, this.a.me.id) && sideOf(r, this.a.me.id) === 'counsellor' && !awaitsMe(before ?? { state: 'x' }, this.a.me.id)) this.a.notify?.(`Referral #${r.referral} (chat ${r.conversation}) awaits your approval.`);
+    this.#refSide();
+  }
+
+  // The side panel's "Referrals awaiting your approval": also of chats
+  // already wrapped up.
+  #refSide() {
+    if (!this.refList?.isConnected) return;
+    const me = this.a.me.id;
+    const waiting = [...this.referrals.values()].filter((r) => awaitsMe(r, me) && sideOf(r, me) === 'counsellor').sort((a, b) => a.referral - b.referral);
+    this.refList.replaceChildren(...waiting.map((r) => referralItem(this.#refApp(), r)));
+    this.refBox.hidden = !waiting.length;
+  }
+
   #escBox(c) {
     if (!c.escBox) return;
     const el = this.el, e = c.escalation;
+    const me = this.a.me.id;
+    const refs = [...this.referrals.values()].filter((r) => String(r.conversation) === c.conv).sort((a, b) => b.referral - a.referral);
+    const refList = refs.length ? [el('h3', { text: 'Referrals' }),
+      el('p', { class: 'muted', text: 'A referral is sent only when you and the supervisor have both approved it, each after a fresh authenticator code.' }),
+      el('ul', { class: 'ref-list', id: `ref-list-${c.conv}`, 'aria-label': `Referrals of chat ${c.conv}` }, refs.map((r) => referralItem(this.#refApp(), r)))] : [];
+    if (refs.some((r) => awaitsMe(r, me))) refList.splice(1, 0, el('p', { class: 'ref-awaits', id: `ref-awaits-${c.conv}`, text: 'A referral awaits your approval: read it first.' }));
     if (e && e.state !== 'decided') {
       const st = e.state === 'open' ? 'waiting for a supervisor to claim it' : `claimed by ${e.claimed_by_name ?? 'a supervisor'}`;
       c.escBox.replaceChildren(el('legend', { text: 'Escalation' }),
-        el('p', { id: `esc-status-${c.conv}`, role: 'status', text: `Escalated (${REASONS[e.reason] ?? e.reason}; ${URGENCIES[e.urgency] ?? e.urgency}): ${st}.` }));
+        el('p', { id: `esc-status-${c.conv}`, role: 'status', text: `Escalated (${REASONS[e.reason] ?? e.reason}; ${URGENCIES[e.urgency] ?? e.urgency}): ${st}.` }), ...refList);
       return;
     }
     const reason = el('select', { id: `esc-reason-${c.conv}`, required: true },
@@ -348,7 +397,7 @@ export class Workspace {
       el('label', { for: `esc-reason-${c.conv}`, text: 'Reason' }), reason,
       el('label', { for: `esc-urgency-${c.conv}`, text: 'Urgency' }), urgency,
       el('label', { for: `esc-note-${c.conv}`, text: 'Note for the supervisor (encrypted, staff only)' }), note,
-      el('p', { class: 'actions' }, go)].filter(Boolean));
+      el('p', { class: 'actions' }, go), ...refList].filter(Boolean));
   }
 
   // ---- offers and the queue --------------------------------------------------------
@@ -468,6 +517,7 @@ export class Workspace {
     this.selected = this.chats.keys().next().value ?? null;
     this.#save();
     this.#catchUpEscalations();
+    this.#loadReferrals();
   }
 
   select(conv) {
@@ -533,17 +583,22 @@ export class Workspace {
     this.tabBar = el('div', { class: 'tabs', role: 'tablist', id: 'chat-tabs', 'aria-label': 'Your chats' });
     this.panel = el('div', { id: 'chat-panel' });
     this.noChats = el('p', { class: 'muted', id: 'no-chats', text: 'No chats yet. Accept an offer, take the next chat, or pick someone from the queue.' });
+    this.refList = el('ul', { class: 'ref-list', id: 'ref-awaiting-list', 'aria-labelledby': 'h-ref-awaiting' });
+    this.refBox = el('section', { id: 'ref-awaiting', class: 'ref-awaiting', 'aria-labelledby': 'h-ref-awaiting', hidden: true },
+      el('h2', { id: 'h-ref-awaiting', text: 'Referrals awaiting your approval' }), this.refList);
     root.append(el('h1', { class: 'visually-hidden', id: 'h-chats', text: 'Chats' }),
       el('div', { class: 'workspace' },
         el('aside', { class: 'side', 'aria-label': 'Offers and queue' },
           this.offerBox,
           el('p', { class: 'actions' }, el('button', { type: 'button', id: 'take-next', text: 'Take next chat', onclick: () => this.takeNext() })),
+          this.refBox,
           el('h2', { text: 'Waiting' }), this.queueCount, this.queueList,
           el('p', {}, el('label', { class: 'inline', for: 'sound' }, sound, 'Sound for offers'))),
         el('div', {}, this.noChats, this.tabBar, this.panel)));
     this.#tabs();
     this.#show();
     this.refreshQueue();
+    this.#refSide();
     const timer = setInterval(() => this.refreshQueue(), 3000);
     return { unmount: () => { clearInterval(timer); this.root = null; } };
   }
