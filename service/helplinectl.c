@@ -20,6 +20,7 @@
 #include "evidence.h"
 #include "keys.h"
 #include "log.h"
+#include "migrations.h"
 #include "staff.h"
 #include "stats.h"
 #include "store.h"
@@ -32,6 +33,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +124,8 @@ static const char global_usage[] =
 	"  revoke-device --root-key FILE DEVICE    revoke any device with the root\n"
 	"  evidence-key --root-key FILE  add the EVIDENCE key to an older install\n"
 	"  verify-bundle FILE [--root KEYFILE]     verify an evidence bundle offline\n"
+	"  backup FILE                   online copy of the database (daemon running)\n"
+	"  restore [--force] FILE        put a backup in place (daemon stopped)\n"
 	"\n"
 	"Exit status: 0 ok, 1 the operation failed, 2 usage error.\n";
 
@@ -2543,6 +2547,392 @@ struct command {
 	int (*run)(struct ctl *c, int argc, char **argv);
 };
 
+/* ---- backup and restore ------------------------------------------------- */
+
+static const char backup_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] backup [--pages N] [--pause MS] FILE\n"
+	"Copies the database to FILE (a new file, mode 0600) with SQLite's online\n"
+	"backup API, while helplined runs. The copy is one consistent snapshot:\n"
+	"it holds a read transaction (which in WAL mode never blocks the daemon's\n"
+	"writer) and copies N pages per step (default 256), pausing MS\n"
+	"milliseconds between steps (default 5). The copy is checked\n"
+	"(PRAGMA quick_check) and renamed into place only when complete.\n"
+	"The key file (helpline.key) is not in the database: back it up once,\n"
+	"separately (it never changes).\n";
+
+static const char restore_usage[] =
+	"Usage: helplinectl [GLOBAL OPTIONS] restore [--force] FILE\n"
+	"Restores a backup made by 'helplinectl backup' as the database (--db or\n"
+	"the state directory's helpline.db). FILE is checked first (integrity,\n"
+	"a Helpline schema not newer than this program). Refuses while any\n"
+	"process (helplined) has the database open. An existing database is only\n"
+	"replaced with --force, and is kept as DB.before-restore-UNIXTIME.\n"
+	"Stop helplined first; put the key file from the same installation in\n"
+	"place; start helplined afterwards.\n";
+
+/* Opens path read-only or read-write; NULL after printing why. */
+static sqlite3 *open_db_path(const char *path, int flags)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
+
+	if (rc != SQLITE_OK) {
+		errorf("cannot open %s: %s", path,
+		       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	return db;
+}
+
+/* PRAGMA quick_check / integrity_check is "ok", and the schema is a
+ * Helpline one this program can open. 0 or EXIT_FAIL after printing. */
+static int check_copy(sqlite3 *db, const char *path, const char *pragma)
+{
+	sqlite3_stmt *st = NULL;
+	int ok = 0, version = -1, convs = 0;
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	if (!ok) {
+		errorf("%s: %s failed: not a sound database", path, pragma);
+		return EXIT_FAIL;
+	}
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db,
+			       "SELECT count(*) FROM sqlite_schema WHERE "
+			       "type = 'table' AND name IN ('conversation', "
+			       "'event', 'staff')",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		convs = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version < 1 || convs != 3) {
+		errorf("%s: not a Helpline database", path);
+		return EXIT_FAIL;
+	}
+	if ((size_t)version > hl_migrations_count) {
+		errorf("%s: schema version %d is newer than this program (%zu)",
+		       path, version, hl_migrations_count);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+static int fsync_path(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* The directory part of path into out ("." when none). */
+static void dir_of(const char *path, char *out, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, cap, ".");
+	else if (slash == path)
+		snprintf(out, cap, "/");
+	else
+		snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+static int cmd_backup(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pages", required_argument, NULL, 'p'},
+		{"pause", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char tmp[HL_CONFIG_PATH_MAX + 64], dir[HL_CONFIG_PATH_MAX + 32];
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b = NULL;
+	long pages = 256, pause_ms = 5;
+	const char *out;
+	struct stat sb;
+	int ch, rc, fd, steps = 0, total = 0;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		char *end;
+
+		switch (ch) {
+		case 'h': fputs(backup_usage, stdout); return 0;
+		case 'p':
+			pages = strtol(optarg, &end, 10);
+			if (*end || pages < 1 || pages > 1000000) {
+				errorf("backup: --pages must be 1 to 1000000");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'P':
+			pause_ms = strtol(optarg, &end, 10);
+			if (*end || pause_ms < 0 || pause_ms > 10000) {
+				errorf("backup: --pause must be 0 to 10000");
+				return EXIT_USAGE;
+			}
+			break;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = want_args(c, argc, argv, 1, 1);
+	if (rc != 0)
+		return rc;
+	out = argv[optind];
+	if (stat(c->db, &sb) != 0) {
+		errorf("no database at %s (pass --db)", c->db);
+		return EXIT_FAIL;
+	}
+	if (lstat(out, &sb) == 0) {
+		errorf("backup: %s exists; give a new file name", out);
+		return EXIT_FAIL;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.partial", out) >= (int)sizeof(tmp)) {
+		errorf("backup: file name too long");
+		return EXIT_USAGE;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		errorf("backup: cannot create %s: %s", tmp, strerror(errno));
+		return EXIT_FAIL;
+	}
+	close(fd);
+	src = open_db_path(c->db, SQLITE_OPEN_READONLY);
+	dst = src ? open_db_path(tmp, SQLITE_OPEN_READWRITE) : NULL;
+	if (!dst)
+		goto fail;
+	/* One read transaction over the whole copy: every step sees the same
+	 * snapshot (no restarts when the daemon commits meanwhile), and in
+	 * WAL mode a reader never blocks the writer. */
+	if (sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema;",
+			 NULL, NULL, NULL) != SQLITE_OK) {
+		errorf("backup: cannot read %s: %s", c->db, sqlite3_errmsg(src));
+		goto fail;
+	}
+	b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) {
+		errorf("backup: %s", sqlite3_errmsg(dst));
+		goto fail;
+	}
+	do {
+		rc = sqlite3_backup_step(b, (int)pages);
+		steps++;
+		if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+			if (pause_ms)
+				usleep((useconds_t)pause_ms * 1000);
+		}
+	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	total = sqlite3_backup_pagecount(b);
+	if (sqlite3_backup_finish(b) != SQLITE_OK || rc != SQLITE_DONE) {
+		errorf("backup: copy failed: %s", sqlite3_errstr(rc));
+		b = NULL;
+		goto fail;
+	}
+	b = NULL;
+	sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(src);
+	src = NULL;
+	/* The copy is a self-contained file (no WAL to carry along). */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL,
+			 NULL) != SQLITE_OK ||
+	    check_copy(dst, tmp, "quick_check") != 0)
+		goto fail;
+	sqlite3_close(dst);
+	dst = NULL;
+	dir_of(out, dir, sizeof(dir));
+	if (fsync_path(tmp, 0) != 0 || link(tmp, out) != 0 ||
+	    unlink(tmp) != 0 || fsync_path(dir, 1) != 0) {
+		errorf("backup: cannot write %s: %s", out, strerror(errno));
+		unlink(tmp);
+		return EXIT_FAIL;
+	}
+	printf("backup of %s written to %s: %d pages in %d steps\n"
+	       "the key file is not in it: keep a copy of %s too\n",
+	       c->db, out, total, steps, c->keyfile);
+	return 0;
+
+fail:
+	if (b)
+		sqlite3_backup_finish(b);
+	sqlite3_close(src);
+	sqlite3_close(dst);
+	unlink(tmp);
+	return EXIT_FAIL;
+}
+
+/*
+ * Whether some process has the SQLite database at db open: every WAL-mode
+ * connection holds a shared lock on the dead-man-switch byte (offset 128)
+ * of DB-shm while it is open. Returns 1 yes, 0 no, -1 cannot tell.
+ */
+static int db_in_use(const char *db)
+{
+	char shm[HL_CONFIG_PATH_MAX + 40];
+	struct flock fl;
+	int fd, rc;
+
+	snprintf(shm, sizeof(shm), "%s-shm", db);
+	fd = open(shm, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 128;
+	fl.l_len = 1;
+	rc = fcntl(fd, F_GETLK, &fl);
+	close(fd);
+	if (rc != 0)
+		return -1;
+	return fl.l_type != F_UNLCK;
+}
+
+static int cmd_restore(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char tmp[HL_CONFIG_PATH_MAX + 64], old[HL_CONFIG_PATH_MAX + 64];
+	char side[HL_CONFIG_PATH_MAX + 40], dir[HL_CONFIG_PATH_MAX + 32];
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b;
+	bool force = false, exists;
+	const char *in;
+	struct stat sb;
+	int ch, rc, fd, use;
+
+	while ((ch = next_opt(c, argc, argv, opts)) != -1) {
+		if (ch == 'h') {
+			fputs(restore_usage, stdout);
+			return 0;
+		}
+		if (ch == 'f') {
+			force = true;
+			continue;
+		}
+		return EXIT_USAGE;
+	}
+	rc = want_args(c, argc, argv, 1, 1);
+	if (rc != 0)
+		return rc;
+	in = argv[optind];
+	if (stat(in, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		errorf("restore: no backup file at %s", in);
+		return EXIT_FAIL;
+	}
+	exists = stat(c->db, &sb) == 0;
+	use = db_in_use(c->db);
+	if (use != 0) {
+		errorf("restore: %s is open in another process (stop helplined "
+		       "first)%s", c->db, use < 0 ? " or cannot be checked" : "");
+		return EXIT_FAIL;
+	}
+	if (exists && !force) {
+		errorf("restore: %s exists; pass --force to replace it (it is "
+		       "kept as %s.before-restore-TIME)", c->db, c->db);
+		return EXIT_FAIL;
+	}
+	src = open_db_path(in, SQLITE_OPEN_READONLY);
+	if (!src)
+		return EXIT_FAIL;
+	if (check_copy(src, in, "integrity_check") != 0) {
+		sqlite3_close(src);
+		return EXIT_FAIL;
+	}
+	dir_of(c->db, dir, sizeof(dir));
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		errorf("restore: cannot create %s: %s", dir, strerror(errno));
+		sqlite3_close(src);
+		return EXIT_FAIL;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.restoring", c->db);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		errorf("restore: cannot create %s: %s", tmp, strerror(errno));
+		sqlite3_close(src);
+		return EXIT_FAIL;
+	}
+	close(fd);
+	dst = open_db_path(tmp, SQLITE_OPEN_READWRITE);
+	b = dst ? sqlite3_backup_init(dst, "main", src, "main") : NULL;
+	rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+	if (b)
+		sqlite3_backup_finish(b);
+	sqlite3_close(src);
+	if (rc != SQLITE_DONE ||
+	    sqlite3_exec(dst, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+		errorf("restore: copy failed: %s", sqlite3_errstr(rc));
+		sqlite3_close(dst);
+		unlink(tmp);
+		return EXIT_FAIL;
+	}
+	sqlite3_close(dst);
+	/* Check again that nobody opened the database meanwhile. */
+	if (db_in_use(c->db) != 0) {
+		errorf("restore: %s was opened meanwhile; nothing replaced",
+		       c->db);
+		unlink(tmp);
+		return EXIT_FAIL;
+	}
+	if (exists) {
+		snprintf(old, sizeof(old), "%s.before-restore-%lld", c->db,
+			 (long long)time(NULL));
+		if (rename(c->db, old) != 0) {
+			errorf("restore: cannot move %s aside: %s", c->db,
+			       strerror(errno));
+			unlink(tmp);
+			return EXIT_FAIL;
+		}
+		printf("the database it replaced is kept as %s\n", old);
+	}
+	/* A WAL or shm left by the old database must not be applied to the
+	 * restored one (after a clean stop there is none). */
+	snprintf(side, sizeof(side), "%s-wal", c->db);
+	if (exists) {
+		char keep[HL_CONFIG_PATH_MAX + 80];
+
+		snprintf(keep, sizeof(keep), "%s-wal", old);
+		rename(side, keep);
+	} else {
+		unlink(side);
+	}
+	snprintf(side, sizeof(side), "%s-shm", c->db);
+	unlink(side);
+	if (fsync_path(tmp, 0) != 0 || rename(tmp, c->db) != 0 ||
+	    fsync_path(dir, 1) != 0) {
+		errorf("restore: cannot put %s in place: %s", c->db,
+		       strerror(errno));
+		return EXIT_FAIL;
+	}
+	printf("restored %s from %s\n", c->db, in);
+	if (stat(c->keyfile, &sb) != 0)
+		printf("no key file at %s: put this installation's helpline.key "
+		       "there before starting helplined (staff logins need it)\n",
+		       c->keyfile);
+	return 0;
+}
+
 static const struct command commands[] = {
 	{"init", cmd_init},
 	{"create-admin", cmd_create_admin},
@@ -2562,6 +2952,8 @@ static const struct command commands[] = {
 	{"list-devices", cmd_list_devices},
 	{"evidence-key", cmd_evidence_key},
 	{"verify-bundle", cmd_verify_bundle},
+	{"backup", cmd_backup},
+	{"restore", cmd_restore},
 };
 
 /* Parses the global options, resolves the database and key file paths as
