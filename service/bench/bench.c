@@ -58,7 +58,7 @@ struct result {
 	const char *target;
 	bool ok;
 	char why[256];
-	double secs, cpu_pct;
+	double secs, cpu_pct, bench_cpu_pct;
 	long rss_kb, rss_base_kb, hwm_kb;
 	uint64_t acked, received, cycles, pushes, push_fast, logins, held;
 	double conns_per_s;
@@ -146,7 +146,7 @@ struct bench {
 	int greeted;
 	bool sending, measuring, flooding;
 	uint64_t m0, m1, flood_at;
-	double interval_ns;
+	double interval_ns, self0;
 };
 
 static uint64_t now_ns(void)
@@ -1156,8 +1156,18 @@ static bool make_pairs(struct bench *b)
 
 /* ---- one scenario against one target -------------------------------------------------------- */
 
+static double self_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void measure_begin(struct bench *b, double *cpu0)
 {
+	b->self0 = self_cpu();
 	b->m0 = now_ns();
 	b->measuring = true;
 	proc_cpu(b->pid, cpu0);
@@ -1170,6 +1180,7 @@ static void measure_end(struct bench *b, double cpu0)
 	b->m1 = now_ns();
 	b->measuring = false;
 	b->r->secs = (double)(b->m1 - b->m0) / 1e9;
+	b->r->bench_cpu_pct = 100.0 * (self_cpu() - b->self0) / b->r->secs;
 	if (b->pid > 0 && proc_cpu(b->pid, &cpu1))
 		b->r->cpu_pct = 100.0 * (cpu1 - cpu0) / b->r->secs;
 	else
@@ -1253,6 +1264,7 @@ static void run_scenario(const struct opts *o, struct target *t, struct result *
 		if (o->sc == SC_LOGINS) /* flooders get greeted, then wait */
 			run_until(b, c_never, 1.0);
 		b->interval_ns = 2.0 * o->pairs / o->rate * 1e9;
+		b->flood_at = UINT64_MAX; /* set once measuring */
 		b->sending = true;
 		{
 			uint64_t now = now_ns();
@@ -1413,7 +1425,8 @@ static void report(const struct opts *o, const struct result *r)
 		break;
 	}
 	if (r->cpu_pct >= 0)
-		printf("  server CPU             %.1f%% of one core over %.1f s\n", r->cpu_pct, r->secs);
+		printf("  server CPU             %.1f%% of one core over %.1f s (this tool: %.1f%%)\n",
+		       r->cpu_pct, r->secs, r->bench_cpu_pct);
 	if (r->rss_kb > 0)
 		printf("  server RSS             %.1f MB (peak %.1f MB)\n", r->rss_kb / 1024.0,
 		       r->hwm_kb / 1024.0);
@@ -1425,11 +1438,11 @@ static void report(const struct opts *o, const struct result *r)
 	printf("\n");
 	if (o->json) {
 		printf("RESULT {\"target\":\"%s\",\"scenario\":\"%s\",\"ok\":%s,\"secs\":%.3f,"
-		       "\"cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
+		       "\"cpu_pct\":%.2f,\"bench_cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
 		       ",\"msgs_per_s\":%.1f,\"received_per_s\":%.1f,\"cycles_per_s\":%.1f,"
 		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f",
 		       r->target, scenario_names[o->sc], r->ok ? "true" : "false", r->secs,
-		       r->cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
+		       r->cpu_pct, r->bench_cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
 		       rate(r, r->received), rate(r, r->cycles), rate(r, r->pushes), r->push_fast,
 		       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0);
 		json_hist("ack", r->ack);
@@ -1520,7 +1533,8 @@ static void usage(FILE *f)
 "  --port N --server-pid PID measure an already running server instead (peer skipped;\n"
 "                            staff scenarios need accounts bench0.. already enrolled)\n"
 "  --server-cpu N [0]  --bench-cpu N [1]  (-1: no pinning)\n"
-"  --no-spin                 at a fixed rate, wake every 1 ms instead of polling\n"
+"  --spin                    at a fixed rate, poll instead of a 1 ms timer (costs this\n"
+"                            tool a core; worse here when the cores are shared)\n"
 "  --keep DIR                keep the servers' state directories under DIR\n"
 "  --json                    also print one RESULT {json} line per target\n");
 }
@@ -1534,7 +1548,7 @@ int main(int argc, char **argv)
 		.window = 0, .size = 300, .per_counsellor = 10, .waiting = 10000,
 		.flood = 16, .rate = 20000, .leave_rate = 20, .node = "node",
 		.server_cpu = 0, .bench_cpu = 1, .run_helpline = true, .run_peer = true,
-		.spin = true,
+		.spin = false,
 	};
 	enum { O_DUR = 256, O_WARM, O_CONNS, O_PAIRS, O_WIN, O_SIZE, O_RATE, O_WAIT, O_LEAVE,
 	       O_FLOOD, O_PER, O_HL, O_CTL, O_PEER, O_NODE, O_ONLY, O_PORT, O_PID, O_SCPU,
@@ -1548,7 +1562,7 @@ int main(int argc, char **argv)
 		{ "helplinectl", 1, 0, O_CTL }, { "peer", 1, 0, O_PEER }, { "node", 1, 0, O_NODE },
 		{ "only", 1, 0, O_ONLY }, { "port", 1, 0, O_PORT }, { "server-pid", 1, 0, O_PID },
 		{ "server-cpu", 1, 0, O_SCPU }, { "bench-cpu", 1, 0, O_BCPU },
-		{ "no-spin", 0, 0, O_NOSPIN }, { "keep", 1, 0, O_KEEP }, { "json", 0, 0, O_JSON },
+		{ "spin", 0, 0, O_NOSPIN }, { "keep", 1, 0, O_KEEP }, { "json", 0, 0, O_JSON },
 		{ "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
 	};
 	int ch;
@@ -1594,7 +1608,7 @@ int main(int argc, char **argv)
 		case O_PID: o.server_pid = atoi(optarg); break;
 		case O_SCPU: o.server_cpu = atoi(optarg); break;
 		case O_BCPU: o.bench_cpu = atoi(optarg); break;
-		case O_NOSPIN: o.spin = false; break;
+		case O_NOSPIN: o.spin = true; break;
 		case O_KEEP: o.keep_dir = optarg; break;
 		case O_JSON: o.json = true; break;
 		case O_HELP: usage(stdout); return 0;
