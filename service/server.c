@@ -197,6 +197,7 @@ static void finish_stop(struct hl_server *srv)
 	hl_escalations_stop(&srv->esc);
 	hl_referrals_stop(&srv->ref);
 	hl_metrics_stop(&srv->metrics);
+	hl_retention_stop(&srv->retention);
 	if (srv->lws && !srv->lws_destroyed) {
 		srv->lws_destroyed = true;
 		lws_context_destroy(srv->lws);
@@ -444,6 +445,12 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			hl_strerror(rc));
 		return rc;
 	}
+	rc = hl_retention_start(&srv->retention, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot start retention: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
 
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "http",
@@ -581,6 +588,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_escalations_stop(&srv->esc);
 	hl_referrals_stop(&srv->ref);
 	hl_metrics_stop(&srv->metrics);
+	hl_retention_stop(&srv->retention);
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	/* Bounded: after a failed lws_create_context, lws may leave handles

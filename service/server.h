@@ -16,6 +16,7 @@
 #include "trust.h"
 #include "escalation.h"
 #include "referral.h"
+#include "retention.h"
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
@@ -58,6 +59,7 @@ struct hl_server {
 	bool ref_ready;                  /* hl_referrals_init succeeded */
 	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
+	struct hl_retention retention;   /* the purge timer (retention.h) */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	uint32_t session_count;          /* length of sessions */
 	int bound_port;                  /* the port actually listened on */
