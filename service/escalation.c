@@ -193,7 +193,15 @@ int hl_escalation_reader(sqlite3 *db, int64_t conv_id, int64_t staff_id)
 			       "conversation_id = ?1 AND claimed_by = ?2), "
 			       "(SELECT count(*) FROM escalation e JOIN conversation c "
 			       "ON c.id = e.conversation_id WHERE e.conversation_id = ?1 "
-			       "AND e.state != 'decided' AND c.counsellor_id = ?2)",
+			       "AND e.state != 'decided' AND c.counsellor_id = ?2), "
+			       /* A referral of it in draft awaits the approval
+				* of the counsellor who raised the escalation or
+				* holds the chat: they read it to review it. */
+			       "(SELECT count(*) FROM referral r JOIN escalation e "
+			       "ON e.id = r.escalation_id JOIN conversation c "
+			       "ON c.id = r.conversation_id WHERE r.conversation_id = ?1 "
+			       "AND r.state = 'draft' AND (e.raised_by = ?2 OR "
+			       "c.counsellor_id = ?2))",
 			       -1, &st, NULL) != SQLITE_OK)
 		return HL_ESTORE;
 	sqlite3_bind_int64(st, 1, conv_id);
@@ -202,7 +210,8 @@ int hl_escalation_reader(sqlite3 *db, int64_t conv_id, int64_t staff_id)
 	if (rc == SQLITE_ROW) {
 		if (sqlite3_column_int64(st, 0) > 0)
 			out = HL_ESC_READER_CLAIMER;
-		else if (sqlite3_column_int64(st, 1) > 0)
+		else if (sqlite3_column_int64(st, 1) > 0 ||
+			 sqlite3_column_int64(st, 2) > 0)
 			out = HL_ESC_READER_HOLDER;
 	}
 	sqlite3_finalize(st);

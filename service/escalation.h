@@ -72,7 +72,9 @@ const struct hl_esc_live *hl_escalation_of_conv(const struct hl_escalations *e,
  * state: the supervisor who handles it reads until it is purged), or
  * HL_ESC_READER_HOLDER (holds the conversation as its counsellor and an
  * escalation on it is undecided: lets the counsellor of an ended chat fetch
- * its keys and wrap them to the claimer), else HL_ESC_READER_NONE; a
+ * its keys and wrap them to the claimer; or a referral of it is a draft and
+ * staff_id raised its escalation or holds the chat: they read it to review
+ * and approve the referral), else HL_ESC_READER_NONE; a
  * negative HL_E* status on a database error. */
 enum { HL_ESC_READER_NONE = 0, HL_ESC_READER_CLAIMER = 1, HL_ESC_READER_HOLDER = 2 };
 int hl_escalation_reader(sqlite3 *db, int64_t conv_id, int64_t staff_id);

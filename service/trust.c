@@ -816,6 +816,19 @@ void hl_trust_org(struct hl_session *s, const struct hl_msg *m)
 			    t->evidence_cert_len ? b64(t->evidence_cert,
 						       t->evidence_cert_len)
 						 : json_null());
+	/* For staff: the referral partner's key, which the supervisor's browser
+	 * seals referral packages to (docs/escalation.md "Referrals"), and
+	 * whether the daemon delivers them itself. */
+	if (s->role == HL_ROLE_STAFF) {
+		const struct hl_config *cfg = &s->srv->cfg;
+
+		json_object_set_new(r, "partner_key",
+				    cfg->referral_partner_key[0]
+					    ? json_string(cfg->referral_partner_key)
+					    : json_null());
+		json_object_set_new(r, "partner_delivery",
+				    json_boolean(cfg->referral_partner_url[0] != '\0'));
+	}
 	hl_session_send(s, r);
 	json_decref(r);
 }
