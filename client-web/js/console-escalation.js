@@ -173,7 +173,8 @@ export function mount(root, ctx) {
     secure.on('message', (m) => {
       if (!forCase(m)) return;
       const who = m.from === 'contact' ? 'Young person:' : 'Counsellor:';
-      const what = m.card ? `(safety card: ${m.card})` : m.consent ? `(consent question) ${consentWords(m.consent)}` : m.answer ? `(answer to the consent question of seq ${m.answer.question}) ${CONSENT_ANSWER[m.answer.answer] ?? m.answer.answer}` : m.text;
+      const what = m.card ? `(safety card: ${m.card})` : m.consent ? `(consent question) ${consentWords(m.consent)}` : m.answer ? `(answer to the consent question of seq ${m.answer.question}) ${CONSENT_ANSWER[m.answer.answer] ?? m.answer.answer}`
+        : m.hashes ? `(hash report, fingerprints only${m.hashes.age_band ? `, age band ${m.hashes.age_band}` : ''}) ${m.hashes.items.map((x) => `${x.kind} ${x.type}: SHA-256 ${x.sha256}, MD5 ${x.md5}${x.pdq ? `, PDQ ${x.pdq} (quality ${x.quality})` : ''}`).join('; ')}` : m.text;
       open.msgs.set(m.seq, { who, what, at: m.at, consent: m.consent, answer: m.answer });
       line(`${who} ${what}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
     }),
