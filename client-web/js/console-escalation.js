@@ -175,7 +175,7 @@ export function mount(root, ctx) {
       const who = m.from === 'contact' ? 'Young person:' : 'Counsellor:';
       const what = m.card ? `(safety card: ${m.card})` : m.consent ? `(consent question) ${consentWords(m.consent)}` : m.answer ? `(answer to the consent question of seq ${m.answer.question}) ${CONSENT_ANSWER[m.answer.answer] ?? m.answer.answer}`
         : m.hashes ? `(hash report, fingerprints only${m.hashes.age_band ? `, age band ${m.hashes.age_band}` : ''}) ${m.hashes.items.map((x) => `${x.kind} ${x.type}: SHA-256 ${x.sha256}, MD5 ${x.md5}${x.pdq ? `, PDQ ${x.pdq} (quality ${x.quality})` : ''}`).join('; ')}` : m.text;
-      open.msgs.set(m.seq, { who, what, at: m.at, consent: m.consent, answer: m.answer });
+      open.msgs.set(m.seq, { who, what, at: m.at, consent: m.consent, answer: m.answer, hashes: m.hashes });
       line(`${who} ${what}${m.at ? ` · ${timeOf(m.at)}` : ''}`, m.from === 'contact' ? 'theirs' : 'mine', m.seq);
     }),
     secure.on('note', (m) => {
@@ -302,6 +302,16 @@ export function mount(root, ctx) {
       escalation: () => all.get(id),
       consents,
       consentWords,
+      // The chat's hash reports, as hash lists (docs/hashing.md), for the
+      // referral document: fingerprints only.
+      hashLists: () => (open?.id === id ? [...open.msgs].filter(([, m]) => m.hashes).map(([seq, m]) => ({
+        format: 'helpline-hash-list-v1', conversation: String(all.get(id).conversation), seq, reported_at: new Date(m.at).toISOString(), referral: null, age_band: m.hashes.age_band,
+        hashes: m.hashes.items.flatMap((x, file) => [
+          { hash_type: 'sha256', value: x.sha256, file, media_type: x.type, size: x.size },
+          { hash_type: 'md5', value: x.md5, file, media_type: x.type, size: x.size },
+          ...(x.pdq ? [{ hash_type: 'pdq', value: x.pdq, quality: x.quality, file, media_type: x.type, size: x.size }] : []),
+        ]),
+      })) : []),
       bundle: () => (open?.id === id ? open.bundle : null),
       // A bundle of the messages ticked in the evidence section.
       buildBundle: async () => {

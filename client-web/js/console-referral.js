@@ -132,6 +132,7 @@ export function documentView(el, doc, { consentWords, tagLabel = (x) => x } = {}
     }))) : 'None'),
     row('Triage tags', (doc.triage_tags ?? []).map(tagLabel).join(', ') || 'None'),
     row('Summary', doc.summary || '(none)', 'ref-doc-summary'),
+    row('Hash lists', (doc.hash_lists ?? []).length ? (doc.hash_lists ?? []).map((l) => `chat seq ${l.seq}: ${l.hashes.map((h) => `${h.hash_type} ${h.value}`).join(', ')}`).join('; ') : 'None', 'ref-doc-hashes'),
     row('Evidence bundle', doc.bundle_digest ? `digest ${doc.bundle_digest}` : 'None', 'ref-doc-bundle'));
 }
 
@@ -421,6 +422,7 @@ export function referralSection(ctx, hooks) {
       consent: cs ? { asked: true, seq: cs.seq, answer: consentAns.value, answer_seq: cs.answer_seq ?? null, question: cs.question ?? null } : { asked: false },
       child_identity: ident, personOrUserReported: persons,
       triage_tags: [...tagsBox.querySelectorAll('input:checked')].map((i) => i.value), summary: summary.value.trim(),
+      hash_lists: hooks.hashLists?.() ?? [],
       bundle_digest: null, created_at: new Date().toISOString(),
     };
   }

@@ -23,7 +23,9 @@
 // identifier, no summary, no legal text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -33,6 +35,8 @@ import { launch, noBrowser } from './browser.mjs';
 import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes, nextCode, confirmReauth } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 const skip = noBrowser;
 const sodium = await E.ready();
@@ -115,6 +119,15 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     await question.waitFor({ timeout: 15000 });
     await question.locator('button[data-answer="yes"]').click();
     await staff.locator(`#consent-box-${conv} .consent-record`, { hasText: 'Answer: Yes' }).waitFor({ timeout: 15000 });
+    // The young person sends the fingerprints of the picture (never the
+    // picture): they go into the referral document as a hash list.
+    const picture = join(here, '..', 'fixtures', 'pdq', 'images', 'bridge-mods', 'square-128x128.jpg');
+    await young.click('#hash-open');
+    await young.setInputFiles('#hash-file', picture);
+    await young.locator('#hash-status', { hasText: 'only these codes' }).waitFor({ timeout: 60000 });
+    await young.click('#hash-send');
+    await staff.locator('li.theirs.hashes').waitFor({ timeout: 15000 });
+    const pictureSha = createHash('sha256').update(readFileSync(picture)).digest('hex');
 
     // Escalated, claimed, the keys wrapped to the supervisor by the counsellor's browser.
     await staff.selectOption(`#esc-reason-${conv}`, 'sextortion_threat');
@@ -269,6 +282,10 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
       { espService: 'Snapgram', screenName: 'dark.angel.alt' },
     ]);
     assert.ok(doc.triage_tags.includes('sextortion'));
+    assert.equal(doc.hash_lists.length, 1, 'the chat\'s hash report, as a hash list');
+    assert.equal(doc.hash_lists[0].format, 'helpline-hash-list-v1');
+    assert.deepEqual(doc.hash_lists[0].hashes.map((h) => h.hash_type), ['sha256', 'md5', 'pdq']);
+    assert.equal(doc.hash_lists[0].hashes[0].value, pictureSha);
     assert.equal(doc.bundle_digest, E.hex(E.unb64(env.bundle_digest)));
     const bundleFile = join(srv.dir, 'partner-bundle.json');
     writeFileSync(bundleFile, pkg.bundle);
