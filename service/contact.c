@@ -731,6 +731,7 @@ static void start_done(struct contact_job *j, int status)
 		return; /* gone already: the person can resume with the secret */
 	v->contact = s;
 	s->conv = v;
+	s->ended_conv = 0;
 	sodium_bin2base64(sec, sizeof(sec), j->secret, sizeof(j->secret),
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
@@ -865,6 +866,7 @@ static void resume_done(struct contact_job *j, int status)
 	}
 	v->contact = s;
 	s->conv = v;
+	s->ended_conv = 0;
 	snprintf(idstr, sizeof(idstr), "%lld", (long long)v->id);
 	r = hl_proto_reply("contact.resumed", j->id);
 	json_object_set_new(r, "conversation", json_string(idstr));
@@ -1658,7 +1660,12 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 			esc = true;
 		}
 	}
-	if (!esc && !(v = party_conv(s, m)))
+	/* A young person's chat that ended on this socket stays readable
+	 * here until another one starts or is resumed on it (end_done). */
+	if (s->role == HL_ROLE_CONTACT && !s->conv && s->ended_conv &&
+	    (!m->u.chat.conversation || id == s->ended_conv))
+		id = s->ended_conv;
+	else if (!esc && !(v = party_conv(s, m)))
 		return;
 	j = request_job(s, m, CJ_SINCE, sync_done);
 	if (!j)
@@ -1668,7 +1675,7 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
-	j->conv_id = esc ? id : v->id;
+	j->conv_id = v ? v->id : id;
 	j->esc_read = esc;
 	j->fresh = esc && hl_auth_fresh(s);
 	j->staff_id = s->staff_id;
@@ -1704,6 +1711,10 @@ static void end_done(struct contact_job *j, int status)
 		HL_VIS_ALL, j->staff_id, v->contact == s);
 	hl_info("chat.ended", "conv=%lld by=%s", (long long)v->id,
 		j->staff_id ? "staff" : "contact");
+	/* The young person's socket may still chat.sync it: one that resumed
+	 * a moment ago has not yet fetched what it missed while away. */
+	if (v->contact)
+		v->contact->ended_conv = v->id;
 	drop_conv(c, v);
 	hl_routing_kick(c); /* the counsellor has room again */
 }
@@ -2247,6 +2258,7 @@ static void return_done(struct contact_job *j, int status)
 		}
 		v->contact = s;
 		s->conv = v;
+		s->ended_conv = 0;
 		memcpy(v->resume_hash, j->hash, sizeof(v->resume_hash));
 		v->have_resume = true;
 		sodium_bin2base64(sec, sizeof(sec), j->secret, sizeof(j->secret),

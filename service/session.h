@@ -64,6 +64,10 @@ struct hl_session {
 	/* Young person (helpline.contact.v1 only; see contact.h). */
 	struct hl_conv_live *conv;  /* their conversation, or NULL */
 	bool contact_busy;          /* a start/resume/leave is in flight */
+	int64_t ended_conv;         /* the chat that ended while this socket held
+				     * it: still readable by chat.sync here
+				     * (what a resume just before the end had
+				     * yet to fetch), 0 = none */
 
 	/* Every connection: request budget (ws.rate / ws.burst). */
 	double rate_tokens;         /* requests it may send now */
