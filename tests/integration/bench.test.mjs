@@ -1,0 +1,118 @@
+// bench.test.mjs: a short smoke run of helpline-bench (service/bench/)
+// against the real daemon and the Node peer (tests/load/peer.mjs), so the
+// tool cannot rot. It asserts the tool works and its numbers are sane, never
+// how fast anything is: that is docs/performance.md's business.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HELPLINED } from './harness.mjs';
+
+const BENCH = join(dirname(HELPLINED), 'helpline-bench');
+const PEER = join(dirname(fileURLToPath(import.meta.url)), '..', 'load', 'peer.mjs');
+
+// Runs one scenario against both targets; returns {helpline, peer, out}.
+function bench(scenario, ...args) {
+  const keep = mkdtempSync(join(tmpdir(), 'hl-bench-it-'));
+  try {
+    const r = spawnSync(BENCH, ['--scenario', scenario, '--helplined', HELPLINED, '--peer', PEER,
+      '--node', process.execPath, '--server-cpu', '-1', '--bench-cpu', '-1', '--warmup', '0.3',
+      '--json', '--keep', keep, ...args], {
+      encoding: 'utf8', timeout: 240000,
+      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' },
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, `helpline-bench ${scenario} exited ${r.status} ${r.signal ?? ''}:\n${out}`);
+    // The servers it started exited cleanly, without sanitizer reports.
+    for (const d of readdirSync(keep)) {
+      const log = join(keep, d, 'server.log');
+      if (existsSync(log)) assert.doesNotMatch(readFileSync(log, 'utf8'), /AddressSanitizer|runtime error|LeakSanitizer/, `${scenario}: ${log}`);
+    }
+    const results = {};
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('RESULT ')) { const j = JSON.parse(line.slice(7)); results[j.target] = j; }
+    }
+    assert.ok(results.helpline && results.peer, `both targets reported:\n${out}`);
+    assert.match(r.stdout, new RegExp(`== Helpline / peer · ${scenario}`));
+    return { ...results, out };
+  } finally {
+    rmSync(keep, { recursive: true, force: true });
+  }
+}
+
+function saneHist(h, what) {
+  assert.ok(h.n > 0, `${what}: no samples`);
+  assert.ok(h.p50 > 0 && h.p50 <= h.p90 && h.p90 <= h.p99 && h.p99 <= h.p999 && h.p999 <= h.max, `${what}: ${JSON.stringify(h)}`);
+  assert.ok(h.max < 30000, `${what}: max ${h.max} ms`);
+}
+
+function saneServer(r, what) {
+  assert.equal(r.ok, true, what);
+  assert.ok(r.secs > 0.5, `${what}: measured ${r.secs} s`);
+  assert.ok(r.cpu_pct >= 0 && r.cpu_pct < 400, `${what}: cpu ${r.cpu_pct}`);
+  assert.ok(r.rss_kb > 1000, `${what}: rss ${r.rss_kb}`);
+  assert.deepEqual(r.errors, {}, `${what}: errors`);
+}
+
+test('relay: both sides send, every message is acknowledged and received', () => {
+  const r = bench('relay', '--duration', '2', '--pairs', '4', '--per-counsellor', '2', '--window', '4');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.ok(r[t].msgs_per_s > 10, `${t}: ${r[t].msgs_per_s} msgs/s`);
+    saneHist(r[t].ack, `${t} ack`);
+    saneHist(r[t].receipt, `${t} receipt`);
+    // Received within about a window of what was acknowledged.
+    assert.ok(Math.abs(r[t].received_per_s - r[t].msgs_per_s) <= r[t].msgs_per_s * 0.1 + 20, `${t}: ${r[t].received_per_s} vs ${r[t].msgs_per_s}`);
+  }
+  assert.match(r.out, /msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
+});
+
+test('fixed-rate: the rate asked for is the rate acknowledged', () => {
+  const r = bench('fixed-rate', '--duration', '2', '--pairs', '4', '--rate', '200');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.ok(r[t].msgs_per_s > 150 && r[t].msgs_per_s < 250, `${t}: ${r[t].msgs_per_s} msgs/s at 200`);
+    saneHist(r[t].ack, `${t} ack`);
+  }
+});
+
+test('idle: every connection is held and RSS is reported', () => {
+  const r = bench('idle', '--duration', '1', '--conns', '100');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.equal(r[t].held, 100, t);
+    assert.ok(r[t].rss_base_kb > 0 && r[t].rss_kb >= r[t].rss_base_kb * 0.9, `${t}: ${r[t].rss_base_kb} -> ${r[t].rss_kb}`);
+  }
+});
+
+test('churn: young people close, resume and send again', () => {
+  const r = bench('churn', '--duration', '2', '--pairs', '4', '--per-counsellor', '4');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.ok(r[t].cycles_per_s > 1, `${t}: ${r[t].cycles_per_s} cycles/s`);
+    saneHist(r[t].cycle, `${t} cycle`);
+  }
+});
+
+test('waiting: position pushes arrive and stay coalesced', () => {
+  const r = bench('waiting', '--duration', '2', '--waiting', '60', '--leave-rate', '5');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.ok(r[t].pushes_per_s > 0, `${t}: no queue.position pushes`);
+    assert.ok(r[t].pushes_per_s <= 60 * 1.2, `${t}: ${r[t].pushes_per_s} pushes/s for 60 waiting`);
+    assert.equal(r[t].push_fast, 0, `${t}: pushes closer than 0.9 s`);
+  }
+});
+
+test('logins: a flood of staff logins is answered while chat goes on', () => {
+  const r = bench('logins', '--duration', '3', '--pairs', '2', '--rate', '100', '--flood', '2');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    saneHist(r[t].quiet, `${t} quiet`);
+    saneHist(r[t].flood, `${t} flood`);
+    assert.ok(r[t].logins_per_s > 0, `${t}: no login answered`);
+  }
+});

@@ -1,0 +1,19 @@
+#!/bin/sh
+# bench-all.sh: the full benchmark of docs/performance.md, every scenario
+# against helplined and the Node peer (tests/load/peer.mjs), one after the
+# other; about 3 minutes. Use a Release build, e.g.
+#   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DHL_TESTS=OFF
+#   cmake --build build-bench -j2
+#   sh tests/load/bench-all.sh build-bench
+# Each run stops by itself; only 127.0.0.1 is used. Extra arguments after
+# the build directory go to every run (e.g. --json, --duration 5).
+set -eu
+B=${1:-build}
+[ $# -gt 0 ] && shift
+run() { echo; "$B/helpline-bench" "$@"; }
+run --scenario idle --conns 19000 --duration 10 "$@"
+run --scenario relay --pairs 100 --window 8 --duration 10 "$@"
+run --scenario fixed-rate --pairs 100 --rate 20000 --duration 10 "$@"
+run --scenario logins --pairs 100 --rate 2000 --flood 16 --duration 20 "$@"
+run --scenario waiting --waiting 10000 --leave-rate 20 --duration 10 "$@"
+run --scenario churn --pairs 100 --duration 10 "$@"
