@@ -29,7 +29,11 @@ static void usage(FILE *out)
 		"  --help             show this help and exit\n"
 		"  --version          show the version and exit\n"
 		"\n"
-		"SIGINT or SIGTERM shut down cleanly (clients get close 1001).\n");
+		"SIGINT or SIGTERM shut down cleanly (clients get close 1001).\n"
+		"SIGHUP re-reads and checks the config file and logs whether a\n"
+		"restart is needed to apply it (nothing changes while running).\n"
+		"Under systemd (Type=notify) it reports READY=1, STATUS=,\n"
+		"WATCHDOG=1 and STOPPING=1 on $NOTIFY_SOCKET.\n");
 }
 
 int main(int argc, char **argv)
@@ -46,9 +50,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	/* Command-line settings, applied after the config file. */
-	struct {
-		const char *key, *value;
-	} set[16];
+	struct hl_server_override set[16];
 	int nset = 0, c, rc;
 	const char *config_file = NULL;
 	struct hl_config cfg;
@@ -106,6 +108,9 @@ int main(int argc, char **argv)
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return 1;
+	srv->config_file = config_file;
+	srv->overrides = set;
+	srv->noverrides = nset;
 	rc = hl_server_init(srv, &cfg);
 	if (rc == 0)
 		rc = hl_server_run(srv);

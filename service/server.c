@@ -178,6 +178,90 @@ static void on_signal(uv_signal_t *h, int signum)
 	hl_server_stop(srv);
 }
 
+/* SIGHUP, on the threadpool: reads the config file as at start (defaults,
+ * file, command-line settings, checks). Touches only reload_*. */
+static void reload_work(uv_work_t *w)
+{
+	struct hl_server *srv = w->data;
+	struct hl_config *c = &srv->reload_cfg;
+	char *err = srv->reload_err;
+	size_t cap = sizeof(srv->reload_err);
+
+	hl_config_defaults(c);
+	err[0] = '\0';
+	srv->reload_rc = srv->config_file
+				 ? hl_config_load_file(c, srv->config_file, err, cap)
+				 : 0;
+	for (int i = 0; srv->reload_rc == 0 && i < srv->noverrides; i++)
+		srv->reload_rc = hl_config_set(c, srv->overrides[i].key,
+					       srv->overrides[i].value, err, cap);
+	if (srv->reload_rc == 0)
+		srv->reload_rc = hl_config_finish(c, err, cap);
+}
+
+/*
+ * SIGHUP's result, on the loop. Nothing is applied while running: every
+ * key is read by some module at start (listeners, the store, limits
+ * copied into sessions and timers), and log.level is read by the store's
+ * writer and threadpool jobs without a lock. So a reload checks the file
+ * and says whether a restart is needed to apply it (docs/operations.md).
+ */
+static void reload_done(uv_work_t *w, int status)
+{
+	struct hl_server *srv = w->data;
+	bool changed;
+	char msg[400];
+
+	srv->reload_busy = false;
+	if (status != 0 || srv->stopping)
+		return;
+	if (srv->reload_rc != 0) {
+		/* The message names the file and key, never a value that
+		 * could be a secret (config.c echoes at most a short escaped
+		 * prefix of a bad value). */
+		hl_warn("config.reload_failed", "msg=\"%s\"", srv->reload_err);
+		snprintf(msg, sizeof(msg), "STATUS=config file has errors; "
+			 "still running with the config loaded at start");
+		hl_notify_send(&srv->notify, msg);
+		return;
+	}
+	changed = memcmp(&srv->reload_cfg, &srv->cfg_loaded,
+			 sizeof(srv->reload_cfg)) != 0;
+	hl_info("config.reload", "valid=1 changed=%d restart_needed=%d",
+		changed, changed);
+	if (changed)
+		hl_notify_send(&srv->notify, "STATUS=config file changed; "
+			       "restart helplined to apply it");
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct hl_server *srv = h->data;
+
+	(void)signum;
+	hl_info("server.signal", "signal=%d", signum);
+	if (srv->stopping || srv->reload_busy)
+		return;
+	srv->reload_req.data = srv;
+	if (uv_queue_work(&srv->loop, &srv->reload_req, reload_work,
+			  reload_done) == 0)
+		srv->reload_busy = true;
+}
+
+/* STATUS= text for systemctl status (notify.c asks every few seconds). */
+static void notify_status(void *arg, char *buf, size_t cap)
+{
+	struct hl_server *srv = arg;
+	uint32_t counts[HL_RISK__COUNT], waiting = 0;
+
+	hl_queue_counts(&srv->contacts.queue, counts);
+	for (int i = 0; i < HL_RISK__COUNT; i++)
+		waiting += counts[i];
+	snprintf(buf, cap, "serving: %u connections, %u waiting, %u staff "
+		 "sessions", srv->session_count, waiting,
+		 (unsigned)srv->auth.nsess);
+}
+
 /* Closes our own uv handles (memory is in srv: no close callback). */
 static void close_handles(struct hl_server *srv)
 {
@@ -186,6 +270,7 @@ static void close_handles(struct hl_server *srv)
 	srv->handles_open = false;
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
+	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 }
 
@@ -223,6 +308,13 @@ void hl_server_stop(struct hl_server *srv)
 		return;
 	srv->stopping = true;
 	hl_info("server.stopping", "connections=%u", srv->session_count);
+	{
+		char st[128];
+
+		snprintf(st, sizeof(st), "shutting down: closing %u connections",
+			 srv->session_count);
+		hl_notify_stopping(&srv->notify, st);
+	}
 	for (struct hl_session *s = srv->sessions; s; s = s->next)
 		hl_session_close(s, 1001, "server shutting down");
 	srv->stop_deadline_ms = uv_now(&srv->loop) + STOP_GRACE_MS;
@@ -332,7 +424,9 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	int rc;
 
 	srv->cfg = *cfg;
+	srv->cfg_loaded = *cfg;
 	srv->exit_status = 1;
+	hl_notify_init(&srv->notify);
 	hl_metrics_init(&srv->metrics);
 	if (uv_loop_init(&srv->loop) != 0)
 		return HL_EIO;
@@ -368,11 +462,14 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 
 	uv_signal_init(&srv->loop, &srv->sig_int);
 	uv_signal_init(&srv->loop, &srv->sig_term);
+	uv_signal_init(&srv->loop, &srv->sig_hup);
 	uv_timer_init(&srv->loop, &srv->stop_timer);
 	srv->sig_int.data = srv->sig_term.data = srv->stop_timer.data = srv;
+	srv->sig_hup.data = srv;
 	srv->handles_open = true;
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv->sig_hup, on_sighup, SIGHUP);
 
 	{
 		char tpath[HL_CONFIG_PATH_MAX + 32];
@@ -555,6 +652,10 @@ int hl_server_run(struct hl_server *srv)
 			mv6 ? "[" : "", srv->cfg.metrics_host, mv6 ? "]" : "",
 			srv->metrics_bound_port);
 	}
+	/* Listening, the store open and migrated, everything loaded: tell
+	 * systemd (Type=notify) and start the watchdog pings. */
+	if (hl_notify_ready(&srv->notify, &srv->loop, notify_status, srv) != 0)
+		hl_warn("notify.timers_failed", "status=%d", -1);
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 	hl_info("server.stopped", "status=%d", srv->exit_status);
 	return srv->exit_status;
@@ -591,6 +692,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_retention_stop(&srv->retention);
 	hl_store_close(&srv->store);
 	close_handles(srv);
+	hl_notify_free(&srv->notify);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
 	 * of its own on our loop that nothing will ever close. */
 	for (int i = 0; i < 100 && uv_run(&srv->loop, UV_RUN_NOWAIT); i++)

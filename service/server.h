@@ -20,9 +20,16 @@
 #include "taxonomy.h"
 #include "keys.h"
 #include "metrics.h"
+#include "notify.h"
 #include "store.h"
 
 struct hl_session;
+
+/* A command-line setting (key as in the config file), applied over the
+ * config file at start and again when SIGHUP re-reads it. */
+struct hl_server_override {
+	const char *key, *value;
+};
 
 /*
  * Everything the daemon shares. Built by hl_server_init, run by
@@ -40,6 +47,19 @@ struct hl_server {
 	struct lws_protocols protocols[4]; /* http, contact, staff, terminator */
 	lws_retry_bo_t retry;            /* ws keep-alive ping / idle policy */
 	uv_signal_t sig_int, sig_term;   /* SIGINT / SIGTERM start shutdown */
+	uv_signal_t sig_hup;             /* SIGHUP re-reads the config file */
+	struct hl_notify notify;         /* systemd notification (notify.h) */
+	/* Set by the caller before hl_server_init (both may be NULL/0); they
+	 * must outlive the server. */
+	const char *config_file;         /* the --config file, or NULL */
+	const struct hl_server_override *overrides;
+	int noverrides;
+	struct hl_config cfg_loaded;     /* cfg as loaded, before run-time defaults */
+	uv_work_t reload_req;            /* SIGHUP's re-read on the threadpool */
+	struct hl_config reload_cfg;     /* its result */
+	int reload_rc;
+	char reload_err[256];
+	bool reload_busy;
 	uv_timer_t stop_timer;           /* polls shutdown progress */
 	uint64_t stop_deadline_ms;       /* uv_now at which shutdown stops waiting */
 	struct hl_store store;           /* the database */

@@ -1,0 +1,162 @@
+// notify.test.mjs: systemd's notification protocol (Type=notify) against
+// the real daemon. A small Python helper (tests/helpers/notify_listen.py:
+// Node.js has no unix datagram sockets) binds the socket systemd would,
+// helplined gets it as $NOTIFY_SOCKET with $WATCHDOG_USEC, and the test
+// checks READY=1, STATUS= updates, WATCHDOG=1 at half the interval and
+// STOPPING=1 arrive in that order; SIGHUP re-reads and checks the config.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer, greeted, until } from './harness.mjs';
+
+const HELPER = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'notify_listen.py');
+const python = spawnSync('python3', ['-c', 'import socket; socket.AF_UNIX'], { stdio: 'ignore' }).status === 0;
+
+// Starts the listener on path; resolves {msgs, stop()} once it is bound.
+async function listen(path) {
+  const p = spawn('python3', [HELPER, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const l = { msgs: [], out: '' };
+  await new Promise((resolve, reject) => {
+    p.on('error', reject);
+    p.on('exit', (code) => reject(new Error(`notify_listen exited ${code}`)));
+    p.stdout.on('data', (d) => {
+      l.out += d;
+      let nl;
+      while ((nl = l.out.indexOf('\n')) >= 0) {
+        const line = l.out.slice(0, nl);
+        l.out = l.out.slice(nl + 1);
+        if (line === 'bound') resolve();
+        else l.msgs.push(JSON.parse(line));
+      }
+    });
+  });
+  l.stop = () => { p.stdin.end(); p.kill('SIGTERM'); };
+  return l;
+}
+
+const kinds = (msgs) => msgs.map((m) => m.msg.split('\n').map((kv) => kv.split('=')[0]).join('+'));
+
+test('READY, STATUS, WATCHDOG at half WATCHDOG_USEC, STOPPING, in order (abstract socket)', { skip: !python && 'python3 not found' }, async () => {
+  const name = `@helpline-notify-test-${process.pid}-${Date.now()}`;
+  const l = await listen(name);
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-notify-'));
+  const ini = join(dir, 'helpline.ini');
+  writeFileSync(ini, '[ws]\nping_interval = 30\n');
+  const srv = await startServer({
+    dir, envelopes: 'strict', args: ['--config', ini],
+    env: { NOTIFY_SOCKET: name, WATCHDOG_USEC: '1000000' },
+  });
+  try {
+    const ready = await until(() => l.msgs.find((m) => m.msg.startsWith('READY=1')), 'READY=1', 5000);
+    assert.match(ready.msg, /^READY=1\nSTATUS=serving: 0 connections, 0 waiting, 0 staff sessions$/);
+    assert.match(srv.stderr, /notify\.enabled watchdog_ms=1000/);
+
+    // A young person connects; the next periodic STATUS= (every 5 s) says so.
+    const ws = await greeted(srv.port);
+    const st = await until(() => l.msgs.find((m) => m.t > ready.t && /^STATUS=serving: 1 connections/.test(m.msg)),
+      'a STATUS= update with the connection', 8000);
+    assert.equal(st.msg, 'STATUS=serving: 1 connections, 0 waiting, 0 staff sessions');
+
+    // Watchdog pings every 500 ms (half of 1 s).
+    const pings = l.msgs.filter((m) => m.msg === 'WATCHDOG=1');
+    assert.ok(pings.length >= 8, `watchdog pings: ${pings.length}`);
+    const gaps = pings.slice(1).map((p, i) => p.t - pings[i].t);
+    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+    assert.ok(mean > 350 && mean < 750, `mean gap ${mean} ms`);
+
+    // SIGHUP: the unchanged file is valid and needs no restart...
+    srv.proc.kill('SIGHUP');
+    await until(() => /config\.reload valid=1 changed=0 restart_needed=0/.test(srv.stderr), 'reload (unchanged)', 5000);
+    // ...a changed one is valid and needs a restart (said in STATUS= too)...
+    writeFileSync(ini, '[ws]\nping_interval = 20\n');
+    srv.proc.kill('SIGHUP');
+    await until(() => /config\.reload valid=1 changed=1 restart_needed=1/.test(srv.stderr), 'reload (changed)', 5000);
+    await until(() => l.msgs.some((m) => m.msg === 'STATUS=config file changed; restart helplined to apply it'), 'STATUS for the change', 5000);
+    // ...and a broken one is reported, and the daemon goes on serving.
+    writeFileSync(ini, '[ws]\nping_interval = often\n');
+    srv.proc.kill('SIGHUP');
+    await until(() => /config\.reload_failed msg="[^"]*ping_interval/.test(srv.stderr), 'reload (invalid)', 5000);
+    assert.equal(ws.readyState, 1, 'the connection survived the reloads');
+
+    const { code } = await srv.stop();
+    assert.equal(code, 0);
+    await until(() => l.msgs.some((m) => m.msg.startsWith('STOPPING=1')), 'STOPPING=1', 5000);
+    const order = kinds(l.msgs);
+    assert.equal(order[0], 'READY+STATUS', order.join(' '));
+    assert.equal(order.at(-1), 'STOPPING+STATUS', order.join(' '));
+    assert.match(l.msgs.at(-1).msg, /^STOPPING=1\nSTATUS=shutting down: closing 1 connections$/);
+    assert.ok(order.slice(1, -1).every((k) => k === 'WATCHDOG' || k === 'STATUS'), order.join(' '));
+    assert.ok(order.indexOf('WATCHDOG') > 0 && order.indexOf('STATUS') > 0);
+    // No pings after STOPPING=1: the timers are closed with it.
+    assert.equal(order.filter((k) => k.startsWith('STOPPING')).length, 1);
+  } finally {
+    l.stop();
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a filesystem socket; no pings when WATCHDOG_PID names another process; none without NOTIFY_SOCKET', { skip: !python && 'python3 not found' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-notify-'));
+  const path = join(dir, 'notify.sock');
+  const l = await listen(path);
+  const srv = await startServer({
+    env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: '200000', WATCHDOG_PID: '1' },
+  });
+  try {
+    await until(() => l.msgs.some((m) => m.msg.startsWith('READY=1')), 'READY=1', 5000);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(l.msgs.filter((m) => m.msg === 'WATCHDOG=1').length, 0, 'no pings for another pid');
+    await srv.stop();
+    await until(() => l.msgs.some((m) => m.msg.startsWith('STOPPING=1')), 'STOPPING=1', 5000);
+  } finally {
+    l.stop();
+    await srv.stop();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // Without NOTIFY_SOCKET nothing is attempted and nothing is logged.
+  const plain = await startServer({ env: { NOTIFY_SOCKET: '', WATCHDOG_USEC: '' } });
+  const { code, stderr } = await plain.stop();
+  plain.cleanup();
+  assert.equal(code, 0);
+  assert.doesNotMatch(stderr, /notify\./);
+});
+
+// The unit as installed (its @...@ paths filled in as cmake --install does)
+// passes `systemd-analyze verify` and scores OK or better (exposure < 2.0
+// on systemd's 0-10 scale) in `systemd-analyze security --offline=yes`.
+const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0);
+test('ops/systemd/helplined.service: verify, and systemd-analyze security scores OK', { skip: !ANALYZE && 'systemd-analyze not found' }, () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const src = readFileSync(join(here, '..', '..', 'ops', 'systemd', 'helplined.service'), 'utf8');
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-unit-'));
+  try {
+    const unit = join(dir, 'helplined.service');
+    writeFileSync(unit, src.replaceAll('@HL_INSTALL_BINDIR@', dirname(process.env.HELPLINED))
+      .replaceAll('@HL_INSTALL_CONFDIR@', '/etc/helpline')
+      .replaceAll('@HL_INSTALL_WEBDIR@', '/usr/share/helpline/client-web'));
+    assert.doesNotMatch(src, /@(?!HL_INSTALL_(BINDIR|CONFDIR|WEBDIR)@)[A-Z_]+@/, 'only the known placeholders');
+    const v = spawnSync(ANALYZE, ['verify', unit], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stderr.trim(), '', 'verify has no complaints');
+    const s = spawnSync(ANALYZE, ['security', '--offline=yes', unit], { encoding: 'utf8' });
+    const m = /Overall exposure level for helplined\.service: (\d+\.\d) (\S+)/.exec(s.stdout + s.stderr);
+    assert.ok(m, s.stdout + s.stderr);
+    const [, level, word] = m;
+    assert.ok(Number(level) < 2.0, `exposure ${level} ${word}`);
+    assert.ok(['OK', 'SAFE', 'PERFECT'].includes(word), `rating ${word}`);
+    // The settings the deployment relies on are there as written.
+    for (const line of ['Type=notify', 'WatchdogSec=30s', 'CapabilityBoundingSet=', 'AmbientCapabilities=',
+      'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=helpline', 'UMask=0077',
+      'SystemCallFilter=@system-service', 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+      'MemoryDenyWriteExecute=yes', 'LimitNOFILE=65536', 'Restart=on-failure'])
+      assert.ok(src.split('\n').includes(line), line);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
