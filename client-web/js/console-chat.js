@@ -12,7 +12,7 @@
 import { CARDS } from './cards.js';
 import { t } from './i18n.js';
 import { REASONS, URGENCIES, DECISIONS, CONSENT_WITH, CONSENT_SHARE, CONSENT_ANSWER, consentWords } from './console-escalation.js';
-import { review, referralItem, awaitsMe, sideOf } from './console-referral.js';
+import { review, referralItem, awaitsMe, sideOf, saveFile } from './console-referral.js';
 
 const HELD_KEY = 'helpline.console.chats';
 const RISK = ['standard', 'elevated', 'high', 'immediate'];
@@ -69,17 +69,8 @@ export function hashList(conv, r, referral = null) {
   };
 }
 
-function saveHashList(conv, r) {
-  const text = `${JSON.stringify(hashList(conv, r), null, 2)}\n`;
-  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `helpline-hashes-conversation-${conv}-seq-${r.seq}.json`;
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
+function saveHashList(el, conv, r) {
+  saveFile(el, `helpline-hashes-conversation-${conv}-seq-${r.seq}.json`, `${JSON.stringify(hashList(conv, r), null, 2)}\n`, 'application/json');
 }
 
 export class Workspace {
@@ -180,7 +171,7 @@ export class Workspace {
     li.dataset.seq = m.seq;
     if (m.hashes) {
       (c.hashReports ??= new Map()).set(m.seq, { ...m.hashes, seq: m.seq, at: m.at });
-      li.append(this.el('button', { type: 'button', class: 'small secondary', id: `hash-export-${c.conv}-${m.seq}`, text: 'Export hash list', onclick: () => saveHashList(c.conv, c.hashReports.get(m.seq)) }));
+      li.append(this.el('button', { type: 'button', class: 'small secondary', id: `hash-export-${c.conv}-${m.seq}`, text: 'Export hash list', onclick: () => saveHashList(this.el, c.conv, c.hashReports.get(m.seq)) }));
     }
     c.bySeq.set(m.seq, li);
     c.lastTheirs = Math.max(c.lastTheirs, m.seq);

@@ -11,7 +11,7 @@
 // (console-referral.js). Nothing here is stored in the browser; text goes in
 // with textContent only.
 import * as E from './e2e.js';
-import { referralSection } from './console-referral.js';
+import { referralSection, saveFile } from './console-referral.js';
 
 export const REASONS = {
   life_at_risk: 'Immediate risk to life',
@@ -360,22 +360,13 @@ export function mount(root, ctx) {
       const B = await import('./bundle.js');
       const signed = await makeBundle(e, select);
       const name = `helpline-evidence-conversation-${conv}-${E.hex(signed.digest).slice(0, 12)}`;
-      save(`${name}.json`, signed.text, 'application/json');
-      save(`${name}.html`, B.summaryHtml(signed.bundle, { checks: signed.checks }), 'text/html');
+      saveFile(el, `${name}.json`, signed.text, 'application/json');
+      saveFile(el, `${name}.html`, B.summaryHtml(signed.bundle, { checks: signed.checks }), 'text/html');
       status.textContent = `Saved ${name}.json and its summary (.html). Digest ${E.hex(signed.digest)}.`;
     } catch (x) {
       const why = { not_checkpointed: 'The newest of those messages are not yet under a signed checkpoint (one is made every few dozen events and when the chat ends). Choose earlier messages, or wait.', no_keys: 'This browser has no keys for some of those messages yet: the counsellor\'s browser shares them when it is online.' }[x.code];
       status.textContent = x.code === 'cancelled' ? '' : `The bundle was not made: ${why ?? ctx.explain(x)}`;
     } finally { go.disabled = false; }
-  }
-
-  function save(name, text, type) {
-    const url = URL.createObjectURL(new Blob([text], { type }));
-    const a = el('a', { href: url, download: name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
 
   // A read or join in progress: choosing messages and building waits for it
@@ -384,22 +375,25 @@ export function mount(root, ctx) {
   function read(e) { const p = readNow(e); if (open) open.reading = p; return p; }
   function join(e) { const p = joinNow(e); if (open) open.reading = p; return p; }
 
+  // Reads conv again from the start: a fresh session (each message key
+  // opens once, so a second reading starts again from the wrapped roots), a
+  // cleared transcript, then start() (chat.sync, or chat.join) replays it.
+  async function replay(conv, start) {
+    secure.sessions.delete(conv);
+    await secure.loadWraps(conv);
+    open.read = true;
+    open.list.replaceChildren();
+    open.bySeq.clear();
+    open.events.clear();
+    open.msgs.clear();
+    client.streams.delete(conv);
+    await start();
+  }
+
   async function readNow(e) {
     const conv = String(e.conversation);
     try {
-      await fresh(async () => {
-        // A fresh session: each message key opens once, so a second
-        // reading starts again from the wrapped roots.
-        secure.sessions.delete(conv);
-        await secure.loadWraps(conv);
-        open.read = true;
-        open.list.replaceChildren();
-        open.bySeq.clear();
-        open.events.clear();
-        open.msgs.clear();
-        client.streams.delete(conv); // a fresh replay from the start
-        await client.sync(conv);
-      });
+      await fresh(() => replay(conv, () => client.sync(conv)));
       document.getElementById('esc-note-form').hidden = false;
       document.getElementById('esc-read').textContent = 'Reload the chat';
       const note = openSealed(secure, conv, e.note);
@@ -413,19 +407,7 @@ export function mount(root, ctx) {
   async function joinNow(e) {
     const conv = String(e.conversation);
     try {
-      await fresh(async () => {
-        // A fresh session: each message key opens once, so a second
-        // reading starts again from the wrapped roots.
-        secure.sessions.delete(conv);
-        await secure.loadWraps(conv);
-        open.read = true;
-        open.list.replaceChildren();
-        open.bySeq.clear();
-        open.events.clear();
-        open.msgs.clear();
-        client.streams.delete(conv);
-        await client.join(conv);
-      });
+      await fresh(() => replay(conv, () => client.join(conv)));
       open.joined = true;
       const b = document.getElementById('esc-join');
       if (b) { b.textContent = 'Joined'; b.disabled = true; }
