@@ -6,6 +6,17 @@
 // other side exactly once, with the same bytes, and the young people must
 // never have seen an internal event or a staff id. Seeded (HL_SOAK_SEED) so a
 // failure can be replayed.
+//
+// Which messages must have arrived: every counsellor message acknowledged in
+// a chat of a young person who at the end still holds it on a live
+// connection, or who moved on from it on a live connection after it ended
+// (the app then has all of it, live or by sync) — so chats that ended are
+// checked too. Not checked are chats the young person left, and chats given
+// up when a resume was refused (an ended chat cannot be resumed; the
+// summary counts those messages as unchecked). On a violation the missing
+// messages are printed with that young person's connection history
+// (HL_SOAK_VERBOSE=1 prints it for every young person who missed nothing
+// too — very long).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -17,7 +28,12 @@ import { ctl, totp, stepNow, awaitStepMargin, origin, waitFor } from './staff.mj
 
 const SECONDS = Number(process.env.HL_SOAK_SECONDS ?? 40);
 const SEED = Number(process.env.HL_SOAK_SEED ?? (Date.now() % 1e9));
-const YOUNG = 200, COUNSELLORS = 20;
+const YOUNG = Number(process.env.HL_SOAK_YOUNG ?? 200), COUNSELLORS = Number(process.env.HL_SOAK_COUNSELLORS ?? 20);
+const VERBOSE = !!process.env.HL_SOAK_VERBOSE;
+// Up to this long between contact.resumed and the young person's chat.sync.
+const RESUME_PAUSE_MS = Number(process.env.HL_SOAK_RESUME_PAUSE_MS ?? 30);
+const T0 = Date.now();
+const now = () => Date.now() - T0;
 
 // mulberry32: small, seedable.
 function prng(seed) {
@@ -36,8 +52,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const b64 = (s) => Buffer.from(s).toString('base64url');
 const unb64 = (s) => Buffer.from(s, 'base64url').toString();
 
-const stats = { acked: 0, dupAcks: 0, drops: 0, resumes: 0, takes: 0, accepts: 0, declines: 0, ends: 0, leaves: 0, starts: 0, rateLimited: 0, syncs: 0 };
-// Every acknowledged message: key "conv:seq" -> {from: 'contact'|'staff', text}.
+const stats = { acked: 0, dupAcks: 0, drops: 0, resumes: 0, takes: 0, accepts: 0, declines: 0, ends: 0, leaves: 0, starts: 0, rateLimited: 0, syncs: 0, syncRefused: 0, resumeRefused: 0 };
+// Every acknowledged message: key "conv:seq" -> {from: 'contact'|'staff', text, conv, at (ms into the run), by}.
 const acked = new Map();
 // What each party's app received: "who|conv:seq" -> the text. The apps
 // deduplicate by seq (a live event can cross a sync in flight), so the
@@ -45,6 +61,8 @@ const acked = new Map();
 // is exactly the acknowledged message.
 const gotByContact = new Map(), gotByStaff = new Map();
 const violations = [];
+// Chats a counsellor ended: conv -> {at, by, seq}.
+const endedBy = new Map();
 
 // A socket with request/response by id and a push handler; reconnectable.
 class Peer {
@@ -94,12 +112,19 @@ class Young {
     this.i = i; this.port = port; this.conv = null; this.resume = null; this.lastSeq = 0;
     this.seen = new Set(); this.unacked = new Map(); this.msgN = 0; this.state = 'idle';
     this.peer = new Peer(port, 'helpline.contact.v1', (m) => this.push(m));
+    this.past = new Map(); // conv -> how this young person parted from it
+    this.log = []; // connection history, for the report on a violation
   }
+  note(what) { this.log.push(`${now()} ${what}`); if (this.log.length > 400) this.log.splice(0, 100); }
+  // Moves on from the current chat: why is 'ended' (the app has all of it),
+  // 'left', or 'resume refused ...' (not checked).
+  part(why) { if (this.conv) { this.past.set(this.conv, why); this.note(`part conv=${this.conv} ${why}`); } }
   push(m) {
     if (m.type === 'chat.event') {
       if (m.kind !== 'msg' && m.kind !== 'system') violations.push(`contact ${this.i} saw internal kind ${m.kind}`);
       if (String(m.from).startsWith('staff:')) violations.push(`contact ${this.i} saw a staff id`);
-      if (m.conversation !== this.conv) return;
+      if (m.conversation !== this.conv) { this.note(`event for other conv=${m.conversation} seq=${m.seq} (have ${this.conv})`); return; }
+      this.note(`event seq=${m.seq} ${m.kind} ${m.from}${this.gap ? ' (gap)' : ''}${this.seen.has(m.seq) ? ' dup' : ''}`);
       if (this.seen.has(m.seq)) return; // a sync overlapping a live event: the app shows it once
       this.seen.add(m.seq);
       // Until a sync has filled the gap left by a drop, a live event must
@@ -117,28 +142,47 @@ class Young {
   async start() {
     if (!this.peer.up()) await this.peer.open();
     const r = await this.peer.req({ type: 'contact.start', topics: pick(['', 'sextortion', 'cyberbullying', 'grooming', 'hacking']) || undefined, language: 'en' });
-    if (r.type !== 'contact.started') return;
+    if (r.type !== 'contact.started') { this.note(`start refused ${r.type} ${r.code ?? ''}`); return; }
     stats.starts++;
+    this.part('ended');
+    this.note(`started conv=${r.conversation}`);
     Object.assign(this, { conv: r.conversation, resume: r.resume, lastSeq: 0, seen: new Set(), unacked: new Map(), state: 'queued', gap: false });
   }
   async reconnect() {
     if (!this.resume) return;
-    try { await this.peer.open(); } catch { return; }
+    // A socket that opened but whose hello failed must not pass for a
+    // resumed one (it would never get this chat's events).
+    try { await this.peer.open(); } catch { this.note('open failed'); this.peer.ws?.terminate(); this.peer.ws = null; return; }
     this.gap = true; // live events may now arrive ahead of what was missed
+    this.note(`resume last_seq=${this.lastSeq}`);
     const r = await this.peer.req({ type: 'contact.resume', resume: this.resume, last_seq: this.lastSeq });
-    if (r.type !== 'contact.resumed') { this.conv = null; this.resume = null; this.state = 'idle'; return; }
+    if (r.type !== 'contact.resumed') {
+      stats.resumeRefused++;
+      this.part(`resume refused: ${r.type} ${r.code ?? ''}`);
+      this.conv = null; this.resume = null; this.state = 'idle'; return;
+    }
     stats.resumes++;
+    this.note(`resumed state=${r.state}`);
     this.state = r.state;
+    // A phone may take a moment before it asks for what it missed: the chat
+    // may end meanwhile, and the sync must still bring the missed messages.
+    await sleep(rnd() * RESUME_PAUSE_MS);
     await this.sync();
     // Resend what was never acknowledged, with the same ids.
     for (const [id, text] of [...this.unacked]) await this.send(text, id);
   }
   async sync() {
     stats.syncs++;
+    this.note(`sync last_seq=${this.lastSeq}`);
     const r = await this.peer.req({ type: 'chat.sync', last_seq: this.lastSeq }, 20000);
-    if (r.type !== 'chat.synced') return;
+    if (r.type !== 'chat.synced') {
+      this.note(`sync failed ${r.type} ${r.code ?? ''}`);
+      if (r.type === 'error' && r.code !== 'rate_limited') stats.syncRefused++;
+      return;
+    }
     this.state = r.state === 'ended' || r.state === 'wrapped' ? 'ended' : r.state;
     this.lastSeq = Math.max(this.lastSeq, r.last_seq, ...this.seen);
+    this.note(`synced count=${r.count} last_seq=${r.last_seq} state=${r.state} -> mark ${this.lastSeq}`);
     this.gap = false;
   }
   async send(text, id) {
@@ -151,7 +195,7 @@ class Young {
       if (r.duplicate) stats.dupAcks++;
       const prev = acked.get(k);
       if (prev && (prev.text !== text || prev.from !== 'contact')) violations.push(`seq ${k} acked for two messages`);
-      if (!prev) { acked.set(k, { from: 'contact', text, conv: this.conv }); stats.acked++; }
+      if (!prev) { acked.set(k, { from: 'contact', text, conv: this.conv, at: now(), by: this.i }); stats.acked++; }
     } else if (r.type === 'error' && r.code !== 'rate_limited') {
       this.unacked.delete(id); // refused (chat ended or not active): never acknowledged
     }
@@ -161,18 +205,18 @@ class Young {
     if (!this.peer.up()) return this.resume ? this.reconnect() : this.start();
     if (this.conv && this.gap) return this.sync(); // the last sync did not finish
     if (!this.conv || this.state === 'ended') return this.start();
-    if (x < 0.05) return this.peer.drop();
+    if (x < 0.05) { this.note('drop'); return this.peer.drop(); }
     if (this.state === 'queued' && x < 0.08) {
       const r = await this.peer.req({ type: 'contact.leave' });
-      if (r.type === 'contact.left') { stats.leaves++; this.conv = null; this.resume = null; this.state = 'idle'; }
+      if (r.type === 'contact.left') { stats.leaves++; this.part('left'); this.conv = null; this.resume = null; this.state = 'idle'; }
       return;
     }
     if (this.state !== 'active') return;
-    if (x < 0.10) { const r = await this.peer.req({ type: 'chat.end' }); if (r.type === 'chat.ended') { stats.ends++; this.state = 'ended'; } return; }
+    if (x < 0.10) { const r = await this.peer.req({ type: 'chat.end' }); if (r.type === 'chat.ended') { stats.ends++; this.state = 'ended'; this.note(`ended it (seq ${r.seq})`); } return; }
     const sent = this.send(`young ${this.i} says ${Math.floor(rnd() * 1e9)}`);
     // Sometimes the network goes just after a send: was it stored? The
     // resend after the resume (same id) finds out.
-    if (x < 0.16) { await sleep(rnd() * 5); this.peer.drop(); }
+    if (x < 0.16) { await sleep(rnd() * 5); this.note('drop after send'); this.peer.drop(); }
     return sent;
   }
 }
@@ -234,7 +278,7 @@ class Counsellor {
       if (r.duplicate) stats.dupAcks++;
       const prev = acked.get(k);
       if (prev && (prev.text !== text || prev.from !== 'staff')) violations.push(`seq ${k} acked for two messages`);
-      if (!prev) { acked.set(k, { from: 'staff', text, conv }); stats.acked++; }
+      if (!prev) { acked.set(k, { from: 'staff', text, conv, at: now(), by: this.i }); stats.acked++; }
     } else if (r.type === 'error' && r.code !== 'rate_limited') {
       this.unacked.delete(id);
       if (r.code === 'forbidden' || r.code === 'bad_state') this.convs.delete(conv);
@@ -263,7 +307,7 @@ class Counsellor {
     const mine = [...this.convs.keys()];
     if (!mine.length) return;
     const c = pick(mine);
-    if (x < 0.16) { const r = await this.peer.req({ type: 'chat.end', conversation: c }); if (r.type === 'chat.ended') { stats.ends++; this.convs.delete(c); } return; }
+    if (x < 0.16) { const r = await this.peer.req({ type: 'chat.end', conversation: c }); if (r.type === 'chat.ended') { stats.ends++; this.convs.delete(c); endedBy.set(c, { at: now(), by: this.i, seq: r.seq }); } return; }
     const sent = this.send(c, `counsellor ${this.i} says ${Math.floor(rnd() * 1e9)}`);
     if (x < 0.18) { await sleep(rnd() * 5); this.peer.drop(); }
     return sent;
@@ -342,17 +386,31 @@ test(`soak: ${YOUNG} young people and ${COUNSELLORS} counsellors at random; ever
         if (a && a.text !== text) violations.push(`${side} ${k} got other bytes than were acked`);
       }
     // 2. Nothing acknowledged is missing: every counsellor message reached
-    //    the young person holding the chat (live or by sync), and every young
-    //    person's message reached the counsellor holding it at the end.
-    const held = new Map(); // conv -> the Young holding it
-    for (const y of ys) if (y.conv && y.peer.up()) held.set(y.conv, y);
+    //    the young person whose chat it was (live or by sync) if they still
+    //    hold the chat on a live connection or moved on from it after it
+    //    ended; every young person's message reached the counsellor holding
+    //    the chat at the end.
+    const held = new Map(); // conv -> the Young whose app must have all of it
+    const owner = new Map(); // conv -> the Young whose chat it was
+    for (const y of ys) {
+      for (const [conv, why] of y.past) { owner.set(conv, y); if (why === 'ended') held.set(conv, y); }
+      if (y.conv) { owner.set(y.conv, y); if (y.peer.up()) held.set(y.conv, y); }
+    }
     const holder = new Map(); // conv -> the Counsellor holding it
     for (const c of cs) for (const conv of c.convs.keys()) holder.set(conv, c);
     let missingToContact = 0, missingToStaff = 0, checkedToContact = 0, checkedToStaff = 0;
+    const unchecked = {}; // why a counsellor message was not checked -> how many
+    const missing = [];
     for (const [k, m] of acked) {
-      if (m.from === 'staff' && held.has(m.conv)) {
-        checkedToContact++;
-        if (!gotByContact.has(`${held.get(m.conv).i}|${k}`)) missingToContact++;
+      if (m.from === 'staff') {
+        if (held.has(m.conv)) {
+          checkedToContact++;
+          if (!gotByContact.has(`${held.get(m.conv).i}|${k}`)) { missingToContact++; missing.push([k, m]); }
+        } else {
+          const y = owner.get(m.conv);
+          const why = !y ? 'no young person' : y.past.get(m.conv) ?? 'not connected at the end';
+          unchecked[why] = (unchecked[why] ?? 0) + 1;
+        }
       }
       if (m.from === 'contact' && holder.has(m.conv)) {
         checkedToStaff++;
@@ -361,10 +419,18 @@ test(`soak: ${YOUNG} young people and ${COUNSELLORS} counsellors at random; ever
     }
     if (missingToContact) violations.push(`${missingToContact} of ${checkedToContact} counsellor messages never reached their young person`);
     if (missingToStaff) violations.push(`${missingToStaff} of ${checkedToStaff} young people's messages never reached the counsellor holding the chat`);
+    // What a missing message's young person went through, to tell a lost
+    // event from a bookkeeping slip.
+    for (const [k, m] of missing.slice(0, 5)) {
+      const y = held.get(m.conv), e = endedBy.get(m.conv);
+      const from = m.at - 10000, lines = y.log.filter((l) => Number(l.split(' ')[0]) >= from).slice(0, 80);
+      console.log(`# MISSING conv:seq ${k} from counsellor ${m.by}, acked at ${m.at} ms; ended by counsellor ${e ? `${e.by} at ${e.at} ms (seq ${e.seq})` : 'no'}; young ${y.i} ${y.conv === m.conv ? `holds it (lastSeq ${y.lastSeq}, gap ${!!y.gap}, state ${y.state})` : `parted: ${y.past.get(m.conv)}`}; history from ${from} ms:\n#   ${lines.join('\n#   ')}`);
+    }
+    if (VERBOSE) for (const y of ys) console.log(`# young ${y.i}:\n#   ${y.log.join('\n#   ')}`);
     // 3. The daemon is healthy and exits cleanly.
     const h = await httpGet(srv.port, '/healthz');
     assert.equal(h.status, 200);
-    console.log(`# soak summary: ${JSON.stringify({ ...stats, checkedToContact, checkedToStaff, delivered: gotByContact.size + gotByStaff.size })}`);
+    console.log(`# soak summary: ${JSON.stringify({ ...stats, checkedToContact, checkedToStaff, uncheckedToContact: unchecked, delivered: gotByContact.size + gotByStaff.size })}`);
     for (const y of ys) y.peer.ws?.close();
     for (const c of cs) c.peer.ws?.close();
     assert.deepEqual(violations.slice(0, 20), [], `seed ${SEED}`);
