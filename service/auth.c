@@ -838,6 +838,7 @@ static void login_ok_done(struct auth_job *j, int status)
 		return;
 	s->auth_busy = false;
 	if (status == HL_EINVAL) { /* the TOTP step was used meanwhile */
+		hl_metrics_login_failed(&a->srv->metrics, "code_reused");
 		auth_fail(s, j->id);
 		return;
 	}
@@ -864,6 +865,7 @@ static void login_ok_done(struct auth_job *j, int status)
 	sodium_memzero(tok, sizeof(tok));
 	hl_session_send(s, r);
 	json_decref(r);
+	a->srv->metrics.logins++;
 	hl_info("auth.login", "conn=%s staff=%lld", s->id_str,
 		(long long)j->staff_id);
 }
@@ -896,6 +898,7 @@ static void login_finish(struct pw_job *p)
 		sodium_memzero(secret, sizeof(secret));
 	}
 	if (why) {
+		hl_metrics_login_failed(&a->srv->metrics, why);
 		record_failure(a, p->s, p->id, st ? st->row.id : 0, why);
 		pw_free(p);
 		return;
@@ -905,6 +908,7 @@ static void login_finish(struct pw_job *p)
 	st->row.totp_last_step = step;
 	j = job_new(a, JOB_LOGIN_OK, p->s, p->id);
 	if (!j) {
+		hl_metrics_login_failed(&a->srv->metrics, "other");
 		auth_fail(p->s, p->id);
 		pw_free(p);
 		return;

@@ -26,6 +26,10 @@ static const char *const close_names[HL_CLOSE__COUNT] = {
 };
 static const char *const proto_names[2] = {"helpline.contact.v1",
 					   "helpline.staff.v1"};
+static const char *const login_failure_names[HL_LOGIN__COUNT] = {
+	"unknown_user", "bad_password", "bad_totp", "code_reused", "locked",
+	"disabled", "not_enrolled", "other",
+};
 static const char *const risk_names[4] = {"standard", "elevated", "high",
 					  "immediate"};
 
@@ -54,6 +58,15 @@ void hl_metrics_init(struct hl_metrics *m)
 	memset(m, 0, sizeof(*m));
 	hl_histogram_init(&m->queue_wait, wait_le, HL_ARRAY_LEN(wait_le));
 	hl_histogram_init(&m->store_latency, store_le, HL_ARRAY_LEN(store_le));
+}
+
+void hl_metrics_login_failed(struct hl_metrics *m, const char *reason)
+{
+	int i = 0;
+
+	while (i < HL_LOGIN_OTHER && strcmp(reason, login_failure_names[i]) != 0)
+		i++;
+	m->login_failures[i]++;
 }
 
 /* ---- the tick: queue waits and the store probe ------------------------ */
@@ -284,22 +297,30 @@ static void put_le(struct out *o, double v)
 	put(o, "%.6g", v);
 }
 
-static void histogram(struct out *o, const char *name, const char *help,
-		      const struct hl_histogram *h)
+/* A histogram from its parts: n bounds, n + 1 non-cumulative buckets. */
+static void histogram_raw(struct out *o, const char *name, const char *help,
+			  const double *le, uint32_t n, const uint64_t *bucket,
+			  double sum)
 {
 	uint64_t cum = 0;
 
 	head(o, name, "histogram", help);
-	for (uint32_t i = 0; i < h->n; i++) {
-		cum += h->bucket[i];
+	for (uint32_t i = 0; i < n; i++) {
+		cum += bucket[i];
 		put(o, "%s_bucket{le=\"", name);
-		put_le(o, h->le[i]);
+		put_le(o, le[i]);
 		put(o, "\"} %" PRIu64 "\n", cum);
 	}
-	cum += h->bucket[h->n];
+	cum += bucket[n];
 	put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-	put(o, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name, h->sum, name,
-	    h->count);
+	/* _count is the +Inf bucket by definition. */
+	put(o, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name, sum, name, cum);
+}
+
+static void histogram(struct out *o, const char *name, const char *help,
+		      const struct hl_histogram *h)
+{
+	histogram_raw(o, name, help, h->le, h->n, h->bucket, h->sum);
 }
 
 size_t hl_metrics_format(const struct hl_metrics *m,
@@ -383,6 +404,13 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 	    g ? g->esc_open : 0, g ? g->esc_claimed : 0);
 	one(&o, "helpline_staff_sessions", "gauge",
 	    "Staff login sessions live now.", g ? g->staff_sessions : 0);
+	one(&o, "helpline_logins_total", "counter",
+	    "Staff logins that started a session.", m->logins);
+	head(&o, "helpline_login_failures_total", "counter",
+	     "Failed staff logins, by reason.");
+	for (int i = 0; i < HL_LOGIN__COUNT; i++)
+		put(&o, "helpline_login_failures_total{reason=\"%s\"} %" PRIu64
+			"\n", login_failure_names[i], m->login_failures[i]);
 
 	/* The store. */
 	if (g) {
@@ -400,6 +428,15 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 		    "Store jobs waiting for the writer now.", g->store.queued);
 		one(&o, "helpline_store_batch_max_jobs", "gauge",
 		    "The largest store batch since start.", g->store.max_batch);
+		histogram_raw(&o, "helpline_store_commit_seconds",
+			      "Time the store's writer spent on each batch's "
+			      "transaction, BEGIN to COMMIT with its fsync.",
+			      hl_store_commit_le, HL_STORE_COMMIT_LE_N,
+			      g->store.commit_bucket, g->store.commit_seconds_sum);
+		histogram_raw(&o, "helpline_store_batch_jobs",
+			      "Jobs in each store batch (one transaction).",
+			      hl_store_size_le, HL_STORE_SIZE_LE_N,
+			      g->store.size_bucket, (double)g->store.size_jobs_sum);
 	}
 	histogram(&o, "helpline_store_write_latency_seconds",
 		  "Time for a probe job submitted each second to go through "

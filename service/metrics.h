@@ -24,6 +24,20 @@ enum hl_close_kind {
 	HL_CLOSE__COUNT
 };
 
+/* Why a staff login failed, for counting (the reason codes auth.c logs;
+ * hl_metrics_login_failed maps them). Never who. */
+enum hl_login_failure {
+	HL_LOGIN_UNKNOWN_USER,
+	HL_LOGIN_BAD_PASSWORD,
+	HL_LOGIN_BAD_TOTP,
+	HL_LOGIN_CODE_REUSED,   /* the TOTP step was used meanwhile */
+	HL_LOGIN_LOCKED,
+	HL_LOGIN_DISABLED,
+	HL_LOGIN_NOT_ENROLLED,
+	HL_LOGIN_OTHER,         /* unreadable secret, out of memory, ... */
+	HL_LOGIN__COUNT
+};
+
 /* Most finite buckets of a histogram. */
 #define HL_HIST_BUCKETS_MAX 16
 
@@ -73,6 +87,8 @@ struct hl_metrics {
 	uint64_t transfers;                  /* chats transferred */
 	uint64_t alerts;                     /* supervisor alerts raised */
 	uint64_t chat_messages;              /* chat.send messages stored (not retries) */
+	uint64_t logins;                     /* staff logins that started a session */
+	uint64_t login_failures[HL_LOGIN__COUNT]; /* failed logins, by reason */
 
 	/* Sampled by the metrics tick (hl_metrics_start), see metrics.c. */
 	struct hl_histogram queue_wait;      /* seconds from queue to a counsellor */
@@ -116,6 +132,11 @@ int hl_metrics_start(struct hl_metrics *m, struct hl_server *srv);
 void hl_metrics_stop(struct hl_metrics *m);
 /* Frees the tracker's memory (after the loop has ended). */
 void hl_metrics_free(struct hl_metrics *m);
+
+/* Counts a failed login under its auth.c reason code ("bad_password",
+ * "unknown_user", "bad_totp", "code_reused", "locked", "disabled",
+ * "not_enrolled"; anything else counts as "other"). Loop thread. */
+void hl_metrics_login_failed(struct hl_metrics *m, const char *reason);
 
 /* Reads the gauges from srv. Loop thread. */
 void hl_metrics_gauges(struct hl_server *srv, struct hl_metrics_gauges *g);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -1055,6 +1056,32 @@ fail:
 	return false;
 }
 
+const double hl_store_commit_le[HL_STORE_COMMIT_LE_N] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+const double hl_store_size_le[HL_STORE_SIZE_LE_N] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+
+/* Seconds on the monotonic clock (writer thread: no uv_now there). */
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts v in the first bucket whose bound is >= v (bucket[n]: above all).
+ * Under st->mu. */
+static void bucket_add(uint64_t *bucket, const double *le, uint32_t n,
+		       double v)
+{
+	uint32_t i = 0;
+
+	while (i < n && v > le[i])
+		i++;
+	bucket[i]++;
+}
+
 /* The writer thread: takes up to batch_max jobs at a time off the in queue,
  * commits them as one transaction, and queues them for the loop. Exits when
  * stopping is set and the in queue is empty. */
@@ -1065,6 +1092,7 @@ static void *writer_main(void *arg)
 	uint64_t ok;
 	uint32_t n, max;
 	bool committed;
+	double t0, t1;
 
 #ifdef __linux__
 	prctl(PR_SET_NAME, "hl-store", 0, 0, 0);
@@ -1099,7 +1127,9 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&st->mu);
 
 		fault_poll(st);
+		t0 = mono_s();
 		committed = run_batch(st, head, n);
+		t1 = mono_s();
 		ok = 0;
 		for (struct hl_store_job *j = head; j; j = j->next)
 			ok += j->status == 0;
@@ -1115,6 +1145,12 @@ static void *writer_main(void *arg)
 		st->stats.jobs_failed += n - ok;
 		if (n > st->stats.max_batch)
 			st->stats.max_batch = n;
+		bucket_add(st->stats.commit_bucket, hl_store_commit_le,
+			   HL_STORE_COMMIT_LE_N, t1 - t0);
+		st->stats.commit_seconds_sum += t1 > t0 ? t1 - t0 : 0;
+		bucket_add(st->stats.size_bucket, hl_store_size_le,
+			   HL_STORE_SIZE_LE_N, (double)n);
+		st->stats.size_jobs_sum += n;
 		if (st->out_tail)
 			st->out_tail->next = head;
 		else

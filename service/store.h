@@ -140,6 +140,13 @@ struct hl_store_job {
 	struct hl_store_job *next;  /* store-internal queue link */
 };
 
+/* The upper bounds of the writer's histograms: a batch's transaction time
+ * in seconds, and its size in jobs (hl_store_stats). */
+#define HL_STORE_COMMIT_LE_N 12
+#define HL_STORE_SIZE_LE_N 12
+extern const double hl_store_commit_le[HL_STORE_COMMIT_LE_N];
+extern const double hl_store_size_le[HL_STORE_SIZE_LE_N];
+
 /* Counters, read on the loop thread with hl_store_stats(). */
 struct hl_store_stats {
 	uint64_t jobs_submitted;    /* accepted by hl_store_submit */
@@ -150,6 +157,13 @@ struct hl_store_stats {
 				     * (all their jobs got HL_ESTORE) */
 	uint32_t max_batch;         /* largest batch so far */
 	uint32_t queued;            /* waiting for the writer now */
+	/* Histograms of every batch, measured by the writer: bucket[i]
+	 * counts batches <= le[i] (and > le[i-1]), bucket[N] the rest;
+	 * their count is batches. */
+	uint64_t commit_bucket[HL_STORE_COMMIT_LE_N + 1];
+	double commit_seconds_sum;  /* BEGIN .. COMMIT (with fsync), seconds */
+	uint64_t size_bucket[HL_STORE_SIZE_LE_N + 1];
+	uint64_t size_jobs_sum;     /* jobs in all batches */
 };
 
 /* Options for hl_store_open. Zero values mean the defaults given. */

@@ -167,10 +167,13 @@ test('/metrics during real activity: valid format, no personal labels, counts th
     assert.notEqual(left.type, 'error', JSON.stringify(left));
     await new Promise((r) => setTimeout(r, 1500));
 
-    // A failed login and some bad input.
+    // Failed logins (a wrong password, an unknown user) and some bad input.
     const bad = await login(srv, { ...cou, password: 'wrong password here' });
     assert.equal(bad.reply.code, 'auth_failed');
     bad.ws.close();
+    const nobody = await login(srv, { ...cou, username: 'nobody-here' });
+    assert.equal(nobody.reply.code, 'auth_failed');
+    nobody.ws.close();
     assert.equal((await request(young, '{not json')).code, 'bad_json');
 
     const { ws: c, reply } = await login(srv, cou);
@@ -202,6 +205,28 @@ test('/metrics during real activity: valid format, no personal labels, counts th
     assert.ok(value(after, 'helpline_errors_total', { code: 'bad_json' }) >= 1);
     assert.ok(value(after, 'helpline_errors_total', { code: 'auth_failed' }) >= 1);
     assert.equal(value(after, 'helpline_staff_sessions'), 1);
+    // Logins and failures by reason (never by user).
+    assert.equal(value(before, 'helpline_logins_total'), 0);
+    assert.equal(value(after, 'helpline_logins_total'), 1);
+    assert.equal(value(after, 'helpline_login_failures_total', { reason: 'bad_password' }), 1);
+    assert.equal(value(after, 'helpline_login_failures_total', { reason: 'unknown_user' }), 1);
+    for (const r of ['bad_totp', 'code_reused', 'locked', 'disabled', 'not_enrolled', 'other'])
+      assert.equal(value(after, 'helpline_login_failures_total', { reason: r }), 0, r);
+    assert.deepEqual(Object.keys(after.samples.find((t) => t.name === 'helpline_login_failures_total').labels), ['reason']);
+    // The writer's own histograms: every batch is in both, and the jobs
+    // in them add up to the jobs done.
+    const batches = value(after, 'helpline_store_batches_total');
+    assert.ok(batches >= 1);
+    const cb = value(after, 'helpline_store_commit_seconds_count');
+    const sb = value(after, 'helpline_store_batch_jobs_count');
+    // Scraped between batches: the counts are read under one lock.
+    assert.equal(cb, batches, 'one commit observation per batch');
+    assert.equal(sb, batches, 'one size observation per batch');
+    assert.equal(value(after, 'helpline_store_batch_jobs_sum'),
+      value(after, 'helpline_store_jobs_committed_total') + value(after, 'helpline_store_jobs_failed_total'));
+    assert.ok(value(after, 'helpline_store_commit_seconds_sum') > 0);
+    assert.ok(value(after, 'helpline_store_batch_jobs_bucket', { le: '1' }) >= 1, 'single-job batches (the probes)');
+    assert.ok(value(after, 'helpline_store_batch_jobs_bucket', { le: '4096' }) === batches, 'no batch above batch_max');
     assert.ok(value(after, 'helpline_chats_taken_total') >= 1);
     assert.ok(value(after, 'helpline_ws_connections_opened_total', { protocol: 'helpline.staff.v1' }) >= 2);
     assert.ok(value(after, 'helpline_store_jobs_committed_total') > value(before, 'helpline_store_jobs_committed_total'));
