@@ -678,7 +678,7 @@ static void on_text(struct wsc *ws, const char *d, size_t n)
 	}
 }
 
-static void on_close(struct wsc *ws, int code, int http)
+static void on_close(struct wsc *ws, int code, int http, const char *reason)
 {
 	struct client *c = wsc_user(ws);
 	struct bench *b = c->b;
@@ -692,8 +692,13 @@ static void on_close(struct wsc *ws, int code, int http)
 			snprintf(what, sizeof(what), "http_%d", http);
 		else if (code < 0 && !c->greeted)
 			snprintf(what, sizeof(what), "connect_failed");
+		else if (reason && *reason)
+			snprintf(what, sizeof(what), "close_%d_%.24s", code, reason);
 		else
 			snprintf(what, sizeof(what), "close_%d", code);
+		for (char *q = what; *q; q++)
+			if (*q == ' ' || *q == '"' || *q == '\\')
+				*q = '_';
 		note_error(b, what);
 		c->st = S_DEAD;
 		return;
@@ -1526,7 +1531,7 @@ static void usage(FILE *f)
 "options (defaults in brackets):\n"
 "  --duration S [10]  --warmup S [1]  --conns N [1000]  --pairs P [100]  --window W [8; 64 at a fixed rate]\n"
 "  --size B [300]  --rate R [20000]  --waiting W [10000]  --leave-rate L [20]  --flood F [16]\n"
-"  --per-counsellor K [10]   chats per counsellor account (capacity, at most 20)\n"
+"  --per-counsellor K [2]    chats per counsellor account and socket (capacity, at most 20)\n"
 "  --helplined PATH [next to this tool]  --helplinectl PATH [next to helplined]\n"
 "  --peer PATH [tests/load/peer.mjs of the source tree]  --node PATH [node]\n"
 "  --only helpline|peer      run one target only\n"
@@ -1545,7 +1550,7 @@ int main(int argc, char **argv)
 		peer_path[PATH_MAX];
 	struct opts o = {
 		.sc = SC_RELAY, .duration = 10, .warmup = 1, .conns = 1000, .pairs = 100,
-		.window = 0, .size = 300, .per_counsellor = 10, .waiting = 10000,
+		.window = 0, .size = 300, .per_counsellor = 2, .waiting = 10000,
 		.flood = 16, .rate = 20000, .leave_rate = 20, .node = "node",
 		.server_cpu = 0, .bench_cpu = 1, .run_helpline = true, .run_peer = true,
 		.spin = false,

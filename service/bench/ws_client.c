@@ -22,6 +22,7 @@ struct wsc {
 	enum wsc_state state;
 	bool writing, dirty, closed_cb_done;
 	int close_code, http_status;
+	char close_reason[124];
 	struct buf in, out, wbuf, msg; /* msg: reassembly of fragments */
 	uint32_t rng;
 	struct wsc *next_dirty;
@@ -141,7 +142,7 @@ static void on_closed(uv_handle_t *h)
 
 	wl->open--;
 	if (wl->cb.on_close)
-		wl->cb.on_close(c, c->close_code, c->http_status);
+		wl->cb.on_close(c, c->close_code, c->http_status, c->close_reason);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->wbuf);
@@ -337,6 +338,11 @@ static size_t parse_frames(struct wsc *c, const char *p, size_t n)
 				int code = len >= 2 ? (((unsigned char)data[0] << 8) |
 						       (unsigned char)data[1])
 						    : 1005;
+				size_t rl = len > 2 ? (size_t)len - 2 : 0;
+				if (rl >= sizeof(c->close_reason))
+					rl = sizeof(c->close_reason) - 1;
+				memcpy(c->close_reason, data + 2, rl);
+				c->close_reason[rl] = 0;
 				wsc_close(c, code);
 				return off;
 			} else if (op == 1 || op == 2 || op == 0) {

@@ -24,8 +24,9 @@ struct wsc_callbacks {
 	/* Called once, then the wsc is freed. code: the close code the server
 	 * sent, 1006 for a connection lost without one, or a negative libuv
 	 * error / -1 (upgrade refused) before on_open; http_status is the
-	 * refused upgrade's status (0 otherwise). */
-	void (*on_close)(struct wsc *c, int code, int http_status);
+	 * refused upgrade's status (0 otherwise); reason: the close frame's
+	 * reason text ("" if none). */
+	void (*on_close)(struct wsc *c, int code, int http_status, const char *reason);
 };
 
 struct wsc_loop *wsc_loop_new(uv_loop_t *loop, const struct wsc_callbacks *cb);
