@@ -845,6 +845,24 @@ static void resume_done(struct contact_job *j, int status)
 	if (!s->wsi)
 		return;
 	v = status == 0 ? find_conv(c, j->conv_id) : NULL;
+	/* A chat that ended while this young person was away (the counsellor
+	 * ended it, or it timed out): resumed read-only, so that chat.sync
+	 * brings them what was said while they were offline — nothing
+	 * acknowledged to the counsellor is lost to them. One they left
+	 * themselves has no resume session any more (HL_ENOTFOUND). */
+	if (status == 0 && !v &&
+	    (j->conv.state == HL_CONV_ENDED || j->conv.state == HL_CONV_WRAPPED)) {
+		s->ended_conv = j->conv_id;
+		snprintf(idstr, sizeof(idstr), "%lld", (long long)j->conv_id);
+		r = hl_proto_reply("contact.resumed", j->id);
+		json_object_set_new(r, "conversation", json_string(idstr));
+		json_object_set_new(r, "state", json_string("ended"));
+		hl_session_send(s, r);
+		json_decref(r);
+		hl_info("contact.resumed_ended", "conn=%s conv=%lld", s->id_str,
+			(long long)j->conv_id);
+		return;
+	}
 	if (status == HL_ENOTFOUND || (status == 0 && !v)) {
 		s->auth_failures++;
 		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,

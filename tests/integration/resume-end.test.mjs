@@ -4,7 +4,8 @@
 // the window the soak test hit (seed 409460212: "1 of 666 counsellor
 // messages never reached their young person"). The resumed connection must
 // still fetch what it missed: acknowledged means delivered, and reconnects
-// lose nothing, also when the chat ended a moment after the resume.
+// lose nothing, also when the chat ended a moment after the resume, or
+// while the young person was offline (the resume then answers "ended").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -33,7 +34,7 @@ async function takenChat(srv, c) {
   return { young, conv: started.conversation, resume: started.resume, joined };
 }
 
-test('a chat ended between contact.resume and chat.sync: the resumed connection still gets what it missed', async () => {
+test('a chat ended between contact.resume and chat.sync, or while the young person was offline: the resumed connection still gets what it missed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-resume-end-'));
   const srv = await startServer({ dir });
   try {
@@ -97,6 +98,40 @@ test('a chat ended between contact.resume and chat.sync: the resumed connection 
       assert.equal(synced.type, 'chat.synced', JSON.stringify(synced));
       assert.deepEqual(got.map((m) => m.seq), [a.seq, e.seq]);
       young.close();
+    }
+    // 3. Ended by the counsellor while the young person was offline: the
+    //    resume answers state "ended" and the sync brings what they missed;
+    //    a chat the young person left is not resumed at all.
+    {
+      await new Promise((res) => setTimeout(res, 200));
+      c.inbox.length = 0; // pushes about the chats above (their ends)
+      const { young, conv, resume, joined } = await takenChat(srv, c);
+      young.terminate();
+      const a = await request(c, { type: 'chat.send', id: nextId(), conversation: conv, payload: b64('please come back, I am here') });
+      assert.equal(a.type, 'chat.ack', JSON.stringify(a));
+      const e = await request(c, { type: 'chat.end', id: nextId(), conversation: conv });
+      assert.equal(e.type, 'chat.ended', JSON.stringify(e));
+      const y2 = await greeted(srv.port);
+      const r = await request(y2, { type: 'contact.resume', id: nextId(), resume, last_seq: joined.seq });
+      assert.deepEqual([r.type, r.conversation, r.state], ['contact.resumed', conv, 'ended'], JSON.stringify(r));
+      const got = [];
+      let synced;
+      y2.send(JSON.stringify({ type: 'chat.sync', id: nextId(), last_seq: joined.seq }));
+      for (;;) { const m = await next(y2); if (m.type === 'chat.event') got.push(m); else { synced = m; break; } }
+      assert.equal(synced.type, 'chat.synced', JSON.stringify(synced));
+      assert.deepEqual(got.map((m) => [m.seq, text(m)]), [[a.seq, 'please come back, I am here'], [e.seq, 'ended_by_counsellor']]);
+      assert.equal((await request(y2, { type: 'chat.send', id: nextId(), payload: b64('hello?') })).type, 'error');
+      y2.close();
+
+      const y3 = await greeted(srv.port);
+      const st3 = await request(y3, { type: 'contact.start', id: nextId() });
+      const r3 = st3.resume;
+      assert.equal((await request(y3, { type: 'contact.leave', id: nextId() })).type, 'contact.left');
+      y3.close();
+      const y4 = await greeted(srv.port);
+      const gone = await request(y4, { type: 'contact.resume', id: nextId(), resume: r3, last_seq: 0 });
+      assert.deepEqual([gone.type, gone.code], ['error', 'auth_failed'], JSON.stringify(gone));
+      y4.close();
     }
     c.close();
   } finally {
