@@ -10,7 +10,8 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
       libcurl4-openssl-dev
       curl ca-certificates tzdata)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core
+        nginx-light openssl python3 systemd)
 fi
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
