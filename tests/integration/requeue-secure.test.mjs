@@ -139,7 +139,7 @@ test('a chat back from the queue is secured again with the counsellor who takes 
       await y.send('ok thank you');
       await until(() => boxB.message.find((m) => m.text === 'ok thank you'), 'B reads the reply');
       // B's connection drops for a moment: what was said meanwhile comes with the resync.
-      B.client.backoff.min = B.client.backoff.max = 1500; // away long enough for a message to miss it
+      B.client.backoff.min = B.client.backoff.max = 4000; // away long enough for a message to miss it, even on a busy machine
       const back = new Promise((r) => { const off = B.client.on('online', () => { off(); r(); }); });
       B.client.conn.kill();
       await y.send('did you get this?');

@@ -9,19 +9,19 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, greeted, request, nextId, until, httpGet } from './harness.mjs';
+import { startServer, greeted, request, next, nextId, until, httpGet } from './harness.mjs';
 import { enrolled, login, awaitStepMargin, ctl } from './staff.mjs';
 
 const b64 = (s) => Buffer.from(s).toString('base64url');
 const DAY = 86400 * 1000;
 const q = (db, sql) => execFileSync('sqlite3', ['-readonly', db, sql], { encoding: 'utf8' }).trim();
 
+// The reply to id, skipping pushes; from the harness's inbox, which keeps
+// every message (a once('message') listener per reply would miss a push and
+// a reply that arrive together).
 async function reply(ws, id) {
   for (;;) {
-    const m = await new Promise((res, rej) => {
-      const t = setTimeout(() => rej(new Error('no reply')), 5000);
-      ws.once('message', (d) => { clearTimeout(t); res(JSON.parse(d.toString())); });
-    });
+    const m = await next(ws, 15000);
     if (m.id === id) return m;
   }
 }
