@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
 import { shot } from './a11y.mjs';
 
 const skip = noBrowser;
@@ -45,25 +45,15 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     assert.equal(await staff.locator('#presence').inputValue(), 'available');
 
     // A young person asks for help; the console is offered the chat.
-    const young = await newPage(browser, problems, 'young');
-    await young.goto(`${srv.url}/`);
-    await young.click('#start');
-    await young.click('button[data-id="sextortion"]');
-    await young.click('button[data-id="13_15"]');
-    await young.click('#go');
-    await young.locator('[data-screen="waiting"]').waitFor();
-    const offer = staff.locator('.offer');
-    await offer.waitFor({ timeout: 15000 });
-    assert.match(await offer.innerText(), /Sextortion/);
-    assert.match(await offer.innerText(), /13–15/);
-    assert.match(await offer.locator('.timer').innerText(), /^\d+ s$/);
-    assert.match(await staff.title(), /offered/);
-    await look(staff, 'console-offer', a11y);
-    await staff.keyboard.press('Alt+A');
-    await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
-    const conv = await staff.locator('.chat').getAttribute('data-conversation');
-    await young.locator('[data-screen="chat"]').waitFor();
-    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    const { young, conv } = await youngChatAccepted(browser, problems, srv, staff, {
+      onOffer: async (offer) => {
+        assert.match(await offer.innerText(), /Sextortion/);
+        assert.match(await offer.innerText(), /13–15/);
+        assert.match(await offer.locator('.timer').innerText(), /^\d+ s$/);
+        assert.match(await staff.title(), /offered/);
+        await look(staff, 'console-offer', a11y);
+      },
+    });
 
     // Both ways, with states and typing.
     await young.fill('#text', 'someone has my pictures and wants money by tonight');

@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -62,19 +62,7 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await sup.locator('#qh-status').waitFor();
 
     // A young person chats with the counsellor.
-    const young = await newPage(browser, problems, 'young');
-    await young.goto(`${srv.url}/`);
-    await young.click('#start');
-    await young.click('button[data-id="sextortion"]');
-    await young.click('button[data-id="13_15"]');
-    await young.click('#go');
-    await young.locator('[data-screen="waiting"]').waitFor();
-    await staff.locator('.offer').waitFor({ timeout: 15000 });
-    await staff.keyboard.press('Alt+A');
-    await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
-    const conv = await staff.locator('.chat').getAttribute('data-conversation');
-    await young.locator('[data-screen="chat"]').waitFor();
-    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    const { young, conv } = await youngChatAccepted(browser, problems, srv, staff);
     await young.fill('#text', 'he says he will post my photos at 9pm, his snap is dark_angel_77');
     await young.press('#text', 'Enter');
     await staff.locator('li.theirs', { hasText: 'dark_angel_77' }).waitFor();

@@ -32,7 +32,7 @@ import { createServer } from 'node:http';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes, nextCode, confirmReauth } from './console.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes, nextCode, confirmReauth } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -96,19 +96,7 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     await sup.locator('#esc-status').waitFor();
 
     // The chat, the consent question answered yes on the young person's page.
-    const young = await newPage(browser, problems, 'young');
-    await young.goto(`${srv.url}/`);
-    await young.click('#start');
-    await young.click('button[data-id="sextortion"]');
-    await young.click('button[data-id="13_15"]');
-    await young.click('#go');
-    await young.locator('[data-screen="waiting"]').waitFor();
-    await staff.locator('.offer').waitFor({ timeout: 15000 });
-    await staff.keyboard.press('Alt+A');
-    await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
-    const conv = await staff.locator('.chat').getAttribute('data-conversation');
-    await young.locator('[data-screen="chat"]').waitFor();
-    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    const { young, conv } = await youngChatAccepted(browser, problems, srv, staff);
     await young.fill('#text', 'a man on InstaPic called dark_angel_77 says he will post my photos at 9pm unless I pay');
     await young.press('#text', 'Enter');
     await staff.locator('li.theirs', { hasText: 'dark_angel_77' }).waitFor();

@@ -186,3 +186,28 @@ export async function confirmReauth(page, acct) {
   await page.click('#reauth-go');
   await page.waitForFunction(() => !document.querySelector('dialog#reauth[open]'), null, { timeout: 10000 });
 }
+
+/**
+ * A young person in a new page asks for help (the topic and age band chips
+ * given, or none), waits, and `staff` (a console on shift) accepts the offer
+ * with Alt+A once its card is shown (`onOffer(card)` runs first, if given);
+ * resolves {young, conv} once the chat is end-to-end encrypted on both sides.
+ */
+export async function youngChatAccepted(browser, problems, srv, staff, { topic = 'sextortion', age = '13_15', onOffer } = {}) {
+  const young = await newPage(browser, problems, 'young');
+  await young.goto(`${srv.url}/`);
+  await young.click('#start');
+  if (topic) await young.click(`button[data-id="${topic}"]`);
+  if (age) await young.click(`button[data-id="${age}"]`);
+  await young.click('#go');
+  await young.locator('[data-screen="waiting"]').waitFor();
+  const offer = staff.locator('.offer');
+  await offer.waitFor({ timeout: 15000 });
+  if (onOffer) await onOffer(offer);
+  await staff.keyboard.press('Alt+A');
+  await staff.locator('[role="tab"][aria-selected="true"]').waitFor();
+  const conv = await staff.locator('.chat').getAttribute('data-conversation');
+  await young.locator('[data-screen="chat"]').waitFor();
+  await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+  return { young, conv };
+}

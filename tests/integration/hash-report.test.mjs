@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { organisation } from './org.mjs';
 import { awaitStepMargin } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
 import { shot } from './a11y.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -43,17 +43,7 @@ test('a picture never leaves the young person\'s page: pasting or dropping one i
     await staff.click('#shift');
     await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
 
-    const young = await newPage(browser, problems, 'young');
-    await young.goto(`${srv.url}/`);
-    await young.click('#start');
-    await young.click('button[data-id="image_shared"]');
-    await young.click('button[data-id="13_15"]');
-    await young.click('#go');
-    await staff.locator('.offer').waitFor({ timeout: 15000 });
-    await staff.keyboard.press('Alt+A');
-    const conv = await staff.locator('.chat').getAttribute('data-conversation');
-    await young.locator('[data-screen="chat"]').waitFor();
-    await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
+    const { young, conv } = await youngChatAccepted(browser, problems, srv, staff, { topic: 'image_shared' });
 
     // Pasting and dropping a picture: refused, explained, nothing sent.
     const picture = readFileSync(PICTURE);
