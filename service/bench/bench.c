@@ -526,7 +526,7 @@ static void on_text(struct wsc *ws, const char *d, size_t n)
 		uint64_t now = now_ns();
 		if (b->measuring) {
 			b->r->pushes++;
-			if (c->last_push && now - c->last_push < 900000000ull)
+			if (c->last_push && now - c->last_push < 500000000ull)
 				b->r->push_fast++;
 		}
 		c->last_push = now;
@@ -1425,7 +1425,7 @@ static void report(const struct opts *o, const struct result *r)
 		printf("  waiting                %d, leaving and re-joining %.0f/s\n", o->waiting,
 		       o->leave_rate);
 		printf("  queue.position pushes  %.0f/s (%.3f per waiting person per second); "
-		       "%" PRIu64 " came < 0.9 s after the previous one to the same person\n",
+		       "%" PRIu64 " came < 0.5 s after the previous one to the same person\n",
 		       rate(r, r->pushes), rate(r, r->pushes) / o->waiting, r->push_fast);
 		break;
 	}
