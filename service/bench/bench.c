@@ -1034,7 +1034,6 @@ static bool c_started(struct bench *b) { return b->started >= b->npairs; }
 static bool c_taken(struct bench *b) { return b->taken >= b->npairs; }
 static bool c_waiters(struct bench *b) { return b->waiters_ready >= b->o->waiting; }
 static bool c_never(struct bench *b) { (void)b; return false; }
-static bool c_flood_ready(struct bench *b) { return b->logged_in >= b->naccts + b->o->flood; }
 
 static bool c_drained(struct bench *b)
 {
@@ -1322,7 +1321,6 @@ static void run_scenario(const struct opts *o, struct target *t, struct result *
 	}
 	}
 out:
-	(void)c_flood_ready;
 	/* Close everything and let the loop finish. */
 	b->sending = false;
 	b->flooding = false;
@@ -1535,8 +1533,9 @@ static void usage(FILE *f)
 "  --helplined PATH [next to this tool]  --helplinectl PATH [next to helplined]\n"
 "  --peer PATH [tests/load/peer.mjs of the source tree]  --node PATH [node]\n"
 "  --only helpline|peer      run one target only\n"
-"  --port N --server-pid PID measure an already running server instead (peer skipped;\n"
-"                            staff scenarios need accounts bench0.. already enrolled)\n"
+"  --port N --server-pid PID measure an already running server on 127.0.0.1:N instead\n"
+"                            (idle and waiting only: the others need counsellor accounts\n"
+"                            this tool creates; the peer is skipped)\n"
 "  --server-cpu N [0]  --bench-cpu N [1]  (-1: no pinning)\n"
 "  --spin                    at a fixed rate, poll instead of a 1 ms timer (costs this\n"
 "                            tool a core; worse here when the cores are shared)\n"
@@ -1636,6 +1635,10 @@ int main(int argc, char **argv)
 		o.flood = 0;
 	if (o.sc == SC_IDLE || o.sc == SC_WAITING)
 		o.pairs = 0;
+	if (o.port && o.sc != SC_IDLE && o.sc != SC_WAITING) {
+		fprintf(stderr, "helpline-bench: --port works with idle and waiting only\n");
+		return 2;
+	}
 	if (o.port) {
 		o.run_peer = false;
 		o.run_helpline = true;
