@@ -62,7 +62,7 @@ struct esc_job {
 	enum hl_err_code refusal;
 	const char *why, *field;
 	char action[40];               /* EJ_AUDIT */
-	char detail[160];              /* EJ_AUDIT, and refusals' detail */
+	char detail[256];              /* EJ_AUDIT, and refusals' detail */
 	json_t *out;                   /* the escalation object, or the list */
 	struct hl_esc_live *loaded;    /* EJ_LOAD: the undecided ones */
 };
