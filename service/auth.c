@@ -525,6 +525,16 @@ static void enforce_sessions(struct hl_auth *a)
 	}
 }
 
+/* Closes the sockets of a session that expired or went idle, saying so,
+ * before it is forgotten (after, they would look revoked). */
+static void close_expired(struct hl_auth *a, const unsigned char *hash)
+{
+	for (struct hl_session *s = a->srv->sessions; s; s = s->next)
+		if (s->staff_id != 0 && !s->close_pending &&
+		    sodium_memcmp(s->token_hash, hash, HL_TOKEN_HASH_BYTES) == 0)
+			hl_session_close(s, 1008, "session expired");
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct hl_auth *a = t->data;
@@ -540,6 +550,7 @@ static void on_timer(uv_timer_t *t)
 		if (now >= e->expires_at ||
 		    now - e->last_seen >= a->srv->cfg.auth_session_idle) {
 			expired = true;
+			close_expired(a, e->token_hash);
 			remove_session(a, e);
 			continue;
 		}
