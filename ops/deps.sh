@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
       curl ca-certificates tzdata)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core
-        nginx-light openssl python3 systemd)
+        nginx-light openssl python3 systemd strace)
 fi
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -171,30 +171,32 @@ test('ops/systemd/helplined.service: verify, and systemd-analyze security scores
 // cleanly under them. Nothing in it may need writable executable memory or
 // a netlink socket.
 const SECCOMP = process.env.HL_SECCOMP_EXEC ?? join(dirname(HELPLINED), 'hl-seccomp-exec');
-test('under the unit\'s MemoryDenyWriteExecute and RestrictAddressFamilies (seccomp): login, a chat, clean stop', {
-  skip: !existsSync(SECCOMP) && `${SECCOMP} not built`,
-}, async () => {
+
+// Starts helplined as `prefix... helplined args`, enrols and logs in a
+// counsellor, relays a chat both ways, stops it; returns {code, stderr}.
+// check(proc) runs once it listens. Returns null if the prefix exited 77.
+// The daemon is stopped with SIGTERM to daemonPid(proc) (default: proc's
+// own pid, which an exec'ing prefix keeps).
+async function chatUnder(prefix, check = () => {}, daemonPid = (p) => p.pid) {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-confined-'));
   const ini = join(dir, 'helpline.ini');
   writeFileSync(ini, '[chat]\nenvelopes = opaque\n');
-  const proc = spawn(SECCOMP, [HELPLINED, '--config', ini, '--listen', '127.0.0.1:0', '--db', join(dir, 'helpline.db'),
-    '--web-root', WEB_ROOT], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' } });
+  const proc = spawn(prefix[0], [...prefix.slice(1), HELPLINED, '--config', ini, '--listen', '127.0.0.1:0',
+    '--db', join(dir, 'helpline.db'), '--web-root', WEB_ROOT],
+  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=0' } });
   const srv = { proc, dir, stderr: '', port: 0 };
   proc.stderr.on('data', (d) => { srv.stderr += d; });
   const exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
   try {
     const m = await until(() => /server\.listening url=http:\/\/127\.0\.0\.1:(\d+)\//.exec(srv.stderr) ||
-      (proc.exitCode !== null && { fail: true }), 'listening', 15000);
+      (proc.exitCode !== null && { fail: true }), 'listening', 20000);
     if (m.fail) {
-      if (proc.exitCode === 77) return; // the filter could not be installed here
+      if (proc.exitCode === 77) return null; // the filter could not be installed here
       assert.fail(`helplined exited ${proc.exitCode}: ${srv.stderr}`);
     }
     srv.port = Number(m[1]);
-    // The filter is really on the daemon (same pid after exec).
-    assert.match(readFileSync(`/proc/${proc.pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
-    assert.match(readFileSync(`/proc/${proc.pid}/status`, 'utf8'), /^NoNewPrivs:\s+1$/m);
-
-    await awaitStepMargin(15);
+    check(proc);
+    await awaitStepMargin(8);
     const cou = await enrolled(srv, 'casey', 'counsellor');
     const { ws: c, reply } = await login(srv, cou);
     assert.equal(reply.type, 'auth.ok', JSON.stringify(reply));
@@ -211,13 +213,82 @@ test('under the unit\'s MemoryDenyWriteExecute and RestrictAddressFamilies (secc
       const x = await httpGet(srv.port, '/metrics');
       return /^helpline_chat_messages_total 2$/m.test(x.body);
     }, 'both messages stored and relayed', 10000);
+    assert.equal((await httpGet(srv.port, '/')).status, 200);
     young.close(); c.close();
-    proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1200)); // a metrics tick and a store probe
+    process.kill(daemonPid(proc), 'SIGTERM');
     const { code } = await exited;
-    assert.equal(code, 0, srv.stderr);
-    assert.doesNotMatch(srv.stderr, /AddressSanitizer|runtime error|errno=1\b/);
+    return { code, stderr: srv.stderr };
   } finally {
     if (proc.exitCode === null) proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// The unit's MemoryDenyWriteExecute= and RestrictAddressFamilies= (and
+// NoNewPrivileges=) emulated with a seccomp filter (tests/helpers/
+// seccomp_exec.c, built by CMake next to helplined): the daemon must start,
+// log a counsellor in (Argon2id, TOTP), relay a chat both ways and stop
+// cleanly under them. Nothing in it may need writable executable memory or
+// a netlink socket.
+test('under the unit\'s MemoryDenyWriteExecute and RestrictAddressFamilies (seccomp): login, a chat, clean stop', {
+  skip: !existsSync(SECCOMP) && `${SECCOMP} not built`,
+}, async () => {
+  const r = await chatUnder([SECCOMP], (proc) => {
+    // The filter is really on the daemon (same pid after exec).
+    const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+    assert.match(status, /^Seccomp:\s+2$/m);
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+  });
+  if (!r) return;
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error|errno=1\b/);
+});
+
+// SystemCallFilter=@system-service with ~@privileged @resources: every
+// system call the daemon makes in the same scenario (traced with strace -f,
+// all threads) is in that set, expanded with systemd-analyze syscall-filter.
+const STRACE = spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0;
+function expandFilter(groups) {
+  const out = new Set(), seen = new Set();
+  const walk = (g) => {
+    if (seen.has(g)) return;
+    seen.add(g);
+    const r = spawnSync(ANALYZE, ['syscall-filter', g], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const line of r.stdout.split('\n').slice(1).map((l) => l.trim())) {
+      if (!line || line.startsWith('#')) continue;
+      if (line.startsWith('@')) walk(line); else out.add(line);
+    }
+  };
+  groups.forEach(walk);
+  return out;
+}
+test('every system call the daemon makes is allowed by the unit\'s SystemCallFilter=', {
+  skip: !ANALYZE ? 'systemd-analyze not found' : !STRACE && 'strace not found',
+}, async () => {
+  const unit = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ops', 'systemd', 'helplined.service'), 'utf8');
+  const lines = unit.split('\n').filter((l) => l.startsWith('SystemCallFilter='));
+  assert.deepEqual(lines, ['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources'], 'the test knows the unit\'s filter');
+  const denied = expandFilter(['@privileged', '@resources']);
+  const allowed = new Set([...expandFilter(['@system-service'])].filter((c) => !denied.has(c)));
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-strace-'));
+  try {
+    const out = join(dir, 'calls');
+    // strace does not pass SIGTERM on: signal its child, the daemon.
+    const child = (p) => Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(' ')[0]);
+    const r = await chatUnder(['strace', '-f', '-qq', '-c', '-U', 'name', '-o', out], () => {}, child);
+    assert.equal(r.code, 0, r.stderr);
+    const used = readFileSync(out, 'utf8').split('\n').map((l) => l.trim())
+      .filter((l) => l && !/^(syscall|total)\b/.test(l) && !l.startsWith('-'));
+    assert.ok(used.length > 20 && (used.includes('fdatasync') || used.includes('fsync')), `calls seen: ${used.join(' ')}`);
+    // Only as root (as this test may run): SQLite gives new -wal/-shm
+    // files the database's owner with fchown when geteuid() is 0. The
+    // unit's User=helpline never does.
+    const rootOnly = new Set(process.getuid?.() === 0 ? ['fchown'] : []);
+    const outside = used.filter((c) => !allowed.has(c) && !rootOnly.has(c));
+    assert.deepEqual(outside, [], `system calls outside SystemCallFilter=: ${outside.join(' ')}`);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
