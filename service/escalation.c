@@ -12,6 +12,7 @@
 #include "conversation.h"
 #include "log.h"
 #include "routing.h"
+#include "row.h"
 #include "server.h"
 #include "session.h"
 #include "staff.h"
@@ -78,30 +79,6 @@ struct esc_job {
 	"LEFT JOIN staff r ON r.id = e.raised_by " \
 	"LEFT JOIN staff s ON s.id = e.claimed_by "
 
-static json_t *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? json_string((const char *)t) : json_null();
-}
-
-static json_t *col_int(sqlite3_stmt *st, int i)
-{
-	return sqlite3_column_type(st, i) == SQLITE_NULL
-		       ? json_null() : json_integer(sqlite3_column_int64(st, i));
-}
-
-static json_t *col_blob(sqlite3_stmt *st, int i)
-{
-	json_t *j;
-
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return json_null();
-	j = hl_proto_b64_json(sqlite3_column_blob(st, i),
-			      (size_t)sqlite3_column_bytes(st, i));
-	return j ? j : json_null();
-}
-
 static json_t *row_json(sqlite3_stmt *st)
 {
 	static const char *const risks[] = {"standard", "elevated", "high", "immediate"};
@@ -112,24 +89,24 @@ static json_t *row_json(sqlite3_stmt *st)
 	snprintf(conv, sizeof(conv), "%lld", (long long)sqlite3_column_int64(st, 1));
 	json_object_set_new(o, "escalation", json_integer(sqlite3_column_int64(st, 0)));
 	json_object_set_new(o, "conversation", json_string(conv));
-	json_object_set_new(o, "reason", col_text(st, 2));
-	json_object_set_new(o, "urgency", col_text(st, 3));
-	json_object_set_new(o, "state", col_text(st, 4));
-	json_object_set_new(o, "raised_by", col_int(st, 5));
-	json_object_set_new(o, "raised_by_name", col_text(st, 6));
-	json_object_set_new(o, "raised_at", col_int(st, 7));
-	json_object_set_new(o, "note", col_blob(st, 8));
-	json_object_set_new(o, "claimed_by", col_int(st, 9));
-	json_object_set_new(o, "claimed_by_name", col_text(st, 10));
-	json_object_set_new(o, "claimed_at", col_int(st, 11));
-	json_object_set_new(o, "decision", col_text(st, 12));
-	json_object_set_new(o, "reasons", col_blob(st, 13));
-	json_object_set_new(o, "decided_at", col_int(st, 14));
+	json_object_set_new(o, "reason", hl_row_text(st, 2));
+	json_object_set_new(o, "urgency", hl_row_text(st, 3));
+	json_object_set_new(o, "state", hl_row_text(st, 4));
+	json_object_set_new(o, "raised_by", hl_row_int(st, 5));
+	json_object_set_new(o, "raised_by_name", hl_row_text(st, 6));
+	json_object_set_new(o, "raised_at", hl_row_int(st, 7));
+	json_object_set_new(o, "note", hl_row_b64(st, 8));
+	json_object_set_new(o, "claimed_by", hl_row_int(st, 9));
+	json_object_set_new(o, "claimed_by_name", hl_row_text(st, 10));
+	json_object_set_new(o, "claimed_at", hl_row_int(st, 11));
+	json_object_set_new(o, "decision", hl_row_text(st, 12));
+	json_object_set_new(o, "reasons", hl_row_b64(st, 13));
+	json_object_set_new(o, "decided_at", hl_row_int(st, 14));
 	json_object_set_new(o, "risk", json_string(risks[risk >= 0 && risk < 4 ? risk : 0]));
-	json_object_set_new(o, "topics", col_text(st, 16));
-	json_object_set_new(o, "age_band", col_text(st, 17));
-	json_object_set_new(o, "conversation_state", col_text(st, 18));
-	json_object_set_new(o, "counsellor", col_int(st, 19));
+	json_object_set_new(o, "topics", hl_row_text(st, 16));
+	json_object_set_new(o, "age_band", hl_row_text(st, 17));
+	json_object_set_new(o, "conversation_state", hl_row_text(st, 18));
+	json_object_set_new(o, "counsellor", hl_row_int(st, 19));
 	return o;
 }
 
@@ -174,13 +151,6 @@ static int audit_job(sqlite3_stmt *const *stmts, const struct esc_job *j,
 	};
 
 	return hl_audit_append(stmts, &a, NULL) == 0 ? 0 : HL_ESTORE;
-}
-
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	return rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
 }
 
 int hl_escalation_reader(sqlite3 *db, int64_t conv_id, int64_t staff_id)
@@ -293,7 +263,7 @@ static int do_raise(sqlite3 *db, sqlite3_stmt *const *stmts, struct esc_job *j)
 	sqlite3_bind_int64(st, 5, j->now);
 	if (j->blob)
 		sqlite3_bind_blob(st, 6, j->blob, (int)j->blob_len, SQLITE_STATIC);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -359,7 +329,7 @@ static int do_claim(sqlite3 *db, sqlite3_stmt *const *stmts, struct esc_job *j)
 	sqlite3_bind_int64(st, 1, j->esc_id);
 	sqlite3_bind_int64(st, 2, j->staff_id);
 	sqlite3_bind_int64(st, 3, j->now);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -397,7 +367,7 @@ static int do_decide(sqlite3 *db, sqlite3_stmt *const *stmts, struct esc_job *j)
 	if (j->blob)
 		sqlite3_bind_blob(st, 3, j->blob, (int)j->blob_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, j->now);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;

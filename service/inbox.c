@@ -50,13 +50,6 @@ static json_t *b64_json(const void *p, size_t n)
 	return j ? j : json_null();
 }
 
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	return rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
-}
-
 static int64_t count1(sqlite3 *db, const char *sql, const void *blob, size_t n)
 {
 	sqlite3_stmt *st = NULL;
@@ -153,7 +146,7 @@ static int ijob_exec(struct hl_store_job *job, sqlite3 *db,
 		sqlite3_bind_blob(st, 2, j->reply_pk, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, j->now);
 		sqlite3_bind_blob(st, 4, j->blob, (int)j->blob_len, SQLITE_STATIC);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		if (rc == 0)
 			j->message = sqlite3_last_insert_rowid(db);
 		break;
@@ -179,7 +172,7 @@ static int ijob_exec(struct hl_store_job *job, sqlite3 *db,
 			return HL_ESTORE;
 		sqlite3_bind_int64(st, 1, j->message);
 		sqlite3_bind_int64(st, 2, j->now);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		if (rc == 0 && sqlite3_changes(db) == 0)
 			rc = HL_ENOTFOUND;
 		if (rc == 0)
@@ -194,7 +187,7 @@ static int ijob_exec(struct hl_store_job *job, sqlite3 *db,
 		sqlite3_bind_int64(st, 1, j->message);
 		sqlite3_bind_blob(st, 2, j->blob, (int)j->blob_len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, j->now);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		if (rc == 0 && sqlite3_changes(db) == 0) {
 			sqlite3_finalize(st);
 			st = NULL;

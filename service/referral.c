@@ -17,6 +17,7 @@
 #include "conversation.h"
 #include "escalation.h"
 #include "log.h"
+#include "row.h"
 #include "server.h"
 #include "session.h"
 #include "staff.h"
@@ -302,30 +303,6 @@ struct parties {
 	int kind;
 };
 
-static json_t *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? json_string((const char *)t) : json_null();
-}
-
-static json_t *col_int(sqlite3_stmt *st, int i)
-{
-	return sqlite3_column_type(st, i) == SQLITE_NULL
-		       ? json_null() : json_integer(sqlite3_column_int64(st, i));
-}
-
-static json_t *col_b64(sqlite3_stmt *st, int i)
-{
-	json_t *j;
-
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return json_null();
-	j = hl_proto_b64_json(sqlite3_column_blob(st, i),
-			      (size_t)sqlite3_column_bytes(st, i));
-	return j ? j : json_null();
-}
-
 static json_t *approval(sqlite3_stmt *st, int by)
 {
 	if (sqlite3_column_type(st, by) == SQLITE_NULL)
@@ -343,35 +320,35 @@ static json_t *row_json(sqlite3_stmt *st, struct parties *p)
 	json_object_set_new(o, "referral", json_integer(sqlite3_column_int64(st, 0)));
 	json_object_set_new(o, "escalation", json_integer(sqlite3_column_int64(st, 1)));
 	json_object_set_new(o, "conversation", json_string(conv));
-	json_object_set_new(o, "kind", col_text(st, 3));
-	json_object_set_new(o, "state", col_text(st, 4));
-	json_object_set_new(o, "revision", col_int(st, 5));
-	json_object_set_new(o, "legal_basis", col_text(st, 6));
-	json_object_set_new(o, "urgency", col_text(st, 7));
+	json_object_set_new(o, "kind", hl_row_text(st, 3));
+	json_object_set_new(o, "state", hl_row_text(st, 4));
+	json_object_set_new(o, "revision", hl_row_int(st, 5));
+	json_object_set_new(o, "legal_basis", hl_row_text(st, 6));
+	json_object_set_new(o, "urgency", hl_row_text(st, 7));
 	json_object_set_new(o, "consent", json_pack("{s:b, s:o, s:o}",
 		"asked", sqlite3_column_int(st, 8) == 1,
-		"answer", col_text(st, 9), "seq", col_int(st, 10)));
+		"answer", hl_row_text(st, 9), "seq", hl_row_int(st, 10)));
 	json_object_set_new(o, "identity", json_pack("{s:b, s:o}",
 		"included", sqlite3_column_int(st, 11) == 1,
-		"reason", col_text(st, 12)));
-	json_object_set_new(o, "tags", col_text(st, 13));
-	json_object_set_new(o, "bundle_digest", col_b64(st, 14));
-	json_object_set_new(o, "sealed_bytes", col_int(st, 15));
-	json_object_set_new(o, "sealed_to", col_b64(st, 16));
+		"reason", hl_row_text(st, 12)));
+	json_object_set_new(o, "tags", hl_row_text(st, 13));
+	json_object_set_new(o, "bundle_digest", hl_row_b64(st, 14));
+	json_object_set_new(o, "sealed_bytes", hl_row_int(st, 15));
+	json_object_set_new(o, "sealed_to", hl_row_b64(st, 16));
 	json_object_set_new(o, "staff_copy", json_boolean(sqlite3_column_int(st, 17)));
-	json_object_set_new(o, "created_by", col_int(st, 18));
-	json_object_set_new(o, "created_at", col_int(st, 19));
-	json_object_set_new(o, "updated_at", col_int(st, 20));
+	json_object_set_new(o, "created_by", hl_row_int(st, 18));
+	json_object_set_new(o, "created_at", hl_row_int(st, 19));
+	json_object_set_new(o, "updated_at", hl_row_int(st, 20));
 	json_object_set_new(o, "approvals", json_pack("{s:o, s:o}",
 		"counsellor", approval(st, 21), "supervisor", approval(st, 23)));
-	json_object_set_new(o, "approved_at", col_int(st, 25));
+	json_object_set_new(o, "approved_at", hl_row_int(st, 25));
 	json_object_set_new(o, "delivery", json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-		"attempts", col_int(st, 26), "next_attempt_at", col_int(st, 27),
-		"sent_at", col_int(st, 28), "last_error", col_text(st, 29),
-		"ack_id", col_text(st, 30), "acked_at", col_int(st, 31)));
-	json_object_set_new(o, "raised_by", col_int(st, 32));
-	json_object_set_new(o, "claimed_by", col_int(st, 33));
-	json_object_set_new(o, "counsellor", col_int(st, 34));
+		"attempts", hl_row_int(st, 26), "next_attempt_at", hl_row_int(st, 27),
+		"sent_at", hl_row_int(st, 28), "last_error", hl_row_text(st, 29),
+		"ack_id", hl_row_text(st, 30), "acked_at", hl_row_int(st, 31)));
+	json_object_set_new(o, "raised_by", hl_row_int(st, 32));
+	json_object_set_new(o, "claimed_by", hl_row_int(st, 33));
+	json_object_set_new(o, "counsellor", hl_row_int(st, 34));
 	if (p) {
 		p->kind = hl_ref_code(hl_ref_kinds, (const char *)sqlite3_column_text(st, 3));
 		p->state = hl_ref_code(hl_ref_states, (const char *)sqlite3_column_text(st, 4));
@@ -428,13 +405,6 @@ static int audit(sqlite3_stmt *const *stmts, const struct ref_job *j,
 	};
 
 	return hl_audit_append(stmts, &a, NULL) == 0 ? 0 : HL_ESTORE;
-}
-
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	return rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
 }
 
 static bool involved(const struct parties *p, int64_t who)
@@ -600,7 +570,7 @@ static int do_create(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j)
 	bind_fields(st, j);
 	sqlite3_bind_text(st, 16, hl_ref_kinds[j->ref_kind], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 17, j->staff_id);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -669,7 +639,7 @@ static int do_update(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j)
 	sqlite3_bind_int64(st, 1, j->ref_id);
 	sqlite3_bind_int64(st, 2, j->revision);
 	bind_fields(st, j);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -748,7 +718,7 @@ static int do_approve(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j
 	sqlite3_bind_int64(st, 1, j->ref_id);
 	sqlite3_bind_int64(st, 2, j->staff_id);
 	sqlite3_bind_int64(st, 3, j->now);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -768,7 +738,7 @@ static int do_approve(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j
 			sqlite3_bind_int64(st, 3, j->now);
 		else
 			sqlite3_bind_null(st, 3);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		sqlite3_finalize(st);
 		if (rc != 0)
 			return rc;
@@ -826,7 +796,7 @@ static int read_blob(sqlite3 *db, int64_t id, const char *col, int64_t off,
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*out = col_b64(st, 0);
+		*out = hl_row_b64(st, 0);
 		if (total)
 			*total = sqlite3_column_int64(st, 1);
 		rc = 0;
@@ -870,7 +840,7 @@ static int do_retry(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j)
 		return HL_ESTORE;
 	sqlite3_bind_int64(st, 1, j->ref_id);
 	sqlite3_bind_int64(st, 2, j->now);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -958,7 +928,7 @@ static int do_begin(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j)
 	sqlite3_bind_int(st, 2, j->attempt);
 	sqlite3_bind_int64(st, 3, j->now);
 	sqlite3_bind_int64(st, 4, j->now + lease);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -1029,7 +999,7 @@ static int do_result(sqlite3 *db, sqlite3_stmt *const *stmts, struct ref_job *j)
 		if (j->outcome == HL_REF_OUT_RETRY)
 			sqlite3_bind_int64(st, 3, j->next_due);
 	}
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;

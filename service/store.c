@@ -611,6 +611,13 @@ static const char *db_path(sqlite3 *db)
 	return f && *f ? f : ":memory:";
 }
 
+int hl_store_step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	return rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
+}
+
 int hl_store_sqlite_status(int rc)
 {
 	switch (rc & 0xff) {

@@ -281,6 +281,10 @@ int hl_store_ping(struct hl_store *st);
  */
 int hl_store_sqlite_status(int rc);
 
+/* Steps st once (an INSERT, UPDATE or DELETE): 0 when it is done, else
+ * hl_store_sqlite_status of the result. Any thread. */
+int hl_store_step_done(sqlite3_stmt *st);
+
 /*
  * Applies migrations with version > PRAGMA user_version to db, all inside one
  * transaction, then sets user_version to the newest. Exposed for tests and

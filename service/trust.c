@@ -71,13 +71,6 @@ void hl_trust_device_subject(const unsigned char sign_pk[32], char out[37])
 	sodium_bin2hex(out + 4, 33, h, 16);
 }
 
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	return rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
 	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0
@@ -304,7 +297,7 @@ static int certify_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 	sqlite3_bind_blob(st, 4, h, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, j->now);
 	sqlite3_bind_int64(st, 6, j->staff_id);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0)
 		return rc;
@@ -354,13 +347,13 @@ static int revoke_device(sqlite3 *db, sqlite3_stmt *const *stmts,
 			  SQLITE_STATIC);
 	sqlite3_bind_blob(st, 3, j->issuer, (int)j->issuer_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, j->now);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc == 0 && prepare(db, "UPDATE device SET revoked_at=coalesce("
 				   "revoked_at, ?2) WHERE id=?1", &st) == 0) {
 		sqlite3_bind_int64(st, 1, j->device);
 		sqlite3_bind_int64(st, 2, j->now);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		sqlite3_finalize(st);
 	}
 	if (rc != 0)
@@ -434,7 +427,7 @@ static int store_wrap(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 	sqlite3_bind_int64(st, 4, j->now);
 	sqlite3_bind_blob(st, 5, j->blob, (int)j->blob_len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, j->sig, 64, SQLITE_STATIC);
-	rc = step_done(st);
+	rc = hl_store_step_done(st);
 	sqlite3_finalize(st);
 	if (rc != 0 || j->contact)
 		return rc;
@@ -559,7 +552,7 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 		sqlite3_bind_blob(st, 3, j->box_pk, 32, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 4, j->sig, 64, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, j->now);
-		rc = step_done(st);
+		rc = hl_store_step_done(st);
 		sqlite3_finalize(st);
 		if (rc == HL_ECONSTRAINT)
 			return refuse(j, HL_ERR_CONFLICT,
