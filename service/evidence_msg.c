@@ -123,6 +123,32 @@ static void refuse(struct hl_server *srv, struct hl_session *s,
 	refuse_req(srv, s, "evidence.sign", id, conv, code, why, field);
 }
 
+/* The conversation a request names, if the caller is a supervisor;
+ * otherwise answers (a refusal of a non-supervisor is audited) and returns
+ * 0. what ends "may have its evidence ...". */
+static int64_t supervisor_conv(struct hl_session *s, const struct hl_msg *m,
+			       const char *request, const char *what)
+{
+	int64_t conv = hl_conv_id_parse(m->u.evidence.conversation);
+	char why[128];
+
+	if (!conv) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "conversation must be a conversation id",
+				 "conversation");
+		return 0;
+	}
+	if (!is_supervisor(s)) {
+		snprintf(why, sizeof(why), "only the supervisor who claimed an "
+			 "escalation of this conversation may have its "
+			 "evidence %s", what);
+		refuse_req(s->srv, s, request, m->id, conv, HL_ERR_FORBIDDEN,
+			   why, "type");
+		return 0;
+	}
+	return conv;
+}
+
 /* ---- the writer: compare with the database, sign, audit ------------------ */
 
 static int sign_exec(struct hl_store_job *job, sqlite3 *db,
@@ -245,23 +271,13 @@ void hl_evidence_sign(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_server *srv = s->srv;
 	const struct hl_msg_evidence *x = &m->u.evidence;
-	int64_t conv = hl_conv_id_parse(x->conversation);
+	int64_t conv = supervisor_conv(s, m, "evidence.sign", "signed");
 	size_t len = strlen(x->bundle); /* jansson strings hold no NUL */
 	struct sign_job *j;
 	char why[128];
 
-	if (!conv) {
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "conversation must be a conversation id",
-				 "conversation");
+	if (!conv)
 		return;
-	}
-	if (!is_supervisor(s)) {
-		refuse(srv, s, m->id, conv, HL_ERR_FORBIDDEN,
-		       "only the supervisor who claimed an escalation of this "
-		       "conversation may have its evidence signed", "type");
-		return;
-	}
 	if (!hl_auth_fresh(s)) {
 		refuse(srv, s, m->id, conv, HL_ERR_REAUTH_REQUIRED,
 		       "enter a code from your authenticator app (auth.reauth) "
@@ -444,23 +460,12 @@ static void material_done(struct hl_store_job *job, int status)
 void hl_evidence_material(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_server *srv = s->srv;
-	int64_t conv = hl_conv_id_parse(m->u.evidence.conversation);
+	int64_t conv = supervisor_conv(s, m, "evidence.material", "material");
 	struct material_job *j;
 	int rc;
 
-	if (!conv) {
-		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
-				 "conversation must be a conversation id",
-				 "conversation");
+	if (!conv)
 		return;
-	}
-	if (!is_supervisor(s)) {
-		refuse_req(srv, s, "evidence.material", m->id, conv,
-			   HL_ERR_FORBIDDEN, "only the supervisor who claimed "
-			   "an escalation of this conversation may have its "
-			   "evidence material", "type");
-		return;
-	}
 	if (!(j = calloc(1, sizeof(*j))) || !(j->checkpoints = json_array()) ||
 	    !(j->audit = json_array())) {
 		if (j)
