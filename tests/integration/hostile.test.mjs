@@ -50,6 +50,20 @@ const closedWith = (ws) => new Promise((r) => ws.on('close', (code, reason) => r
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const noSanitizer = (stderr) => assert.doesNotMatch(stderr, /AddressSanitizer|LeakSanitizer|runtime error/);
 
+// Runs fn(srv) against a daemon started with opts, then stops it and checks
+// it exited 0 with no sanitizer report.
+async function withDaemon(opts, fn) {
+  const srv = await startServer(opts);
+  try {
+    return await fn(srv);
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    noSanitizer(r.stderr);
+    srv.cleanup();
+  }
+}
+
 function returnCode() {
   const sign = crypto.generateKeyPairSync('ed25519');
   const box = crypto.generateKeyPairSync('x25519');
@@ -174,8 +188,7 @@ test('JSON 100,000 deep, 1M keys, duplicates, NUL and lone surrogates in large f
   const dir = mkdtempSync(join(tmpdir(), 'helpline-json-'));
   const ini = join(dir, 'json.ini');
   writeFileSync(ini, '[evidence]\nmax_bundle = 8m\n');
-  const srv = await startServer({ dir, args: ['--config', ini] });
-  try {
+  await withDaemon({ dir, args: ['--config', ini] }, async (srv) => {
     await awaitStepMargin(12);
     const sol = await enrolled(srv, 'sol', 'supervisor');
     await awaitStepMargin(6);
@@ -220,12 +233,7 @@ test('JSON 100,000 deep, 1M keys, duplicates, NUL and lone surrogates in large f
     await expect('{"type":"ping","id":"k","a\\u0000b":1}', 'bad_json', 'NUL in a key');
     console.log(`# 1M keys decoded and refused in ${msMany} ms`);
     s.close(); bystander.close();
-  } finally {
-    const r = await srv.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-2000));
-    noSanitizer(r.stderr);
-    srv.cleanup();
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -354,8 +362,7 @@ function rawConn(port) {
 }
 
 test('slowloris, a silent connection and oversize headers are dropped; others carry on', { timeout: 60000 }, async () => {
-  const srv = await startServer();
-  try {
+  await withDaemon({}, async (srv) => {
     const bystander = await greeted(srv.port);
     const t0 = Date.now();
     // Headers trickled one line a second, never finished.
@@ -393,20 +400,14 @@ test('slowloris, a silent connection and oversize headers are dropped; others ca
     assert.equal((await httpGet(srv.port, '/healthz')).status, 200);
     assert.ok(await pingMs(bystander) < 2000);
     bystander.close();
-  } finally {
-    const r = await srv.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-2000));
-    noSanitizer(r.stderr);
-    srv.cleanup();
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------
 // Item 38: a flood of WebSocket pings (and of ping requests) stays bounded.
 
 test('a ping flood from a client that never reads is bounded: memory, other clients, the daemon', { timeout: 60000 }, async () => {
-  const srv = await startServer();
-  try {
+  await withDaemon({}, async (srv) => {
     const bystander = await greeted(srv.port);
     const base = rssKb(srv.proc.pid);
     const floods = [];
@@ -440,12 +441,7 @@ test('a ping flood from a client that never reads is bounded: memory, other clie
     assert.equal((await httpGet(srv.port, '/healthz')).status, 200);
     for (const f of floods) f.sock.destroy();
     bystander.close();
-  } finally {
-    const r = await srv.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-2000));
-    noSanitizer(r.stderr);
-    srv.cleanup();
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -454,8 +450,7 @@ test('a ping flood from a client that never reads is bounded: memory, other clie
 test('a connection flood: extras beyond server.max_connections get 503, those open are unaffected, a freed slot is reused', { timeout: 60000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-cap-'));
   writeFileSync(join(dir, 'cap.ini'), '[server]\nmax_connections = 8\n');
-  const srv = await startServer({ dir, args: ['--config', join(dir, 'cap.ini')] });
-  try {
+  await withDaemon({ dir, args: ['--config', join(dir, 'cap.ini')] }, async (srv) => {
     const held = [];
     for (let i = 0; i < 8; i++) held.push(await greeted(srv.port));
     const refused = await Promise.all(Array.from({ length: 20 }, () => connect(srv.port).then((ws) => { ws.close(); return 'open'; }, (e) => e.status)));
@@ -468,12 +463,7 @@ test('a connection flood: extras beyond server.max_connections get 503, those op
     assert.ok(again, 'a freed slot is taken again');
     again.close();
     for (const ws of held) ws.close();
-  } finally {
-    const r = await srv.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-2000));
-    noSanitizer(r.stderr);
-    srv.cleanup();
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -483,8 +473,7 @@ test('a connection flood: extras beyond server.max_connections get 503, those op
 test('return-code guessing closes after 5 tries; no pre-login token works; an idle staff session is closed and its token refused', { timeout: 110000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-guess-'));
   writeFileSync(join(dir, 'idle.ini'), '[auth]\nsession_idle = 60\n');
-  const srv = await startServer({ dir, args: ['--config', join(dir, 'idle.ini')] });
-  try {
+  await withDaemon({ dir, args: ['--config', join(dir, 'idle.ini')] }, async (srv) => {
     await awaitStepMargin(15);
     const ivo = await enrolled(srv, 'ivo', 'counsellor');
     await awaitStepMargin(8);
@@ -543,10 +532,5 @@ test('return-code guessing closes after 5 tries; no pre-login token works; an id
     await req(late, { type: 'hello', version: 1 });
     assert.equal((await req(late, { type: 'auth.resume', token: ok.token })).code, 'auth_failed');
     late.close();
-  } finally {
-    const r = await srv.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-2000));
-    noSanitizer(r.stderr);
-    srv.cleanup();
-  }
+  });
 });
