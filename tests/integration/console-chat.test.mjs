@@ -14,9 +14,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { organisation } from './org.mjs';
-import { awaitStepMargin, totp, stepNow } from './staff.mjs';
+import { awaitStepMargin } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes, startShift } from './console.mjs';
 import { shot } from './a11y.mjs';
 
 const skip = noBrowser;
@@ -39,9 +39,7 @@ test('a counsellor enrols, is certified, takes an offer and chats from the conso
     await enrolAndLogin(staff, url, acct, async (name) => look(staff, name, a11y));
     await look(staff, 'console-device-setup', a11y);
     await setUpDevice(staff, srv, org, 'alice');
-    await staff.locator('#take-next').waitFor();
-    await staff.click('#shift');
-    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    await startShift(staff);
     assert.equal(await staff.locator('#presence').inputValue(), 'available');
 
     // A young person asks for help; the console is offered the chat.
@@ -167,8 +165,7 @@ test('an unanswered offer times out to a colleague; a chat is handed over with a
       const p = pages[name] = await newPage(browser, problems, name);
       await enrolAndLogin(p, url, acct);
       await setUpDevice(p, srv, org, name);
-      await p.click('#shift');
-      await p.locator('#shift', { hasText: 'End shift' }).waitFor();
+      await startShift(p);
     }
     const young = await newPage(browser, problems, 'young');
     await young.goto(`${srv.url}/`);

@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, youngChatAccepted, look, storedBytes, staffConsole } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -44,19 +44,12 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     const org = await organisation(srv, track, 'escadmin');
 
     // The counsellor: enrolled, device certified, on shift.
-    const staff = await newPage(browser, problems, 'counsellor');
-    const carol = await enrolAndLogin(staff, url, newAccount(srv, 'carol', ['counsellor']));
-    await setUpDevice(staff, srv, org, 'carol');
-    await staff.locator('#take-next').waitFor();
-    await staff.click('#shift');
-    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    const { page: staff, acct: carol } = await staffConsole(browser, problems, srv, url, org, 'carol', ['counsellor'], { label: 'counsellor', shift: true });
 
     // The supervisor: a supervisor device; not on shift, so alerted as every
     // logged-in supervisor is when none is on shift; in Queue health.
     await awaitStepMargin(25);
-    const sup = await newPage(browser, problems, 'supervisor');
-    const sam = await enrolAndLogin(sup, url, newAccount(srv, 'sam', ['supervisor']));
-    await setUpDevice(sup, srv, org, 'sam', { role: E.ROLE.SUPERVISOR });
+    const { page: sup, acct: sam } = await staffConsole(browser, problems, srv, url, org, 'sam', ['supervisor'], { label: 'supervisor' });
     await sup.locator('nav#views button[data-view="escalations"]').waitFor();
     await sup.click('nav#views button[data-view="queue"]');
     await sup.locator('#qh-status').waitFor();

@@ -30,9 +30,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { organisation } from './org.mjs';
-import { awaitStepMargin, stepNow, HELPLINECTL } from './staff.mjs';
+import { awaitStepMargin, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes, nextCode, confirmReauth } from './console.mjs';
+import { consoleDaemon, youngChatAccepted, look, storedBytes, confirmReauth, staffConsole } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -79,19 +79,10 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     await awaitStepMargin(25);
     const org = await organisation(srv, track, 'refadmin');
 
-    const staff = await newPage(browser, problems, 'counsellor');
-    const carol = await enrolAndLogin(staff, url, newAccount(srv, 'carol', ['counsellor']));
-    carol.lastStep = stepNow();
-    await setUpDevice(staff, srv, org, 'carol');
-    await staff.locator('#take-next').waitFor();
-    await staff.click('#shift');
-    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    const { page: staff, acct: carol } = await staffConsole(browser, problems, srv, url, org, 'carol', ['counsellor'], { label: 'counsellor', shift: true });
 
     await awaitStepMargin(25);
-    const sup = await newPage(browser, problems, 'supervisor');
-    const sam = await enrolAndLogin(sup, url, newAccount(srv, 'sam', ['supervisor']));
-    sam.lastStep = stepNow();
-    await setUpDevice(sup, srv, org, 'sam', { role: E.ROLE.SUPERVISOR });
+    const { page: sup, acct: sam } = await staffConsole(browser, problems, srv, url, org, 'sam', ['supervisor'], { label: 'supervisor' });
     await sup.click('nav#views button[data-view="escalations"]');
     await sup.locator('#esc-status').waitFor();
 

@@ -211,3 +211,26 @@ export async function youngChatAccepted(browser, problems, srv, staff, { topic =
   await staff.locator(`#secured-${conv}`, { hasText: 'End-to-end encrypted' }).waitFor({ timeout: 15000 });
   return { young, conv };
 }
+
+/** Starts the shift of a console showing the Chats view. */
+export async function startShift(page) {
+  await page.locator('#take-next').waitFor();
+  await page.click('#shift');
+  await page.locator('#shift', { hasText: 'End shift' }).waitFor();
+}
+
+/**
+ * A member of staff's console in a new page (its errors go to problems,
+ * labelled `label`): the account made with roles, enrolled and logged in
+ * (acct.lastStep: the TOTP step of the login), the device set up and
+ * certified (a supervisor device when roles has supervisor), and the shift
+ * started if `shift`. Resolves {page, acct}.
+ */
+export async function staffConsole(browser, problems, srv, url, org, username, roles, { label = username, shift = false } = {}) {
+  const page = await newPage(browser, problems, label);
+  const acct = await enrolAndLogin(page, url, newAccount(srv, username, roles));
+  acct.lastStep = stepNow();
+  await setUpDevice(page, srv, org, username, roles.includes('supervisor') ? { role: E.ROLE.SUPERVISOR } : {});
+  if (shift) await startShift(page);
+  return { page, acct };
+}

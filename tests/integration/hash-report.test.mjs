@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { organisation } from './org.mjs';
 import { awaitStepMargin } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, newAccount, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, look, storedBytes } from './console.mjs';
+import { consoleDaemon, youngChatAccepted, look, storedBytes, staffConsole } from './console.mjs';
 import { shot } from './a11y.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -37,11 +37,7 @@ test('a picture never leaves the young person\'s page: pasting or dropping one i
   try {
     await awaitStepMargin(25);
     const org = await organisation(srv, track, 'hashadmin');
-    const staff = await newPage(browser, problems, 'counsellor');
-    await enrolAndLogin(staff, url, newAccount(srv, 'hana', ['counsellor']));
-    await setUpDevice(staff, srv, org, 'hana');
-    await staff.click('#shift');
-    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    const { page: staff } = await staffConsole(browser, problems, srv, url, org, 'hana', ['counsellor'], { label: 'counsellor', shift: true });
 
     const { young, conv } = await youngChatAccepted(browser, problems, srv, staff, { topic: 'image_shared' });
 

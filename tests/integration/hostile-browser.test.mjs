@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { organisation } from './org.mjs';
 import { ctl, awaitStepMargin } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, enrolAndLogin, setUpDevice, youngChatAccepted, newPage } from './console.mjs';
+import { consoleDaemon, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, startShift } from './console.mjs';
 
 const MARKUP = [
   '<img src=x onerror="window.__xss=(window.__xss||0)+1">',
@@ -45,8 +45,7 @@ test('HTML and script typed by the other side, in a note or a staff name, is sho
     const staff = await newPage(browser, problems, 'counsellor');
     await enrolAndLogin(staff, url, acct);
     await setUpDevice(staff, srv, org, 'hana');
-    await staff.click('#shift');
-    await staff.locator('#shift', { hasText: 'End shift' }).waitFor();
+    await startShift(staff);
     const { young, conv } = await youngChatAccepted(browser, problems, srv, staff);
 
     // Young person → console.
