@@ -708,6 +708,35 @@ skip:
 		     c->nrev, c->nrev == 1 ? "" : "s");
 }
 
+/* One of the two signatures over the digest: a line saying it is missing,
+ * valid or invalid under pk, or, when pk is NULL (the signer's certificate
+ * did not verify), that it cannot be checked. Returns false when it is
+ * missing. */
+static bool check_signature(struct ctx *c, const json_t *sigs,
+			    const char *key, const char *label,
+			    enum hl_bundle_signer who, const unsigned char *pk,
+			    const char *missing, const char *valid,
+			    const char *invalid, const char *no_cert)
+{
+	unsigned char sig[64], msg[HL_BUNDLE_SIG_MSG_MAX];
+	size_t ml;
+
+	if (!sigs || !json_object_get(sigs, key)) {
+		line(c->r, false, label, "%s", missing);
+		return false;
+	}
+	if (get_fixed(c, sigs, "signatures", key, sig, 64) && pk) {
+		ml = hl_bundle_sig_msg(who, c->r->digest, msg);
+		if (crypto_sign_verify_detached(sig, msg, ml, pk) == 0)
+			line(c->r, true, label, "%s", valid);
+		else
+			line(c->r, false, label, "%s", invalid);
+	} else if (!pk) {
+		line(c->r, false, label, "%s", no_cert);
+	}
+	return true;
+}
+
 /* The signer's chain and the two signatures over the digest. */
 static void check_signatures(struct ctx *c, const json_t *top,
 			     const json_t *certs, bool certs_ok)
@@ -716,12 +745,11 @@ static void check_signatures(struct ctx *c, const json_t *top,
 	static const char *const sig_keys[] = {"evidence", "supervisor", NULL};
 	static const char *const none[] = {NULL};
 	const json_t *sigs = json_object_get(top, "signatures");
-	unsigned char sig[64], msg[HL_BUNDLE_SIG_MSG_MAX], cert[HL_CERT_MAX],
-		issuer[HL_CERT_MAX];
-	size_t cl, il, ml;
+	unsigned char cert[HL_CERT_MAX], issuer[HL_CERT_MAX];
+	size_t cl, il;
 	struct hl_cert dev, ev;
 	int64_t t = secs(c->created_at);
-	char why[256], when[32];
+	char why[256], when[32], valid[160];
 	bool have;
 
 	if (!shape(c, sigs, "signatures", sig_keys, none))
@@ -749,27 +777,16 @@ static void check_signatures(struct ctx *c, const json_t *top,
 				  : why);
 		}
 	}
-	if (!sigs || !json_object_get(sigs, "supervisor")) {
-		line(c->r, false, "supervisor signature",
-		     "missing: the supervisor's device did not sign this "
-		     "bundle");
-	} else if (get_fixed(c, sigs, "signatures", "supervisor", sig, 64) &&
-		   have) {
-		ml = hl_bundle_sig_msg(HL_BUNDLE_BY_SUPERVISOR, c->r->digest,
-				       msg);
-		if (crypto_sign_verify_detached(sig, msg, ml, dev.sign_pk) == 0)
-			line(c->r, true, "supervisor signature",
-			     "valid: made by device %s over the digest",
-			     dev.subject);
-		else
-			line(c->r, false, "supervisor signature",
-			     "invalid: not the signing supervisor device's "
-			     "signature of this bundle's digest");
-	} else if (!have) {
-		line(c->r, false, "supervisor signature",
-		     "cannot be checked without a valid supervisor device "
-		     "certificate");
-	}
+	snprintf(valid, sizeof(valid), "valid: made by device %s over the "
+		 "digest", have ? dev.subject : "");
+	check_signature(c, sigs, "supervisor", "supervisor signature",
+			HL_BUNDLE_BY_SUPERVISOR, have ? dev.sign_pk : NULL,
+			"missing: the supervisor's device did not sign this "
+			"bundle", valid,
+			"invalid: not the signing supervisor device's "
+			"signature of this bundle's digest",
+			"cannot be checked without a valid supervisor device "
+			"certificate");
 
 	/* The service's EVIDENCE key. */
 	have = false;
@@ -785,27 +802,17 @@ static void check_signatures(struct ctx *c, const json_t *top,
 		else
 			line(c->r, false, "evidence certificate", "%s", why);
 	}
-	if (!sigs || !json_object_get(sigs, "evidence")) {
-		line(c->r, false, "evidence signature",
-		     "missing: the service has not countersigned this bundle "
-		     "with its EVIDENCE key");
-		c->r->evidence_missing = true;
-	} else if (get_fixed(c, sigs, "signatures", "evidence", sig, 64) &&
-		   have) {
-		ml = hl_bundle_sig_msg(HL_BUNDLE_BY_SERVICE, c->r->digest, msg);
-		if (crypto_sign_verify_detached(sig, msg, ml, ev.sign_pk) == 0)
-			line(c->r, true, "evidence signature",
+	if (!check_signature(c, sigs, "evidence", "evidence signature",
+			     HL_BUNDLE_BY_SERVICE, have ? ev.sign_pk : NULL,
+			     "missing: the service has not countersigned this "
+			     "bundle with its EVIDENCE key",
 			     "valid: the service's EVIDENCE key signed the "
-			     "digest");
-		else
-			line(c->r, false, "evidence signature",
+			     "digest",
 			     "EVIDENCE signature invalid: not the EVIDENCE "
-			     "key's signature of this bundle's digest");
-	} else if (!have) {
-		line(c->r, false, "evidence signature",
-		     "cannot be checked without a valid EVIDENCE "
-		     "certificate");
-	}
+			     "key's signature of this bundle's digest",
+			     "cannot be checked without a valid EVIDENCE "
+			     "certificate"))
+		c->r->evidence_missing = true;
 }
 
 static void check_stamp(struct ctx *c, const json_t *certs)
