@@ -1349,6 +1349,15 @@ void hl_auth_send_staff(struct hl_auth *a, int64_t staff_id, const json_t *obj)
 		hl_session_send(x, obj);
 }
 
+void hl_auth_send_staff_text(struct hl_auth *a, int64_t staff_id,
+			     const char *text, size_t len)
+{
+	struct hl_auth_staff *st = find_staff(a, staff_id);
+
+	for (struct hl_session *x = st ? st->sockets : NULL; x; x = x->staff_next)
+		hl_session_send_text(x, text, len);
+}
+
 void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
 			  enum hl_presence p, const char *reason)
 {

@@ -107,6 +107,9 @@ struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id);
 
 /* Sends obj to every authenticated socket of staff_id (none: a no-op). */
 void hl_auth_send_staff(struct hl_auth *a, int64_t staff_id, const json_t *obj);
+/* The same for a serialised message (hl_session_send_text). */
+void hl_auth_send_staff_text(struct hl_auth *a, int64_t staff_id,
+			     const char *text, size_t len);
 
 /* Sets a member of staff's presence and tells every socket of theirs with
  * a pushed {"type":"presence","status":...,"reason":...} (reason may be

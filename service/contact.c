@@ -2,6 +2,7 @@
  * Every change is a store job; the loop's tables change only once that job
  * has committed, so what a young person is told is always what is stored. */
 #include "contact.h"
+#include "wire.h"
 #include "escalation.h"
 #include "audit.h"
 #include "e2e.h"
@@ -182,18 +183,24 @@ static int collect_open(const struct hl_conv *conv, void *arg)
 	return 0;
 }
 
-/* The wire form of an event. contact_view hides staff identities: the
- * young person sees "counsellor", never a staff id. */
+/* Who an event is from, as its recipient sees it. contact_view hides staff
+ * identities: the young person sees "counsellor", never a staff id. */
+static const char *event_from(const char *sender, bool contact_view)
+{
+	return strcmp(sender, "contact") == 0  ? "contact"
+	       : strcmp(sender, "system") == 0 ? "system"
+	       : contact_view		       ? "counsellor"
+					       : sender;
+}
+
+/* The wire form of an event (see event_from for contact_view). */
 static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
 			  const char *kind, const char *sender,
 			  const void *payload, size_t len,
 			  const unsigned char *chain, bool contact_view)
 {
 	char idstr[24];
-	const char *from = strcmp(sender, "contact") == 0   ? "contact"
-			   : strcmp(sender, "system") == 0  ? "system"
-			   : contact_view		    ? "counsellor"
-							    : sender;
+	const char *from = event_from(sender, contact_view);
 	json_t *o = hl_proto_reply("chat.event", NULL);
 
 	snprintf(idstr, sizeof(idstr), "%lld", (long long)conv_id);
@@ -1019,22 +1026,52 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 		    const char *sender, const void *payload, size_t len,
 		    enum hl_event_vis vis, int64_t from_staff, bool from_contact)
 {
+	bool to_young = !from_contact && vis == HL_VIS_ALL && v->contact;
+	bool to_counsellor = v->counsellor_id && v->counsellor_id != from_staff;
+	bool to_supervisor = v->supervisor_id && v->supervisor_id != from_staff &&
+			     v->supervisor_id != v->counsellor_id;
+	size_t cap = hl_wire_max(len), n;
+	char small[2048], *buf = cap <= sizeof(small) ? small : malloc(cap);
 	json_t *ev;
 
-	if (!from_contact && vis == HL_VIS_ALL && v->contact) {
-		ev = event_json(v->id, res->seq, res->at, kind, sender, payload,
-				len, res->chain, true);
-		to_contact(v, ev, vis);
+	/* Each view's text is written once (wire.c) and sent as is; a tree
+	 * only when the text cannot be (no memory, or a string to escape). */
+	if (to_young) {
+		n = buf ? hl_wire_event(buf, cap, v->id, res->seq, res->at, kind,
+					event_from(sender, true), payload, len,
+					res->chain)
+			: 0;
+		if (n) {
+			hl_session_send_text(v->contact, buf, n);
+		} else {
+			ev = event_json(v->id, res->seq, res->at, kind, sender,
+					payload, len, res->chain, true);
+			to_contact(v, ev, vis);
+			json_decref(ev);
+		}
+	}
+	if (to_counsellor || to_supervisor) {
+		n = buf ? hl_wire_event(buf, cap, v->id, res->seq, res->at, kind,
+					event_from(sender, false), payload, len,
+					res->chain)
+			: 0;
+		ev = n ? NULL
+		       : event_json(v->id, res->seq, res->at, kind, sender,
+				    payload, len, res->chain, false);
+		if (to_counsellor && n)
+			hl_auth_send_staff_text(&c->srv->auth, v->counsellor_id,
+						buf, n);
+		else if (to_counsellor)
+			hl_auth_send_staff(&c->srv->auth, v->counsellor_id, ev);
+		if (to_supervisor && n)
+			hl_auth_send_staff_text(&c->srv->auth, v->supervisor_id,
+						buf, n);
+		else if (to_supervisor)
+			hl_auth_send_staff(&c->srv->auth, v->supervisor_id, ev);
 		json_decref(ev);
 	}
-	ev = event_json(v->id, res->seq, res->at, kind, sender, payload, len,
-			res->chain, false);
-	if (v->counsellor_id && v->counsellor_id != from_staff)
-		hl_auth_send_staff(&c->srv->auth, v->counsellor_id, ev);
-	if (v->supervisor_id && v->supervisor_id != from_staff &&
-	    v->supervisor_id != v->counsellor_id)
-		hl_auth_send_staff(&c->srv->auth, v->supervisor_id, ev);
-	json_decref(ev);
+	if (buf != small)
+		free(buf);
 }
 
 static void conv_id_str(char *buf, size_t n, int64_t id)
@@ -1380,11 +1417,21 @@ static void send_done(struct contact_job *j, int status)
 	}
 	/* Acknowledged only now that it is committed; delivered once. */
 	if (s->wsi) {
-		r = hl_proto_reply(strcmp(j->ev_kind, "hello") == 0 ||
-					   strcmp(j->ev_kind, "accept") == 0
-				   ? "e2e.ack"
-				   : "chat.ack",
-				   j->id);
+		const char *type = strcmp(j->ev_kind, "hello") == 0 ||
+						   strcmp(j->ev_kind, "accept") == 0
+					   ? "e2e.ack"
+					   : "chat.ack";
+		char text[256];
+		size_t n = hl_wire_ack(text, sizeof(text), type, j->id,
+				       j->res.seq, j->res.at,
+				       j->res.duplicate ? NULL : j->res.chain,
+				       j->res.duplicate);
+
+		if (n) {
+			hl_session_send_text(s, text, n);
+			goto sent;
+		}
+		r = hl_proto_reply(type, j->id);
 		json_object_set_new(r, "seq", json_integer(j->res.seq));
 		json_object_set_new(r, "at", json_integer(j->res.at));
 		if (!j->res.duplicate)
@@ -1395,6 +1442,7 @@ static void send_done(struct contact_job *j, int status)
 		hl_session_send(s, r);
 		json_decref(r);
 	}
+sent:
 	if (j->res.duplicate || !v)
 		return;
 	if (strcmp(j->ev_kind, "msg") == 0)

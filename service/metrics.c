@@ -358,6 +358,12 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 	    "Payload bytes of the messages received.", m->bytes_in);
 	one(&o, "helpline_ws_sent_bytes_total", "counter",
 	    "Payload bytes of the frames written.", m->bytes_out);
+	one(&o, "helpline_ws_writes_total", "counter",
+	    "Writes of a connection's queued frames (all of them at once).",
+	    m->writes);
+	one(&o, "helpline_ws_writes_partial_total", "counter",
+	    "Of those, writes the socket took only part of (a slow reader; "
+	    "the rest follows when it is writable).", m->writes_partial);
 	one(&o, "helpline_http_requests_total", "counter",
 	    "Plain HTTP requests answered.", m->http_requests);
 	head(&o, "helpline_errors_total", "counter",

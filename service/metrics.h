@@ -79,6 +79,8 @@ struct hl_metrics {
 	uint64_t frames_out;                 /* frames written */
 	uint64_t bytes_in;                   /* payload bytes of frames_in */
 	uint64_t bytes_out;                  /* payload bytes of frames_out */
+	uint64_t writes;                     /* socket writes of queued frames */
+	uint64_t writes_partial;             /* of those, the socket took part */
 	uint64_t upgrades_refused;           /* WebSocket upgrades refused */
 	uint64_t http_requests;              /* plain HTTP requests answered */
 	uint64_t offers;                     /* chats offered to a counsellor */

@@ -917,6 +917,17 @@ nomem:
 	return -1;
 }
 
+int hl_proto_dump(const json_t *obj,
+		  int (*put)(const char *chunk, size_t size, void *arg),
+		  void *arg)
+{
+	if (!json_is_object(obj))
+		return -1;
+	/* No JSON_ENSURE_ASCII: UTF-8 goes out as is; jansson escapes '"',
+	 * '\\' and control characters, and fails on invalid UTF-8. */
+	return json_dump_callback(obj, put, arg, JSON_COMPACT) < 0 ? -1 : 0;
+}
+
 int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 		    size_t *len)
 {
@@ -931,9 +942,7 @@ int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 	b.data = malloc(headroom + b.cap + 1);
 	if (!b.data)
 		return HL_ENOMEM;
-	/* No JSON_ENSURE_ASCII: UTF-8 goes out as is; jansson escapes '"',
-	 * '\\' and control characters, and fails on invalid UTF-8. */
-	if (json_dump_callback(obj, outbuf_put, &b, JSON_COMPACT) < 0) {
+	if (hl_proto_dump(obj, outbuf_put, &b) != 0) {
 		free(b.data);
 		return b.nomem ? HL_ENOMEM : HL_EINVAL;
 	}

@@ -369,6 +369,16 @@ json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
 			     const char *message, const char *field);
 
 /*
+ * Serialises obj as hl_proto_encode does (compact, insertion order, UTF-8
+ * as is), handing the text to put in chunks: for callers that build the
+ * bytes in their own buffer (session.c's output). Returns 0, or -1 when obj
+ * is not an object, holds invalid UTF-8, or put returned non-zero.
+ */
+int hl_proto_dump(const json_t *obj,
+		  int (*put)(const char *chunk, size_t size, void *arg),
+		  void *arg);
+
+/*
  * Serialises the object obj compactly (keys in insertion order) into a new
  * malloc'd buffer of headroom + *len + 1 bytes: the JSON starts at
  * (*out + headroom) and is NUL-terminated; *len excludes headroom and NUL.

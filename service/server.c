@@ -23,6 +23,9 @@
 /* Chunk size lws hands to RECEIVE; messages are reassembled up to
  * ws.max_message by session.c. */
 #define RX_CHUNK 4096
+/* The most lws sends in one send() (session.c writes a connection's queued
+ * frames as one buffer; lws keeps what the socket did not take). */
+#define TX_CHUNK (256 * 1024)
 
 /* lws per-session data: only a pointer to our own session (STYLE.md #5). */
 struct shim {
@@ -263,11 +266,21 @@ static void notify_status(void *arg, char *buf, size_t cap)
 }
 
 /* Closes our own uv handles (memory is in srv: no close callback). */
+/* After each poll: every connection's output of this iteration goes out
+ * in one write (DESIGN.md §10.7). */
+static void on_flush_check(uv_check_t *h)
+{
+	hl_session_flush_all(h->data);
+}
+
 static void close_handles(struct hl_server *srv)
 {
 	if (!srv->handles_open)
 		return;
 	srv->handles_open = false;
+	hl_session_flush_all(srv); /* drops the flush list's references */
+	uv_close((uv_handle_t *)&srv->flush_check, NULL);
+	uv_close((uv_handle_t *)&srv->flush_idle, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
@@ -464,9 +477,15 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	uv_signal_init(&srv->loop, &srv->sig_term);
 	uv_signal_init(&srv->loop, &srv->sig_hup);
 	uv_timer_init(&srv->loop, &srv->stop_timer);
+	uv_check_init(&srv->loop, &srv->flush_check);
+	uv_idle_init(&srv->loop, &srv->flush_idle);
 	srv->sig_int.data = srv->sig_term.data = srv->stop_timer.data = srv;
-	srv->sig_hup.data = srv;
+	srv->sig_hup.data = srv->flush_check.data = srv->flush_idle.data = srv;
 	srv->handles_open = true;
+	/* Neither keeps the loop alive: they only serve sockets that do. */
+	uv_unref((uv_handle_t *)&srv->flush_check);
+	uv_unref((uv_handle_t *)&srv->flush_idle);
+	uv_check_start(&srv->flush_check, on_flush_check);
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&srv->sig_hup, on_sighup, SIGHUP);
@@ -557,12 +576,14 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		.name = "helpline.contact.v1",
 		.callback = ws_callback,
 		.per_session_data_size = sizeof(struct shim),
-		.rx_buffer_size = RX_CHUNK};
+		.rx_buffer_size = RX_CHUNK,
+		.tx_packet_size = TX_CHUNK};
 	srv->protocols[2] = (struct lws_protocols){
 		.name = "helpline.staff.v1",
 		.callback = ws_callback,
 		.per_session_data_size = sizeof(struct shim),
-		.rx_buffer_size = RX_CHUNK};
+		.rx_buffer_size = RX_CHUNK,
+		.tx_packet_size = TX_CHUNK};
 
 	srv->retry.secs_since_valid_ping = (uint16_t)srv->cfg.ws_ping_interval;
 	srv->retry.secs_since_valid_hangup =

@@ -81,6 +81,10 @@ struct hl_server {
 	struct hl_metrics metrics;       /* counters */
 	struct hl_retention retention;   /* the purge timer (retention.h) */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
+	struct hl_session *flush_head;   /* sessions with output to send */
+	uv_check_t flush_check;          /* sends it after each poll (session.c) */
+	uv_idle_t flush_idle;            /* started while flush_head is set: the
+					  * next poll does not block */
 	uint32_t session_count;          /* length of sessions */
 	int bound_port;                  /* the port actually listened on */
 	uint64_t started_ms;             /* uv_now at start, for uptime */

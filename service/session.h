@@ -21,13 +21,6 @@ enum hl_role {
 	HL_ROLE_STAFF = 1,   /* helpline.staff.v1: a member of staff */
 };
 
-/* One queued outgoing frame; data has LWS_PRE bytes of headroom. */
-struct hl_frame {
-	struct hl_frame *next;
-	unsigned char *data;  /* malloc'd: headroom + len + 1 */
-	size_t len;           /* payload length */
-};
-
 /*
  * A connection. Allocated by the server when the WebSocket is established;
  * lws' per-session data holds only a pointer to it. It may outlive its
@@ -47,8 +40,15 @@ struct hl_session {
 	unsigned char *rx;          /* reassembly buffer for a fragmented message */
 	size_t rx_len, rx_cap;
 
-	struct hl_frame *out_head, *out_tail; /* queued frames, in order */
-	size_t out_bytes;           /* sum of queued payload lengths */
+	/* Output: whole WebSocket frames (header and text) queued back to
+	 * back after LWS_PRE bytes of headroom, sent in one write when the
+	 * loop iteration ends (see hl_session_flush_all). */
+	unsigned char *out;         /* malloc'd: LWS_PRE + out_cap, or NULL */
+	size_t out_len, out_cap;    /* bytes queued / room after the headroom */
+	uint32_t out_frames;        /* frames in out */
+	size_t out_text;            /* their payload bytes (for metrics) */
+	bool flush_queued;          /* on the server's flush list (holds a ref) */
+	struct hl_session *flush_next;
 
 	/* Staff authentication (helpline.staff.v1 only; see auth.h). */
 	int64_t staff_id;           /* authenticated account, 0 if none */
@@ -92,6 +92,10 @@ struct hl_session {
  */
 int hl_session_send(struct hl_session *s, const json_t *obj);
 
+/* The same for a message already serialised (len bytes of JSON text, one
+ * object, valid UTF-8: wire.c's). */
+int hl_session_send_text(struct hl_session *s, const char *text, size_t len);
+
 /*
  * Sends {"type":"error",...} for the request id (may be NULL or "") and
  * counts it in the server's metrics: the one path every error reply takes.
@@ -133,6 +137,9 @@ int hl_session_on_receive(struct hl_session *s, const void *in, size_t len,
 			  bool binary, bool first, bool final);
 /* Writes queued frames. Returns 0, or -1 to close (close frame sent). */
 int hl_session_on_writeable(struct hl_session *s);
+/* Sends every connection's queued frames, each connection's in one write
+ * (the server's uv_check handle calls it once per loop iteration). */
+void hl_session_flush_all(struct hl_server *srv);
 /* The socket is gone: detach from wsi and drop the socket's reference. */
 void hl_session_on_closed(struct hl_session *s);
 

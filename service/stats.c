@@ -774,7 +774,7 @@ static void stats_after(uv_work_t *req, int status)
 	if (!s->wsi) {
 		/* The socket went away meanwhile: nobody to answer. */
 	} else if (j->status == 0 &&
-		   s->out_bytes + j->reply_bytes > s->srv->cfg.ws_outq_max) {
+		   s->out_len + j->reply_bytes > s->srv->cfg.ws_outq_max) {
 		hl_session_error(s, j->id, HL_ERR_BUSY,
 				 "your connection is still receiving; try "
 				 "again shortly", NULL);
