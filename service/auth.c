@@ -663,6 +663,7 @@ static void pw_work(uv_work_t *req)
 	struct pw_job *p = hl_container_of(req, struct pw_job, req);
 	size_t n = strlen(p->password);
 
+	hl_thread_background();
 	if (p->kind == PW_LOGIN) {
 		p->ok = crypto_pwhash_str_verify(p->hash, p->password, n) == 0;
 		/* Rehash when the stored parameters are older than ours. */

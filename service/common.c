@@ -3,7 +3,10 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,4 +73,13 @@ int64_t hl_now_ms(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
 	       hl_clock_skew_ms();
+}
+
+void hl_thread_background(void)
+{
+	/* A thread id is a pid_t; id_t is what setpriority takes. */
+	id_t tid = (id_t)syscall(SYS_gettid);
+
+	if (getpriority(PRIO_PROCESS, tid) < 19)
+		(void)setpriority(PRIO_PROCESS, tid, 19);
 }

@@ -55,6 +55,17 @@ const char *hl_strerror(int status);
 void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Lowers the calling thread's scheduling priority (nice 19) for CPU-heavy
+ * background work on libuv's threadpool (Argon2id, statistics): where the
+ * threadpool shares a core with the event loop, chats keep their latency.
+ * Linux applies nice to one thread when given its id. Best effort: where
+ * the system refuses (the shipped systemd unit filters @resources), the
+ * work simply runs at the loop's priority. Nice only rises, so a thread
+ * stays at 19 for whatever work it runs later, all of it background work.
+ */
+void hl_thread_background(void);
+
 #define HL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Recovers the enclosing struct from a pointer to one of its members. */

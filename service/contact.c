@@ -146,6 +146,8 @@ struct contact_job {
 	enum hl_event_vis vis;         /* CJ_SEND: note = staff only */
 	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
 	size_t payload_len;
+	char *payload_text;            /* CJ_SEND: as received (base64url),
+					* relayed as is; NULL = encode it */
 	struct hl_event_result res;    /* CJ_SEND / CJ_TAKE / CJ_END */
 	struct hl_event_result res2;   /* CJ_TRANSFER: the announcement */
 	bool was_offered;              /* CJ_TAKE: accepting an offer */
@@ -467,6 +469,7 @@ static void cjob_free(struct contact_job *j)
 		hl_session_unref(j->s);
 	free(j->open);
 	free(j->payload);
+	free(j->payload_text);
 	json_decref(j->events);
 	json_decref(j->wraps);
 	sodium_memzero(j, sizeof(*j));
@@ -528,8 +531,14 @@ static bool job_payload(struct contact_job *j, const char *text,
 	char why[64];
 
 	if (hl_proto_b64_decode(text, HL_EVENT_PAYLOAD_MAX, &j->payload,
-				&j->payload_len) == 0)
+				&j->payload_len) == 0) {
+		/* The decoder takes only canonical base64url (no padding, zero
+		 * spare bits), so this text is exactly what encoding the bytes
+		 * would give: the event relays it instead (a copy now saves an
+		 * encoding later). Without memory it is simply encoded. */
+		j->payload_text = strdup(text);
 		return true;
+	}
 	snprintf(why, sizeof(why), "%s must be base64url without padding", field);
 	hl_session_error(j->s, j->id, HL_ERR_BAD_FIELD, why, field);
 	cjob_free(j);
@@ -1021,10 +1030,11 @@ static void to_contact(struct hl_conv_live *v, json_t *obj,
  * supervisor third party. from_staff is the sending staff id, 0 when the
  * young person or the system sent it; from_contact marks the young person.
  */
-static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
-		    const struct hl_event_result *res, const char *kind,
-		    const char *sender, const void *payload, size_t len,
-		    enum hl_event_vis vis, int64_t from_staff, bool from_contact)
+static void fan_out_text(struct hl_contacts *c, struct hl_conv_live *v,
+			 const struct hl_event_result *res, const char *kind,
+			 const char *sender, const void *payload, size_t len,
+			 const char *payload_text, enum hl_event_vis vis,
+			 int64_t from_staff, bool from_contact)
 {
 	bool to_young = !from_contact && vis == HL_VIS_ALL && v->contact;
 	bool to_counsellor = v->counsellor_id && v->counsellor_id != from_staff;
@@ -1039,7 +1049,7 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 	if (to_young) {
 		n = buf ? hl_wire_event(buf, cap, v->id, res->seq, res->at, kind,
 					event_from(sender, true), payload, len,
-					res->chain)
+					payload_text, res->chain)
 			: 0;
 		if (n) {
 			hl_session_send_text(v->contact, buf, n);
@@ -1053,7 +1063,7 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 	if (to_counsellor || to_supervisor) {
 		n = buf ? hl_wire_event(buf, cap, v->id, res->seq, res->at, kind,
 					event_from(sender, false), payload, len,
-					res->chain)
+					payload_text, res->chain)
 			: 0;
 		ev = n ? NULL
 		       : event_json(v->id, res->seq, res->at, kind, sender,
@@ -1072,6 +1082,15 @@ static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
 	}
 	if (buf != small)
 		free(buf);
+}
+
+static void fan_out(struct hl_contacts *c, struct hl_conv_live *v,
+		    const struct hl_event_result *res, const char *kind,
+		    const char *sender, const void *payload, size_t len,
+		    enum hl_event_vis vis, int64_t from_staff, bool from_contact)
+{
+	fan_out_text(c, v, res, kind, sender, payload, len, NULL, vis,
+		     from_staff, from_contact);
 }
 
 static void conv_id_str(char *buf, size_t n, int64_t id)
@@ -1447,8 +1466,9 @@ sent:
 		return;
 	if (strcmp(j->ev_kind, "msg") == 0)
 		c->srv->metrics.chat_messages++;
-	fan_out(c, v, &j->res, j->ev_kind, j->sender, j->payload,
-		j->payload_len, j->vis, j->staff_id, j->staff_id == 0);
+	fan_out_text(c, v, &j->res, j->ev_kind, j->sender, j->payload,
+		     j->payload_len, j->payload_text, j->vis, j->staff_id,
+		     j->staff_id == 0);
 }
 
 static void set_sender(struct contact_job *j, const struct hl_session *s)

@@ -563,6 +563,152 @@ static bool depth_ok(const char *buf, size_t len)
 	return true;
 }
 
+/*
+ * Parsing with the long strings set aside.
+ *
+ * jansson's lexer reads a string a character at a time through its UTF-8
+ * decoder: in the relay profile, parsing a chat.send's 400-character
+ * base64 payload was most of the cost of the whole frame. So the long
+ * string values of the root object are cut out of a copy of the frame
+ * (leaving ""), the rest is parsed by jansson as before, and the cut
+ * strings are put back into the tree as they were. Only when that is
+ * surely the same tree: no backslash anywhere in the frame (so every
+ * string is literal and ends at the next quote, and keys are as written),
+ * the root an object, the cut strings printable ASCII (nothing for
+ * jansson's UTF-8 or control-character checks to refuse). Anything else,
+ * and any parse error (whose position must be the frame's own), goes
+ * through json_loadb on the frame itself. test_protocol.c compares the
+ * two on a corpus of frames.
+ */
+#define LONG_STRING 128
+#define LONG_MAX_CUTS 8
+
+struct cut {
+	size_t key, key_len; /* the member's name: offset, length */
+	size_t at, len;      /* its value's text, between the quotes */
+};
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Finds the root object's long string values; false if the frame is not
+ * one this applies to. */
+static bool find_cuts(const char *buf, size_t len, struct cut *cuts,
+		      int *ncuts)
+{
+	unsigned depth = 0;
+	size_t i = 0, key = 0, key_len = 0;
+	bool after_colon = false;
+
+	*ncuts = 0;
+	if (memchr(buf, '\\', len))
+		return false;
+	while (i < len && is_ws(buf[i]))
+		i++;
+	if (i == len || buf[i] != '{')
+		return false;
+	for (; i < len; i++) {
+		char c = buf[i];
+
+		if (c == '"') {
+			const char *q = memchr(buf + i + 1, '"', len - i - 1);
+			size_t at = i + 1, n;
+
+			if (!q)
+				return false;
+			n = (size_t)(q - (buf + at));
+			if (depth == 1 && !after_colon) {
+				key = at;
+				key_len = n;
+			} else if (depth == 1 && n >= LONG_STRING) {
+				bool plain = true;
+
+				for (size_t k = at; k < at + n && plain; k++)
+					plain = buf[k] >= 0x20 && buf[k] < 0x7f;
+				if (plain) {
+					if (*ncuts == LONG_MAX_CUTS)
+						return *ncuts > 0;
+					cuts[*ncuts] = (struct cut){key, key_len,
+								    at, n};
+					(*ncuts)++;
+				}
+			}
+			after_colon = false;
+			i = (size_t)(q - buf);
+			continue;
+		}
+		switch (c) {
+		case '{':
+		case '[':
+			depth++;
+			after_colon = false;
+			break;
+		case '}':
+		case ']':
+			if (depth > 0)
+				depth--;
+			after_colon = false;
+			break;
+		case ':':
+			after_colon = depth == 1;
+			break;
+		default:
+			if (!is_ws(c))
+				after_colon = false;
+			break;
+		}
+	}
+	return *ncuts > 0;
+}
+
+json_t *hl_proto_parse(const char *buf, size_t len, json_error_t *jerr)
+{
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+	struct cut cuts[LONG_MAX_CUTS];
+	int ncuts;
+	char *copy;
+	size_t n = 0, from = 0;
+	json_t *root;
+
+	if (!find_cuts(buf, len, cuts, &ncuts) || !(copy = malloc(len)))
+		return json_loadb(len ? buf : "", len, flags, jerr);
+	for (int k = 0; k < ncuts; k++) {
+		memcpy(copy + n, buf + from, cuts[k].at - from);
+		n += cuts[k].at - from;
+		from = cuts[k].at + cuts[k].len;
+	}
+	memcpy(copy + n, buf + from, len - from);
+	n += len - from;
+	root = json_loadb(copy, n, flags, jerr);
+	free(copy);
+	if (!root || !json_is_object(root))
+		goto slow;
+	for (int k = 0; k < ncuts; k++) {
+		char key[256];
+		json_t *v;
+
+		if (cuts[k].key_len >= sizeof(key))
+			goto slow;
+		memcpy(key, buf + cuts[k].key, cuts[k].key_len);
+		key[cuts[k].key_len] = '\0';
+		v = json_object_get(root, key);
+		/* The member must be there, "" (it was cut), and named
+		 * without a NUL (jansson keys are C strings). */
+		if (!v || !json_is_string(v) || json_string_length(v) != 0 ||
+		    strlen(key) != cuts[k].key_len ||
+		    json_object_set_new_nocheck(
+			    root, key,
+			    json_stringn_nocheck(buf + cuts[k].at, cuts[k].len)) != 0)
+			goto slow;
+	}
+	return root;
+slow:
+	json_decref(root);
+	return json_loadb(buf, len, flags, jerr);
+}
+
 /* Returns true when the len bytes of s all satisfy cs. */
 static bool charset_ok(const char *s, size_t len, enum charset cs)
 {
@@ -779,8 +925,7 @@ int hl_proto_decode(const char *buf, size_t len, size_t max_len,
 
 	/* Without JSON_ALLOW_NUL jansson rejects \u0000; with DECODE_ANY a
 	 * scalar root parses, so it gets not_object rather than bad_json. */
-	root = json_loadb(len ? buf : "", len,
-			  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	root = hl_proto_parse(buf, len, &jerr);
 	if (!root)
 		return fail_parse(err, &jerr);
 	if (!json_is_object(root)) {

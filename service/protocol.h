@@ -369,6 +369,14 @@ json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
 			     const char *message, const char *field);
 
 /*
+ * Parses a frame as json_loadb(buf, len, JSON_REJECT_DUPLICATES |
+ * JSON_DECODE_ANY, jerr) does — the same tree, or NULL with the same error
+ * — but faster for frames carrying long plain strings (see protocol.c).
+ * Exposed for its test. The caller owns the result.
+ */
+json_t *hl_proto_parse(const char *buf, size_t len, json_error_t *jerr);
+
+/*
  * Serialises obj as hl_proto_encode does (compact, insertion order, UTF-8
  * as is), handing the text to put in chunks: for callers that build the
  * bytes in their own buffer (session.c's output). Returns 0, or -1 when obj

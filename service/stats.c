@@ -713,6 +713,7 @@ static void stats_work(uv_work_t *req)
 	sqlite3 *db = NULL;
 	int src;
 
+	hl_thread_background();
 	memset(&st, 0, sizeof(st));
 	/* Its own read-only connection: in WAL mode it reads a consistent
 	 * snapshot while the store's writer commits. Only this thread uses it

@@ -909,6 +909,13 @@ static int configure(sqlite3 *db, int busy_ms, char *err, size_t errlen)
 	rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
+	/* A page cache of up to 64 MiB (SQLite's default is 2 MiB, grown on
+	 * use): a group commit of a few hundred messages dirties a few
+	 * hundred pages, and with the default cache SQLite spilled them to
+	 * the WAL mid-transaction and read evicted index pages back. */
+	rc = sqlite3_exec(db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
 	rc = sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = query_int(db, "PRAGMA foreign_keys", &on);

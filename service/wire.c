@@ -117,7 +117,7 @@ size_t hl_wire_ack(char *buf, size_t cap, const char *type, const char *id,
 
 size_t hl_wire_event(char *buf, size_t cap, int64_t conv_id, int64_t seq,
 		     int64_t at, const char *kind, const char *from,
-		     const void *payload, size_t len,
+		     const void *payload, size_t len, const char *payload_b64,
 		     const unsigned char *chain)
 {
 	struct out o = {.p = buf, .cap = cap};
@@ -132,7 +132,10 @@ size_t hl_wire_event(char *buf, size_t cap, int64_t conv_id, int64_t seq,
 	str(&o, kind);
 	lit(&o, ",\"from\":");
 	str(&o, from);
-	if (len) {
+	if (len && payload_b64) {
+		lit(&o, ",\"payload\":");
+		str(&o, payload_b64);
+	} else if (len) {
 		lit(&o, ",\"payload\":");
 		b64(&o, payload, len);
 	}

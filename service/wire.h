@@ -34,11 +34,13 @@ size_t hl_wire_ack(char *buf, size_t cap, const char *type, const char *id,
  * {"type":"chat.event","conversation":"CONV","seq":SEQ,"at":AT,
  *  "kind":KIND,"from":FROM,"payload":B64(payload),"chain":B64(chain)} —
  * without "payload" when len is 0, without "chain" when chain is NULL.
- * Returns as hl_wire_ack.
+ * payload_b64, when not NULL, is the payload's base64url text (canonical,
+ * as hl_proto_b64_decode accepts it), written as is instead of encoding
+ * the len bytes. Returns as hl_wire_ack.
  */
 size_t hl_wire_event(char *buf, size_t cap, int64_t conv_id, int64_t seq,
 		     int64_t at, const char *kind, const char *from,
-		     const void *payload, size_t len,
+		     const void *payload, size_t len, const char *payload_b64,
 		     const unsigned char *chain);
 
 #endif

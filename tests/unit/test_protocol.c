@@ -927,10 +927,98 @@ static void test_encode_rejects(void **state)
 	json_decref(o);
 }
 
+/* hl_proto_parse (long strings set aside while jansson parses the rest)
+ * gives exactly json_loadb's tree, key order included, or its error with
+ * the same text and position, on frames built around long strings. */
+static void check_parse_same(const char *frame, size_t len)
+{
+	json_error_t e1, e2;
+	json_t *a = hl_proto_parse(frame, len, &e1);
+	json_t *b = json_loadb(len ? frame : "", len,
+			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e2);
+
+	if (!b) {
+		assert_null(a);
+		assert_string_equal(e1.text, e2.text);
+		assert_int_equal(e1.position, e2.position);
+		assert_int_equal(e1.line, e2.line);
+		assert_int_equal(e1.column, e2.column);
+		return;
+	}
+	assert_non_null(a);
+	assert_true(json_equal(a, b));
+	if (json_is_object(a)) {
+		char *da = json_dumps(a, JSON_COMPACT), *db = json_dumps(b, JSON_COMPACT);
+
+		assert_string_equal(da, db);
+		free(da);
+		free(db);
+	}
+	json_decref(a);
+	json_decref(b);
+}
+
+static void test_parse_long_strings_same_as_jansson(void **state)
+{
+	static const char *const shapes[] = {
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"%s\"}",
+		"{\"payload\":\"%s\",\"type\":\"chat.send\",\"id\":\"m1\"}",
+		" \n{ \"payload\" : \"%s\" , \"id\":\"m1\" }\t",
+		"{\"a\":\"%s\",\"b\":\"%s\",\"c\":[\"%s\"],\"d\":{\"e\":\"%s\"}}",
+		"{\"payload\":\"%s\",\"payload\":\"%s\"}",             /* duplicate */
+		"{\"payload\":\"%s\",\"x\":}",                          /* bad after */
+		"{\"payload\":\"%s\",\"x\":1,}",
+		"{\"payload\":\"%s\"",                                   /* unterminated */
+		"{\"payload\":\"%s",
+		"[\"%s\",\"%s\"]",                                       /* not an object */
+		"\"%s\"",
+		"{\"k\":[1,{\"z\":\"%s\"}],\"v\":\"%s\"}",
+		"{\"%s\":\"%s\"}",                                       /* long key */
+		"{\"p\":\"%s\",\"q\":\"%s\",\"r\":\"%s\",\"s\":\"%s\",\"t\":\"%s\","
+		"\"u\":\"%s\",\"v\":\"%s\",\"w\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}",
+		"{\"payload\":\"%s\"} trailing",
+		"{\"payload\":\"%s\",\"n\":\"\\u0041\"}",               /* a backslash */
+		"{\"payload\":\"%s\",\"n\":null,\"t\":true,\"f\":-1.5e3}",
+	};
+	/* Long string bodies: plain, with characters jansson must judge. */
+	static const char *const fills[] = {"A", "-_09az", "caf\xc3\xa9", "\x01",
+					    "\x7f", "\xff", "/", " "};
+	char body[600], frame[8192];
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fills) / sizeof(fills[0]); f++)
+		for (size_t blen = 100; blen <= 520; blen += 70) {
+			size_t fl = strlen(fills[f]), k = 0;
+
+			while (k + fl < blen) {
+				memcpy(body + k, fills[f], fl);
+				k += fl;
+			}
+			body[k] = '\0';
+			for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]);
+			     sh++) {
+				int n;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+				n = snprintf(frame, sizeof(frame), shapes[sh], body,
+					     body, body, body, body, body, body,
+					     body, body, body);
+#pragma GCC diagnostic pop
+				assert_true(n > 0 && (size_t)n < sizeof(frame));
+				check_parse_same(frame, (size_t)n);
+				/* Every prefix of some frames, too. */
+				if (sh == 0 && blen == 170)
+					for (int cut = 0; cut < n; cut += 7)
+						check_parse_same(frame, (size_t)cut);
+			}
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_bad_vectors),
+		cmocka_unit_test(test_parse_long_strings_same_as_jansson),
 		cmocka_unit_test(test_error_message_does_not_echo_input),
 		cmocka_unit_test(test_error_messages),
 		cmocka_unit_test(test_too_large),

@@ -17,6 +17,8 @@
 #include "protocol.h"
 #include "wire.h"
 
+#define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
+
 /* jansson's bytes for obj (consumed). */
 static char *encoded(json_t *obj, size_t *len)
 {
@@ -121,9 +123,31 @@ static void test_event_matches_jansson(void **state)
 			n = hl_wire_event(buf, hl_wire_max(len),
 					  7 + (int64_t)len, (int64_t)len + 1,
 					  1733300000123, "msg", froms[f],
-					  payload, len, c);
+					  payload, len, NULL, c);
 			assert_int_equal(n, want_len);
 			assert_memory_equal(buf, want, n);
+			/* The same with the payload's text relayed as is. */
+			if (len) {
+				size_t tl = sodium_base64_ENCODED_LEN(len, B64);
+				char *text = malloc(tl);
+				unsigned char *back = NULL;
+				size_t blen = 0;
+
+				assert_non_null(text);
+				sodium_bin2base64(text, tl, payload, len, B64);
+				assert_int_equal(hl_proto_b64_decode(text, 65536, &back,
+								     &blen), 0);
+				assert_int_equal(blen, len);
+				free(back);
+				memset(buf, 0, hl_wire_max(len));
+				n = hl_wire_event(buf, hl_wire_max(len),
+						  7 + (int64_t)len, (int64_t)len + 1,
+						  1733300000123, "msg", froms[f],
+						  payload, len, text, c);
+				assert_int_equal(n, want_len);
+				assert_memory_equal(buf, want, n);
+				free(text);
+			}
 			free(want);
 		}
 	{
@@ -135,7 +159,7 @@ static void test_event_matches_jansson(void **state)
 
 		n = hl_wire_event(buf, cap, INT64_MAX, INT64_MAX, INT64_MIN,
 				  "note", "staff:9223372036854775807", payload,
-				  65536, chain);
+				  65536, NULL, chain);
 		assert_int_equal(n, want_len);
 		assert_memory_equal(buf, want, n);
 		free(want);
@@ -157,10 +181,10 @@ static void test_refuses_escapes(void **state)
 					     bad[i], 1, 2, NULL, false),
 				 0);
 		assert_int_equal(hl_wire_event(buf, sizeof(buf), 1, 2, 3,
-					       bad[i], "contact", NULL, 0, NULL),
+					       bad[i], "contact", NULL, 0, NULL, NULL),
 				 0);
 		assert_int_equal(hl_wire_event(buf, sizeof(buf), 1, 2, 3, "msg",
-					       bad[i], NULL, 0, NULL),
+					       bad[i], NULL, 0, NULL, NULL),
 				 0);
 	}
 }
@@ -183,16 +207,50 @@ static void test_too_small(void **state)
 				     chain, false),
 			 n);
 	m = hl_wire_event(buf, sizeof(buf), 1, 2, 3, "msg", "contact", payload,
-			  sizeof(payload), chain);
+			  sizeof(payload), NULL, chain);
 	assert_true(m > 0);
 	for (size_t cap = 0; cap <= m; cap++)
 		assert_int_equal(hl_wire_event(buf, cap, 1, 2, 3, "msg",
 					       "contact", payload,
-					       sizeof(payload), chain),
+					       sizeof(payload), NULL, chain),
 				 0);
 	assert_int_equal(hl_wire_event(buf, m + 1, 1, 2, 3, "msg", "contact",
-				       payload, sizeof(payload), chain),
+				       payload, sizeof(payload), NULL, chain),
 			 m);
+}
+
+/* Relaying a payload's text as received (contact.c) is only the same as
+ * encoding its bytes because the decoder takes canonical text alone:
+ * padding, spare bits set, or characters outside base64url are refused. */
+static void test_decoder_is_canonical(void **state)
+{
+	static const char *const bad[] = {"QR", "QQ==", "QQ=", "Q", "QUJ",
+					  "QUJD=", "QU+D", "QU/D", "QU D",
+					  "QUJDRB", "QUJDRA\n"};
+	unsigned char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = hl_proto_b64_decode(bad[i], 64, &out, &len);
+
+		if (rc == 0) {
+			/* Accepted: then it must be canonical. */
+			size_t tl = sodium_base64_ENCODED_LEN(len, B64);
+			char text[64];
+
+			sodium_bin2base64(text, tl, out, len, B64);
+			assert_string_equal(text, bad[i]);
+			free(out);
+			out = NULL;
+		}
+	}
+	assert_int_equal(hl_proto_b64_decode("QR", 64, &out, &len) == 0, 0);
+	assert_int_equal(hl_proto_b64_decode("QUJDRB", 64, &out, &len) == 0, 0);
+	assert_int_equal(hl_proto_b64_decode("QQ", 64, &out, &len), 0);
+	assert_int_equal(len, 1);
+	assert_int_equal(out[0], 'A');
+	free(out);
 }
 
 int main(void)
@@ -202,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_event_matches_jansson),
 		cmocka_unit_test(test_refuses_escapes),
 		cmocka_unit_test(test_too_small),
+		cmocka_unit_test(test_decoder_is_canonical),
 	};
 
 	if (sodium_init() < 0)
