@@ -1290,6 +1290,11 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 	status = check_migrations(mig, nmig, err, errlen);
 	if (status != 0)
 		return status;
+	/* No allocation statistics: with them SQLite takes a global mutex on
+	 * every malloc (1.5% of the relay's CPU in its profile). Only
+	 * possible before SQLite initialises; later calls (a second store in
+	 * one process) are refused with SQLITE_MISUSE, harmlessly. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	status = create_file(path, err, errlen);
 	if (status != 0)
 		return status;
