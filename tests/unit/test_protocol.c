@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "common.h"
 #include "protocol.h"
@@ -1014,11 +1015,78 @@ static void test_parse_long_strings_same_as_jansson(void **state)
 		}
 }
 
+/* hl_proto_b64_decode accepts exactly what libsodium's base64url (no
+ * padding, nothing ignored) decoder accepts, with the same bytes: random
+ * text over the alphabet plus characters it must refuse, every length to
+ * 700, and every spare-bit pattern of the short tails. */
+static void test_b64_decode_same_as_libsodium(void **state)
+{
+	static const char chars[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		"=+/ .\n";
+	char text[701];
+	unsigned char want[600];
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		size_t tl = (size_t)(round % 700);
+		bool plain = round % 3 != 0;
+		unsigned char *got = NULL;
+		size_t n = 0, wn = 0;
+		int ok, wok;
+
+		for (size_t i = 0; i < tl; i++)
+			text[i] = chars[randombytes_uniform(plain ? 64 : sizeof(chars) - 1)];
+		/* Now and then a single stray character among valid ones. */
+		if (!plain && tl && round % 2)
+			for (size_t i = 0; i < tl; i++)
+				text[i] = chars[randombytes_uniform(64)];
+		if (!plain && tl && round % 2)
+			text[randombytes_uniform((uint32_t)tl)] =
+				chars[64 + randombytes_uniform(sizeof(chars) - 65)];
+		text[tl] = '\0';
+		ok = hl_proto_b64_decode(text, sizeof(want), &got, &n) == 0;
+		wok = tl > 0 &&
+		      sodium_base642bin(want, sizeof(want), text, tl, NULL, &wn,
+					NULL,
+					sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+		      wn > 0;
+		assert_int_equal(ok, wok);
+		if (ok) {
+			assert_int_equal(n, wn);
+			assert_memory_equal(got, want, n);
+			free(got);
+		}
+	}
+	/* The tails: every last character after "QU" and "QUJ". */
+	for (int k = 0; k < 64; k++) {
+		char t2[4] = {'Q', chars[k], 0, 0}, t3[5] = {'Q', 'U', chars[k], 0, 0};
+		char *const ts[] = {t2, t3};
+
+		for (int x = 0; x < 2; x++) {
+			unsigned char *got = NULL;
+			size_t n = 0, wn = 0;
+			int ok = hl_proto_b64_decode(ts[x], 16, &got, &n) == 0;
+			int wok = sodium_base642bin(want, sizeof(want), ts[x],
+						    strlen(ts[x]), NULL, &wn, NULL,
+						    sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0;
+
+			assert_int_equal(ok, wok);
+			if (ok) {
+				assert_int_equal(n, wn);
+				assert_memory_equal(got, want, n);
+				free(got);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_bad_vectors),
 		cmocka_unit_test(test_parse_long_strings_same_as_jansson),
+		cmocka_unit_test(test_b64_decode_same_as_libsodium),
 		cmocka_unit_test(test_error_message_does_not_echo_input),
 		cmocka_unit_test(test_error_messages),
 		cmocka_unit_test(test_too_large),
@@ -1041,5 +1109,7 @@ int main(void)
 		cmocka_unit_test(test_encode_rejects),
 	};
 
+	if (sodium_init() < 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
