@@ -26,6 +26,7 @@
 #include "store.h"
 #include "trust.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -306,7 +307,8 @@ static const char inbox_key_usage[] =
 	"Usage: helplinectl [GLOBAL OPTIONS] inbox-key set KEY [--replace]\n"
 	"       helplinectl [GLOBAL OPTIONS] inbox-key show\n"
 	"Sets or shows the team inbox public key: the X25519 key (32 bytes,\n"
-	"base64url) young people seal out-of-hours messages to. Its secret key\n"
+	"base64url; one that starts with '-' goes after '--': set -- KEY)\n"
+	"young people seal out-of-hours messages to. Its secret key\n"
 	"stays with the staff console; the server never has it. Replacing the\n"
 	"key (--replace) leaves messages sealed to the old one readable only\n"
 	"with the old secret key. helplined reads the key when it starts.\n"
@@ -480,6 +482,21 @@ static int job_failed(struct ctl *c, int status, const char *what)
 
 /* ---- argument parsing --------------------------------------------------- */
 
+/* True for an argument that is surely a base64url value, not a mistyped
+ * option: '-' then 15 or more characters of that alphabet. */
+static bool looks_like_value(const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n < 16 || arg[0] != '-' || arg[1] == '-')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)arg[i]) && arg[i] != '-' &&
+		    arg[i] != '_')
+			return false;
+	return true;
+}
+
 /* Parses a command's options with getopt_long over argv (argv[0] is the
  * command name). Returns the option character, -1 at the end, or '?' after
  * printing a usage error. */
@@ -488,7 +505,22 @@ static int next_opt(struct ctl *c, int argc, char **argv,
 {
 	int ch = getopt_long(argc, argv, ":", opts, NULL);
 
-	if (ch == '?') {
+	const char *value = NULL;
+
+	/* A base64url key or code may well start with '-'; getopt then
+	 * takes it for a cluster of options (and, permuting argv, may name
+	 * another argument), so look for one among the arguments. */
+	for (int i = 1; ch == '?' && !value && i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (looks_like_value(argv[i]))
+			value = argv[i];
+	}
+	if (value) {
+		errorf("%s: '%s' reads as options: a value that starts with "
+		       "'-' goes after '--' (helplinectl %s ... -- %s)",
+		       c->cmd, value, c->cmd, value);
+	} else if (ch == '?') {
 		errorf("%s: unknown option '%s' (see helplinectl %s --help)",
 		       c->cmd, argv[optind - 1], c->cmd);
 	} else if (ch == ':') {

@@ -519,16 +519,23 @@ static int fail(struct hl_proto_error *err, enum hl_err_code code,
 }
 
 /*
- * Returns true when nesting in buf never exceeds HL_PROTO_MAX_DEPTH. It
- * tracks string literals (a backslash skips the next byte) the way
- * jansson's lexer does, so for any prefix jansson accepts, jansson's depth
- * is never deeper than the one counted here; where the two could disagree
- * jansson has already stopped with a syntax error. O(len), no recursion,
- * and it stops at the first byte past the limit.
+ * The shape checks before parsing: nesting never exceeding
+ * HL_PROTO_MAX_DEPTH (HL_ERR_TOO_DEEP), and at most HL_PROTO_MAX_COMMAS
+ * commas between members and elements, all levels together
+ * (HL_ERR_TOO_LARGE: no message type has more than a few dozen fields, and
+ * parsing a supervisor's 9 MB frame of a million keys held the event loop
+ * for seconds). It tracks string literals (a backslash skips the next
+ * byte) the way jansson's lexer does, so for any prefix jansson accepts,
+ * jansson's depth is never deeper than the one counted here; where the two
+ * could disagree jansson has already stopped with a syntax error. O(len),
+ * no recursion; nesting is judged first (it stops at the first byte past
+ * the limit), so a frame too deep is too_deep however many commas it has.
+ * Returns the error code, or HL_ERR__COUNT when the frame passes both.
  */
-static bool depth_ok(const char *buf, size_t len)
+static enum hl_err_code shape_check(const char *buf, size_t len)
 {
 	unsigned depth = 0;
+	size_t commas = 0;
 	bool in_str = false;
 	size_t i;
 
@@ -549,18 +556,21 @@ static bool depth_ok(const char *buf, size_t len)
 		case '[':
 		case '{':
 			if (++depth > HL_PROTO_MAX_DEPTH)
-				return false;
+				return HL_ERR_TOO_DEEP;
 			break;
 		case ']':
 		case '}':
 			if (depth > 0)
 				depth--;
 			break;
+		case ',':
+			commas++;
+			break;
 		default:
 			break;
 		}
 	}
-	return true;
+	return commas > HL_PROTO_MAX_COMMAS ? HL_ERR_TOO_LARGE : HL_ERR__COUNT;
 }
 
 /*
@@ -918,10 +928,18 @@ int hl_proto_decode(const char *buf, size_t len, size_t max_len,
 	if (len > max_len)
 		return fail(err, HL_ERR_TOO_LARGE, NULL,
 			    "frame is larger than %zu bytes", max_len);
-	if (!depth_ok(buf, len))
+	switch (shape_check(buf, len)) {
+	case HL_ERR_TOO_DEEP:
 		return fail(err, HL_ERR_TOO_DEEP, NULL,
 			    "frame nests deeper than %d levels",
 			    HL_PROTO_MAX_DEPTH);
+	case HL_ERR_TOO_LARGE:
+		return fail(err, HL_ERR_TOO_LARGE, NULL,
+			    "frame has more than %d members and elements",
+			    HL_PROTO_MAX_COMMAS + 1);
+	default:
+		break;
+	}
 
 	/* Without JSON_ALLOW_NUL jansson rejects \u0000; with DECODE_ANY a
 	 * scalar root parses, so it gets not_object rather than bad_json. */

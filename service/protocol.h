@@ -11,6 +11,8 @@
 
 /* Max nesting of arrays/objects in a frame; the root object is depth 1. */
 #define HL_PROTO_MAX_DEPTH 16
+/* Commas between members and elements in one message, all levels together. */
+#define HL_PROTO_MAX_COMMAS 256
 /* Max length in bytes of a client request id. */
 #define HL_PROTO_ID_MAX 64
 /* The protocol version this server speaks (hello.version). */
@@ -31,7 +33,7 @@
 enum hl_err_code {
 	HL_ERR_BAD_JSON,        /* "bad_json": not parseable JSON (incl. trailing garbage, NUL escape \u0000, lone surrogates) */
 	HL_ERR_BAD_UTF8,        /* "bad_utf8" */
-	HL_ERR_TOO_LARGE,       /* "too_large": frame over the size limit passed to decode */
+	HL_ERR_TOO_LARGE,       /* "too_large": frame over the size limit passed to decode, or over HL_PROTO_MAX_COMMAS */
 	HL_ERR_TOO_DEEP,        /* "too_deep": nesting over HL_PROTO_MAX_DEPTH (pre-scan before parsing: O(n), no recursion) */
 	HL_ERR_NOT_OBJECT,      /* "not_object": root is not a JSON object */
 	HL_ERR_DUPLICATE_KEY,   /* "duplicate_key" */

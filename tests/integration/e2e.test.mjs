@@ -57,7 +57,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
   initOrg(dir);
   // The team inbox key pair: the secret stays with the staff console.
   const team = sodium.crypto_box_keypair();
-  ctl(fakeSrv, 'inbox-key', 'set', E.b64(team.publicKey));
+  ctl(fakeSrv, 'inbox-key', 'set', '--', E.b64(team.publicKey));
   // Counsellors take chats themselves here (no automatic offers), so each
   // step knows who holds which chat.
   const ini = join(dir, 'e2e.ini');

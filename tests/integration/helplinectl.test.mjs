@@ -94,6 +94,8 @@ test('usage errors exit 2 with a one-line message', () => {
       [['--db', db, 'disable'], /disable: missing argument/],
       [['--db', db, 'disable', 'a', 'b'], /unexpected argument 'b'/],
       [['--db', db, 'list-staff', '--nope'], /list-staff: unknown option '--nope'/],
+      // A base64url key starting with '-' is named, with the way out.
+      [['--db', db, 'inbox-key', 'set', '-rwdNBRD06X4B5dOiJzXAz9iUtlzktbaK9T9tUXW7Xw'], /inbox-key: '-rwdNBRD06X4B5dOiJzXAz9iUtlzktbaK9T9tUXW7Xw' reads as options: a value that starts with '-' goes after '--'/],
       [['--db', db, 'init'], /--root-key-out FILE is required/],
       [['--db', db, 'create-staff', 'zed'], /--role counsellor\|supervisor is required/],
       [['--db', db, 'create-staff', 'zed', '--role', 'admin'], /--role must be/],

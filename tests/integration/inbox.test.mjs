@@ -43,8 +43,8 @@ test('leave a message out of hours, a counsellor answers, the young person reads
     // Set the team key (its secret stays with the console) and restart.
     const team = crypto.generateKeyPairSync('x25519');
     const teamPk = b64(rawPub(team.publicKey));
-    assert.match(ctl(srv, 'inbox-key', 'set', teamPk), /inbox key set/);
-    assert.throws(() => ctl(srv, 'inbox-key', 'set', teamPk), /already/);
+    assert.match(ctl(srv, 'inbox-key', 'set', '--', teamPk), /inbox key set/);
+    assert.throws(() => ctl(srv, 'inbox-key', 'set', '--', teamPk), /already/);
     assert.equal(ctl(srv, 'inbox-key', 'show').trim(), teamPk);
     await srv.stop();
     srv = await startServer({ dir });

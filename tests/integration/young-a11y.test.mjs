@@ -191,7 +191,7 @@ test('closed: welcome, leave a message and read a reply are accessible, at 1280 
   const sodium = await E.ready();
   const team = sodium.crypto_box_keypair();
   const today = new Date().toISOString().slice(0, 10);
-  const srv = await daemon(`[hours]\ntimezone = UTC\nexceptions = ${today} closed\n`, (dir) => ctl({ dir }, 'inbox-key', 'set', E.b64(team.publicKey)));
+  const srv = await daemon(`[hours]\ntimezone = UTC\nexceptions = ${today} closed\n`, (dir) => ctl({ dir }, 'inbox-key', 'set', '--', E.b64(team.publicKey)));
   const browser = await launch();
   const problems = [];
   let staff = null;

@@ -182,7 +182,7 @@ test('closed: the young person leaves a message with a return code and reads the
   const sodium = await E.ready();
   const team = sodium.crypto_box_keypair();
   const today = new Date().toISOString().slice(0, 10);
-  const srv = await daemon(`[hours]\ntimezone = UTC\nexceptions = ${today} closed\n`, (dir) => ctl({ dir }, 'inbox-key', 'set', E.b64(team.publicKey)));
+  const srv = await daemon(`[hours]\ntimezone = UTC\nexceptions = ${today} closed\n`, (dir) => ctl({ dir }, 'inbox-key', 'set', '--', E.b64(team.publicKey)));
   const browser = await launch();
   let staff = null;
   try {

@@ -312,6 +312,52 @@ static void test_too_large(void **state)
 	free(big);
 }
 
+/* At most HL_PROTO_MAX_COMMAS commas between members and elements, all
+ * levels together, counted before parsing; commas inside strings do not
+ * count, and nesting is judged first. */
+static void test_too_many_members(void **state)
+{
+	char frame[8192];
+	struct hl_msg m;
+	struct hl_proto_error e;
+	size_t n;
+
+	(void)state;
+	for (int extra = HL_PROTO_MAX_COMMAS - 2; extra <= HL_PROTO_MAX_COMMAS;
+	     extra++) {
+		/* 2 commas of type/id/first key, then extra more. */
+		n = (size_t)snprintf(frame, sizeof(frame),
+				     "{\"type\":\"ping\",\"id\":\"q\",\"k0\":0");
+		for (int i = 1; i <= extra - 1; i++)
+			n += (size_t)snprintf(frame + n, sizeof(frame) - n,
+					      ",\"k%d\":0", i);
+		n += (size_t)snprintf(frame + n, sizeof(frame) - n, "}");
+		assert_int_equal(hl_proto_decode(frame, n, MAX, &m, &e), HL_EINVAL);
+		/* 2 + (extra - 1) commas: at the cap the keys are parsed (and
+		 * refused as unknown), one more and the frame is not parsed. */
+		assert_string_equal(hl_err_code_name(e.code),
+				    extra + 1 <= HL_PROTO_MAX_COMMAS ? "unknown_field"
+								      : "too_large");
+		if (e.code == HL_ERR_TOO_LARGE)
+			assert_string_equal(e.id, "");
+	}
+	/* Commas inside a string are text. */
+	n = (size_t)snprintf(frame, sizeof(frame), "{\"type\":\"ping\",\"id\":\"c\",\"x\":\"");
+	memset(frame + n, ',', 1000);
+	n += 1000;
+	n += (size_t)snprintf(frame + n, sizeof(frame) - n, "\"}");
+	assert_int_equal(hl_proto_decode(frame, n, MAX, &m, &e), HL_EINVAL);
+	assert_string_equal(hl_err_code_name(e.code), "unknown_field");
+	/* Too deep wins over too many. */
+	n = 0;
+	for (int i = 0; i < 20; i++)
+		frame[n++] = '[';
+	memset(frame + n, ',', 400);
+	n += 400;
+	assert_int_equal(hl_proto_decode(frame, n, MAX, &m, &e), HL_EINVAL);
+	assert_string_equal(hl_err_code_name(e.code), "too_deep");
+}
+
 /* ---- hostile shapes ------------------------------------------------- */
 
 /* Builds n copies of unit followed by tail into a malloc'd buffer. */
@@ -368,9 +414,14 @@ static void test_deep_nesting_100k(void **state)
 		free(q);
 	}
 
-	/* A long but shallow frame is scanned fully and parsed. */
+	/* A long but shallow frame is scanned fully: 300,000 elements are
+	 * too many to parse; 200 are parsed (and not an object). */
 	p = repeat(",[]", 300000, "]", &len);
 	p[0] = '[';  /* "[[],[],...,[]]" */
+	expect_code(p, len, SIZE_MAX, HL_ERR_TOO_LARGE);
+	free(p);
+	p = repeat(",[]", 200, "]", &len);
+	p[0] = '[';
 	expect_code(p, len, SIZE_MAX, HL_ERR_NOT_OBJECT);
 	free(p);
 
@@ -403,19 +454,30 @@ static void test_many_keys(void **state)
 
 	(void)state;
 	assert_non_null(buf);
-	/* ~60 KB of small distinct keys after a valid header. */
+	/* ~60 KB of small distinct keys after a valid header: refused by
+	 * their number before parsing. */
 	len = (size_t)sprintf(buf, "{\"type\":\"ping\",\"id\":\"k\"");
 	for (i = 0; len < 60000; i++, keys++)
 		len += (size_t)sprintf(buf + len, ",\"k%zu\":0", i);
 	buf[len++] = '}';
 	assert_true(keys > 5000);
+	expect_code(buf, len, MAX, HL_ERR_TOO_LARGE);
+
+	/* As many as may be parsed: the first unknown one is named. */
+	len = (size_t)sprintf(buf, "{\"type\":\"ping\",\"id\":\"k\"");
+	for (i = 0; i < HL_PROTO_MAX_COMMAS - 2; i++)
+		len += (size_t)sprintf(buf + len, ",\"k%zu\":0", i);
+	buf[len++] = '}';
 	assert_int_equal(hl_proto_decode(buf, len, MAX, &m, &e), HL_EINVAL);
 	assert_int_equal(e.code, HL_ERR_UNKNOWN_FIELD);
 	assert_string_equal(e.field, "k0");  /* the first, in frame order */
 	assert_string_equal(e.id, "k");
 
-	/* The same with a duplicate as the very last key. */
-	len--;
+	/* The same with a duplicate as the very last key (one key fewer, to
+	 * stay within the count). */
+	len = (size_t)sprintf(buf, "{\"type\":\"ping\",\"id\":\"k\"");
+	for (i = 0; i < HL_PROTO_MAX_COMMAS - 3; i++)
+		len += (size_t)sprintf(buf + len, ",\"k%zu\":0", i);
 	len += (size_t)sprintf(buf + len, ",\"k7\":0}");
 	expect_code(buf, len, MAX, HL_ERR_DUPLICATE_KEY);
 
@@ -1090,6 +1152,7 @@ int main(void)
 		cmocka_unit_test(test_error_message_does_not_echo_input),
 		cmocka_unit_test(test_error_messages),
 		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_too_many_members),
 		cmocka_unit_test(test_deep_nesting_100k),
 		cmocka_unit_test(test_depth_ignores_strings),
 		cmocka_unit_test(test_many_keys),
