@@ -144,9 +144,17 @@ static bool authorised(struct hl_session *s, const struct route *r,
 	else if (r->need == NEED_SUPER)
 		want = HL_STAFF_ADMIN | HL_STAFF_SUPERVISOR;
 	if (want && !(st->row.roles & want)) {
+		char detail[96];
+
 		hl_warn("auth.forbidden", "conn=%s staff=%lld type=%s",
 			s->id_str, (long long)s->staff_id,
 			hl_msg_type_name(m->type));
+		/* Staff reaching for another role's operations are audited,
+		 * not only logged (at most ws.rate rows a second a socket). */
+		snprintf(detail, sizeof(detail),
+			 "{\"request\":\"%s\",\"error\":\"forbidden\"}",
+			 hl_msg_type_name(m->type));
+		hl_escalation_audit(s->srv, s->staff_id, "auth.forbidden", detail);
 		hl_session_error(s, m->id, HL_ERR_FORBIDDEN,
 				 "your role does not allow this", "type");
 		return false;

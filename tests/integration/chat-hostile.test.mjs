@@ -30,7 +30,8 @@ test('bad input gets a specific error and changes nothing', async () => {
     await awaitStepMargin(15);
     const [hal, ivy] = [await enrolled(srv, 'hal', 'counsellor'), await enrolled(srv, 'ivy', 'counsellor')];
     await awaitStepMargin(8);
-    const { ws: h } = await login(srv, hal);
+    const { ws: h, reply: hReply } = await login(srv, hal);
+    const halId = hReply.staff.id;
     const { ws: i } = await login(srv, ivy);
     // Two young people; Hal takes the first (pull: queue.take), Ivy the second.
     const y1 = await greeted(srv.port);
@@ -76,6 +77,15 @@ test('bad input gets a specific error and changes nothing', async () => {
     await expect(h, { type: 'chat.join', conversation: s2.conversation }, 'forbidden');
     await expect(h, { type: 'queue.watch', on: 1 }, 'forbidden');
     await expect(h, { type: 'stats.get', from: 0, to: 1, by: 'day' }, 'forbidden');
+    // The refusals of another's chat and of supervisor operations are in
+    // the audit chain, with who and what.
+    const q = (sql) => execFileSync('sqlite3', [join(dir, 'helpline.db'), sql], { encoding: 'utf8' }).trim();
+    for (let t = 0; t < 50 && q("SELECT count(*) FROM audit WHERE action='auth.forbidden'") !== '2'; t++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(q(`SELECT group_concat(actor || ' ' || detail, ';') FROM (SELECT actor, detail FROM audit WHERE action IN ('auth.forbidden', 'escalation.refused') ORDER BY seq)`),
+      [`${halId} {"request":"chat.sync","conversation":${s2.conversation},"error":"forbidden"}`,
+        `${halId} {"request":"chat.join","error":"forbidden"}`,
+        `${halId} {"request":"queue.watch","error":"forbidden"}`,
+        `${halId} {"request":"stats.get","error":"forbidden"}`].join(';'));
     // A stale or foreign resume secret on a fresh socket.
     const z = await greeted(srv.port);
     await expect(z, { type: 'contact.resume', resume: 'A'.repeat(43), last_seq: 0 }, 'auth_failed');
