@@ -1030,6 +1030,17 @@ static void to_contact(struct hl_conv_live *v, json_t *obj,
  * supervisor third party. from_staff is the sending staff id, 0 when the
  * young person or the system sent it; from_contact marks the young person.
  */
+/* Sends a staff view of an event: its text (n bytes), or the tree when
+ * the text could not be written. */
+static void to_staff(struct hl_contacts *c, int64_t staff_id, const char *text,
+		     size_t n, const json_t *ev)
+{
+	if (n)
+		hl_auth_send_staff_text(&c->srv->auth, staff_id, text, n);
+	else
+		hl_auth_send_staff(&c->srv->auth, staff_id, ev);
+}
+
 static void fan_out_text(struct hl_contacts *c, struct hl_conv_live *v,
 			 const struct hl_event_result *res, const char *kind,
 			 const char *sender, const void *payload, size_t len,
@@ -1068,16 +1079,10 @@ static void fan_out_text(struct hl_contacts *c, struct hl_conv_live *v,
 		ev = n ? NULL
 		       : event_json(v->id, res->seq, res->at, kind, sender,
 				    payload, len, res->chain, false);
-		if (to_counsellor && n)
-			hl_auth_send_staff_text(&c->srv->auth, v->counsellor_id,
-						buf, n);
-		else if (to_counsellor)
-			hl_auth_send_staff(&c->srv->auth, v->counsellor_id, ev);
-		if (to_supervisor && n)
-			hl_auth_send_staff_text(&c->srv->auth, v->supervisor_id,
-						buf, n);
-		else if (to_supervisor)
-			hl_auth_send_staff(&c->srv->auth, v->supervisor_id, ev);
+		if (to_counsellor)
+			to_staff(c, v->counsellor_id, buf, n, ev);
+		if (to_supervisor)
+			to_staff(c, v->supervisor_id, buf, n, ev);
 		json_decref(ev);
 	}
 	if (buf != small)
