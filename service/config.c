@@ -47,6 +47,7 @@ enum key_kind {
 	KIND_ORIGINS, /* allowed_origins list */
 	KIND_CHOICE,  /* int field, one of the words in choices (1, 2, ...) */
 	KIND_HOURS,   /* char[] field checked by hours.c (schedule or zone) */
+	KIND_NETS,    /* struct hl_nets field (addrlimit.c parses) */
 };
 
 /* One configuration key: where it lives in the file and in the struct. */
@@ -83,6 +84,8 @@ static int set_key(const struct key_def *k, struct hl_config *cfg,
 		   const char *value, char *why, size_t whylen);
 static int set_metrics_listen(const struct key_def *k, struct hl_config *cfg,
 			      const char *value, char *why, size_t whylen);
+static int set_nets(const struct key_def *k, struct hl_config *cfg,
+		    const char *value, char *why, size_t whylen);
 
 #define FIELD(f) \
 	offsetof(struct hl_config, f), sizeof(((struct hl_config *)0)->f)
@@ -94,6 +97,10 @@ static const struct key_def keys[] = {
 	{"server", "state_dir", KIND_PATH, 0, 0, FIELD(state_dir), set_path, NULL},
 	{"server", "max_connections", KIND_INT, 1, 1000000,
 	 FIELD(max_connections), set_int, NULL},
+	{"server", "max_connections_per_address", KIND_INT, 0, 1000000,
+	 FIELD(max_connections_per_address), set_int, NULL},
+	{"server", "uncounted_addresses", KIND_NETS, 0, 0,
+	 FIELD(uncounted_addresses), set_nets, NULL},
 	{"store", "db", KIND_PATH, 0, 0, FIELD(db_path), set_path, NULL},
 	{"store", "batch_max", KIND_INT, 1, 100000, FIELD(store_batch_max),
 	 set_int, NULL},
@@ -762,6 +769,17 @@ static int parse_origin(const char *s, size_t len, char *out, size_t outlen,
 	return HL_OK;
 }
 
+static int set_nets(const struct key_def *k, struct hl_config *cfg,
+		    const char *value, char *why, size_t whylen)
+{
+	struct hl_nets nets;
+
+	if (hl_nets_parse(value, &nets, why, whylen) != 0)
+		return HL_EINVAL;
+	memcpy((char *)cfg + k->offset, &nets, sizeof(nets));
+	return HL_OK;
+}
+
 /* Adds origin to list unless present. Returns 0 or HL_EFULL. */
 static int add_origin(char (*list)[HL_CONFIG_ORIGIN_MAX], int *count,
 		      const char *origin)
@@ -1157,6 +1175,8 @@ void hl_config_defaults(struct hl_config *cfg)
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s",
 		 HL_DEFAULT_STATE_DIR);
 	cfg->max_connections = 19000;
+	cfg->max_connections_per_address = 64;
+	hl_nets_parse("127.0.0.0/8, ::1", &cfg->uncounted_addresses, NULL, 0);
 	cfg->store_batch_max = 4096;
 	cfg->store_queue_max = 100000;
 	cfg->ws_max_message = 65536;

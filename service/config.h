@@ -2,6 +2,8 @@
 #ifndef HL_CONFIG_H
 #define HL_CONFIG_H
 
+#include "addrlimit.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,13 @@ struct hl_config {
 	char state_dir[HL_CONFIG_PATH_MAX];
 	/* [server] max_connections: 1..1000000; default 19000. */
 	int max_connections;
+	/* [server] max_connections_per_address: WebSockets one address (an
+	 * IPv6 /64) may hold at once; 0..1000000, 0 = no cap; default 64. */
+	int max_connections_per_address;
+	/* [server] uncounted_addresses: addresses and prefixes never counted
+	 * per address (a reverse proxy's); "none" or up to 16; default
+	 * "127.0.0.0/8, ::1". */
+	struct hl_nets uncounted_addresses;
 
 	/* [store] db: SQLite file; default "<state_dir>/helpline.db" (empty
 	 * here means "use the default", resolved by hl_config_db_path). */

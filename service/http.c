@@ -181,6 +181,17 @@ size_t hl_http_pss_size(void)
 	return sizeof(struct http_pss);
 }
 
+int hl_http_peer(struct lws *wsi, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof(*ss);
+	lws_sockfd_type fd = lws_get_socket_fd(wsi);
+
+	memset(ss, 0, sizeof(*ss));
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)ss, &len) != 0)
+		return -1;
+	return 0;
+}
+
 static struct hl_server *server_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
@@ -235,6 +246,25 @@ static int confirm_upgrade(struct lws *wsi, struct hl_server *srv)
 		respond_text(wsi, 503, "Helpline is very busy. Please try again "
 				       "in a minute.\n");
 		return 1;
+	}
+	{
+		struct sockaddr_storage peer;
+
+		if (hl_http_peer(wsi, &peer) == 0 &&
+		    !hl_addrlimit_allows(&srv->addrs,
+					 (const struct sockaddr *)&peer,
+					 hl_now_ms() / 1000)) {
+			srv->metrics.upgrades_refused++;
+			srv->metrics.upgrades_refused_address++;
+			/* Never the address, nor its hash: a count only. */
+			hl_warn("http.upgrade_refused", "why=per_address cap=%d",
+				srv->addrs.limit);
+			respond_text(wsi, 503,
+				     "Too many connections from your network "
+				     "at once. Please close another Helpline "
+				     "tab or try again in a minute.\n");
+			return 1;
+		}
 	}
 	return 0;
 

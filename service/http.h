@@ -1,14 +1,20 @@
 /* http.h: owns plain HTTP on the service port: static files from web_root
  * with security headers, /healthz, /metrics, and the WebSocket upgrade gate
- * (path, subprotocol, staff Origin allowlist, capacity). */
+ * (path, subprotocol, staff Origin allowlist, capacity, per-address cap). */
 #ifndef HL_HTTP_H
 #define HL_HTTP_H
 
 #include <libwebsockets.h>
+#include <sys/socket.h>
 
 /* The lws callback for protocols[0] ("http"). user is unused. */
 int hl_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		     void *user, void *in, size_t len);
+
+/* Writes the peer address of wsi's socket into ss (for the per-address
+ * cap, addrlimit.h; never logged or stored). Returns 0, or -1 when there
+ * is none. */
+int hl_http_peer(struct lws *wsi, struct sockaddr_storage *ss);
 
 /* The per-session data size protocols[0] must declare. */
 size_t hl_http_pss_size(void);

@@ -349,7 +349,11 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 		    close_names[i], m->closes[i]);
 	one(&o, "helpline_ws_upgrades_refused_total", "counter",
 	    "WebSocket upgrades refused (wrong path, subprotocol, origin, "
-	    "capacity, shutdown).", m->upgrades_refused);
+	    "capacity, per-address cap, shutdown).", m->upgrades_refused);
+	one(&o, "helpline_ws_upgrades_refused_per_address_total", "counter",
+	    "WebSocket upgrades refused because one address (an IPv6 /64) "
+	    "held server.max_connections_per_address.",
+	    m->upgrades_refused_address);
 	one(&o, "helpline_ws_messages_received_total", "counter",
 	    "Complete WebSocket messages received.", m->frames_in);
 	one(&o, "helpline_ws_messages_sent_total", "counter",

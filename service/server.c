@@ -87,6 +87,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 						 : HL_ROLE_CONTACT);
 		if (!shim->s)
 			return -1;
+		{
+			struct sockaddr_storage peer;
+
+			if (hl_http_peer(wsi, &peer) == 0)
+				shim->s->addr_tag = hl_addrlimit_acquire(
+					&srv->addrs,
+					(const struct sockaddr *)&peer,
+					hl_now_ms() / 1000);
+		}
 		hl_info("conn.open", "conn=%s role=%s", shim->s->id_str,
 			hl_role_name(shim->s->role));
 		return 0;
@@ -113,6 +122,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED:
 		if (shim->s) {
 			hl_info("conn.closed", "conn=%s", shim->s->id_str);
+			hl_addrlimit_release(&lws_to_srv(wsi)->addrs,
+					     shim->s->addr_tag);
+			shim->s->addr_tag = 0;
 			hl_auth_on_closed(&lws_to_srv(wsi)->auth, shim->s);
 			hl_contacts_on_closed(&lws_to_srv(wsi)->contacts, shim->s);
 			hl_session_on_closed(shim->s);
@@ -501,6 +513,14 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 			return rc;
 		}
 	}
+	rc = hl_addrlimit_init(&srv->addrs, srv->cfg.max_connections_per_address,
+			       srv->cfg.max_connections,
+			       &srv->cfg.uncounted_addresses);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot allocate the per-address "
+			"connection table\n");
+		return rc;
+	}
 	rc = hl_hours_init(&srv->hours, &srv->cfg, err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "helplined: %s\n", err);
@@ -722,6 +742,7 @@ void hl_server_free(struct hl_server *srv)
 		hl_warn("server.loop_not_closed", "status=busy");
 	hl_auth_free(&srv->auth);
 	hl_contacts_free(&srv->contacts);
+	hl_addrlimit_free(&srv->addrs);
 	if (srv->inbox_ready)
 		hl_inbox_free(&srv->inbox);
 	hl_trust_free(&srv->trust);

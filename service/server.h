@@ -80,6 +80,7 @@ struct hl_server {
 	int stats_inflight;              /* stats.get queries on the threadpool */
 	struct hl_metrics metrics;       /* counters */
 	struct hl_retention retention;   /* the purge timer (retention.h) */
+	struct hl_addrlimit addrs;       /* per-address connection counts */
 	struct hl_session *sessions;     /* live WebSocket sessions (list) */
 	struct hl_session *flush_head;   /* sessions with output to send */
 	uv_check_t flush_check;          /* sends it after each poll (session.c) */

@@ -36,6 +36,7 @@ struct hl_session {
 	enum hl_role role;
 	bool greeted;               /* hello accepted */
 	int refs;                   /* in-flight work holding the session */
+	uint64_t addr_tag;          /* its per-address count (addrlimit.h), or 0 */
 
 	unsigned char *rx;          /* reassembly buffer for a fragmented message */
 	size_t rx_len, rx_cap;

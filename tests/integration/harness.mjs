@@ -11,6 +11,9 @@ import WebSocket from 'ws';
 export const HELPLINED = process.env.HELPLINED;
 export const WEB_ROOT = process.env.HL_WEB_ROOT;
 if (!HELPLINED) throw new Error('HELPLINED must name the helplined binary (ctest sets it)');
+// HL_TEST_SLOW multiplies the harness's default waits (ops/valgrind.sh runs
+// the daemon under valgrind, some 20 times slower).
+export const SLOW = Math.max(1, Number(process.env.HL_TEST_SLOW ?? 1) || 1);
 
 // Tests of the relay itself send opaque payloads, so unless opts.envelopes
 // is 'strict' (the daemon's default, what the end-to-end tests use) the
@@ -42,7 +45,7 @@ export async function startServer(opts = {}) {
   proc.stdout.on('data', (d) => { srv.stdout += d; });
   srv.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`helplined did not start:\n${srv.stderr}`)), 15000);
+    const timer = setTimeout(() => reject(new Error(`helplined did not start:\n${srv.stderr}`)), 15000 * SLOW);
     proc.stderr.on('data', (d) => {
       srv.stderr += d;
       const m = /server\.listening url=http:\/\/\S+?:(\d+)\//.exec(srv.stderr);
@@ -97,7 +100,7 @@ export function connect(port, protocol = 'helpline.contact.v1', options = {}) {
 }
 
 // Resolves the next message from ws (or rejects after ms).
-export function next(ws, ms = 5000) {
+export function next(ws, ms = 5000 * SLOW) {
   if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('no message within ' + ms + ' ms')), ms);
@@ -116,7 +119,7 @@ let ids = 0;
  * Polls fn (sync or async) every `every` ms until it returns something
  * truthy, and returns that; fails naming `what` after ms.
  */
-export async function until(fn, what, ms = 15000, every = 50) {
+export async function until(fn, what, ms = 15000 * SLOW, every = 50) {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

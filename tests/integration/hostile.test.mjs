@@ -470,6 +470,41 @@ test('a connection flood: extras beyond server.max_connections get 503, those op
   });
 });
 
+// Item 36, per address: one address (here 127.0.0.77; only 127.0.0.1 is
+// uncounted) holds at most server.max_connections_per_address.
+
+test('a connection flood from one address: beyond max_connections_per_address it gets 503, other addresses and its open connections are unaffected, nothing logs the address', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-addrcap-'));
+  writeFileSync(join(dir, 'cap.ini'), '[server]\nmax_connections_per_address = 3\nuncounted_addresses = 127.0.0.1\n');
+  await withDaemon({ dir, args: ['--config', join(dir, 'cap.ini')], logLevel: 'debug' }, async (srv) => {
+    const from = (localAddress) => ({ localAddress });
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await greeted(srv.port, undefined, from('127.0.0.77')));
+    const refused = await Promise.all(Array.from({ length: 10 }, () =>
+      connect(srv.port, undefined, from('127.0.0.77')).then((ws) => { ws.close(); return 'open'; }, (e) => `${e.status} ${e.body}`)));
+    assert.equal(new Set(refused).size, 1, JSON.stringify(refused));
+    assert.match(refused[0], /^503 Too many connections from your network/);
+    // Staff from the same address count too.
+    await assert.rejects(connect(srv.port, 'helpline.staff.v1', { localAddress: '127.0.0.77', origin: origin(srv) }), (e) => e.status === 503);
+    // Other addresses: a neighbour, and the uncounted proxy address.
+    const others = [await greeted(srv.port, undefined, from('127.0.0.78'))];
+    for (let i = 0; i < 5; i++) others.push(await greeted(srv.port, undefined, from('127.0.0.1')));
+    for (const ws of [...held, ...others]) assert.ok(await pingMs(ws) < 2000);
+    const m = (await httpGet(srv.port, '/metrics')).body;
+    assert.match(m, /^helpline_ws_upgrades_refused_per_address_total 11$/m);
+    // A freed slot is the address's again.
+    held.pop().close();
+    let again;
+    for (let i = 0; i < 40 && !again; i++) again = await greeted(srv.port, undefined, from('127.0.0.77')).catch(() => sleep(100).then(() => null));
+    assert.ok(again, 'a freed slot is taken again');
+    await assert.rejects(connect(srv.port, undefined, from('127.0.0.77')), (e) => e.status === 503);
+    for (const ws of [again, ...held, ...others]) ws.close();
+    await sleep(200);
+    assert.match(srv.stderr, /http\.upgrade_refused why=per_address cap=3/);
+    assert.doesNotMatch(srv.stderr, /127\.0\.0\.7[78]/);
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Item 43: return-code guessing; item 23: no pre-login token; item 20: idle
 // expiry. One daemon with auth.session_idle at its minimum (60 s).

@@ -36,9 +36,9 @@ function replaceOnce(text, from, to) {
 }
 
 // Renders the shipped site file for loopback and starts nginx with it.
-async function startNginx(dir, upstreamPort) {
+async function startNginx(dir, upstreamPort, edit = (text) => text) {
   const [tls, plain] = [await freePort(), await freePort()];
-  let site = SITE;
+  let site = edit(SITE);
   site = replaceOnce(site, 'listen 80;', `listen 127.0.0.1:${plain};`);
   site = replaceOnce(site, '    listen [::]:80;\n', '');
   site = replaceOnce(site, 'listen 443 ssl http2;', `listen 127.0.0.1:${tls} ssl http2;`);
@@ -196,6 +196,40 @@ test('through nginx with TLS: the pages, /healthz, a young person\'s contact.sta
     const rest = stderr.split('\n').filter((l) => !/ (server|metrics)\.listening /.test(l)).join('\n');
     for (const bit of ['127.0.0.1', '203.0.113.7', '::1', 'localhost', 'TestBrowser'])
       assert.ok(!rest.includes(bit), `the daemon logged ${bit}`);
+  } finally {
+    await ngx?.stop();
+    await srv.stop();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('through nginx: one client address holds at most limit_conn WebSockets (503 beyond), the daemon does not count the proxy, and nothing logs the address', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-proxy-'));
+  // The daemon's own per-address cap is 2: the proxy's address is uncounted
+  // by default, so only nginx's limit (3 here, 64 as shipped) applies.
+  writeFileSync(join(dir, 'cap.ini'), '[server]\nmax_connections_per_address = 2\n');
+  const srv = await startServer({ args: ['--config', join(dir, 'cap.ini')] });
+  let ngx;
+  const open = [];
+  try {
+    const ca = makeCert(dir);
+    ngx = await startNginx(dir, srv.port, (text) => replaceOnce(text, 'limit_conn helpline_ws_addr 64;', 'limit_conn helpline_ws_addr 3;'));
+    for (let i = 0; i < 3; i++) open.push(await openWs(ngx.tls, ca));
+    await assert.rejects(openWs(ngx.tls, ca), /503/);
+    open.pop().close();
+    let again;
+    for (let i = 0; i < 40 && !again; i++) again = await openWs(ngx.tls, ca).catch(() => new Promise((r) => setTimeout(() => r(null), 100)));
+    assert.ok(again, 'a freed slot is taken again');
+    open.push(again);
+    for (const ws of open) ws.close();
+    await ngx.stop();
+    ngx = null;
+    for (const f of ['site-error.log', 'error.log'])
+      assert.ok(!readFileSync(join(dir, f), 'utf8').includes('127.0.0.1'), `${f} names the client`);
+    const { code, stderr } = await srv.stop();
+    assert.equal(code, 0);
+    assert.doesNotMatch(stderr, /why=per_address/);
   } finally {
     await ngx?.stop();
     await srv.stop();

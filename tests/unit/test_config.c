@@ -67,6 +67,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.web_root, HL_DEFAULT_WEB_ROOT);
 	assert_string_equal(cfg.state_dir, "/var/lib/helpline");
 	assert_int_equal(cfg.max_connections, 19000);
+	assert_int_equal(cfg.max_connections_per_address, 64);
+	assert_int_equal(cfg.uncounted_addresses.count, 2);
+	assert_int_equal(cfg.uncounted_addresses.net[0].prefix, 8);
+	assert_int_equal(cfg.uncounted_addresses.net[1].prefix, 128);
 	assert_string_equal(cfg.db_path, "");
 	assert_int_equal(cfg.store_batch_max, 4096);
 	assert_int_equal(cfg.store_queue_max, 100000);
@@ -247,6 +251,12 @@ static const struct bad bad_values[] = {
 	{"ws", "max_message", "", "from 256 to 1048576"},
 	{"ws", "max_message", "99999999999999999999", "from 256 to"},
 	{"ws", "max_message", "9999999999999999k", "from 256 to 1048576"},
+	{"server", "max_connections_per_address", "-1", "from 0 to 1000000"},
+	{"server", "max_connections_per_address", "lots", "from 0 to 1000000"},
+	{"server", "uncounted_addresses", "", "such as"},
+	{"server", "uncounted_addresses", "localhost", "IPv4 or IPv6 address"},
+	{"server", "uncounted_addresses", "10.0.0.0/33", "prefix length 0..32"},
+	{"server", "uncounted_addresses", "::1/200", "prefix length 0..128"},
 	{"ws", "outq_max", "4095", "from 4096 to 67108864"},
 	{"ws", "outq_max", "65m", "from 4096 to 67108864"},
 	{"ws", "outq_max", "lots", "from 4096 to 67108864"},
