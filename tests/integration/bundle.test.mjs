@@ -110,7 +110,25 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     const esc = await A.client.raiseEscalation(conv, 'sextortion_threat', 'immediate');
     const claimed = await S.client.claimEscalation(esc.escalation);
     assert.equal(claimed.state, 'claimed');
+    // Catalogue item 31: an escalation's keys go to the claimer's supervisor
+    // devices only. Real wraps (sealed to each device's key, signed by A's)
+    // to the counsellor's own device, to a supervisor who did not claim it,
+    // to no device, or signed as from another's device, are refused and
+    // store nothing; then the wrap to the claimer is taken.
+    const wrapCount = () => sqlJson(dir, 'SELECT count(*) AS n FROM key_wrap')[0].n;
+    const before = wrapCount();
+    const dev = (c) => ({ id: c.device.id, cert: c.device.cert, keys: c.device.keys });
+    const refusedWrap = (to, escalation, code) => assert.rejects(sA.wrapTo(conv, [to], escalation), (e) => e.code === code, JSON.stringify(to.id));
+    await refusedWrap(dev(A), esc.escalation, 'forbidden');
+    await refusedWrap(dev(S2), esc.escalation, 'forbidden');
+    await refusedWrap({ ...dev(S), id: 999999 }, esc.escalation, 'bad_field');
+    await assert.rejects(A.client.request({ type: 'key.wrap', conversation: conv, escalation: esc.escalation, to_device: S.device.id, from_device: S2.device.id, sealed: E.b64(new Uint8Array(80)), sig: E.b64(new Uint8Array(64)) }), (e) => e.code === 'bad_field');
+    // S2, a supervisor, may not share the escalation's keys at all.
+    await assert.rejects(S2.client.request({ type: 'key.wrap', conversation: conv, escalation: esc.escalation, to_device: S2.device.id, from_device: S2.device.id, sealed: E.b64(new Uint8Array(80)), sig: E.b64(new Uint8Array(64)) }), (e) => e.code === 'forbidden');
+    assert.equal(wrapCount(), before, 'a refused wrap stores nothing');
     assert.equal(await sA.wrapToSupervisor(conv, S.id, esc.escalation), 1);
+    assert.equal(wrapCount(), before + 1);
+    assert.deepEqual(sqlJson(dir, `SELECT d.staff_id AS owner FROM key_wrap w JOIN device d ON d.id = w.to_device WHERE w.conversation_id = ${conv} ORDER BY w.id DESC LIMIT 1`), [{ owner: S.id }]);
     await awaitStepMargin(5);
     await S.client.request({ type: 'auth.reauth', totp: totp(S.acct.secret, stepNow() + 1) });
     const sS = new SecureStaff({ client: S.client, device: S.device, rootPk: o.rootPk, answerHellos: false });
@@ -140,7 +158,8 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     assert.deepEqual(audit.map((a) => ({ ...a, prev_hash: sodium.to_hex(a.prev_hash), entry_hash: sodium.to_hex(a.entry_hash) })), storedAudit);
     assert.equal(sqlJson(dir, `SELECT count(*) AS n FROM audit WHERE action = 'evidence.material' AND actor = ${S.id}`)[0].n, 1, 'evidence.material is audited');
     assert.equal(checkpoints.at(-1).seq, end.seq);
-    assert.deepEqual(audit.map((a) => a.action).filter((x, i, l) => l.indexOf(x) === i).sort(), ['escalation.claim', 'escalation.keys', 'escalation.raise', 'escalation.read', 'escalation.wrap']);
+    // (escalation.refused: the other supervisor's attempt to share its keys, above.)
+    assert.deepEqual(audit.map((a) => a.action).filter((x, i, l) => l.indexOf(x) === i).sort(), ['escalation.claim', 'escalation.keys', 'escalation.raise', 'escalation.read', 'escalation.refused', 'escalation.wrap']);
 
     const referral = {
       legal_basis: 'Children Act 2004 s.11; consent of the young person',

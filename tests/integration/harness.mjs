@@ -15,6 +15,31 @@ if (!HELPLINED) throw new Error('HELPLINED must name the helplined binary (ctest
 // the daemon under valgrind, some 20 times slower).
 export const SLOW = Math.max(1, Number(process.env.HL_TEST_SLOW ?? 1) || 1);
 
+// Privacy probe (catalogue item 44, across the whole suite): every WebSocket
+// and HTTP request the harness makes comes from PROBE_ADDR with PROBE_UA as
+// its User-Agent (unless a test chooses its own), and browser.mjs gives
+// Chromium PROBE_UA too. Whenever a daemon started here stops, its database
+// files and its log are searched for both: finding either fails the test.
+export const PROBE_ADDR = '127.0.0.213';
+export const PROBE_UA_MARK = 'HLSuiteProbe-5e1d';
+export const PROBE_UA = `Mozilla/5.0 (X11; Linux x86_64; ${PROBE_UA_MARK}) Gecko/20100101`;
+
+// Throws naming the file or log line where PROBE_ADDR or PROBE_UA_MARK
+// appears: helpline.db, its -wal and -shm in dir, and the log text.
+export function assertNoClientTrace(dir, log) {
+  const marks = [PROBE_ADDR, PROBE_UA_MARK];
+  for (const f of ['helpline.db', 'helpline.db-wal', 'helpline.db-shm']) {
+    let bytes;
+    try { bytes = readFileSync(join(dir, f)); } catch { continue; }
+    for (const m of marks)
+      if (bytes.includes(m) || bytes.includes(Buffer.from(m, 'utf16le')))
+        throw new Error(`privacy: the client's ${m === PROBE_ADDR ? 'address' : 'user agent'} is in ${f}`);
+  }
+  for (const line of log.split('\n'))
+    for (const m of marks)
+      if (line.includes(m)) throw new Error(`privacy: the daemon logged the client's ${m === PROBE_ADDR ? 'address' : 'user agent'}: ${line.slice(0, 300)}`);
+}
+
 // Tests of the relay itself send opaque payloads, so unless opts.envelopes
 // is 'strict' (the daemon's default, what the end-to-end tests use) the
 // server runs with chat.envelopes = opaque: the test's own --config file, if
@@ -55,9 +80,11 @@ export async function startServer(opts = {}) {
   });
   srv.url = `http://127.0.0.1:${srv.port}`;
   // Stops with SIGTERM and resolves {code, signal, stderr}.
+  // Every stop also runs the privacy probe (assertNoClientTrace).
   srv.stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     const r = await srv.exited;
+    assertNoClientTrace(dir, srv.stderr);
     return { ...r, stderr: srv.stderr };
   };
   srv.cleanup = () => rmSync(dir, { recursive: true, force: true });
@@ -79,6 +106,7 @@ export function runHelplined(args, env = {}) {
 // Opens a WebSocket; resolves the open socket with a message inbox, or
 // rejects with the HTTP status and body of a refused upgrade.
 export function connect(port, protocol = 'helpline.contact.v1', options = {}) {
+  options = { localAddress: PROBE_ADDR, ...options, headers: { 'User-Agent': PROBE_UA, ...(options.headers ?? {}) } };
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}${options.path ?? '/ws'}`, protocol ?? undefined, options);
     ws.inbox = [];
@@ -143,7 +171,8 @@ export async function greeted(port, protocol = 'helpline.contact.v1', options = 
 // Plain HTTP request; resolves {status, headers, body}.
 export function httpGet(port, path, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, localAddress: PROBE_ADDR,
+      headers: { 'User-Agent': PROBE_UA, ...headers } }, (res) => {
       let data = '';
       res.on('data', (d) => { data += d; });
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
@@ -158,7 +187,7 @@ export function httpGet(port, path, { method = 'GET', headers = {}, body } = {})
 // frames no well-behaved client library would send.
 export function rawUpgrade(port, protocol = 'helpline.contact.v1', extraHeaders = '') {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress: PROBE_ADDR });
     let buf = Buffer.alloc(0);
     sock.on('error', reject);
     sock.on('connect', () => sock.write(
