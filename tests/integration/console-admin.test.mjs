@@ -26,6 +26,7 @@ import { initOrg, contactClient, staffClient, staffIdOf } from './org.mjs';
 import { ctl, enrolled, totp, stepNow, awaitStepMargin, staffSocket } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
 import { axeScan, shot, scanContext, targetSizes } from './a11y.mjs';
+import { assertInert } from './console.mjs';
 import { registerDevice } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -210,7 +211,11 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
     assert.match(await page.locator('#sa-rows tr[data-username="boss"]').innerText(), /Admin, Supervisor|Supervisor, Admin/);
     await check('staff');
     await page.fill('#sa-username', 'dana');
-    await page.fill('#sa-name', 'Dana Davies');
+    // Markup in a display name (catalogue item 39; 64 bytes at most): text
+    // in the staff list and the device list.
+    const danaName = 'Dana Davies<b id="injected">B</b><img src=x onerror=__xss=1>';
+    assert.ok(Buffer.byteLength(danaName) <= 64);
+    await page.fill('#sa-name', danaName);
     await page.fill('#sa-languages', 'en, cy');
     await page.fill('#sa-capacity', '3');
     assert.ok(await page.isChecked('#sa-role-counsellor'));
@@ -225,6 +230,8 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
     await page.locator('#sa-rows tr[data-username="dana"]').waitFor();
     const danaRow = page.locator('#sa-rows tr[data-username="dana"]');
     assert.match(await danaRow.innerText(), /Dana Davies[\s\S]*dana[\s\S]*Counsellor[\s\S]*en,cy[\s\S]*3[\s\S]*Not enrolled yet/);
+    assert.ok((await danaRow.innerText()).includes(danaName));
+    await assertInert(page, 'the staff list');
     await check('staff-created');
     // The code works: Dana enrols from Node and logs in.
     const ws = await staffSocket(srv);
@@ -276,6 +283,8 @@ test('the console\'s supervisor and admin views against the real daemon', { skip
     const waitingRow = page.locator(`#dv-waiting-rows tr[data-device-id="${dev.id}"]`);
     await waitingRow.waitFor();
     assert.match(await waitingRow.innerText(), /Dana Davies/);
+    assert.ok((await waitingRow.innerText()).includes(danaName));
+    await assertInert(page, 'the device list');
     // This admin's own devices are certified: the admin one by the root, the chat one by it.
     const bossId = staffIdOf(srv, 'boss');
     assert.equal(await page.locator(`#dv-certified-rows tr[data-staff-id="${bossId}"][data-verified="yes"]`).count(), 2);

@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, totp, stepNow, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, youngChatAccepted, look, storedBytes, staffConsole } from './console.mjs';
+import { consoleDaemon, youngChatAccepted, look, storedBytes, staffConsole, markup, assertInert } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -59,6 +59,12 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await young.fill('#text', 'he says he will post my photos at 9pm, his snap is dark_angel_77');
     await young.press('#text', 'Enter');
     await staff.locator('li.theirs', { hasText: 'dark_angel_77' }).waitFor();
+    // Markup typed by the young person (catalogue item 39), read later in
+    // the supervisor's case view.
+    const youngMarkup = markup('YOUNG-MARKUP');
+    await young.fill('#text', youngMarkup);
+    await young.press('#text', 'Enter');
+    await staff.locator('li.theirs', { hasText: 'YOUNG-MARKUP' }).waitFor();
 
     // A consent question: the young person sees it in plain words with three
     // answers, and answers; the counsellor sees the answer and the record.
@@ -79,7 +85,8 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await staff.locator('.toast.error', { hasText: 'Choose a reason' }).waitFor();
     await staff.selectOption(`#esc-reason-${conv}`, 'sextortion_threat');
     await staff.selectOption(`#esc-urgency-${conv}`, 'immediate');
-    await staff.fill(`#esc-note-${conv}`, 'ESC-NOTE-SECRET deadline 9pm tonight, threat to post images');
+    const noteMarkup = markup('ESC-NOTE-SECRET deadline 9pm tonight, threat to post images');
+    await staff.fill(`#esc-note-${conv}`, noteMarkup);
     await look(staff, 'console-escalate', a11y);
     await staff.click(`#escalate-${conv}`);
     await staff.locator(`#esc-status-${conv}`, { hasText: 'waiting for a supervisor' }).waitFor();
@@ -123,6 +130,10 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     await sup.locator('#esc-note-text', { hasText: 'ESC-NOTE-SECRET' }).waitFor();
     await sup.locator('#esc-messages li', { hasText: '(consent question) May we share what happened' }).waitFor();
     await sup.locator('#esc-messages li.theirs', { hasText: /answer to the consent question of seq \d+\) Yes/ }).waitFor();
+    // The young person's markup and the counsellor's note are text here.
+    assert.ok((await sup.locator('#esc-messages li.theirs', { hasText: 'YOUNG-MARKUP' }).innerText()).includes(youngMarkup));
+    assert.ok((await sup.locator('#esc-note-text').innerText()).includes(noteMarkup));
+    await assertInert(sup, 'the supervisor\'s case view');
     await look(sup, 'console-escalation-case', a11y);
 
     // Join silently: the counsellor is told, the young person is not; the
@@ -188,6 +199,8 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     assert.ok(!file.includes('2 hours left'), 'a message not chosen is not in the file');
     assert.match(readFileSync(summaryFile, 'utf8'), /dark_angel_77/);
 
+    await assertInert(sup, 'the supervisor\'s console at the end');
+    await assertInert(staff, 'the counsellor\'s console at the end');
     assert.deepEqual(problems, []);
     assert.deepEqual(a11y, [], 'no serious accessibility problem on any escalation screen');
 
@@ -199,7 +212,7 @@ test('a counsellor escalates a live chat to a supervisor who claims it, reads it
     execFileSync(HELPLINECTL, ['--db', join(srv.dir, 'helpline.db'), 'audit', 'verify'], { stdio: 'ignore' });
     // Nothing readable reached the server.
     const bytes = storedBytes(srv).toString('latin1');
-    for (const secret of ['dark_angel_77', 'ESC-NOTE-SECRET', 'DECISION-SECRET', '2 hours left', 'getting help from my supervisor']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
+    for (const secret of ['dark_angel_77', 'ESC-NOTE-SECRET', 'YOUNG-MARKUP', 'DECISION-SECRET', '2 hours left', 'getting help from my supervisor']) assert.ok(!bytes.includes(secret), `no plaintext "${secret}" stored`);
     assert.ok(carol.secret);
   } catch (e) {
     for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(p, `console-escalation-failure-${i}`).catch(() => {});

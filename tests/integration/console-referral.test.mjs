@@ -32,7 +32,7 @@ import { createServer } from 'node:http';
 import { organisation } from './org.mjs';
 import { awaitStepMargin, HELPLINECTL } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, youngChatAccepted, look, storedBytes, confirmReauth, staffConsole } from './console.mjs';
+import { consoleDaemon, youngChatAccepted, look, storedBytes, confirmReauth, staffConsole, markup, assertInert } from './console.mjs';
 import { shot } from './a11y.mjs';
 import * as E from '../../client-web/js/e2e.js';
 
@@ -163,7 +163,11 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     await sup.click('#ref-person-add');
     await sup.fill('#ref-p2-espService', 'Snapgram');
     await sup.fill('#ref-p2-screenName', 'dark.angel.alt');
-    await sup.fill('#ref-summary', 'REF-SUMMARY-SECRET a 14-year-old is being blackmailed with images; deadline 9pm today');
+    // Markup in the free text and a reported person's name (catalogue item
+    // 39): text in both reviews.
+    const summary = markup('REF-SUMMARY-SECRET a 14-year-old is being blackmailed with images; deadline 9pm today');
+    await sup.fill('#ref-summary', summary);
+    await sup.fill('#ref-p2-displayName', '<b id="injected">REF-P2</b><img src=x onerror="window.__xss=3">');
     await sup.fill('#ref-partner-key', E.b64(partner.publicKey));
     const fp = await sup.locator('#ref-partner-fp').innerText();
     assert.match(fp, /^Fingerprint ([0-9a-f]{4} ){7}[0-9a-f]{4}: compare it/);
@@ -206,7 +210,9 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     assert.match(await staff.locator('#ref-doc-people').innerText(), /Screen name or username: dark\.angel\.alt/);
     assert.match(await staff.locator('#ref-doc-consent').innerText(), new RegExp(`^Asked \\(chat seq ${qSeq}: "May we share .* with the police\\?"\\); answer: Yes`));
     assert.match(await staff.locator('#ref-doc-identity').innerText(), /^Not included \(Not needed for this referral\)$/);
-    assert.match(await staff.locator('#ref-doc-summary').innerText(), /REF-SUMMARY-SECRET/);
+    assert.ok((await staff.locator('#ref-doc-summary').innerText()).includes(summary));
+    assert.match(await staff.locator('#ref-doc-people').innerText(), /<b id="injected">REF-P2<\/b><img src=x onerror="window.__xss=3">/);
+    await assertInert(staff, 'the counsellor\'s referral review');
     assert.equal(await staff.locator('#ref-review-mismatch').count(), 0);
     await look(staff, 'console-referral-review', a11y);
     await staff.click('#ref-review-approve');
@@ -223,6 +229,8 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     // with the partner's reason, live.
     await sup.click(`#ref-approve-${ref}`);
     await sup.locator('#ref-doc-people', { hasText: 'dark_angel_77' }).waitFor({ timeout: 15000 });
+    assert.ok((await sup.locator('#ref-doc-summary').innerText()).includes(summary));
+    await assertInert(sup, 'the supervisor\'s referral review');
     await sup.check('#ref-review-confirm');
     await sup.click('#ref-review-approve');
     await confirmReauth(sup, sam);
@@ -258,7 +266,7 @@ test('a police referral drafted by the supervisor, approved by the counsellor an
     assert.deepEqual(doc.personOrUserReported, [
       { espService: 'InstaPic', screenName: 'dark_angel_77', profileUrl: 'https://instapic.example/dark_angel_77', displayName: 'REF-DISPLAY-SECRET',
         email: 'dark.angel@mail.example', phone: '07700900123', reportedAt: new Date('2025-01-01T21:00').toISOString() },
-      { espService: 'Snapgram', screenName: 'dark.angel.alt' },
+      { espService: 'Snapgram', screenName: 'dark.angel.alt', displayName: '<b id="injected">REF-P2</b><img src=x onerror="window.__xss=3">' },
     ]);
     assert.ok(doc.triage_tags.includes('sextortion'));
     assert.equal(doc.hash_lists.length, 1, 'the chat\'s hash report, as a hash list');

@@ -12,6 +12,30 @@ import { certifyDevice } from '../../client-web/js/secure.js';
 import * as E from '../../client-web/js/e2e.js';
 import { shot, scanContext, axeScan, targetSizes } from './a11y.mjs';
 
+/** Markup a hostile user types into any text field (catalogue item 39):
+ * it must be shown as these characters, make no element and run nothing. */
+export const MARKUP = [
+  '<img src=x onerror="window.__xss=(window.__xss||0)+1">',
+  '<script>window.__xss=99</script>',
+  '<b id="injected">bold</b><iframe srcdoc="<p>x</p>"></iframe>',
+  '<svg onload="window.__xss=7"><a href="javascript:window.__xss=8">link</a></svg>',
+];
+export const markup = (who) => `${who} ${MARKUP.join(' ')} &lt;&amp;`;
+
+/** Fails (naming the view) if anything MARKUP would have made exists in
+ * page, or any of it ran. */
+export async function assertInert(page, name) {
+  const found = await page.evaluate(() => ({
+    xss: window.__xss ?? null,
+    img: document.querySelectorAll('img[src="x"]').length,
+    injected: document.querySelectorAll('#injected, iframe[srcdoc], svg[onload], a[href^="javascript:"]').length,
+    // (axe-core, injected by look(), is an inline script of its own.)
+    scripts: [...document.scripts].filter((s) => !s.src && s.textContent.includes('__xss')).length,
+  }));
+  if (JSON.stringify(found) !== JSON.stringify({ xss: null, img: 0, injected: 0, scripts: 0 }))
+    throw new Error(`${name}: markup became part of the page: ${JSON.stringify(found)}`);
+}
+
 /** Only loopback: any other request from the page is answered locally. */
 export async function isolate(page) {
   await page.route((url) => !/^https?:\/\/127\.0\.0\.1[:/]/.test(url.href), (route) =>

@@ -9,26 +9,8 @@ import assert from 'node:assert/strict';
 import { organisation } from './org.mjs';
 import { ctl, awaitStepMargin } from './staff.mjs';
 import { launch, noBrowser } from './browser.mjs';
-import { consoleDaemon, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, startShift } from './console.mjs';
+import { consoleDaemon, enrolAndLogin, setUpDevice, youngChatAccepted, newPage, startShift, markup, assertInert } from './console.mjs';
 
-const MARKUP = [
-  '<img src=x onerror="window.__xss=(window.__xss||0)+1">',
-  '<script>window.__xss=99</script>',
-  '<b id="injected">bold</b><iframe srcdoc="<p>x</p>"></iframe>',
-  '<svg onload="window.__xss=7"><a href="javascript:window.__xss=8">link</a></svg>',
-];
-const payload = (who) => `${who} ${MARKUP.join(' ')} &lt;&amp;`;
-
-// Nothing the markup would have made exists, and nothing ran.
-async function inert(page, name) {
-  const found = await page.evaluate(() => ({
-    xss: window.__xss ?? null,
-    img: document.querySelectorAll('img[src="x"]').length,
-    injected: document.querySelectorAll('#injected, iframe[srcdoc], svg[onload], a[href^="javascript:"]').length,
-    scripts: [...document.scripts].filter((s) => !s.src).length,
-  }));
-  assert.deepEqual(found, { xss: null, img: 0, injected: 0, scripts: 0 }, name);
-}
 
 test('HTML and script typed by the other side, in a note or a staff name, is shown as text in the console and the young page', { skip: noBrowser, timeout: 240000 }, async () => {
   const { srv, link, url } = await consoleDaemon('[queue]\nrouting = both\noffer_timeout = 60\n');
@@ -49,40 +31,40 @@ test('HTML and script typed by the other side, in a note or a staff name, is sho
     const { young, conv } = await youngChatAccepted(browser, problems, srv, staff);
 
     // Young person → console.
-    const fromYoung = payload('from the young person');
+    const fromYoung = markup('from the young person');
     await young.fill('#text', fromYoung);
     await young.press('#text', 'Enter');
     const theirs = staff.locator('li.theirs', { hasText: 'from the young person' });
     await theirs.waitFor();
     assert.ok((await theirs.innerText()).includes(fromYoung), await theirs.innerText());
-    await inert(staff, 'console after the young person\'s markup');
+    await assertInert(staff, 'console after the young person\'s markup');
 
     // Console → young page.
-    const fromStaff = payload('from the counsellor');
+    const fromStaff = markup('from the counsellor');
     await staff.fill(`#compose-${conv}`, fromStaff);
     await staff.press(`#compose-${conv}`, 'Enter');
     const mine = young.locator('li.theirs', { hasText: 'from the counsellor' });
     await mine.waitFor();
     assert.ok((await mine.innerText()).includes(fromStaff), await mine.innerText());
-    await inert(young, 'young page after the counsellor\'s markup');
-    await inert(staff, 'console after sending markup');
+    await assertInert(young, 'young page after the counsellor\'s markup');
+    await assertInert(staff, 'console after sending markup');
 
     // An encrypted staff note.
-    const note = payload('a note');
+    const note = markup('a note');
     await staff.fill(`#note-${conv}`, note);
     await staff.click(`#note-save-${conv}`);
     const li = staff.locator('li.note', { hasText: 'a note' });
     await li.waitFor();
     assert.ok((await li.innerText()).includes(note), await li.innerText());
-    await inert(staff, 'console after a note with markup');
+    await assertInert(staff, 'console after a note with markup');
 
     // The display name, wherever the console shows it.
     const body = await staff.locator('body').innerText();
     assert.ok(body.includes('Hana <img src=x'), 'the display name is shown as typed');
     await staff.reload();
     await staff.locator('li.theirs', { hasText: 'from the young person' }).waitFor({ timeout: 30000 }).catch(() => {});
-    await inert(staff, 'console after a reload');
-    await inert(young, 'young page at the end');
+    await assertInert(staff, 'console after a reload');
+    await assertInert(young, 'young page at the end');
     assert.deepEqual(problems, []);
   } finally {
     for (const c of opened) c.close();

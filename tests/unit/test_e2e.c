@@ -3,20 +3,67 @@
  * commitment that does not match the body refused, the hash chain's
  * sensitivity to every field, low-order keys, the accept (a real chain:
  * root -> admin device -> counsellor device) with each way it can be wrong,
- * revocations, device requests and return-code keys. The byte-for-byte
- * agreement with the JavaScript side is test_vectors.c's job. */
+ * revocations, device requests and return-code keys; and (catalogue item
+ * 13) that input of a wrong length is refused before any libsodium call,
+ * counted by wrappers of libsodium's functions defined here. The
+ * byte-for-byte agreement with the JavaScript side is test_vectors.c's job. */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <sodium.h>
 #include <string.h>
 
 #include "cert.h"
 #include "common.h"
 #include "e2e.h"
+
+/* ---- libsodium calls, counted ------------------------------------------
+ * These definitions take the place of libsodium's for helpline_core's code
+ * linked into this program (the executable's symbol wins), count each
+ * call and pass it on to the real function (dlsym RTLD_NEXT). */
+
+static int sodium_calls;
+
+#define REAL(name) \
+	static __typeof__(name) *real; \
+	if (!real) \
+		*(void **)&real = dlsym(RTLD_NEXT, #name); \
+	sodium_calls++
+
+int crypto_sign_verify_detached(const unsigned char *sig, const unsigned char *m,
+				unsigned long long mlen, const unsigned char *pk)
+{
+	REAL(crypto_sign_verify_detached);
+	return real(sig, m, mlen, pk);
+}
+
+int crypto_scalarmult(unsigned char *q, const unsigned char *n,
+		      const unsigned char *p)
+{
+	REAL(crypto_scalarmult);
+	return real(q, n, p);
+}
+
+int crypto_generichash(unsigned char *out, size_t outlen,
+		       const unsigned char *in, unsigned long long inlen,
+		       const unsigned char *key, size_t keylen)
+{
+	REAL(crypto_generichash);
+	return real(out, outlen, in, inlen, key, keylen);
+}
+
+int crypto_generichash_init(crypto_generichash_state *state,
+			    const unsigned char *key, const size_t keylen,
+			    const size_t outlen)
+{
+	REAL(crypto_generichash_init);
+	return real(state, key, keylen, outlen);
+}
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -517,6 +564,68 @@ static void test_return_keys(void **state)
 	assert_true(hl_e2e_kx_pk_ok(bpk));
 }
 
+/* Catalogue item 13: an accept, a certificate chain or a revocation of
+ * any wrong length is refused with no libsodium call at all; the right
+ * length reaches libsodium (so the counting works). */
+static void test_lengths_before_sodium(void **state)
+{
+	struct world w;
+	struct hl_e2e_accept a;
+	struct hl_cert dev;
+	unsigned char r[HL_E2E_REVOCATION + 64], h[32];
+	int64_t at;
+
+	(void)state;
+	make_world(&w, HL_CERT_COUNSELLOR_DEVICE);
+	for (size_t len = 0; len < sizeof(w.payload); len++) {
+		if (len == w.payload_len)
+			continue;
+		sodium_calls = 0;
+		assert_int_equal(hl_e2e_accept_verify(w.payload, len, CONV,
+						      w.young_pk, w.root_pk, NOW,
+						      mask, NULL, NULL, NULL, &a,
+						      &dev), HL_EINVAL);
+		assert_int_equal(sodium_calls, 0);
+	}
+	sodium_calls = 0;
+	assert_int_equal(verify(&w, CONV, NULL, NULL), 0);
+	assert_true(sodium_calls >= 3); /* two certificates and T */
+
+	for (size_t len = 0; len < sizeof(w.cert); len++) {
+		if (len == w.cert_len)
+			continue;
+		sodium_calls = 0;
+		assert_int_equal(hl_e2e_chain_verify(w.cert, len, w.issuer,
+						     w.issuer_len, w.root_pk,
+						     NOW, mask, NULL, NULL, NULL,
+						     &dev), HL_EINVAL);
+		/* The issuer may be checked first; the device's own
+		 * certificate of the wrong length never is. */
+		assert_true(sodium_calls <= 1);
+		sodium_calls = 0;
+		assert_int_equal(hl_e2e_chain_verify(w.cert, w.cert_len, w.issuer,
+						     len == w.issuer_len ? 0 : len,
+						     w.root_pk, NOW, mask, NULL,
+						     NULL, NULL, &dev), HL_EINVAL);
+		assert_int_equal(sodium_calls, 0);
+	}
+
+	memset(r, 0, sizeof(r));
+	memcpy(r, "helpline-revoke-v1", 18);
+	for (size_t len = 0; len < sizeof(r); len++) {
+		if (len == HL_E2E_REVOCATION)
+			continue;
+		sodium_calls = 0;
+		assert_int_equal(hl_e2e_revocation_verify(r, len, w.admin_pk, h,
+							  &at), HL_EINVAL);
+		assert_int_equal(sodium_calls, 0);
+	}
+	sodium_calls = 0;
+	assert_int_equal(hl_e2e_revocation_verify(r, HL_E2E_REVOCATION,
+						  w.admin_pk, h, &at), HL_EINVAL);
+	assert_int_equal(sodium_calls, 1); /* the signature check, failed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_accept_verifies),
 		cmocka_unit_test(test_accept_refusals),
 		cmocka_unit_test(test_revocation),
+		cmocka_unit_test(test_lengths_before_sodium),
 		cmocka_unit_test(test_device_request),
 		cmocka_unit_test(test_checkpoint_message),
 		cmocka_unit_test(test_return_keys),
