@@ -219,7 +219,7 @@ test('an expired session is closed and its token refused', async () => {
   rememberToken(s.reply.token);
   // Age the session in the database (as if its absolute lifetime ran out);
   // the daemon reloads on the external change and enforces it.
-  execFileSync('sqlite3', [join(srv.dir, 'helpline.db'),
+  execFileSync('sqlite3', ['-cmd', '.timeout 10000', join(srv.dir, 'helpline.db'),
     "UPDATE staff_session SET expires_at = 1 WHERE staff_id = (SELECT id FROM staff WHERE username = 'kim')"]);
   assert.deepEqual(await s.ws.closed, { code: 1008, reason: 'session expired' });
   const again = await staffSocket(srv);
@@ -255,7 +255,7 @@ test('bad input to auth messages gets specific errors and changes nothing', asyn
 test('the audit chain verifies, and a direct SQL edit is reported at its row', async () => {
   assert.match(ctl(srv, 'audit', 'verify'), /audit chain ok: \d+ entries/);
   const db = join(srv.dir, 'helpline.db');
-  execFileSync('sqlite3', [db, "UPDATE audit SET detail = '{\"forged\":1}' WHERE seq = 3"]);
+  execFileSync('sqlite3', ['-cmd', '.timeout 10000', db, "UPDATE audit SET detail = '{\"forged\":1}' WHERE seq = 3"]);
   let code = 0, out = '';
   try { ctl(srv, 'audit', 'verify'); } catch (e) { code = e.status; out = e.stdout.toString() + e.stderr.toString(); }
   assert.equal(code, 1);
