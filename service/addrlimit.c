@@ -197,9 +197,15 @@ void hl_addrlimit_free(struct hl_addrlimit *a)
 	sodium_memzero(a->key, sizeof(a->key));
 	free(a->tags);
 	free(a->counts);
+	free(a->fail_tags);
+	free(a->fail_full_at);
 	a->tags = NULL;
 	a->counts = NULL;
+	a->fail_tags = NULL;
+	a->fail_full_at = NULL;
 	a->used = a->mask = 0;
+	a->fail_used = a->fail_mask = 0;
+	a->fail_limit = 0;
 }
 
 /* The tag of sa under today's key (a new key at the first use of each UTC
@@ -212,7 +218,7 @@ static uint64_t tag_of(struct hl_addrlimit *a, const struct sockaddr *sa,
 	int64_t day = now_s >= 0 ? now_s / 86400 : -1 - (-1 - now_s) / 86400;
 	uint64_t tag;
 
-	if (!a->limit || !a->tags)
+	if ((!a->limit || !a->tags) && (!a->fail_limit || !a->fail_tags))
 		return 0;
 	family = addr_of(sa, addr + 1);
 	if (!family || hl_nets_contain(&a->uncounted, sa))
@@ -222,6 +228,12 @@ static uint64_t tag_of(struct hl_addrlimit *a, const struct sockaddr *sa,
 		 * matched to an address by anyone. */
 		randombytes_buf(a->key, sizeof(a->key));
 		a->key_day = day;
+		/* The failure budget is kept under today's tags only. */
+		if (a->fail_tags) {
+			memset(a->fail_tags, 0,
+			       ((size_t)a->fail_mask + 1) * sizeof(*a->fail_tags));
+			a->fail_used = 0;
+		}
 	}
 	addr[0] = (uint8_t)family;
 	len = family == AF_INET ? 1 + 4 : 1 + 8; /* IPv6: the /64 */
@@ -246,7 +258,7 @@ bool hl_addrlimit_allows(struct hl_addrlimit *a, const struct sockaddr *sa,
 {
 	uint64_t tag = tag_of(a, sa, now_s);
 
-	if (!tag)
+	if (!tag || !a->limit || !a->tags)
 		return true;
 	return a->counts[slot_of(a, tag)] < (uint32_t)a->limit;
 }
@@ -257,8 +269,8 @@ uint64_t hl_addrlimit_acquire(struct hl_addrlimit *a, const struct sockaddr *sa,
 	uint64_t tag = tag_of(a, sa, now_s);
 	uint32_t i;
 
-	if (!tag)
-		return 0;
+	if (!tag || !a->limit || !a->tags)
+		return tag; /* not capped: the tag is for the failure budget */
 	i = slot_of(a, tag);
 	if (!a->tags[i]) {
 		if (a->used >= a->mask) /* full: never with max_connections held */
@@ -303,5 +315,138 @@ uint32_t hl_addrlimit_count(struct hl_addrlimit *a, const struct sockaddr *sa,
 {
 	uint64_t tag = tag_of(a, sa, now_s);
 
-	return tag ? a->counts[slot_of(a, tag)] : 0;
+	return tag && a->tags ? a->counts[slot_of(a, tag)] : 0;
+}
+
+/* ---- the failed-attempt budget ----------------------------------------- */
+
+int hl_addrlimit_set_failures(struct hl_addrlimit *a, int failures,
+			      int window_s, int max_connections)
+{
+	uint32_t slots = 1024;
+
+	free(a->fail_tags);
+	free(a->fail_full_at);
+	a->fail_tags = NULL;
+	a->fail_full_at = NULL;
+	a->fail_used = a->fail_mask = 0;
+	a->fail_limit = failures > 0 && window_s > 0 ? failures : 0;
+	a->fail_window_ms = (int64_t)window_s * 1000;
+	if (!a->fail_limit)
+		return HL_OK;
+	/* Entries outlive their connections by up to a window: room for
+	 * twice max_connections addresses, the table at most half full. */
+	while (slots < 4u * (uint32_t)(max_connections > 0 ? max_connections : 1) &&
+	       slots < (1u << 24))
+		slots <<= 1;
+	a->fail_tags = calloc(slots, sizeof(*a->fail_tags));
+	a->fail_full_at = calloc(slots, sizeof(*a->fail_full_at));
+	if (!a->fail_tags || !a->fail_full_at) {
+		free(a->fail_tags);
+		free(a->fail_full_at);
+		a->fail_tags = NULL;
+		a->fail_full_at = NULL;
+		a->fail_limit = 0;
+		return HL_ENOMEM;
+	}
+	a->fail_mask = slots - 1;
+	return HL_OK;
+}
+
+static uint32_t fail_slot(const struct hl_addrlimit *a, uint64_t tag)
+{
+	uint32_t i = (uint32_t)tag & a->fail_mask;
+
+	while (a->fail_tags[i] && a->fail_tags[i] != tag)
+		i = (i + 1) & a->fail_mask;
+	return i;
+}
+
+/* The time one failure adds to an entry. */
+static int64_t fail_step(const struct hl_addrlimit *a)
+{
+	int64_t step = a->fail_window_ms / a->fail_limit;
+
+	return step > 0 ? step : 1;
+}
+
+int64_t hl_addrlimit_barred_ms(struct hl_addrlimit *a, uint64_t tag,
+			       int64_t now_ms)
+{
+	uint32_t i;
+	int64_t wait;
+
+	if (!tag || !a->fail_limit || !a->fail_tags)
+		return 0;
+	i = fail_slot(a, tag);
+	if (!a->fail_tags[i])
+		return 0;
+	/* One more failure must keep full_at within a window of now. */
+	wait = a->fail_full_at[i] + fail_step(a) - a->fail_window_ms - now_ms;
+	return wait > 0 ? wait : 0;
+}
+
+/* Drops the entries whose budget is whole again (at most once a second:
+ * the table is rebuilt). */
+static void fail_sweep(struct hl_addrlimit *a, int64_t now_ms)
+{
+	uint32_t slots = a->fail_mask + 1;
+	uint64_t *tags;
+	int64_t *full;
+
+	if (now_ms - a->fail_swept_ms < 1000 && now_ms >= a->fail_swept_ms)
+		return;
+	a->fail_swept_ms = now_ms;
+	tags = malloc(slots * sizeof(*tags));
+	full = malloc(slots * sizeof(*full));
+	if (!tags || !full) {
+		free(tags);
+		free(full);
+		return;
+	}
+	memcpy(tags, a->fail_tags, slots * sizeof(*tags));
+	memcpy(full, a->fail_full_at, slots * sizeof(*full));
+	memset(a->fail_tags, 0, slots * sizeof(*tags));
+	a->fail_used = 0;
+	for (uint32_t k = 0; k < slots; k++) {
+		uint32_t i;
+
+		if (!tags[k] || full[k] <= now_ms)
+			continue;
+		i = fail_slot(a, tags[k]);
+		a->fail_tags[i] = tags[k];
+		a->fail_full_at[i] = full[k];
+		a->fail_used++;
+	}
+	free(tags);
+	free(full);
+}
+
+bool hl_addrlimit_failed(struct hl_addrlimit *a, uint64_t tag, int64_t now_ms)
+{
+	uint32_t i;
+
+	if (!tag || !a->fail_limit || !a->fail_tags)
+		return true;
+	i = fail_slot(a, tag);
+	if (!a->fail_tags[i]) {
+		if (a->fail_used * 2 >= a->fail_mask) {
+			fail_sweep(a, now_ms);
+			i = fail_slot(a, tag);
+		}
+		if (a->fail_used * 2 >= a->fail_mask) {
+			/* Full of live entries: only an attacker with more
+			 * addresses than connections gets here; the
+			 * per-connection limit still holds. */
+			a->fail_untracked++;
+			return false;
+		}
+		a->fail_tags[i] = tag;
+		a->fail_full_at[i] = now_ms;
+		a->fail_used++;
+	}
+	if (a->fail_full_at[i] < now_ms)
+		a->fail_full_at[i] = now_ms;
+	a->fail_full_at[i] += fail_step(a);
+	return true;
 }

@@ -12,7 +12,14 @@
  * A connection keeps the hash it was counted under, so it is released
  * correctly after a key change; for the rest of the day after a change an
  * address can hold up to twice the cap (its old connections under the old
- * hash, new ones under the new). */
+ * hash, new ones under the new).
+ *
+ * The same tags carry a budget of failed attempts to prove a secret (a
+ * return code, a resume token, a staff password or enrolment code): each
+ * address may fail `failures` times in a burst, after which it earns one
+ * more attempt every window/failures seconds (a GCRA: each entry is the
+ * time its budget is whole again). Entries live only in memory and are
+ * dropped with the key each UTC day, and when they have fully decayed. */
 #ifndef HL_ADDRLIMIT_H
 #define HL_ADDRLIMIT_H
 
@@ -57,6 +64,15 @@ struct hl_addrlimit {
 	uint32_t used;             /* slots in use */
 	unsigned char key[16];     /* today's hash key (crypto_shorthash) */
 	int64_t key_day;           /* UTC day of key; -1 before the first */
+	/* failed-attempt budget (off when fail_limit is 0) */
+	int fail_limit;            /* failures in a burst */
+	int64_t fail_window_ms;    /* time for a spent budget to refill */
+	uint64_t *fail_tags;       /* open addressing; 0 = empty slot */
+	int64_t *fail_full_at;     /* unix ms when the budget is whole again */
+	uint32_t fail_mask;        /* slots - 1 */
+	uint32_t fail_used;
+	int64_t fail_swept_ms;     /* last sweep of refilled entries */
+	uint64_t fail_untracked;   /* failures not counted: table full */
 };
 
 /* Prepares a cap of limit connections per address (0 turns it off) for at
@@ -77,12 +93,33 @@ bool hl_addrlimit_allows(struct hl_addrlimit *a, const struct sockaddr *sa,
 
 /*
  * Counts a connection from sa that has opened. Returns its tag to hand to
- * hl_addrlimit_release when it closes, or 0 when it is not counted
- * (uncounted address, no cap, an address family that is neither IPv4 nor
- * IPv6). Never refuses: the gate is hl_addrlimit_allows.
+ * hl_addrlimit_release when it closes (and to the failed-attempt calls),
+ * or 0 when it is not counted (uncounted address, neither the cap nor the
+ * failure budget on, an address family that is neither IPv4 nor IPv6).
+ * Never refuses: the gate is hl_addrlimit_allows.
  */
 uint64_t hl_addrlimit_acquire(struct hl_addrlimit *a, const struct sockaddr *sa,
 			      int64_t now_s);
+
+/*
+ * Turns on the failed-attempt budget: `failures` (0 turns it off) in a
+ * burst, refilled over window_s seconds, for about max_connections
+ * addresses at once. Call after hl_addrlimit_init. Returns 0 or HL_ENOMEM.
+ */
+int hl_addrlimit_set_failures(struct hl_addrlimit *a, int failures,
+			      int window_s, int max_connections);
+
+/*
+ * Milliseconds until the address tagged tag (from hl_addrlimit_acquire)
+ * may try a secret again; 0 when it may now. Tag 0 (uncounted) and a
+ * budget that is off always give 0.
+ */
+int64_t hl_addrlimit_barred_ms(struct hl_addrlimit *a, uint64_t tag,
+			       int64_t now_ms);
+
+/* Counts one failed attempt for tag. Returns false when it could not be
+ * counted (the table is full of live entries: counted in fail_untracked). */
+bool hl_addrlimit_failed(struct hl_addrlimit *a, uint64_t tag, int64_t now_ms);
 
 /* Releases one connection counted under tag (0 does nothing). */
 void hl_addrlimit_release(struct hl_addrlimit *a, uint64_t tag);

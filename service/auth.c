@@ -773,7 +773,7 @@ void hl_auth_free(struct hl_auth *a)
 static void auth_fail(struct hl_session *s, const char *id)
 {
 	s->auth_busy = false;
-	s->auth_failures++;
+	hl_session_secret_failed(s);
 	hl_session_error(s, id, HL_ERR_AUTH_FAILED, LOGIN_FAILED_TEXT, NULL);
 	if (s->auth_failures >= SOCKET_MAX_FAILURES)
 		hl_session_close(s, 1008, "too many failed attempts");
@@ -997,6 +997,9 @@ void hl_auth_login(struct hl_session *s, const struct hl_msg *m)
 				 NULL);
 		return;
 	}
+	/* Before any Argon2id work is queued. */
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	p = pw_new(s, m->id, PW_LOGIN);
 	if (!p)
 		return;
@@ -1029,6 +1032,8 @@ void hl_auth_resume(struct hl_session *s, const struct hl_msg *m)
 				 NULL);
 		return;
 	}
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	if (sodium_base642bin(tok, sizeof(tok), m->u.resume.token,
 			      strlen(m->u.resume.token), NULL, &n, NULL,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
@@ -1045,7 +1050,7 @@ void hl_auth_resume(struct hl_session *s, const struct hl_msg *m)
 	if (!e || !st || st->row.state != HL_STAFF_ACTIVE ||
 	    now >= e->expires_at ||
 	    now - e->last_seen >= a->srv->cfg.auth_session_idle) {
-		s->auth_failures++;
+		hl_session_secret_failed(s);
 		hl_info("auth.resume_refused", "conn=%s", s->id_str);
 		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
 				 "this session has ended; log in again", NULL);
@@ -1214,6 +1219,8 @@ void hl_auth_enrol_begin(struct hl_session *s, const struct hl_msg *m)
 				 "log out before enrolling", NULL);
 		return;
 	}
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	j = job_new(auth_of(s), JOB_FIND_ENROL, s, m->id);
 	if (!j) {
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);

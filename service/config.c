@@ -99,6 +99,10 @@ static const struct key_def keys[] = {
 	 FIELD(max_connections), set_int, NULL},
 	{"server", "max_connections_per_address", KIND_INT, 0, 1000000,
 	 FIELD(max_connections_per_address), set_int, NULL},
+	{"server", "failed_attempts_per_address", KIND_INT, 0, 100000,
+	 FIELD(failed_attempts_per_address), set_int, NULL},
+	{"server", "failed_attempts_window", KIND_INT, 1, 86400,
+	 FIELD(failed_attempts_window), set_int, NULL},
 	{"server", "uncounted_addresses", KIND_NETS, 0, 0,
 	 FIELD(uncounted_addresses), set_nets, NULL},
 	{"store", "db", KIND_PATH, 0, 0, FIELD(db_path), set_path, NULL},
@@ -1176,6 +1180,8 @@ void hl_config_defaults(struct hl_config *cfg)
 		 HL_DEFAULT_STATE_DIR);
 	cfg->max_connections = 19000;
 	cfg->max_connections_per_address = 64;
+	cfg->failed_attempts_per_address = 30;
+	cfg->failed_attempts_window = 900;
 	hl_nets_parse("127.0.0.0/8, ::1", &cfg->uncounted_addresses, NULL, 0);
 	cfg->store_batch_max = 4096;
 	cfg->store_queue_max = 100000;

@@ -35,6 +35,12 @@ struct hl_config {
 	/* [server] max_connections_per_address: WebSockets one address (an
 	 * IPv6 /64) may hold at once; 0..1000000, 0 = no cap; default 64. */
 	int max_connections_per_address;
+	/* [server] failed_attempts_per_address, failed_attempts_window: wrong
+	 * secrets (return code, resume token, staff login or enrolment) one
+	 * address may try in a burst (0: no budget), and the seconds in which
+	 * a spent budget refills. */
+	int failed_attempts_per_address;
+	int failed_attempts_window;
 	/* [server] uncounted_addresses: addresses and prefixes never counted
 	 * per address (a reverse proxy's); "none" or up to 16; default
 	 * "127.0.0.0/8, ::1". */

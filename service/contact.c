@@ -880,7 +880,7 @@ static void resume_done(struct contact_job *j, int status)
 		return;
 	}
 	if (status == HL_ENOTFOUND || (status == 0 && !v)) {
-		s->auth_failures++;
+		hl_session_secret_failed(s);
 		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,
 				 "this chat has ended or expired; you can start a "
 				 "new one",
@@ -924,6 +924,8 @@ void hl_contact_resume(struct hl_session *s, const struct hl_msg *m)
 				 "this connection already has a chat", NULL);
 		return;
 	}
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	if (sodium_base642bin(secret, sizeof(secret), m->u.cresume.resume,
 			      strlen(m->u.cresume.resume), NULL, &n, NULL,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
@@ -2324,8 +2326,13 @@ static void return_done(struct contact_job *j, int status)
 	if (!s->wsi)
 		return;
 	if (status == HL_ENOTFOUND) {
+		/* A correctly signed code nobody holds: what a guess looks
+		 * like, so it counts like a wrong signature. */
+		hl_session_secret_failed(s);
 		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,
 				 "there is no chat for that code any more", NULL);
+		if (s->auth_failures >= 5)
+			hl_session_close(s, 1008, "too many failed attempts");
 		return;
 	}
 	if (status != 0) {
@@ -2373,6 +2380,8 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 				 "this connection already has a chat", NULL);
 		return;
 	}
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	if (!b64_exact(m->u.inbox.return_pk, pk, 32) ||
 	    !crypto_core_ed25519_is_valid_point(pk)) {
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
@@ -2388,7 +2397,7 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 	}
 	if (!hl_inbox_challenge_answer(&s->srv->inbox, s, pk,
 				       "helpline-return-v1", sig)) {
-		s->auth_failures++;
+		hl_session_secret_failed(s);
 		hl_warn("contact.return_refused", "conn=%s", s->id_str);
 		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
 				 "that did not work; ask for a new challenge",

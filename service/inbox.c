@@ -307,6 +307,12 @@ static void reply_to(struct inbox_job *j, int status)
 		hl_session_error(s, j->id, HL_ERR_STORE_FAILED, NULL, NULL);
 		return;
 	}
+	/* A code with no thread answers an empty list, the same as a guess
+	 * would get; it counts against the address's budget of failures
+	 * (inbox.fetch is read on request, never polled, so a child who
+	 * left a message never meets this). */
+	if (j->kind == IJ_FETCH && json_array_size(j->out) == 0)
+		hl_session_secret_failed(s);
 	r = hl_proto_reply(types[j->kind], j->id);
 	if (j->kind == IJ_FETCH || j->kind == IJ_LIST)
 		json_object_set(r, "messages", j->out);
@@ -485,6 +491,8 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 	struct inbox_job *j;
 	bool ok;
 
+	if (!hl_session_may_try_secret(s, m->id))
+		return;
 	if (b64_fixed(m->u.inbox.signature, sig, 64) != 0) {
 		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
 				 "signature must be 64 bytes in base64url",
@@ -495,7 +503,7 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 		return;
 	ok = hl_inbox_challenge_answer(ib, s, pk, HL_INBOX_FETCH_LABEL, sig);
 	if (!ok) {
-		s->auth_failures++;
+		hl_session_secret_failed(s);
 		hl_warn("inbox.fetch_refused", "conn=%s", s->id_str);
 		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
 				 "that did not work; ask for a new challenge", NULL);

@@ -354,6 +354,12 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 	    "WebSocket upgrades refused because one address (an IPv6 /64) "
 	    "held server.max_connections_per_address.",
 	    m->upgrades_refused_address);
+	one(&o, "helpline_secrets_failed_total", "counter",
+	    "Wrong secrets offered (return codes, resume tokens, staff "
+	    "passwords and enrolment codes).", m->secrets_failed);
+	one(&o, "helpline_secrets_barred_total", "counter",
+	    "Tries at a secret refused unchecked because the address had "
+	    "spent server.failed_attempts_per_address.", m->secrets_barred);
 	one(&o, "helpline_ws_messages_received_total", "counter",
 	    "Complete WebSocket messages received.", m->frames_in);
 	one(&o, "helpline_ws_messages_sent_total", "counter",

@@ -83,6 +83,8 @@ struct hl_metrics {
 	uint64_t writes_partial;             /* of those, the socket took part */
 	uint64_t upgrades_refused;           /* WebSocket upgrades refused */
 	uint64_t upgrades_refused_address;   /* ... of them by the per-address cap */
+	uint64_t secrets_failed;             /* wrong secrets (codes, tokens, passwords) */
+	uint64_t secrets_barred;             /* tries refused unchecked: address over budget */
 	uint64_t http_requests;              /* plain HTTP requests answered */
 	uint64_t offers;                     /* chats offered to a counsellor */
 	uint64_t offers_expired;             /* offers nobody answered in time */

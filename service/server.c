@@ -516,6 +516,11 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	rc = hl_addrlimit_init(&srv->addrs, srv->cfg.max_connections_per_address,
 			       srv->cfg.max_connections,
 			       &srv->cfg.uncounted_addresses);
+	if (rc == 0)
+		rc = hl_addrlimit_set_failures(
+			&srv->addrs, srv->cfg.failed_attempts_per_address,
+			srv->cfg.failed_attempts_window,
+			srv->cfg.max_connections);
 	if (rc != 0) {
 		fprintf(stderr, "helplined: cannot allocate the per-address "
 			"connection table\n");

@@ -300,6 +300,40 @@ void hl_session_error_with(struct hl_session *s, const char *id,
 	json_decref(extra);
 }
 
+bool hl_session_may_try_secret(struct hl_session *s, const char *id)
+{
+	struct hl_server *srv = s->srv;
+	int64_t wait = hl_addrlimit_barred_ms(&srv->addrs, s->addr_tag,
+					      hl_now_ms());
+	int64_t secs = (wait + 999) / 1000;
+	char text[128];
+
+	if (!wait)
+		return true;
+	srv->metrics.secrets_barred++;
+	/* Never the address, nor its hash. */
+	hl_warn("conn.secret_barred", "conn=%s retry_after=%lld", s->id_str,
+		(long long)secs);
+	snprintf(text, sizeof(text),
+		 "too many failed attempts from your network; try again in "
+		 "%lld minute%s", (long long)((secs + 59) / 60),
+		 (secs + 59) / 60 == 1 ? "" : "s");
+	hl_session_error_with(s, id, HL_ERR_RATE_LIMITED, text, NULL,
+			      json_pack("{sI}", "retry_after", (json_int_t)secs));
+	if (++s->auth_failures >= 5)
+		hl_session_close(s, 1008, "too many failed attempts");
+	return false;
+}
+
+void hl_session_secret_failed(struct hl_session *s)
+{
+	s->auth_failures++;
+	s->srv->metrics.secrets_failed++;
+	if (!hl_addrlimit_failed(&s->srv->addrs, s->addr_tag, hl_now_ms()))
+		hl_warn("conn.secret_untracked",
+			"conn=%s why=failure table full", s->id_str);
+}
+
 /*
  * The connection's request budget: a token bucket refilled at ws.rate per
  * second up to ws.burst. Returns true to go ahead. Over budget the request

@@ -113,6 +113,20 @@ void hl_session_error_with(struct hl_session *s, const char *id,
 			   const char *field, json_t *extra);
 
 /*
+ * The gate before checking a secret a client offers (a return code, a
+ * resume token, a staff password or enrolment code): true to go ahead.
+ * When this connection's address has spent its budget of failures
+ * (server.failed_attempts_per_address), answers rate_limited with
+ * retry_after (seconds), counts it as a failure of this connection, and
+ * returns false without the secret being looked at.
+ */
+bool hl_session_may_try_secret(struct hl_session *s, const char *id);
+
+/* Counts a wrong secret against this connection (auth_failures) and its
+ * address's budget. */
+void hl_session_secret_failed(struct hl_session *s);
+
+/*
  * Closes the connection with a WebSocket close code and a short ASCII
  * reason, after frames already queued. Further sends are dropped. Counted
  * in metrics. Safe to call more than once (the first reason wins).

@@ -18,6 +18,7 @@ export class HelplineError extends Error {
     this.name = 'HelplineError';
     this.code = reply.code;
     this.field = reply.field;
+    if (reply.retry_after !== undefined) this.retry_after = reply.retry_after;
   }
 }
 

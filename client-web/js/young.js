@@ -219,7 +219,10 @@ function readReplyScreen() {
       const replies = thread.filter((m) => m.reply);
       out.replaceChildren(...(replies.length ? replies.map((m) => el('p', { class: 'reply', text: m.reply }))
         : [el('p', { text: thread.length ? t('inbox.no_reply_yet') : t('inbox.nothing') })]));
-    } catch { out.replaceChildren(el('p', { text: t('inbox.nothing') })); }
+    } catch (e) {
+      out.replaceChildren(el('p', { text: e?.code === 'rate_limited' && e.retry_after
+        ? t('inbox.too_many_tries', { m: Math.max(1, Math.ceil(e.retry_after / 60)) }) : t('inbox.nothing') }));
+    }
   });
   show('read', el('h1', { text: t('inbox.read_title') }), el('label', { for: 'code-input', text: t('inbox.code_label') }), input,
     el('p', {}, go), out, el('p', {}, el('button', { type: 'button', class: 'secondary', text: t('back'), onclick: welcome })));

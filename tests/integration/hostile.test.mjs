@@ -505,6 +505,83 @@ test('a connection flood from one address: beyond max_connections_per_address it
   });
 });
 
+// Item 43 across connections: one address (127.0.0.77; only 127.0.0.1 is
+// uncounted) shares one budget of failed secrets across reconnects, for
+// return codes, inbox reads, resume tokens and staff logins alike.
+
+test('return-code guessing across reconnects: the address spends server.failed_attempts_per_address, then every secret it offers is refused unchecked with rate_limited, a neighbour is unaffected, nothing logs the address', { timeout: 90000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-failbudget-'));
+  writeFileSync(join(dir, 'budget.ini'), '[server]\nfailed_attempts_per_address = 8\nfailed_attempts_window = 3600\nuncounted_addresses = 127.0.0.1\n');
+  await withDaemon({ dir, args: ['--config', join(dir, 'budget.ini')], logLevel: 'debug' }, async (srv) => {
+    await awaitStepMargin(15);
+    const ivo = await enrolled(srv, 'ivo', 'counsellor');
+    const from = (localAddress) => ({ localAddress });
+    // A properly signed code nobody holds: what a guesser sends.
+    const guess = async (ws, type = 'contact.return') => {
+      const g = returnCode();
+      const label = type === 'contact.return' ? 'helpline-return-v1' : 'helpline-inbox-fetch-v1';
+      const ch = await req(ws, { type: 'inbox.challenge', return_pk: g.pk });
+      assert.equal(ch.type, 'inbox.challenge', JSON.stringify(ch));
+      const sig = crypto.sign(null, Buffer.concat([Buffer.from(label), Buffer.from(ch.nonce, 'base64url'), Buffer.from(g.pk, 'base64url')]), g.sign.privateKey);
+      return req(ws, { type, return_pk: g.pk, signature: b64(sig) });
+    };
+    // First connection: five wrong codes, closed as before.
+    const a = await greeted(srv.port, undefined, from('127.0.0.77'));
+    const ac = closedWith(a);
+    for (let i = 0; i < 5; i++) assert.equal((await guess(a)).code, 'auth_failed');
+    assert.deepEqual(await ac, { code: 1008, reason: 'too many failed attempts' });
+    // It reconnects: two more wrong codes and an empty inbox read spend
+    // the budget of 8; the next try is refused before it is checked.
+    const b = await greeted(srv.port, undefined, from('127.0.0.77'));
+    for (let i = 0; i < 2; i++) assert.equal((await guess(b)).code, 'auth_failed');
+    const empty = await guess(b, 'inbox.fetch');
+    assert.equal(empty.type, 'inbox.thread');
+    assert.deepEqual(empty.messages, []);
+    const barred = await guess(b);
+    assert.equal(barred.type, 'error');
+    assert.equal(barred.code, 'rate_limited');
+    assert.match(barred.message, /too many failed attempts from your network; try again in 8 minutes/);
+    assert.ok(barred.retry_after > 400 && barred.retry_after <= 450, String(barred.retry_after));
+    // Barred tries count for the connection too (as does the empty read):
+    // the fifth closes it.
+    const bc = closedWith(b);
+    assert.equal((await guess(b, 'inbox.fetch')).code, 'rate_limited');
+    assert.deepEqual(await bc, { code: 1008, reason: 'too many failed attempts' });
+    // A new connection from the address: refused at once, for resume
+    // tokens too, and even with the right staff password (never checked,
+    // no Argon2id work done).
+    const c = await greeted(srv.port, undefined, from('127.0.0.77'));
+    assert.equal((await req(c, { type: 'contact.resume', resume: b64(crypto.randomBytes(32)), last_seq: 0 })).code, 'rate_limited');
+    assert.equal((await guess(c)).code, 'rate_limited');
+    c.close();
+    const st = await connect(srv.port, 'helpline.staff.v1', { localAddress: '127.0.0.77', origin: origin(srv) });
+    await req(st, { type: 'hello', version: 1 });
+    await awaitStepMargin(5);
+    const refused = await req(st, { type: 'auth.login', username: ivo.username, password: ivo.password, totp: totp(ivo.secret, stepNow()) });
+    assert.equal(refused.code, 'rate_limited');
+    assert.equal((await req(st, { type: 'auth.resume', token: b64(crypto.randomBytes(32)) })).code, 'rate_limited');
+    assert.equal((await req(st, { type: 'auth.enrol_begin', code: 'AAAA-BBBB-CCCC-DDDD-EEEE' })).code, 'rate_limited');
+    st.close();
+    // The neighbour's codes are still checked, and its staff log in.
+    const n = await greeted(srv.port, undefined, from('127.0.0.78'));
+    assert.equal((await guess(n)).code, 'auth_failed');
+    assert.ok(await pingMs(n) < 2000);
+    n.close();
+    const ns = await connect(srv.port, 'helpline.staff.v1', { localAddress: '127.0.0.78', origin: origin(srv) });
+    await req(ns, { type: 'hello', version: 1 });
+    await awaitStepMargin(5);
+    const ok = await req(ns, { type: 'auth.login', username: ivo.username, password: ivo.password, totp: totp(ivo.secret, stepNow()) });
+    assert.equal(ok.type, 'auth.ok', JSON.stringify(ok));
+    ns.close();
+    const m = (await httpGet(srv.port, '/metrics')).body;
+    assert.match(m, /^helpline_secrets_barred_total 7$/m);
+    assert.match(m, /^helpline_secrets_failed_total 9$/m);
+    await sleep(200);
+    assert.match(srv.stderr, /conn\.secret_barred conn=\S+ retry_after=\d+/);
+    assert.doesNotMatch(srv.stderr, /127\.0\.0\.7[78]/);
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Item 43: return-code guessing; item 23: no pre-login token; item 20: idle
 // expiry. One daemon with auth.session_idle at its minimum (60 s).

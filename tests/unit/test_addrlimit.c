@@ -173,6 +173,92 @@ static void test_no_cap(void **state)
 	hl_addrlimit_free(&a);
 }
 
+/* The failure budget: 4 in a burst over 60 s (one back every 15 s), per
+ * address, uncounted addresses never barred, a cap of 0 leaves it on. */
+static void test_failure_budget(void **state)
+{
+	struct hl_addrlimit a;
+	struct hl_nets loop;
+	struct sockaddr_storage ss;
+	uint64_t t, u, l;
+	int64_t now = 1000 * (int64_t)DAY * 1000 + 5000; /* ms */
+
+	(void)state;
+	assert_int_equal(hl_nets_parse("127.0.0.0/8", &loop, NULL, 0), 0);
+	assert_int_equal(hl_addrlimit_init(&a, 0, 100, &loop), 0);
+	assert_int_equal(hl_addrlimit_set_failures(&a, 4, 60, 100), 0);
+	t = hl_addrlimit_acquire(&a, sa(&ss, "192.0.2.7"), now / 1000);
+	u = hl_addrlimit_acquire(&a, sa(&ss, "192.0.2.8"), now / 1000);
+	l = hl_addrlimit_acquire(&a, sa(&ss, "127.0.0.1"), now / 1000);
+	assert_true(t != 0 && u != 0 && t != u);
+	assert_int_equal(l, 0);
+	/* The cap is off: acquire counted nothing, allows always. */
+	assert_int_equal(hl_addrlimit_count(&a, sa(&ss, "192.0.2.7"), now / 1000), 0);
+	assert_true(hl_addrlimit_allows(&a, sa(&ss, "192.0.2.7"), now / 1000));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 0);
+		assert_true(hl_addrlimit_failed(&a, t, now));
+	}
+	/* Spent: one more is 15 s away; the neighbour and loopback are not
+	 * affected. */
+	assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 15000);
+	assert_int_equal(hl_addrlimit_barred_ms(&a, t, now + 14999), 1);
+	assert_int_equal(hl_addrlimit_barred_ms(&a, u, now), 0);
+	for (int i = 0; i < 100; i++)
+		assert_true(hl_addrlimit_failed(&a, l, now));
+	assert_int_equal(hl_addrlimit_barred_ms(&a, l, now), 0);
+	/* 15 s later exactly one more try. */
+	now += 15000;
+	assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 0);
+	assert_true(hl_addrlimit_failed(&a, t, now));
+	assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 15000);
+	/* After a whole quiet window the full burst is back. */
+	now += 60000;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 0);
+		assert_true(hl_addrlimit_failed(&a, t, now));
+	}
+	assert_true(hl_addrlimit_barred_ms(&a, t, now) > 0);
+	/* A new UTC day: a new key, and yesterday's budget is forgotten. */
+	now = (now / (DAY * 1000) + 1) * DAY * 1000;
+	t = hl_addrlimit_acquire(&a, sa(&ss, "192.0.2.7"), now / 1000);
+	assert_int_equal(hl_addrlimit_barred_ms(&a, t, now), 0);
+	hl_addrlimit_free(&a);
+}
+
+/* A table full of live entries refuses to track more (counted), and a
+ * sweep makes room once entries have refilled. */
+static void test_failure_table_full(void **state)
+{
+	struct hl_addrlimit a;
+	struct sockaddr_storage ss;
+	char ip[32];
+	int64_t now = 777 * (int64_t)DAY * 1000;
+	uint32_t tracked = 0;
+
+	(void)state;
+	assert_int_equal(hl_addrlimit_init(&a, 0, 1, NULL), 0);
+	assert_int_equal(hl_addrlimit_set_failures(&a, 2, 10, 1), 0);
+	assert_int_equal(a.fail_mask + 1, 1024);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t tag;
+
+		snprintf(ip, sizeof(ip), "10.%d.%d.1", i / 250, i % 250);
+		tag = hl_addrlimit_acquire(&a, sa(&ss, ip), now / 1000);
+		if (hl_addrlimit_failed(&a, tag, now))
+			tracked++;
+	}
+	assert_int_equal(tracked, 512);
+	assert_int_equal(a.fail_untracked, 2000 - 512);
+	/* 5 s on (one failure refills in 5 s), every entry is whole again:
+	 * the next new address is tracked after a sweep. */
+	now += 5000;
+	assert_true(hl_addrlimit_failed(&a, hl_addrlimit_acquire(&a,
+		    sa(&ss, "192.0.2.99"), now / 1000), now));
+	assert_int_equal(a.fail_used, 1);
+	hl_addrlimit_free(&a);
+}
+
 static void test_daily_key(void **state)
 {
 	struct hl_addrlimit a;
@@ -269,6 +355,8 @@ int main(void)
 		cmocka_unit_test(test_cap_per_ipv6_64),
 		cmocka_unit_test(test_no_cap),
 		cmocka_unit_test(test_daily_key),
+		cmocka_unit_test(test_failure_budget),
+		cmocka_unit_test(test_failure_table_full),
 		cmocka_unit_test(test_table_model),
 	};
 

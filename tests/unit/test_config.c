@@ -68,6 +68,8 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.state_dir, "/var/lib/helpline");
 	assert_int_equal(cfg.max_connections, 19000);
 	assert_int_equal(cfg.max_connections_per_address, 64);
+	assert_int_equal(cfg.failed_attempts_per_address, 30);
+	assert_int_equal(cfg.failed_attempts_window, 900);
 	assert_int_equal(cfg.uncounted_addresses.count, 2);
 	assert_int_equal(cfg.uncounted_addresses.net[0].prefix, 8);
 	assert_int_equal(cfg.uncounted_addresses.net[1].prefix, 128);
@@ -253,6 +255,8 @@ static const struct bad bad_values[] = {
 	{"ws", "max_message", "9999999999999999k", "from 256 to 1048576"},
 	{"server", "max_connections_per_address", "-1", "from 0 to 1000000"},
 	{"server", "max_connections_per_address", "lots", "from 0 to 1000000"},
+	{"server", "failed_attempts_per_address", "-1", "from 0 to 100000"},
+	{"server", "failed_attempts_window", "0", "from 1 to 86400"},
 	{"server", "uncounted_addresses", "", "such as"},
 	{"server", "uncounted_addresses", "localhost", "IPv4 or IPv6 address"},
 	{"server", "uncounted_addresses", "10.0.0.0/33", "prefix length 0..32"},
@@ -1149,7 +1153,7 @@ static void test_example_file_matches_defaults(void **state)
 {
 	struct hl_config got, want;
 	const char *schema = getenv("HL_SCHEMA_DIR");
-	char path[1024], line[512], text[8192] = "";
+	char path[1024], line[512], text[16384] = "";
 	FILE *f;
 
 	(void)state;
