@@ -1096,6 +1096,95 @@ static void bucket_add(uint64_t *bucket, const double *le, uint32_t n,
 	bucket[i]++;
 }
 
+/* The writer's commit hook: remembers how big the WAL is (in frames). */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)db;
+	(void)name;
+	((struct hl_store *)arg)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+/*
+ * The checkpointer thread: on each wake-up copies what the WAL holds into
+ * the database file (PASSIVE: it never waits for, nor blocks, the writer),
+ * then sleeps. Exits when ckpt_stopping is set.
+ */
+static void *checkpointer_main(void *arg)
+{
+	struct hl_store *st = arg;
+	double t0, t1;
+	int rc;
+
+#ifdef __linux__
+	prctl(PR_SET_NAME, "hl-checkpoint", 0, 0, 0);
+#endif
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		while (!st->ckpt_wanted && !st->ckpt_stopping)
+			pthread_cond_wait(&st->ckpt_cv, &st->mu);
+		if (st->ckpt_stopping) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		}
+		st->ckpt_wanted = false;
+		pthread_mutex_unlock(&st->mu);
+		t0 = mono_s();
+		rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL,
+					       SQLITE_CHECKPOINT_PASSIVE, NULL,
+					       NULL);
+		t1 = mono_s();
+		pthread_mutex_lock(&st->mu);
+		st->stats.checkpoints++;
+		st->stats.checkpoint_failures += rc != SQLITE_OK &&
+						 rc != SQLITE_BUSY;
+		st->stats.checkpoint_seconds_sum += t1 > t0 ? t1 - t0 : 0;
+		pthread_mutex_unlock(&st->mu);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			hl_warn("store.checkpoint_failed", "rc=%d by=checkpointer",
+				rc);
+	}
+	return NULL;
+}
+
+/*
+ * After a batch's jobs are on their way to the loop: wakes the checkpointer
+ * when the WAL has grown past HL_STORE_WAL_SOFT frames. Under steady load
+ * the WAL cannot restart while the checkpointer trails the writer, so past
+ * HL_STORE_WAL_HARD frames the writer checkpoints itself (between batches:
+ * most frames are already copied, and the next transaction then restarts
+ * the WAL from its beginning). Writer thread.
+ */
+static void checkpoint_after_batch(struct hl_store *st)
+{
+	int rc;
+
+	if (st->wal_frames < st->wal_kicked)
+		st->wal_kicked = 0; /* the WAL restarted from its beginning */
+	if (st->wal_frames - st->wal_kicked < HL_STORE_WAL_SOFT)
+		return;
+	if (st->wal_frames < HL_STORE_WAL_HARD && st->ckpt_db) {
+		/* Once per HL_STORE_WAL_SOFT new frames: each checkpoint
+		 * copies every page the WAL holds, hot ones again and again. */
+		st->wal_kicked = st->wal_frames;
+		pthread_mutex_lock(&st->mu);
+		st->ckpt_wanted = true;
+		pthread_cond_signal(&st->ckpt_cv);
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+				       NULL, NULL);
+	pthread_mutex_lock(&st->mu);
+	st->stats.checkpoints_inline++;
+	st->stats.checkpoint_failures += rc != SQLITE_OK && rc != SQLITE_BUSY;
+	pthread_mutex_unlock(&st->mu);
+	if (rc == SQLITE_OK)
+		st->wal_frames = st->wal_kicked = 0;
+	else if (rc != SQLITE_BUSY)
+		hl_warn("store.checkpoint_failed", "rc=%d by=writer", rc);
+}
+
 /* The writer thread: takes up to batch_max jobs at a time off the in queue,
  * commits them as one transaction, and queues them for the loop. Exits when
  * stopping is set and the in queue is empty. */
@@ -1173,6 +1262,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&st->mu);
 		/* Coalesces: one callback may deliver several batches. */
 		uv_async_send(&st->async);
+		checkpoint_after_batch(st);
 	}
 	return NULL;
 }
@@ -1225,6 +1315,65 @@ static void stop_writer(struct hl_store *st)
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->thread, NULL);
 	st->thread_started = false;
+}
+
+/* Opens the checkpointer's connection and starts its thread, then turns
+ * the writer's automatic checkpoints (which run inside COMMIT) into a
+ * commit hook. Needs mu and ckpt_cv; before the writer starts. */
+static int start_checkpointer(struct hl_store *st, const char *path,
+			      const char *vfs, int busy_ms, char *err,
+			      size_t errlen)
+{
+	int rc, status;
+
+	rc = sqlite3_open_v2(path, &st->ckpt_db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+	if (rc != SQLITE_OK) {
+		hl_set_err(err, errlen, "cannot open database %s for "
+			   "checkpoints: %s", path,
+			   st->ckpt_db ? sqlite3_errmsg(st->ckpt_db)
+				       : sqlite3_errstr(rc));
+		status = HL_ESTORE;
+		goto fail;
+	}
+	status = configure(st->ckpt_db, busy_ms, err, errlen);
+	if (status != 0)
+		goto fail;
+	sqlite3_wal_autocheckpoint(st->ckpt_db, 0);
+	rc = pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st);
+	if (rc != 0) {
+		hl_set_err(err, errlen, "database %s: cannot start the "
+			   "checkpointer: %s", path, strerror(rc));
+		status = HL_EIO;
+		goto fail;
+	}
+	st->ckpt_started = true;
+	/* Replaces SQLite's autocheckpoint, which is itself a WAL hook. */
+	sqlite3_wal_hook(st->db, on_wal_commit, st);
+	return 0;
+fail:
+	sqlite3_close(st->ckpt_db);
+	st->ckpt_db = NULL;
+	return status;
+}
+
+/* Stops and joins the checkpointer and closes its connection. */
+static void stop_checkpointer(struct hl_store *st)
+{
+	if (st->ckpt_started) {
+		pthread_mutex_lock(&st->mu);
+		st->ckpt_stopping = true;
+		pthread_cond_signal(&st->ckpt_cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->ckpt_thread, NULL);
+		st->ckpt_started = false;
+	}
+	if (st->ckpt_db) {
+		if (sqlite3_close(st->ckpt_db) != SQLITE_OK)
+			hl_error("store.close_failed", "rc=%d by=checkpointer",
+				 sqlite3_errcode(st->ckpt_db));
+		st->ckpt_db = NULL;
+	}
 }
 
 /* Finalizes the statements, checkpoints and closes the connection. */
@@ -1349,7 +1498,18 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 		pthread_mutex_destroy(&st->mu);
 		goto fail_os;
 	}
+	rc = pthread_cond_init(&st->ckpt_cv, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&st->cv);
+		pthread_mutex_destroy(&st->mu);
+		goto fail_os;
+	}
 	st->sync_init = true;
+	status = start_checkpointer(st, path, vfs, o.busy_timeout_ms ?
+				    o.busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS,
+				    err, errlen);
+	if (status != 0)
+		goto fail;
 	st->loop = loop;
 	/* The thread starts before the async handle exists, because a uv
 	 * handle cannot be undone without running the loop; the writer only
@@ -1378,8 +1538,10 @@ fail_os:
 	status = HL_EIO;
 fail:
 	stop_writer(st);
+	stop_checkpointer(st);
 	if (st->sync_init) {
 		pthread_cond_destroy(&st->cv);
+		pthread_cond_destroy(&st->ckpt_cv);
 		pthread_mutex_destroy(&st->mu);
 	}
 	close_db(st);
@@ -1426,6 +1588,7 @@ void hl_store_close(struct hl_store *st)
 	if (!st)
 		return;
 	stop_writer(st);
+	stop_checkpointer(st);
 	if (st->sync_init) {
 		/* The writer leaves only on an empty in queue; anything still
 		 * there was never run. Answer it rather than drop it. */
@@ -1452,6 +1615,7 @@ void hl_store_close(struct hl_store *st)
 	if (st->sync_init) {
 		st->sync_init = false;
 		pthread_cond_destroy(&st->cv);
+		pthread_cond_destroy(&st->ckpt_cv);
 		pthread_mutex_destroy(&st->mu);
 	}
 	if (st->db) {

@@ -164,7 +164,18 @@ struct hl_store_stats {
 	double commit_seconds_sum;  /* BEGIN .. COMMIT (with fsync), seconds */
 	uint64_t size_bucket[HL_STORE_SIZE_LE_N + 1];
 	uint64_t size_jobs_sum;     /* jobs in all batches */
+	uint64_t checkpoints;       /* WAL checkpoints run beside the writer */
+	uint64_t checkpoints_inline; /* ... run by the writer itself: the WAL
+				     * passed HL_STORE_WAL_HARD frames */
+	uint64_t checkpoint_failures;
+	double checkpoint_seconds_sum;
 };
+
+/* WAL frames (pages) after which the checkpointer is woken (SQLite's own
+ * autocheckpoint default), and after which the writer checkpoints itself
+ * because the checkpointer has not kept up. */
+#define HL_STORE_WAL_SOFT 1000
+#define HL_STORE_WAL_HARD 16000
 
 /* Options for hl_store_open. Zero values mean the defaults given. */
 struct hl_store_opts {
@@ -213,6 +224,20 @@ struct hl_store {
 					 * job each after a failed one */
 	struct hl_store_fault *fault;   /* test builds: the fault-injecting
 					 * VFS (HL_TEST_STORE_FAULT), or NULL */
+	/* The checkpointer: its own connection and thread copy the WAL into
+	 * the database beside the writer, so no COMMIT (and no ack) waits
+	 * for a checkpoint; the writer signals it after a batch's jobs are
+	 * handed to the loop. */
+	sqlite3 *ckpt_db;
+	pthread_t ckpt_thread;
+	pthread_cond_t ckpt_cv;         /* guarded by mu */
+	bool ckpt_wanted;               /* guarded by mu */
+	bool ckpt_stopping;             /* guarded by mu */
+	bool ckpt_started;              /* loop thread */
+	int wal_frames;                 /* writer: WAL size after the last
+					 * commit (sqlite3_wal_hook) */
+	int wal_kicked;                 /* writer: wal_frames when the
+					 * checkpointer was last woken */
 };
 
 /*
