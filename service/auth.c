@@ -597,6 +597,16 @@ int hl_auth_init(struct hl_auth *a, struct hl_server *srv)
 			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
 		return HL_ENOMEM;
 	sodium_memzero(pw, sizeof(pw));
+	{
+		char err[256];
+
+		if (hl_pwhash_init(&a->pwhash, &srv->loop,
+				   srv->cfg.auth_pwhash_inflight, err,
+				   sizeof(err)) != 0) {
+			fprintf(stderr, "helplined: %s\n", err);
+			return HL_EIO;
+		}
+	}
 
 	j = job_new(a, JOB_LOAD, NULL, NULL);
 	if (!j)
@@ -624,26 +634,27 @@ int hl_auth_init(struct hl_auth *a, struct hl_server *srv)
 void hl_auth_stop(struct hl_auth *a)
 {
 	a->stopping = true;
+	hl_pwhash_stop(&a->pwhash);
 	if (a->timer_open) {
 		a->timer_open = false;
 		uv_close((uv_handle_t *)&a->timer, NULL);
 	}
 }
 
-/* ---- Argon2id on the threadpool ------------------------------------------ */
+/* ---- Argon2id in the worker processes (pwhash.c) -------------------------- */
 
 enum pw_kind { PW_LOGIN, PW_ENROL };
 
 /* One password operation. Waits in a FIFO when pwhash_inflight are running;
- * the password is wiped as soon as it is hashed or verified. */
+ * the password is wiped as soon as it is handed to a worker. */
 struct pw_job {
 	struct pw_job *next;           /* wait queue link */
-	uv_work_t req;
+	struct hl_pwhash_req req;
 	enum pw_kind kind;
 	struct hl_auth *a;
 	struct hl_session *s;          /* referenced */
 	char id[HL_PROTO_ID_MAX + 1];
-	char password[1025];
+	char password[HL_PWHASH_PASSWORD_MAX + 1];
 	char hash[crypto_pwhash_STRBYTES];      /* login: hash to verify */
 	char new_hash[crypto_pwhash_STRBYTES];  /* rehash / enrol result */
 	char totp[17];
@@ -658,41 +669,42 @@ static void pw_free(struct pw_job *p)
 	free(p);
 }
 
-static void pw_work(uv_work_t *req)
+/* A job that could not be worked: the client hears so (unless it has
+ * gone, or the server is stopping). */
+static void pw_fail(struct pw_job *p)
 {
-	struct pw_job *p = hl_container_of(req, struct pw_job, req);
-	size_t n = strlen(p->password);
-
-	hl_thread_background();
-	if (p->kind == PW_LOGIN) {
-		p->ok = crypto_pwhash_str_verify(p->hash, p->password, n) == 0;
-		/* Rehash when the stored parameters are older than ours. */
-		if (p->ok && p->staff_id &&
-		    crypto_pwhash_str_needs_rehash(
-			    p->hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-			    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0 &&
-		    crypto_pwhash_str(p->new_hash, p->password, n,
-				      crypto_pwhash_OPSLIMIT_INTERACTIVE,
-				      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-			p->new_hash[0] = '\0';
-	} else {
-		p->ok = crypto_pwhash_str(p->new_hash, p->password, n,
-					  crypto_pwhash_OPSLIMIT_INTERACTIVE,
-					  crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+	if (p->s->wsi) {
+		p->s->auth_busy = false;
+		if (!p->a->stopping)
+			hl_session_error(p->s, p->id, HL_ERR_BUSY,
+					 "could not check that just now; please "
+					 "try again", NULL);
 	}
-	sodium_memzero(p->password, sizeof(p->password));
+	pw_free(p);
 }
 
-static void pw_after(uv_work_t *req, int status);
+static void pw_done(struct hl_pwhash_req *r, int status, bool ok,
+		    const char *new_hash);
 
+/* Hands p to a worker; on failure answers and frees it. */
 static void pw_start(struct pw_job *p)
 {
-	p->a->inflight++;
-	if (uv_queue_work(&p->a->srv->loop, &p->req, pw_work, pw_after) != 0) {
-		p->a->inflight--;
-		p->ok = false;
-		pw_after(&p->req, UV_ECANCELED);
+	enum hl_pwhash_kind kind = p->kind == PW_ENROL ? HL_PWHASH_MAKE
+				   : p->staff_id       ? HL_PWHASH_VERIFY_REHASH
+						       : HL_PWHASH_VERIFY;
+	int rc;
+
+	p->req.done = pw_done;
+	p->req.data = p;
+	rc = hl_pwhash_submit(&p->a->pwhash, &p->req, kind, p->hash,
+			      p->password);
+	sodium_memzero(p->password, sizeof(p->password));
+	if (rc != 0) {
+		hl_warn("auth.pwhash_unavailable", "why=%s", hl_strerror(rc));
+		pw_fail(p);
+		return;
 	}
+	p->a->inflight++;
 }
 
 /* Queues p (taking ownership). Returns false when the queue is full. */
@@ -719,31 +731,36 @@ static bool pw_submit(struct pw_job *p)
 static void login_finish(struct pw_job *p);
 static void enrol_hashed(struct pw_job *p);
 
-static void pw_after(uv_work_t *req, int status)
+static void pw_done(struct hl_pwhash_req *r, int status, bool ok,
+		    const char *new_hash)
 {
-	struct pw_job *p = hl_container_of(req, struct pw_job, req);
+	struct pw_job *p = r->data;
 	struct hl_auth *a = p->a;
 
-	if (status != UV_ECANCELED)
-		a->inflight--;
+	a->inflight--;
+	p->ok = status == 0 && ok;
+	snprintf(p->new_hash, sizeof(p->new_hash), "%s",
+		 status == 0 && new_hash ? new_hash : "");
 	/* Start the next waiter, skipping those whose socket is gone. */
-	while (a->wait_head && a->inflight < a->srv->cfg.auth_pwhash_inflight) {
+	while (a->wait_head && a->inflight < a->srv->cfg.auth_pwhash_inflight &&
+	       !a->stopping) {
 		struct pw_job *n = a->wait_head;
 
 		a->wait_head = n->next;
 		if (!a->wait_head)
 			a->wait_tail = NULL;
 		a->waiting--;
-		if (!n->s->wsi || a->stopping) {
+		if (!n->s->wsi) {
 			pw_free(n);
 			continue;
 		}
 		pw_start(n);
 	}
-	if (status == UV_ECANCELED || !p->s->wsi || a->stopping) {
-		if (p->s->wsi)
-			p->s->auth_busy = false;
-		pw_free(p);
+	if (status != 0 || !p->s->wsi || a->stopping) {
+		if (status != 0 && status != HL_ECLOSED)
+			hl_warn("auth.pwhash_failed", "conn=%s why=%s",
+				p->s->id_str, hl_strerror(status));
+		pw_fail(p);
 		return;
 	}
 	if (p->kind == PW_LOGIN)

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "keys.h"
+#include "pwhash.h"
 #include "protocol.h"
 #include "staff.h"
 
@@ -53,7 +54,8 @@ struct hl_auth {
 	struct hl_auth_session *sess;
 	size_t nsess, capsess;
 	char dummy_hash[crypto_pwhash_STRBYTES]; /* verified for unknown users */
-	int inflight;                  /* Argon2id jobs on the threadpool */
+	struct hl_pwhash pwhash;       /* the Argon2id worker processes */
+	int inflight;                  /* Argon2id jobs at the workers */
 	struct pw_job *wait_head, *wait_tail; /* waiting for a slot */
 	int waiting;
 	uv_timer_t timer;              /* 1 s: expiry sweep, change poll */

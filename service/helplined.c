@@ -2,6 +2,7 @@
 #include "common.h"
 #include "config.h"
 #include "log.h"
+#include "pwhash.h"
 #include "server.h"
 
 #include <getopt.h>
@@ -57,6 +58,9 @@ int main(int argc, char **argv)
 	struct hl_server *srv;
 	char err[512];
 
+	/* Internal: an Argon2id worker this daemon started (pwhash.h). */
+	if (argc == 2 && strcmp(argv[1], "--pwhash-worker") == 0)
+		return hl_pwhash_worker_main();
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		const char *key = NULL;
 

@@ -10,6 +10,7 @@
 #include "hist.h"
 #include "ws_client.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -786,13 +787,15 @@ static bool run_until(struct bench *b, bool (*cond)(struct bench *), double secs
 
 /* ---- /proc of the server ------------------------------------------------------------ */
 
-static bool proc_cpu(pid_t pid, double *secs)
+/* CPU seconds of one process, and its parent. */
+static bool stat_cpu(pid_t pid, double *secs, pid_t *parent)
 {
 	char path[64], buf[2048];
 	FILE *f;
 	size_t n;
 	char *p;
 	unsigned long ut = 0, st = 0;
+	int ppid = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "r");
@@ -806,10 +809,39 @@ static bool proc_cpu(pid_t pid, double *secs)
 		return false;
 	/* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
 	 * majflt cmajflt utime(14) stime(15) */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &ut, &st) != 2)
+	if (sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ppid, &ut, &st) != 3)
 		return false;
 	*secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	*parent = (pid_t)ppid;
+	return true;
+}
+
+/* CPU seconds of the server and of its child processes (helplined's
+ * Argon2id workers): the work is the server's wherever it runs. */
+static bool proc_cpu(pid_t pid, double *secs)
+{
+	DIR *d;
+	struct dirent *e;
+	pid_t parent;
+	double own, child;
+
+	if (!stat_cpu(pid, &own, &parent))
+		return false;
+	*secs = own;
+	d = opendir("/proc");
+	if (!d)
+		return true;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long id = strtol(e->d_name, &end, 10);
+
+		if (*end || id <= 0 || id == pid)
+			continue;
+		if (stat_cpu((pid_t)id, &child, &parent) && parent == pid)
+			*secs += child;
+	}
+	closedir(d);
 	return true;
 }
 

@@ -2,7 +2,7 @@
 // administration against the real daemon, with helplinectl for set-up.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startServer, greeted, request, nextId } from './harness.mjs';
@@ -292,4 +292,58 @@ test('a login flood is bounded: extra logins get busy, and chat is answered mean
     s2.cleanup();
     assert.equal(r.code, 0, r.stderr);
   }
+});
+
+// The Argon2id workers (service/pwhash.h): child processes of the daemon,
+// so that a hash's 64 MiB mapping never stalls the daemon's own threads.
+const parentOf = (pid) => {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? -1 : Number(f[1]);
+  } catch { return -1; }
+};
+const workersOf = (pid) => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)
+  .filter((c) => parentOf(c) === pid && readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0')[1] === '--pwhash-worker');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('Argon2id runs in a worker process that is started again when it dies (the login it had is answered busy) and dies with the daemon, even after kill -9', async () => {
+  const before = workersOf(srv.proc.pid);
+  assert.equal(before.length, 1, 'auth.pwhash_inflight = 1: one worker');
+  const named = () => /\(hl-pwhash\)/.test(readFileSync(`/proc/${before[0]}/stat`, 'utf8'));
+  for (let i = 0; i < 100 && !named(); i++) await sleep(50);
+  assert.ok(named(), 'the worker names itself hl-pwhash');
+  await awaitStepMargin(10);
+  const acct = remember(await enrolled(srv, 'wendy', 'counsellor'));
+  // A login is with the worker when it is killed: answered busy, not lost.
+  const ws = await staffSocket(srv);
+  const id = nextId();
+  const pending = request(ws, { type: 'auth.login', id, username: acct.username, password: acct.password, totp: totp(acct.secret, stepNow()) });
+  await sleep(5);
+  process.kill(before[0], 'SIGKILL');
+  const r = await pending;
+  assert.equal(r.type, 'error', JSON.stringify(r));
+  assert.equal(r.code, 'busy');
+  // A new worker, and the next login works.
+  let after = [];
+  for (let i = 0; i < 100 && !(after.length === 1 && after[0] !== before[0]); i++) { await sleep(50); after = workersOf(srv.proc.pid); }
+  assert.equal(after.length, 1);
+  assert.notEqual(after[0], before[0]);
+  await awaitStepMargin(5);
+  const ok = await request(ws, { type: 'auth.login', id: nextId(), username: acct.username, password: acct.password, totp: totp(acct.secret, stepNow() + 1) });
+  assert.equal(ok.type, 'auth.ok', JSON.stringify(ok));
+  rememberToken(ok.token);
+  ws.close();
+  assert.match(srv.stderr, /pwhash\.worker_exited worker=0 status=0 signal=9/);
+
+  // kill -9 of the daemon takes its workers with it.
+  const other = await startServer({ args: ['--config', 'integration/auth-test.ini'] });
+  const ws2 = workersOf(other.proc.pid);
+  assert.equal(ws2.length, 1);
+  other.proc.kill('SIGKILL');
+  await other.exited;
+  let alive = true;
+  for (let i = 0; i < 100 && alive; i++) { await sleep(50); alive = parentOf(ws2[0]) !== -1; }
+  assert.ok(!alive, 'the worker outlived its daemon');
+  other.cleanup();
 });
