@@ -1358,7 +1358,12 @@ void hl_auth_enrol_finish(struct hl_session *s, const struct hl_msg *m)
 struct hl_auth_staff *hl_auth_staff_of(struct hl_auth *a,
 				       const struct hl_session *s)
 {
-	return s->staff_id ? find_staff(a, s->staff_id) : NULL;
+	if (!s->staff_id)
+		return NULL;
+	if (s->staff_hint < a->nstaff &&
+	    a->staff[s->staff_hint].row.id == s->staff_id)
+		return &a->staff[s->staff_hint];
+	return find_staff(a, s->staff_id);
 }
 
 struct hl_auth_staff *hl_auth_staff_by_id(struct hl_auth *a, int64_t id)
@@ -1398,10 +1403,42 @@ void hl_auth_set_presence(struct hl_auth *a, struct hl_auth_staff *st,
 		hl_routing_kick(&a->srv->contacts);
 }
 
+/* The session and account of an authenticated socket, looked up where
+ * they were last time first (every staff message comes here; the lists
+ * are scanned only when they have changed). */
+static struct hl_auth_session *session_of(struct hl_auth *a,
+					  struct hl_session *s)
+{
+	struct hl_auth_session *e;
+
+	if (s->sess_hint < a->nsess &&
+	    sodium_memcmp(a->sess[s->sess_hint].token_hash, s->token_hash,
+			  HL_TOKEN_HASH_BYTES) == 0)
+		return &a->sess[s->sess_hint];
+	e = find_session(a, s->token_hash);
+	if (e)
+		s->sess_hint = (size_t)(e - a->sess);
+	return e;
+}
+
+static struct hl_auth_staff *account_of(struct hl_auth *a,
+					struct hl_session *s)
+{
+	struct hl_auth_staff *st;
+
+	if (s->staff_hint < a->nstaff &&
+	    a->staff[s->staff_hint].row.id == s->staff_id)
+		return &a->staff[s->staff_hint];
+	st = find_staff(a, s->staff_id);
+	if (st)
+		s->staff_hint = (size_t)(st - a->staff);
+	return st;
+}
+
 bool hl_auth_touch(struct hl_auth *a, struct hl_session *s)
 {
-	struct hl_auth_session *e = find_session(a, s->token_hash);
-	struct hl_auth_staff *st = find_staff(a, s->staff_id);
+	struct hl_auth_session *e = session_of(a, s);
+	struct hl_auth_staff *st = account_of(a, s);
 	int64_t now = now_s();
 
 	if (!st || st->row.state != HL_STAFF_ACTIVE) {

@@ -55,6 +55,8 @@ struct hl_session {
 	int64_t staff_id;           /* authenticated account, 0 if none */
 	struct hl_session *staff_next; /* the account's next socket (auth.c) */
 	unsigned char token_hash[32]; /* hash of the session token in use */
+	size_t sess_hint, staff_hint; /* auth.c: where its session and account
+				       * were last found (checked before use) */
 	int auth_failures;          /* failed logins/enrolments on this socket */
 	bool auth_busy;             /* a login/enrolment is in flight */
 	int64_t last_active;        /* unix s of the last authenticated request */
