@@ -440,6 +440,16 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 		one(&o, "helpline_store_commit_failures_total", "counter",
 		    "Store transactions whose BEGIN or COMMIT failed.",
 		    g->store.commit_failures);
+		one(&o, "helpline_store_checkpoints_total", "counter",
+		    "WAL checkpoints run by the checkpointer thread, beside "
+		    "the writer.", g->store.checkpoints);
+		one(&o, "helpline_store_writer_checkpoints_total", "counter",
+		    "WAL checkpoints the writer ran itself, between batches, "
+		    "because the WAL had passed its hard limit.",
+		    g->store.checkpoints_inline);
+		one(&o, "helpline_store_checkpoint_failures_total", "counter",
+		    "WAL checkpoints that failed (other than busy).",
+		    g->store.checkpoint_failures);
 		one(&o, "helpline_store_queued_jobs", "gauge",
 		    "Store jobs waiting for the writer now.", g->store.queued);
 		one(&o, "helpline_store_batch_max_jobs", "gauge",

@@ -106,6 +106,9 @@ test('/metrics exposes counters in text format', async () => {
   assert.equal(r.status, 200);
   assert.match(r.body, /^helpline_errors_total\{code="bad_json"\} \d+$/m);
   assert.match(r.body, /^helpline_store_batches_total \d+$/m);
+  assert.match(r.body, /^helpline_store_checkpoints_total \d+$/m);
+  assert.match(r.body, /^helpline_store_writer_checkpoints_total \d+$/m);
+  assert.match(r.body, /^helpline_secrets_barred_total \d+$/m);
 });
 
 test('an upgrade without a known subprotocol is refused with 400 and a reason', async () => {

@@ -63,6 +63,8 @@ static void test_format(void **state)
 	m.ws_current[1] = 2;
 	g.queue_by_risk[2] = 4;
 	g.store.batches = 9;
+	g.store.checkpoints = 7;
+	g.store.checkpoints_inline = 2;
 	for (int i = 0; i < 5; i++)
 		hl_histogram_observe(&m.queue_wait, 20.0 * i);
 	n = hl_metrics_format(&m, &g, buf, 65536);
@@ -72,6 +74,9 @@ static void test_format(void **state)
 	assert_true(sample(buf, "helpline_ws_connections{protocol=\"helpline.staff.v1\"}") == 2);
 	assert_true(sample(buf, "helpline_queue_length{risk=\"high\"}") == 4);
 	assert_true(sample(buf, "helpline_store_batches_total") == 9);
+	assert_true(sample(buf, "helpline_store_checkpoints_total") == 7);
+	assert_true(sample(buf, "helpline_store_writer_checkpoints_total") == 2);
+	assert_true(sample(buf, "helpline_store_checkpoint_failures_total") == 0);
 	/* 0, 20, 40, 60, 80: cumulative buckets. */
 	assert_true(sample(buf, "helpline_queue_wait_seconds_bucket{le=\"5\"}") == 1);
 	assert_true(sample(buf, "helpline_queue_wait_seconds_bucket{le=\"30\"}") == 2);
