@@ -163,12 +163,35 @@ bool hl_nets_contain(const struct hl_nets *nets, const struct sockaddr *sa)
 	return false;
 }
 
-/* ---- the table --------------------------------------------------------- */
+/* ---- the tables -------------------------------------------------------- */
+
+/* Slots (a power of two, from min up to cap) for 4 * max_connections tags:
+ * at most 2 * max_connections at once, the table at most half full. */
+static uint32_t table_slots(int max_connections, uint32_t min, uint32_t cap)
+{
+	uint32_t slots = min;
+
+	while (slots < 4u * (uint32_t)(max_connections > 0 ? max_connections : 1) &&
+	       slots < cap)
+		slots <<= 1;
+	return slots;
+}
+
+/* The slot holding tag in tags (mask + 1 slots, linear probing), or the
+ * empty slot where it would go. */
+static uint32_t probe(const uint64_t *tags, uint32_t mask, uint64_t tag)
+{
+	uint32_t i = (uint32_t)tag & mask;
+
+	while (tags[i] && tags[i] != tag)
+		i = (i + 1) & mask;
+	return i;
+}
 
 int hl_addrlimit_init(struct hl_addrlimit *a, int limit, int max_connections,
 		      const struct hl_nets *uncounted)
 {
-	uint32_t slots = 64;
+	uint32_t slots;
 
 	memset(a, 0, sizeof(*a));
 	a->limit = limit > 0 ? limit : 0;
@@ -178,10 +201,8 @@ int hl_addrlimit_init(struct hl_addrlimit *a, int limit, int max_connections,
 	if (!a->limit)
 		return HL_OK;
 	/* At most max_connections distinct tags at once (twice that around
-	 * a key change); keep the load under one half. */
-	while (slots < 4u * (uint32_t)(max_connections > 0 ? max_connections : 1) &&
-	       slots < (1u << 26))
-		slots <<= 1;
+	 * a key change). */
+	slots = table_slots(max_connections, 64, 1u << 26);
 	a->tags = calloc(slots, sizeof(*a->tags));
 	a->counts = calloc(slots, sizeof(*a->counts));
 	if (!a->tags || !a->counts) {
@@ -192,20 +213,26 @@ int hl_addrlimit_init(struct hl_addrlimit *a, int limit, int max_connections,
 	return HL_OK;
 }
 
+/* Frees the failure table and turns the budget off. */
+static void drop_failures(struct hl_addrlimit *a)
+{
+	free(a->fail_tags);
+	free(a->fail_full_at);
+	a->fail_tags = NULL;
+	a->fail_full_at = NULL;
+	a->fail_used = a->fail_mask = 0;
+	a->fail_limit = 0;
+}
+
 void hl_addrlimit_free(struct hl_addrlimit *a)
 {
 	sodium_memzero(a->key, sizeof(a->key));
 	free(a->tags);
 	free(a->counts);
-	free(a->fail_tags);
-	free(a->fail_full_at);
 	a->tags = NULL;
 	a->counts = NULL;
-	a->fail_tags = NULL;
-	a->fail_full_at = NULL;
 	a->used = a->mask = 0;
-	a->fail_used = a->fail_mask = 0;
-	a->fail_limit = 0;
+	drop_failures(a);
 }
 
 /* The tag of sa under today's key (a new key at the first use of each UTC
@@ -243,14 +270,9 @@ static uint64_t tag_of(struct hl_addrlimit *a, const struct sockaddr *sa,
 	return tag ? tag : 1;
 }
 
-/* The slot holding tag, or the empty slot where it would go. */
 static uint32_t slot_of(const struct hl_addrlimit *a, uint64_t tag)
 {
-	uint32_t i = (uint32_t)tag & a->mask;
-
-	while (a->tags[i] && a->tags[i] != tag)
-		i = (i + 1) & a->mask;
-	return i;
+	return probe(a->tags, a->mask, tag);
 }
 
 bool hl_addrlimit_allows(struct hl_addrlimit *a, const struct sockaddr *sa,
@@ -323,30 +345,20 @@ uint32_t hl_addrlimit_count(struct hl_addrlimit *a, const struct sockaddr *sa,
 int hl_addrlimit_set_failures(struct hl_addrlimit *a, int failures,
 			      int window_s, int max_connections)
 {
-	uint32_t slots = 1024;
+	uint32_t slots;
 
-	free(a->fail_tags);
-	free(a->fail_full_at);
-	a->fail_tags = NULL;
-	a->fail_full_at = NULL;
-	a->fail_used = a->fail_mask = 0;
+	drop_failures(a);
 	a->fail_limit = failures > 0 && window_s > 0 ? failures : 0;
 	a->fail_window_ms = (int64_t)window_s * 1000;
 	if (!a->fail_limit)
 		return HL_OK;
 	/* Entries outlive their connections by up to a window: room for
-	 * twice max_connections addresses, the table at most half full. */
-	while (slots < 4u * (uint32_t)(max_connections > 0 ? max_connections : 1) &&
-	       slots < (1u << 24))
-		slots <<= 1;
+	 * twice max_connections addresses. */
+	slots = table_slots(max_connections, 1024, 1u << 24);
 	a->fail_tags = calloc(slots, sizeof(*a->fail_tags));
 	a->fail_full_at = calloc(slots, sizeof(*a->fail_full_at));
 	if (!a->fail_tags || !a->fail_full_at) {
-		free(a->fail_tags);
-		free(a->fail_full_at);
-		a->fail_tags = NULL;
-		a->fail_full_at = NULL;
-		a->fail_limit = 0;
+		drop_failures(a);
 		return HL_ENOMEM;
 	}
 	a->fail_mask = slots - 1;
@@ -355,11 +367,7 @@ int hl_addrlimit_set_failures(struct hl_addrlimit *a, int failures,
 
 static uint32_t fail_slot(const struct hl_addrlimit *a, uint64_t tag)
 {
-	uint32_t i = (uint32_t)tag & a->fail_mask;
-
-	while (a->fail_tags[i] && a->fail_tags[i] != tag)
-		i = (i + 1) & a->fail_mask;
-	return i;
+	return probe(a->fail_tags, a->fail_mask, tag);
 }
 
 /* The time one failure adds to an entry. */

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Failed logins or enrolments on one socket before it is closed. */
-#define SOCKET_MAX_FAILURES 5
 /* Minimum length of a staff password, in bytes. */
 #define PASSWORD_MIN 12
 /* How often last_seen is written back (seconds). */
@@ -790,10 +788,7 @@ void hl_auth_free(struct hl_auth *a)
 static void auth_fail(struct hl_session *s, const char *id)
 {
 	s->auth_busy = false;
-	hl_session_secret_failed(s);
-	hl_session_error(s, id, HL_ERR_AUTH_FAILED, LOGIN_FAILED_TEXT, NULL);
-	if (s->auth_failures >= SOCKET_MAX_FAILURES)
-		hl_session_close(s, 1008, "too many failed attempts");
+	hl_session_secret_refused(s, id, HL_ERR_AUTH_FAILED, LOGIN_FAILED_TEXT);
 }
 
 static void login_failed_done(struct auth_job *j, int status)
@@ -1067,12 +1062,9 @@ void hl_auth_resume(struct hl_session *s, const struct hl_msg *m)
 	if (!e || !st || st->row.state != HL_STAFF_ACTIVE ||
 	    now >= e->expires_at ||
 	    now - e->last_seen >= a->srv->cfg.auth_session_idle) {
-		hl_session_secret_failed(s);
 		hl_info("auth.resume_refused", "conn=%s", s->id_str);
-		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
-				 "this session has ended; log in again", NULL);
-		if (s->auth_failures >= SOCKET_MAX_FAILURES)
-			hl_session_close(s, 1008, "too many failed attempts");
+		hl_session_secret_refused(s, m->id, HL_ERR_AUTH_FAILED,
+					  "this session has ended; log in again");
 		return;
 	}
 	e->last_seen = now;
@@ -1341,7 +1333,7 @@ void hl_auth_enrol_finish(struct hl_session *s, const struct hl_msg *m)
 				 "that code does not match; check the time on "
 				 "your phone and try the next code",
 				 "totp");
-		if (s->auth_failures >= SOCKET_MAX_FAILURES)
+		if (s->auth_failures >= HL_SESSION_MAX_FAILURES)
 			hl_session_close(s, 1008, "too many failed attempts");
 		return;
 	}

@@ -1,6 +1,7 @@
 /* common.c: descriptions of status codes. */
 #include "common.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -82,4 +83,40 @@ void hl_thread_background(void)
 
 	if (getpriority(PRIO_PROCESS, tid) < 19)
 		(void)setpriority(PRIO_PROCESS, tid, 19);
+}
+
+int hl_read_full(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = 0;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int hl_write_full(int fd, const unsigned char *buf, size_t len)
+{
+	size_t put = 0;
+
+	while (put < len) {
+		ssize_t n = write(fd, buf + put, len - put);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		put += (size_t)n;
+	}
+	return 0;
 }

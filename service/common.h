@@ -57,7 +57,7 @@ void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /*
  * Lowers the calling thread's scheduling priority (nice 19) for CPU-heavy
- * background work on libuv's threadpool (Argon2id, statistics): where the
+ * background work on libuv's threadpool (statistics, evidence checks): where the
  * threadpool shares a core with the event loop, chats keep their latency.
  * Linux applies nice to one thread when given its id. Best effort: where
  * the system refuses (the shipped systemd unit filters @resources), the
@@ -65,6 +65,14 @@ void hl_set_err(char *err, size_t errlen, const char *fmt, ...)
  * stays at 19 for whatever work it runs later, all of it background work.
  */
 void hl_thread_background(void);
+
+/* Reads exactly len bytes from fd, retrying on EINTR and short reads.
+ * Returns 0, or -1 with errno set (errno 0 when the input ended first). */
+int hl_read_full(int fd, unsigned char *buf, size_t len);
+
+/* Writes exactly len bytes to fd, retrying on EINTR and short writes.
+ * Returns 0, or -1 with errno set. */
+int hl_write_full(int fd, const unsigned char *buf, size_t len);
 
 #define HL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

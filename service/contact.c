@@ -880,13 +880,9 @@ static void resume_done(struct contact_job *j, int status)
 		return;
 	}
 	if (status == HL_ENOTFOUND || (status == 0 && !v)) {
-		hl_session_secret_failed(s);
-		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,
-				 "this chat has ended or expired; you can start a "
-				 "new one",
-				 NULL);
-		if (s->auth_failures >= 5)
-			hl_session_close(s, 1008, "too many failed attempts");
+		hl_session_secret_refused(s, j->id, HL_ERR_AUTH_FAILED,
+					  "this chat has ended or expired; you "
+					  "can start a new one");
 		return;
 	}
 	if (status != 0) {
@@ -2328,11 +2324,9 @@ static void return_done(struct contact_job *j, int status)
 	if (status == HL_ENOTFOUND) {
 		/* A correctly signed code nobody holds: what a guess looks
 		 * like, so it counts like a wrong signature. */
-		hl_session_secret_failed(s);
-		hl_session_error(s, j->id, HL_ERR_AUTH_FAILED,
-				 "there is no chat for that code any more", NULL);
-		if (s->auth_failures >= 5)
-			hl_session_close(s, 1008, "too many failed attempts");
+		hl_session_secret_refused(s, j->id, HL_ERR_AUTH_FAILED,
+					  "there is no chat for that code any "
+					  "more");
 		return;
 	}
 	if (status != 0) {
@@ -2397,13 +2391,10 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 	}
 	if (!hl_inbox_challenge_answer(&s->srv->inbox, s, pk,
 				       "helpline-return-v1", sig)) {
-		hl_session_secret_failed(s);
 		hl_warn("contact.return_refused", "conn=%s", s->id_str);
-		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
-				 "that did not work; ask for a new challenge",
-				 NULL);
-		if (s->auth_failures >= 5)
-			hl_session_close(s, 1008, "too many failed attempts");
+		hl_session_secret_refused(s, m->id, HL_ERR_AUTH_FAILED,
+					  "that did not work; ask for a new "
+					  "challenge");
 		return;
 	}
 	j = request_job(s, m, CJ_RETURN, return_done);

@@ -503,12 +503,10 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 		return;
 	ok = hl_inbox_challenge_answer(ib, s, pk, HL_INBOX_FETCH_LABEL, sig);
 	if (!ok) {
-		hl_session_secret_failed(s);
 		hl_warn("inbox.fetch_refused", "conn=%s", s->id_str);
-		hl_session_error(s, m->id, HL_ERR_AUTH_FAILED,
-				 "that did not work; ask for a new challenge", NULL);
-		if (s->auth_failures >= 5)
-			hl_session_close(s, 1008, "too many failed attempts");
+		hl_session_secret_refused(s, m->id, HL_ERR_AUTH_FAILED,
+					  "that did not work; ask for a new "
+					  "challenge");
 		return;
 	}
 	j = ijob_new(s, IJ_FETCH, m->id);

@@ -70,46 +70,6 @@ int hl_keys_from_master(struct hl_keys *keys,
 	return rc;
 }
 
-/* Reads exactly len bytes from fd, retrying on EINTR and short reads.
- * Returns 0, or -1 with errno set (0 when the file ended early). */
-static int read_full(int fd, unsigned char *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = 0;
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* Writes exactly len bytes to fd, retrying on EINTR and short writes.
- * Returns 0, or -1 with errno set. */
-static int write_full(int fd, const unsigned char *buf, size_t len)
-{
-	size_t put = 0;
-
-	while (put < len) {
-		ssize_t n = write(fd, buf + put, len - put);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		put += (size_t)n;
-	}
-	return 0;
-}
-
 /* fsyncs the directory holding path, so the new file's directory entry is
  * durable too (a file fsynced into a directory that was not can vanish
  * after a power cut). Returns 0 or -1 with errno set. */
@@ -163,7 +123,7 @@ static int create_file(struct hl_keys *keys, const char *path, char *err,
 		return HL_EIO;
 	}
 	randombytes_buf(keys->master, HL_KEY_BYTES);
-	if (write_full(fd, keys->master, HL_KEY_BYTES) != 0 ||
+	if (hl_write_full(fd, keys->master, HL_KEY_BYTES) != 0 ||
 	    fsync(fd) != 0) {
 		saved = errno;
 		close(fd);
@@ -228,7 +188,7 @@ static int load_file(struct hl_keys *keys, const char *path, char *err,
 		hl_set_err(err, errlen, "key file %s is %lld bytes, expected "
 			   "%d", path, (long long)sb.st_size, HL_KEY_BYTES);
 		rc = HL_EINVAL;
-	} else if (read_full(fd, keys->master, HL_KEY_BYTES) != 0) {
+	} else if (hl_read_full(fd, keys->master, HL_KEY_BYTES) != 0) {
 		saved = errno;
 		hl_set_err(err, errlen, "cannot read key file %s: %s", path,
 			   saved ? strerror(saved) : "file shrank");

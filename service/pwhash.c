@@ -53,7 +53,6 @@ static void on_closed(uv_handle_t *h)
 	if (--w->open_handles > 0 || p->stopping || w->dead)
 		return;
 	/* All three closed after the worker died: start another. */
-	p->restarts++;
 	if (spawn(w) != 0)
 		hl_error("pwhash.restart_failed", "worker=%d",
 			 (int)(w - p->w));
@@ -299,42 +298,6 @@ void hl_pwhash_stop(struct hl_pwhash *p)
 
 /* ---- the worker process ---------------------------------------------------- */
 
-/* Reads exactly n bytes: n, 0 at end of input before any, -1 on error or
- * a short record. */
-static ssize_t read_full(int fd, unsigned char *buf, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, buf + got, n - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return got == 0 ? 0 : -1;
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-static int write_full(int fd, const unsigned char *buf, size_t n)
-{
-	size_t put_ = 0;
-
-	while (put_ < n) {
-		ssize_t r = write(fd, buf + put_, n - put_);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		put_ += (size_t)r;
-	}
-	return 0;
-}
-
 int hl_pwhash_worker_main(void)
 {
 	unsigned char req[REQ_SIZE], ans[ANS_SIZE];
@@ -352,13 +315,11 @@ int hl_pwhash_worker_main(void)
 	signal(SIGPIPE, SIG_IGN);
 	(void)setpriority(PRIO_PROCESS, 0, 19);
 	for (;;) {
-		ssize_t r = read_full(0, req, sizeof(req));
 		size_t n;
 
-		if (r == 0)
-			break;
-		if (r < 0) {
-			status = 1;
+		if (hl_read_full(0, req, sizeof(req)) != 0) {
+			/* The daemon closed the pipe (errno 0): done. */
+			status = errno ? 1 : 0;
 			break;
 		}
 		req[REQ_PASSWORD - 1] = '\0';
@@ -389,7 +350,7 @@ int hl_pwhash_worker_main(void)
 			break; /* answered not ok */
 		}
 		sodium_memzero(req, sizeof(req));
-		if (write_full(1, ans, sizeof(ans)) != 0) {
+		if (hl_write_full(1, ans, sizeof(ans)) != 0) {
 			status = 1;
 			break;
 		}

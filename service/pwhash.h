@@ -67,7 +67,6 @@ struct hl_pwhash {
 	char exe[4096];            /* this executable (/proc/self/exe) */
 	int count;
 	bool stopping;
-	uint64_t restarts;         /* workers started again after dying */
 	struct hl_pwhash_worker w[HL_PWHASH_WORKERS_MAX];
 };
 

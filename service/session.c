@@ -320,7 +320,7 @@ bool hl_session_may_try_secret(struct hl_session *s, const char *id)
 		 (secs + 59) / 60 == 1 ? "" : "s");
 	hl_session_error_with(s, id, HL_ERR_RATE_LIMITED, text, NULL,
 			      json_pack("{sI}", "retry_after", (json_int_t)secs));
-	if (++s->auth_failures >= 5)
+	if (++s->auth_failures >= HL_SESSION_MAX_FAILURES)
 		hl_session_close(s, 1008, "too many failed attempts");
 	return false;
 }
@@ -332,6 +332,15 @@ void hl_session_secret_failed(struct hl_session *s)
 	if (!hl_addrlimit_failed(&s->srv->addrs, s->addr_tag, hl_now_ms()))
 		hl_warn("conn.secret_untracked",
 			"conn=%s why=failure table full", s->id_str);
+}
+
+void hl_session_secret_refused(struct hl_session *s, const char *id,
+			       enum hl_err_code code, const char *message)
+{
+	hl_session_secret_failed(s);
+	hl_session_error(s, id, code, message, NULL);
+	if (s->auth_failures >= HL_SESSION_MAX_FAILURES)
+		hl_session_close(s, 1008, "too many failed attempts");
 }
 
 /*

@@ -124,9 +124,19 @@ void hl_session_error_with(struct hl_session *s, const char *id,
  */
 bool hl_session_may_try_secret(struct hl_session *s, const char *id);
 
+/* Wrong secrets one connection may offer before it is closed with 1008
+ * "too many failed attempts". */
+#define HL_SESSION_MAX_FAILURES 5
+
 /* Counts a wrong secret against this connection (auth_failures) and its
  * address's budget. */
 void hl_session_secret_failed(struct hl_session *s);
+
+/* A wrong secret refused: counts it (hl_session_secret_failed), answers
+ * code with message, and closes the connection once it has failed
+ * HL_SESSION_MAX_FAILURES times. */
+void hl_session_secret_refused(struct hl_session *s, const char *id,
+			       enum hl_err_code code, const char *message);
 
 /*
  * Closes the connection with a WebSocket close code and a short ASCII

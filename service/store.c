@@ -1105,6 +1105,28 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+/* One PASSIVE checkpoint on db, counted (by the checkpointer thread, or
+ * the writer itself) and a failure other than busy logged. Returns the
+ * SQLite code. */
+static int checkpoint(struct hl_store *st, sqlite3 *db, bool by_writer)
+{
+	int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+					   NULL, NULL);
+	bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+
+	pthread_mutex_lock(&st->mu);
+	if (by_writer)
+		st->stats.checkpoints_inline++;
+	else
+		st->stats.checkpoints++;
+	st->stats.checkpoint_failures += failed;
+	pthread_mutex_unlock(&st->mu);
+	if (failed)
+		hl_warn("store.checkpoint_failed", "rc=%d by=%s", rc,
+			by_writer ? "writer" : "checkpointer");
+	return rc;
+}
+
 /*
  * The checkpointer thread: on each wake-up copies what the WAL holds into
  * the database file (PASSIVE: it never waits for, nor blocks, the writer),
@@ -1113,8 +1135,6 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 static void *checkpointer_main(void *arg)
 {
 	struct hl_store *st = arg;
-	double t0, t1;
-	int rc;
 
 #ifdef __linux__
 	prctl(PR_SET_NAME, "hl-checkpoint", 0, 0, 0);
@@ -1129,20 +1149,7 @@ static void *checkpointer_main(void *arg)
 		}
 		st->ckpt_wanted = false;
 		pthread_mutex_unlock(&st->mu);
-		t0 = mono_s();
-		rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL,
-					       SQLITE_CHECKPOINT_PASSIVE, NULL,
-					       NULL);
-		t1 = mono_s();
-		pthread_mutex_lock(&st->mu);
-		st->stats.checkpoints++;
-		st->stats.checkpoint_failures += rc != SQLITE_OK &&
-						 rc != SQLITE_BUSY;
-		st->stats.checkpoint_seconds_sum += t1 > t0 ? t1 - t0 : 0;
-		pthread_mutex_unlock(&st->mu);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			hl_warn("store.checkpoint_failed", "rc=%d by=checkpointer",
-				rc);
+		checkpoint(st, st->ckpt_db, false);
 	}
 	return NULL;
 }
@@ -1157,8 +1164,6 @@ static void *checkpointer_main(void *arg)
  */
 static void checkpoint_after_batch(struct hl_store *st)
 {
-	int rc;
-
 	if (st->wal_frames < st->wal_kicked)
 		st->wal_kicked = 0; /* the WAL restarted from its beginning */
 	if (st->wal_frames - st->wal_kicked < HL_STORE_WAL_SOFT)
@@ -1173,16 +1178,8 @@ static void checkpoint_after_batch(struct hl_store *st)
 		pthread_mutex_unlock(&st->mu);
 		return;
 	}
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-				       NULL, NULL);
-	pthread_mutex_lock(&st->mu);
-	st->stats.checkpoints_inline++;
-	st->stats.checkpoint_failures += rc != SQLITE_OK && rc != SQLITE_BUSY;
-	pthread_mutex_unlock(&st->mu);
-	if (rc == SQLITE_OK)
+	if (checkpoint(st, st->db, true) == SQLITE_OK)
 		st->wal_frames = st->wal_kicked = 0;
-	else if (rc != SQLITE_BUSY)
-		hl_warn("store.checkpoint_failed", "rc=%d by=writer", rc);
 }
 
 /* The writer thread: takes up to batch_max jobs at a time off the in queue,

@@ -168,7 +168,6 @@ struct hl_store_stats {
 	uint64_t checkpoints_inline; /* ... run by the writer itself: the WAL
 				     * passed HL_STORE_WAL_HARD frames */
 	uint64_t checkpoint_failures;
-	double checkpoint_seconds_sum;
 };
 
 /* WAL frames (pages) after which the checkpointer is woken (SQLite's own
