@@ -635,9 +635,10 @@ int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
 
 /* ---- events ------------------------------------------------------------- */
 
-/* Looks (sender, client_id) up in conv_id: 0 with *seq and *at set when
- * stored, HL_ENOTFOUND when not, HL_ESTORE. */
-static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
+/* Looks (sender, client_id) up by walking conv_id's events: the way when
+ * the writer cannot hold the conversation's ids in memory. 0 with *seq and
+ * *at set when stored, HL_ENOTFOUND when not, HL_ESTORE. */
+static int scan_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 		       const char *sender, const char *client_id, int64_t *seq,
 		       int64_t *at)
 {
@@ -655,6 +656,105 @@ static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 	}
 	finish(s);
 	return status;
+}
+
+/* Loads every client id stored in conv_id into the writer's memory. 0 with
+ * *out set; HL_ENOMEM (nothing kept: scan instead); HL_ESTORE. */
+static int load_clients(sqlite3_stmt *const *stmts, struct hl_dedupe *d,
+			int64_t conv_id, struct hl_dedupe_conv **out)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_CLIENT_IDS];
+	struct hl_dedupe_conv *c = hl_dedupe_start(d, conv_id);
+	const char *sender, *client_id;
+	int rc, status = 0;
+
+	if (!c)
+		return HL_ENOMEM;
+	sqlite3_bind_int64(s, 1, conv_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sender = (const char *)sqlite3_column_text(s, 1);
+		client_id = (const char *)sqlite3_column_text(s, 2);
+		if (!sender || !client_id)
+			continue; /* NULL client ids are not selected */
+		status = hl_dedupe_put(d, c, hl_dedupe_key(d, sender, client_id),
+				       sqlite3_column_int64(s, 0));
+		if (status != 0)
+			break; /* c is forgotten */
+	}
+	if (status == 0 && rc != SQLITE_DONE) {
+		status = hl_store_sqlite_status(rc);
+		hl_dedupe_forget(d, conv_id);
+	}
+	finish(s);
+	if (status == 0)
+		*out = c;
+	return status;
+}
+
+/* The stored time of event seq of conv_id if it is (sender, client_id):
+ * 0, HL_ENOTFOUND (another event, or none), HL_ESTORE. */
+static int client_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
+		     const char *sender, const char *client_id, int64_t *at)
+{
+	sqlite3_stmt *s = stmts[HL_STMT_EVENT_CLIENT_AT];
+	int status;
+
+	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, seq);
+	sqlite3_bind_text(s, 3, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, client_id, -1, SQLITE_STATIC);
+	status = row_status(sqlite3_step(s), HL_ENOTFOUND);
+	if (status == 0)
+		*at = sqlite3_column_int64(s, 0);
+	finish(s);
+	return status;
+}
+
+/* Looks (sender, client_id) up in conv_id: 0 with *seq and *at set when
+ * stored, HL_ENOTFOUND when not, HL_ESTORE. The writer's memory (dedupe.h)
+ * names the candidates; each is checked against the stored event. */
+static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
+		       const char *sender, const char *client_id, int64_t *seq,
+		       int64_t *at)
+{
+	struct hl_dedupe *d = hl_store_dedupe(stmts);
+	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
+	uint64_t key = hl_dedupe_key(d, sender, client_id);
+	size_t pos = 0;
+	int64_t cand;
+	int status;
+
+	if (!c) {
+		status = load_clients(stmts, d, conv_id, &c);
+		if (status == HL_ENOMEM)
+			return scan_client(stmts, conv_id, sender, client_id,
+					   seq, at);
+		if (status != 0)
+			return status;
+	}
+	while (hl_dedupe_next(c, key, &pos, &cand)) {
+		status = client_at(stmts, conv_id, cand, sender, client_id, at);
+		if (status == 0)
+			*seq = cand;
+		if (status != HL_ENOTFOUND)
+			return status;
+	}
+	return HL_ENOTFOUND;
+}
+
+/* Adds a stored (sender, client_id) to the writer's memory of conv_id, if
+ * it holds that conversation (find_client loaded it just before). */
+static void remember_client(sqlite3_stmt *const *stmts, int64_t conv_id,
+			    const char *sender, const char *client_id,
+			    int64_t seq)
+{
+	struct hl_dedupe *d = hl_store_dedupe(stmts);
+	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
+
+	/* A failed put forgets the conversation: it is loaded again. */
+	if (c)
+		(void)hl_dedupe_put(d, c, hl_dedupe_key(d, sender, client_id),
+				    seq);
 }
 
 /* Reads one stored event's payload (copied to buf, cap bytes) and chain.
@@ -918,6 +1018,11 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	finish(u);
 	if (status != 0)
 		return status;
+	/* Remembered now, before this job or its batch has committed: should
+	 * either be taken back, the entry is checked against the stored event
+	 * when next used and found missing (or another event at that seq). */
+	if (e->client_id)
+		remember_client(stmts, conv_id, e->sender, e->client_id, seq);
 	if (e->stamp_sk && (e->checkpoint_now ||
 			    (e->checkpoint_every > 0 &&
 			     seq % e->checkpoint_every == 0))) {

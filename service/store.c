@@ -37,6 +37,9 @@
  * failed batch gets HL_ESTORE, innocent or not, so while the fault lasts
  * (a full disk) each job takes its own chance. */
 #define SOLO_AFTER_FAILURE 64
+/* The writer's memory of client ids (dedupe.h): about 16 bytes per unit at
+ * most 3/4 full, so up to ~24 MiB, e.g. 10,000 open chats of 100 messages. */
+#define DEDUPE_MAX_UNITS (1u << 20)
 
 /* The SQL of enum hl_stmt, indexed by it. Every entry must be present. */
 static const char *const stmt_sql[HL_STMT__COUNT] = {
@@ -194,9 +197,19 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"INSERT INTO event(conversation_id, seq, at, kind, sender, "
 		"visibility, client_id, payload, chain) VALUES(?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9)",
+	/* Without an index on client ids (0008): what dedupe.h remembers is
+	 * loaded with CLIENT_IDS and checked with CLIENT_AT; FIND_CLIENT,
+	 * a walk of the conversation's events, is the way when it cannot
+	 * be kept in memory. */
 	[HL_STMT_EVENT_FIND_CLIENT] =
 		"SELECT seq, at FROM event WHERE conversation_id=?1 AND "
 		"sender=?2 AND client_id=?3",
+	[HL_STMT_EVENT_CLIENT_IDS] =
+		"SELECT seq, sender, client_id FROM event WHERE "
+		"conversation_id=?1 AND client_id IS NOT NULL",
+	[HL_STMT_EVENT_CLIENT_AT] =
+		"SELECT at FROM event WHERE conversation_id=?1 AND seq=?2 AND "
+		"sender=?3 AND client_id=?4",
 	[HL_STMT_EVENT_SINCE] =
 		"SELECT seq, at, kind, sender, visibility, client_id, payload, "
 		"chain FROM event WHERE conversation_id=?1 AND seq>?2 AND "
@@ -1427,6 +1440,9 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 		hl_set_err(err, errlen, "hl_store_open: invalid arguments");
 		return HL_EINVAL;
 	}
+	status = hl_dedupe_init(&st->dedupe, DEDUPE_MAX_UNITS);
+	if (status != 0)
+		return status;
 	st->batch_max = o.batch_max ? o.batch_max : DEFAULT_BATCH_MAX;
 	st->queue_max = o.queue_max ? o.queue_max : DEFAULT_QUEUE_MAX;
 	mig = o.migrations ? o.migrations : hl_migrations;
@@ -1621,6 +1637,7 @@ void hl_store_close(struct hl_store *st)
 			(unsigned long long)st->stats.batches,
 			(unsigned long long)st->stats.commit_failures);
 	}
+	hl_dedupe_free(&st->dedupe);
 	if (st->async_open) {
 		st->async_open = false;
 		uv_close((uv_handle_t *)&st->async, NULL);
@@ -1636,6 +1653,12 @@ void hl_store_stats(struct hl_store *st, struct hl_store_stats *out)
 	pthread_mutex_lock(&st->mu);
 	*out = st->stats;
 	pthread_mutex_unlock(&st->mu);
+}
+
+struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts)
+{
+	/* Every statement array handed to a job is a store's own stmts. */
+	return &hl_container_of(stmts, struct hl_store, stmts[0])->dedupe;
 }
 
 int hl_store_ping(struct hl_store *st)

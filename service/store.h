@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "dedupe.h"
 #include "migrations.h"
 
 /*
@@ -67,6 +68,8 @@ enum hl_stmt {
 	/* conversation.c: events */
 	HL_STMT_EVENT_INSERT,     /* one event row */
 	HL_STMT_EVENT_FIND_CLIENT,/* seq, at of (conversation, sender, client_id) */
+	HL_STMT_EVENT_CLIENT_IDS, /* seq, sender, client_id of a conversation */
+	HL_STMT_EVENT_CLIENT_AT,  /* at of (conversation, seq, sender, client_id) */
 	HL_STMT_EVENT_SINCE,      /* events after a seq, optionally 'all' only */
 	HL_STMT_EVENT_AT,         /* payload, chain of one event by seq */
 	HL_STMT_REVOKED,          /* 1 when a certificate hash is revoked */
@@ -237,6 +240,8 @@ struct hl_store {
 					 * commit (sqlite3_wal_hook) */
 	int wal_kicked;                 /* writer: wal_frames when the
 					 * checkpointer was last woken */
+	struct hl_dedupe dedupe;        /* writer: the client ids stored in
+					 * each conversation (dedupe.h) */
 };
 
 /*
@@ -287,6 +292,10 @@ void hl_store_close(struct hl_store *st);
  * does not fit or holds a NUL byte (a row not written by this program).
  */
 int hl_store_column_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
+
+/* The writer's memory of stored client ids (dedupe.h) of the store whose
+ * statements stmts are: for conversation.c, on the writer thread. */
+struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts);
 
 /* Copies the counters. Loop thread. */
 void hl_store_stats(struct hl_store *st, struct hl_store_stats *out);

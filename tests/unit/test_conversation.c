@@ -164,6 +164,7 @@ enum op_kind {
 	OP_STAFF, OP_CREATE, OP_GET, OP_APPEND, OP_SINCE, OP_SET_STATE,
 	OP_WRAP, OP_EACH_OPEN, OP_S_PUT, OP_S_FIND, OP_S_TOUCH, OP_S_DELETE,
 	OP_S_EXPIRE, OP_PLAN, OP_TRANSFER, OP_SUPERVISOR, OP_RECEIPT,
+	OP_APPEND_FAIL, OP_DEDUPE,
 };
 
 struct op {
@@ -234,6 +235,28 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		return hl_conv_get(stmts, o->conv, &o->row);
 	case OP_APPEND:
 		return hl_event_append(stmts, o->conv, &o->ev, o->now, &o->res);
+	case OP_APPEND_FAIL: {
+		/* Appends, then fails the job: its savepoint takes the event
+		 * back (as when a later step of a real job fails). */
+		int st = hl_event_append(stmts, o->conv, &o->ev, o->now,
+					 &o->res);
+		return st != 0 ? st : HL_ECONSTRAINT;
+	}
+	case OP_DEDUPE: {
+		/* The writer's client-id memory: with o->count > 0 it starts
+		 * again empty with that many units; its counters either way. */
+		struct hl_dedupe *d = hl_store_dedupe(stmts);
+
+		if (o->count > 0) {
+			hl_dedupe_free(d);
+			if (hl_dedupe_init(d, (size_t)o->count) != 0)
+				return HL_EINVAL;
+		}
+		o->after = (int64_t)d->loads;
+		o->delivered = (int64_t)d->evictions;
+		o->read = (int64_t)d->nconvs;
+		return 0;
+	}
 	case OP_SINCE:
 		return hl_event_since(stmts, o->conv, o->after,
 				      o->contact_view, o->max, see_event, &S);
@@ -358,6 +381,43 @@ static int append_full(int64_t conv, const char *kind, const char *sender,
 	if (res)
 		*res = o.res;
 	return o.status;
+}
+
+/* Like append_full, in a job that then fails (so is rolled back). */
+static int append_then_fail(int64_t conv, const char *sender,
+			    const char *client_id, const char *text,
+			    struct hl_event_result *res)
+{
+	struct op o;
+
+	op_init(&o, OP_APPEND_FAIL);
+	o.conv = conv;
+	o.ev.kind = "msg";
+	o.ev.sender = sender;
+	o.ev.visibility = HL_VIS_ALL;
+	o.ev.client_id = client_id;
+	o.ev.payload = text;
+	o.ev.payload_len = strlen(text);
+	run(&o);
+	if (res)
+		*res = o.res;
+	return o.status;
+}
+
+/* The writer's client-id memory (OP_DEDUPE): units > 0 restarts it with
+ * that many; returns conversations loaded, sets evictions and held. */
+static int64_t dedupe(int units, int64_t *evictions, int64_t *held)
+{
+	struct op o;
+
+	op_init(&o, OP_DEDUPE);
+	o.count = units;
+	assert_int_equal(run(&o), 0);
+	if (evictions)
+		*evictions = o.delivered;
+	if (held)
+		*held = o.read;
+	return o.after;
 }
 
 /* A contact-visible message with a short text payload; returns its seq. */
@@ -691,6 +751,87 @@ static void test_duplicate_client_id(void **state)
 	assert_int_equal(msg(conv, "contact", NULL, "same"), 5);
 	assert_int_equal(event_rows(conv), 5);
 	assert_int_equal(event_rows(other), 1);
+}
+
+/* A retry is recognised without an index (0008): from the writer's memory
+ * after a restart (loaded from the events), never from an append that was
+ * rolled back (even when its seq went to another event), and with memory
+ * for only a few conversations at a time. */
+static void test_duplicate_without_index(void **state)
+{
+	struct hl_event_result r;
+	int64_t conv, c[6], ev, held, loads;
+	char id[16];
+
+	(void)state;
+	conv = create();
+	assert_int_equal(msg(conv, "contact", "a", "one"), 1);
+
+	/* Appended and taken back: not a duplicate, nothing remembered
+	 * wrongly, and its seq is the next event's. */
+	assert_int_equal(append_then_fail(conv, "contact", "b", "two", &r),
+			 HL_ECONSTRAINT);
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(event_rows(conv), 1);
+	assert_int_equal(msg(conv, "contact", "c", "three"), 2);
+	assert_int_equal(append_full(conv, "msg", "contact", HL_VIS_ALL, "b",
+				     "two", 3, T0 + 1, &r), 0);
+	assert_false(r.duplicate);
+	assert_int_equal(r.seq, 3);
+	assert_int_equal(append_full(conv, "msg", "contact", HL_VIS_ALL, "c",
+				     "three", 5, T0 + 2, &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 2);
+
+	/* After a restart the memory is empty and loaded from the events. */
+	env_close();
+	env_open();
+	assert_int_equal(dedupe(0, NULL, &held), 0);
+	assert_int_equal(held, 0);
+	for (int i = 0; i < 3; i++) {
+		static const char *const ids[] = {"a", "c", "b"};
+		static const int64_t seqs[] = {1, 2, 3};
+
+		assert_int_equal(append_full(conv, "msg", "contact",
+					     HL_VIS_ALL, ids[i], "x", 1,
+					     T0 + 9, &r), 0);
+		assert_true(r.duplicate);
+		assert_int_equal(r.seq, seqs[i]);
+	}
+	assert_int_equal(dedupe(0, NULL, &held), 1); /* loaded once */
+	assert_int_equal(event_rows(conv), 3);
+
+	/* Memory for about two conversations: six of them, each retried
+	 * after the others pushed it out, are still recognised. */
+	dedupe(2 * HL_DEDUPE_CONV_UNITS + 8, NULL, NULL);
+	for (int k = 0; k < 6; k++) {
+		c[k] = create();
+		for (int i = 0; i < 4; i++) {
+			snprintf(id, sizeof(id), "m%d.%d", k, i);
+			assert_int_equal(msg(c[k], i % 2 ? "staff:1" : "contact",
+					     id, "hi"), i + 1);
+		}
+	}
+	for (int k = 0; k < 6; k++) {
+		for (int i = 3; i >= 0; i--) {
+			snprintf(id, sizeof(id), "m%d.%d", k, i);
+			assert_int_equal(append_full(c[k], "msg",
+						     i % 2 ? "staff:1"
+							   : "contact",
+						     HL_VIS_ALL, id, "hi", 2,
+						     T0, &r), 0);
+			assert_true(r.duplicate);
+			assert_int_equal(r.seq, i + 1);
+		}
+		/* The same id from the other side is a new message. */
+		snprintf(id, sizeof(id), "m%d.0", k);
+		assert_int_equal(msg(c[k], "staff:1", id, "new"), 5);
+		assert_int_equal(event_rows(c[k]), 5);
+	}
+	loads = dedupe(0, &ev, &held);
+	assert_true(ev > 0);
+	assert_true(held <= 3);
+	assert_true(loads >= 12); /* each loaded when made and again */
 }
 
 static void test_contact_view(void **state)
@@ -1371,7 +1512,12 @@ static void test_query_plans(void **state)
 {
 	(void)state;
 	/* The appends' hot path and resume touch only index ranges. */
-	assert_plan(HL_STMT_EVENT_FIND_CLIENT, "USING INDEX event_client_id");
+	/* Client ids have no index (0008): a retry is found through the
+	 * writer's memory, checked by (conversation, seq), loaded (and, out
+	 * of memory, walked) by conversation. */
+	assert_plan(HL_STMT_EVENT_CLIENT_AT, "(conversation_id=? AND seq=?)");
+	assert_plan(HL_STMT_EVENT_CLIENT_IDS, "(conversation_id=?)");
+	assert_plan(HL_STMT_EVENT_FIND_CLIENT, "(conversation_id=?)");
 	assert_plan(HL_STMT_EVENT_SINCE, "(conversation_id=? AND seq>?)");
 	assert_plan(HL_STMT_CONV_STATE, "USING INTEGER PRIMARY KEY");
 	assert_plan(HL_STMT_CONV_SET_SEQ, "USING INTEGER PRIMARY KEY");
@@ -1574,6 +1720,7 @@ int main(void)
 		T(test_names),
 		T(test_append_in_order),
 		T(test_duplicate_client_id),
+		T(test_duplicate_without_index),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),
