@@ -494,6 +494,8 @@ static struct contact_job *cjob_new(struct hl_contacts *c, enum cjob_kind kind,
 		return NULL;
 	j->job.exec = cjob_exec;
 	j->job.done = cjob_done;
+	/* cjob_exec of CJ_SEND is one hl_event_append and nothing else. */
+	j->job.append_only = kind == CJ_SEND;
 	j->kind = kind;
 	j->c = c;
 	j->then = then;

@@ -19,6 +19,7 @@
  * check sqlite3_changes() instead, and an insert's id is the connection's
  * last rowid (the writer thread owns the connection). */
 #include "conversation.h"
+#include "convtail.h"
 #include "common.h"
 #include "e2e.h"
 #include "trust.h"
@@ -448,20 +449,13 @@ int hl_conv_each_open(sqlite3_stmt *const *stmts, hl_conv_fn fn, void *arg)
 	return status < 0 ? status : 0;
 }
 
-/* A conversation's hash chain and handshake state (schema 0005). */
-struct conv_chain {
-	int64_t last_seq;
-	bool has_head;
-	unsigned char head[HL_E2E_KEY];
-	int64_t hello, epoch;
-	int64_t next[3]; /* by enum hl_e2e_dir */
-};
+_Static_assert(HL_CONVTAIL_KEY == HL_E2E_KEY, "a chain head is a key's size");
 
 /* Reads the state, counsellor and (ch may be NULL) the last seq, chain and
  * handshake state of conv_id. 0, HL_ENOTFOUND, HL_ESTORE. */
 static int conv_state(sqlite3_stmt *const *stmts, int64_t conv_id,
 		      enum hl_conv_state *state, int64_t *counsellor_id,
-		      struct conv_chain *ch)
+		      struct hl_conv_chain *ch)
 {
 	sqlite3_stmt *s = stmts[HL_STMT_CONV_STATE];
 	int rc, status;
@@ -613,7 +607,7 @@ int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
 	sqlite3_stmt *s = stmts[contact ? HL_STMT_CONV_RECEIPT_CONTACT
 					: HL_STMT_CONV_RECEIPT_STAFF];
 	enum hl_conv_state state;
-	struct conv_chain ch;
+	struct hl_conv_chain ch;
 	int64_t cur;
 	int rc, status;
 
@@ -817,7 +811,7 @@ static int refuse(struct hl_event_result *out, enum hl_event_refusal r,
  * success ch holds the handshake state after the event (bar its seq,
  * which the caller applies for hellos and accepts). */
 static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
-		     const struct hl_event_new *e, struct conv_chain *ch,
+		     const struct hl_event_new *e, struct hl_conv_chain *ch,
 		     struct hl_event_result *out)
 {
 	struct hl_e2e_header h;
@@ -933,14 +927,36 @@ static int checkpoint(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
 	return status;
 }
 
+/* Writes ch into conv_id's row, which must still have last_seq was (else
+ * HL_ESTORE: another writer got there first, or no such row). */
+static int set_tail(sqlite3_stmt *u, int64_t conv_id,
+		    const struct hl_conv_chain *ch, int64_t was)
+{
+	int status;
+
+	sqlite3_bind_int64(u, 1, conv_id);
+	sqlite3_bind_int64(u, 2, ch->last_seq);
+	sqlite3_bind_blob(u, 3, ch->head, HL_E2E_KEY, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 4, ch->hello);
+	sqlite3_bind_int64(u, 5, ch->epoch);
+	sqlite3_bind_int64(u, 6, ch->next[HL_E2E_TO_STAFF]);
+	sqlite3_bind_int64(u, 7, ch->next[HL_E2E_TO_CONTACT]);
+	sqlite3_bind_int64(u, 8, was);
+	status = write_status(u, sqlite3_step(u), HL_ESTORE);
+	finish(u);
+	return status;
+}
+
 int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		    const struct hl_event_new *e, int64_t now_ms,
 		    struct hl_event_result *out)
 {
 	sqlite3_stmt *s = stmts[HL_STMT_EVENT_INSERT];
 	sqlite3_stmt *u = stmts[HL_STMT_CONV_SET_SEQ];
+	struct hl_convtails *tails = hl_store_tails(stmts);
+	struct hl_convtail *tail = NULL;
 	enum hl_conv_state state;
-	struct conv_chain ch;
+	struct hl_conv_chain ch;
 	unsigned char head[HL_E2E_KEY];
 	int64_t seq = 0, at = 0, counsellor;
 	int status;
@@ -964,9 +980,26 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (status != HL_ENOTFOUND)
 			return status;
 	}
-	status = conv_state(stmts, conv_id, &state, &counsellor, &ch);
-	if (status != 0)
-		return status;
+	if (tails->active)
+		tail = hl_convtail_get(tails, conv_id);
+	if (tail) {
+		state = (enum hl_conv_state)tail->state;
+		counsellor = tail->counsellor_id;
+		ch = tail->ch;
+	} else {
+		status = conv_state(stmts, conv_id, &state, &counsellor, &ch);
+		if (status != 0)
+			return status;
+		/* Out of memory for a tail: this append writes the row
+		 * itself, which is then as current as before. */
+		if (tails->active &&
+		    (tail = hl_convtail_add(tails, conv_id)) != NULL) {
+			tail->stored_seq = ch.last_seq;
+			tail->state = (int)state;
+			tail->counsellor_id = counsellor;
+			tail->ch = ch;
+		}
+	}
 	if ((state == HL_CONV_ENDED || state == HL_CONV_WRAPPED) &&
 	    strcmp(e->kind, "msg") == 0)
 		return HL_ECLOSED;
@@ -1004,20 +1037,19 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	finish(s);
 	if (status != 0)
 		return status;
+	ch.last_seq = seq;
+	memcpy(ch.head, head, HL_E2E_KEY);
+	ch.has_head = true;
 	/* If this fails the event is stored but last_seq not raised: the job
 	 * must return the error so its savepoint takes the event back (see
-	 * conversation.h); the next append would otherwise collide on seq. */
-	sqlite3_bind_int64(u, 1, conv_id);
-	sqlite3_bind_int64(u, 2, seq);
-	sqlite3_bind_blob(u, 3, head, HL_E2E_KEY, SQLITE_STATIC);
-	sqlite3_bind_int64(u, 4, ch.hello);
-	sqlite3_bind_int64(u, 5, ch.epoch);
-	sqlite3_bind_int64(u, 6, ch.next[HL_E2E_TO_STAFF]);
-	sqlite3_bind_int64(u, 7, ch.next[HL_E2E_TO_CONTACT]);
-	status = write_status(u, sqlite3_step(u), HL_ESTORE);
-	finish(u);
-	if (status != 0)
-		return status;
+	 * conversation.h); the next append would otherwise collide on seq.
+	 * With a tail, the row is written at the end of the run of appends
+	 * (hl_conv_tails_flush). */
+	if (!tail) {
+		status = set_tail(u, conv_id, &ch, seq - 1);
+		if (status != 0)
+			return status;
+	}
 	/* Remembered now, before this job or its batch has committed: should
 	 * either be taken back, the entry is checked against the stored event
 	 * when next used and found missing (or another event at that seq). */
@@ -1031,6 +1063,14 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (status != 0)
 			return status;
 	}
+	/* Last, once nothing of this append can fail any more; should the
+	 * job fail after this, store.c puts the tail back
+	 * (hl_convtail_undo_job) as its savepoint puts back the rows. */
+	if (tail) {
+		hl_convtail_touch(tails, tail);
+		tail->ch = ch;
+		tail->dirty = true;
+	}
 	if (out) {
 		out->seq = seq;
 		out->at = now_ms;
@@ -1038,6 +1078,26 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 		memcpy(out->chain, head, HL_E2E_KEY);
 	}
 	return 0;
+}
+
+int hl_conv_tails_flush(sqlite3_stmt *const *stmts)
+{
+	struct hl_convtails *tails = hl_store_tails(stmts);
+	int status = 0;
+
+	for (size_t i = 0; i < tails->n && status == 0; i++) {
+		struct hl_convtail *t = hl_convtail_at(tails, i);
+
+		if (!t->dirty)
+			continue;
+		status = set_tail(stmts[HL_STMT_CONV_SET_SEQ], t->conv_id,
+				  &t->ch, t->stored_seq);
+		tails->rows_written++;
+	}
+	if (tails->n)
+		tails->flushes++;
+	hl_convtail_clear(tails);
+	return status;
 }
 
 int hl_event_since(sqlite3_stmt *const *stmts, int64_t conv_id,

@@ -305,6 +305,14 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
  * fn not called), fn's negative status if it stopped the walk, or HL_ESTORE
  * (possibly after some calls).
  */
+/*
+ * Writes every conversation row that appends of append-only jobs changed
+ * only in the writer's memory (convtail.h) and forgets them all. store.c
+ * calls it before any other job of the batch and before COMMIT. Returns 0,
+ * or HL_ESTORE (and the batch must not commit: a row was not as read).
+ */
+int hl_conv_tails_flush(sqlite3_stmt *const *stmts);
+
 int hl_event_since(sqlite3_stmt *const *stmts, int64_t conv_id,
 		   int64_t after_seq, bool contact_view, size_t max,
 		   hl_event_fn fn, void *arg);

@@ -10,6 +10,7 @@
  * out queue (writer → loop), stopping and the counters. */
 #include "store.h"
 #include "common.h"
+#include "conversation.h"
 #include "log.h"
 
 #include <errno.h>
@@ -192,7 +193,7 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 	[HL_STMT_CONV_SET_SEQ] =
 		"UPDATE conversation SET last_seq=?2, chain_head=?3, e2e_hello=?4, "
 		"e2e_epoch=?5, e2e_next_contact=?6, e2e_next_staff=?7 WHERE id=?1 "
-		"AND last_seq=?2-1",
+		"AND last_seq=?8",
 	[HL_STMT_EVENT_INSERT] =
 		"INSERT INTO event(conversation_id, seq, at, kind, sender, "
 		"visibility, client_id, payload, chain) VALUES(?1, ?2, ?3, ?4, ?5, "
@@ -1002,6 +1003,22 @@ static void reset_job_stmts(struct hl_store *st, bool all)
 	}
 }
 
+/* Writes the conversation rows the last run of append-only jobs changed
+ * (convtail.h), inside the batch's transaction but outside any job's
+ * savepoint: they belong to jobs that succeeded. Returns 0, or a status
+ * after which the batch must not commit. */
+static int flush_tails(struct hl_store *st)
+{
+	int status;
+
+	if (st->tails.n == 0)
+		return 0;
+	status = hl_conv_tails_flush(st->stmts);
+	if (status != 0)
+		hl_error("store.tails_failed", "status=%d", status);
+	return status;
+}
+
 /*
  * Runs one job inside its own savepoint and sets its status. Returns
  * SQLITE_OK, or the SQLite code of a failure that broke the batch's
@@ -1011,10 +1028,18 @@ static int run_job(struct hl_store *st, struct hl_store_job *job)
 {
 	int rc, status, cur = 0, hi = 0;
 
+	/* Any other job may read or write the rows the appends before it
+	 * changed only in memory: they are written first. */
+	if (!job->append_only && flush_tails(st) != 0)
+		return SQLITE_ERROR;
 	rc = step_once(st->txn[TXN_SAVEPOINT]);
 	if (rc != SQLITE_OK)
 		return rc;
+	if (job->append_only)
+		hl_convtail_begin_job(&st->tails);
+	st->tails.active = job->append_only;
 	status = job->exec(job, st->db, st->stmts);
+	st->tails.active = false;
 	reset_job_stmts(st, false);
 	if (status > 0)
 		status = 0;
@@ -1034,6 +1059,8 @@ static int run_job(struct hl_store *st, struct hl_store_job *job)
 		rc = step_once(st->txn[TXN_ROLLBACK_TO]);
 		if (rc != SQLITE_OK)
 			return rc;
+		if (job->append_only)
+			hl_convtail_undo_job(&st->tails);
 	}
 	rc = step_once(st->txn[TXN_RELEASE]);
 	if (rc != SQLITE_OK)
@@ -1063,6 +1090,11 @@ static bool run_batch(struct hl_store *st, struct hl_store_job *head,
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	stage = "tails";
+	if (flush_tails(st) != 0) {
+		rc = SQLITE_ERROR;
+		goto fail;
+	}
 	reset_job_stmts(st, true);
 	stage = "commit";
 	rc = step_once(st->txn[TXN_COMMIT]);
@@ -1071,6 +1103,8 @@ static bool run_batch(struct hl_store *st, struct hl_store_job *head,
 	return true;
 
 fail:
+	/* What the tails held is rolled back with the rows. */
+	hl_convtail_clear(&st->tails);
 	/* A failed COMMIT may leave the transaction open (SQLITE_BUSY) or
 	 * have rolled it back already (SQLITE_FULL, a commit hook). */
 	reset_job_stmts(st, true);
@@ -1638,6 +1672,7 @@ void hl_store_close(struct hl_store *st)
 			(unsigned long long)st->stats.commit_failures);
 	}
 	hl_dedupe_free(&st->dedupe);
+	hl_convtail_free(&st->tails);
 	if (st->async_open) {
 		st->async_open = false;
 		uv_close((uv_handle_t *)&st->async, NULL);
@@ -1659,6 +1694,11 @@ struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts)
 {
 	/* Every statement array handed to a job is a store's own stmts. */
 	return &hl_container_of(stmts, struct hl_store, stmts[0])->dedupe;
+}
+
+struct hl_convtails *hl_store_tails(sqlite3_stmt *const *stmts)
+{
+	return &hl_container_of(stmts, struct hl_store, stmts[0])->tails;
 }
 
 int hl_store_ping(struct hl_store *st)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "convtail.h"
 #include "dedupe.h"
 #include "migrations.h"
 
@@ -56,7 +57,7 @@ enum hl_stmt {
 	HL_STMT_CONV_STATE,       /* state, counsellor_id, last_seq of one row */
 	HL_STMT_CONV_SET_STATE,   /* new state, counsellor, state_at, ended_at */
 	HL_STMT_CONV_WRAP,        /* ended -> wrapped with outcome and tags */
-	HL_STMT_CONV_SET_SEQ,     /* last_seq = ?2 where it was ?2 - 1 */
+	HL_STMT_CONV_SET_SEQ,     /* last_seq, chain, E2E state where last_seq was ?8 */
 	HL_STMT_CONV_TRANSFER,    /* active: counsellor ?2 -> ?3, transfers + 1 */
 	HL_STMT_CONV_SUPERVISOR,  /* supervisor_id of an open conversation */
 	HL_STMT_CONV_RECEIPT_CONTACT, /* contact_delivered/read, only upwards */
@@ -139,6 +140,10 @@ typedef void (*hl_store_done_fn)(struct hl_store_job *job, int status);
 struct hl_store_job {
 	hl_store_exec_fn exec;      /* required */
 	hl_store_done_fn done;      /* required */
+	/* exec does nothing but one hl_event_append (a chat message): its
+	 * conversation's row may then be written once for the batch's run of
+	 * such jobs rather than once per job (convtail.h). */
+	bool append_only;
 	int status;                 /* set by the store before done */
 	struct hl_store_job *next;  /* store-internal queue link */
 };
@@ -242,6 +247,9 @@ struct hl_store {
 					 * checkpointer was last woken */
 	struct hl_dedupe dedupe;        /* writer: the client ids stored in
 					 * each conversation (dedupe.h) */
+	struct hl_convtails tails;      /* writer: conversation rows the
+					 * current run of append-only jobs
+					 * changed (convtail.h) */
 };
 
 /*
@@ -296,6 +304,10 @@ int hl_store_column_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 /* The writer's memory of stored client ids (dedupe.h) of the store whose
  * statements stmts are: for conversation.c, on the writer thread. */
 struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts);
+
+/* The writer's conversation tails (convtail.h) of the store whose
+ * statements stmts are: for conversation.c, on the writer thread. */
+struct hl_convtails *hl_store_tails(sqlite3_stmt *const *stmts);
 
 /* Copies the counters. Loop thread. */
 void hl_store_stats(struct hl_store *st, struct hl_store_stats *out);

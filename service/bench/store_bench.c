@@ -15,8 +15,9 @@
  * benchmark pins helplined, so the figures say what one core can append.
  * Prints appends/s, CPU per append, latency submit -> done (p50/p99/max)
  * and the store's batch counts; --json adds one RESULT line. At the end it
- * checks that the database holds one event row per acknowledged append
- * (exit status 1 otherwise, or when any append failed).
+ * checks that the database holds one event row per acknowledged append and
+ * that each conversation's row is at its last event (exit status 1
+ * otherwise, or when any append failed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -187,6 +188,7 @@ static void submit(struct append_job *j)
 	memset(&j->job, 0, sizeof(j->job));
 	j->job.exec = append_exec;
 	j->job.done = append_done;
+	j->job.append_only = !b->o.raw;
 	j->n = b->next_n[j->conv]++;
 	j->submitted_ns = now_ns();
 	if (hl_store_submit(&b->store, &j->job) != 0)
@@ -274,26 +276,46 @@ static void report(struct bench *b)
 		       (unsigned long long)b->failed);
 }
 
-/* Every acknowledged append is in the database, once: the count of event
- * rows is the count of jobs done with status 0. Returns 0 when it is. */
-static int verify(const char *path, uint64_t ok)
+/* One integer from sql on db, or -1. */
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Every acknowledged append is in the database, once (the count of event
+ * rows is the count of jobs done with status 0), and (but with --raw,
+ * which leaves them alone) every conversation's row has its last event's
+ * seq and chain head. Returns 0 when so. */
+static int verify(const char *path, uint64_t ok, bool raw)
 {
 	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	int64_t rows = -1;
+	int64_t rows = -1, bad = -1;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
-		    SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT count(*) FROM event", -1, &s,
-			       NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		rows = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	    SQLITE_OK) {
+		rows = query_int(db, "SELECT count(*) FROM event");
+		bad = raw ? 0 : query_int(db,
+			"SELECT count(*) FROM conversation c WHERE "
+			"last_seq IS NOT (SELECT max(seq) FROM event WHERE "
+			"conversation_id=c.id) OR chain_head IS NOT (SELECT "
+			"chain FROM event WHERE conversation_id=c.id ORDER BY "
+			"seq DESC LIMIT 1)");
+	}
 	sqlite3_close(db);
 	printf("  %lld event rows stored for %llu appends acknowledged: %s\n",
 	       (long long)rows, (unsigned long long)ok,
 	       rows == (int64_t)ok ? "all there" : "MISMATCH");
-	return rows == (int64_t)ok ? 0 : -1;
+	if (!raw)
+		printf("  conversation rows not at their last event: %lld\n",
+		       (long long)bad);
+	return rows == (int64_t)ok && bad == 0 ? 0 : -1;
 }
 
 static void usage(FILE *f)
@@ -451,7 +473,7 @@ int main(int argc, char **argv)
 	uv_close((uv_handle_t *)&b.timer, NULL);
 	hl_store_close(&b.store); /* delivers what is still in flight */
 	uv_run(&b.loop, UV_RUN_DEFAULT);
-	rc = (b.failed || b.done_in_window == 0 || verify(db, b.ok) != 0);
+	rc = (b.failed || b.done_in_window == 0 || verify(db, b.ok, b.o.raw) != 0);
 	goto out_loop;
 out_store:
 	hl_store_close(&b.store);

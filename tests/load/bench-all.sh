@@ -1,13 +1,15 @@
 #!/bin/sh
 # bench-all.sh: the full benchmark of docs/performance.md, every scenario
 # against helplined and the Node peer (tests/load/peer.mjs), one after the
-# other; about 8 minutes (most of it making 50 counsellor accounts per run:
+# other; about 9 minutes (most of it making 50 counsellor accounts per run:
 # Argon2id for each enrolment and login). Use a Release build, e.g.
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DHL_TESTS=OFF
 #   cmake --build build-bench -j2
 #   sh tests/load/bench-all.sh build-bench
 # Each run stops by itself; only 127.0.0.1 is used. Extra arguments after
-# the build directory go to every run (e.g. --json, --duration 5).
+# the build directory go to every helpline-bench run (e.g. --json,
+# --duration 5). Last, hl-store-bench measures the store alone (no
+# network, no peer): hl_event_append, then the bare event INSERT.
 set -eu
 B=${1:-build}
 [ $# -gt 0 ] && shift
@@ -19,3 +21,5 @@ run --scenario fixed-rate --pairs 100 --rate 5000 --duration 10 "$@"
 run --scenario logins --pairs 100 --rate 2000 --flood 16 --duration 20 "$@"
 run --scenario waiting --waiting 10000 --leave-rate 20 --duration 10 "$@"
 run --scenario churn --pairs 100 --duration 10 "$@"
+echo; "$B/hl-store-bench" --json
+echo; "$B/hl-store-bench" --raw --json

@@ -164,8 +164,12 @@ enum op_kind {
 	OP_STAFF, OP_CREATE, OP_GET, OP_APPEND, OP_SINCE, OP_SET_STATE,
 	OP_WRAP, OP_EACH_OPEN, OP_S_PUT, OP_S_FIND, OP_S_TOUCH, OP_S_DELETE,
 	OP_S_EXPIRE, OP_PLAN, OP_TRANSFER, OP_SUPERVISOR, OP_RECEIPT,
-	OP_APPEND_FAIL, OP_DEDUPE,
+	OP_APPEND_FAIL, OP_DEDUPE, OP_WAIT, OP_TAIL_OK, OP_BUMP,
 };
+
+/* OP_WAIT holds the writer until this is set (so the jobs submitted after
+ * it form one batch). */
+static _Atomic int gate;
 
 struct op {
 	struct hl_store_job job;
@@ -257,6 +261,47 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		o->read = (int64_t)d->nconvs;
 		return 0;
 	}
+	case OP_WAIT:
+		while (!gate)
+			uv_sleep(1);
+		return 0;
+	case OP_TAIL_OK: {
+		/* 1 when o->conv's row has the last event's seq and chain. */
+		sqlite3_stmt *q = NULL;
+		int rc = sqlite3_prepare_v2(
+			db,
+			"SELECT count(*) FROM conversation c WHERE id=?1 AND "
+			"last_seq=(SELECT max(seq) FROM event WHERE "
+			"conversation_id=?1) AND chain_head=(SELECT chain FROM "
+			"event WHERE conversation_id=?1 ORDER BY seq DESC "
+			"LIMIT 1)",
+			-1, &q, NULL);
+
+		o->count = -1;
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, o->conv);
+			if (sqlite3_step(q) == SQLITE_ROW)
+				o->count = sqlite3_column_int(q, 0);
+		}
+		sqlite3_finalize(q);
+		return o->count < 0 ? HL_ESTORE : 0;
+	}
+	case OP_BUMP: {
+		/* Changes a row behind the tails' back (what no real
+		 * append-only job may do), then appends. */
+		sqlite3_stmt *q = NULL;
+		int rc = sqlite3_prepare_v2(
+			db, "UPDATE conversation SET last_seq=last_seq+100 "
+			    "WHERE id=?1", -1, &q, NULL);
+
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, o->conv);
+			rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK
+							    : SQLITE_ERROR;
+		}
+		sqlite3_finalize(q);
+		return rc == SQLITE_OK ? 0 : HL_ESTORE;
+	}
 	case OP_SINCE:
 		return hl_event_since(stmts, o->conv, o->after,
 				      o->contact_view, o->max, see_event, &S);
@@ -320,6 +365,56 @@ static int run(struct op *o)
 	while (!o->done)
 		uv_run(&E.loop, UV_RUN_ONCE);
 	return o->status;
+}
+
+/* Runs ops[0..n) as one batch: behind a job that holds the writer until
+ * all are queued. Their statuses are in each op. */
+static void run_batch_of(struct op **ops, size_t n)
+{
+	struct op w;
+	size_t i;
+	bool all;
+
+	op_init(&w, OP_WAIT);
+	gate = 0;
+	assert_int_equal(hl_store_submit(&E.st, &w.job), 0);
+	for (i = 0; i < n; i++) {
+		ops[i]->done = false;
+		assert_int_equal(hl_store_submit(&E.st, &ops[i]->job), 0);
+	}
+	gate = 1;
+	do {
+		uv_run(&E.loop, UV_RUN_ONCE);
+		for (all = w.done, i = 0; i < n && all; i++)
+			all = ops[i]->done;
+	} while (!all);
+}
+
+/* An op appending a contact message text to conv, as chat.send's job does
+ * (append_only). */
+static void tail_msg(struct op *o, int64_t conv, const char *client_id,
+		     const char *text)
+{
+	op_init(o, OP_APPEND);
+	o->job.append_only = true;
+	o->conv = conv;
+	o->ev.kind = "msg";
+	o->ev.sender = "contact";
+	o->ev.visibility = HL_VIS_ALL;
+	o->ev.client_id = client_id;
+	o->ev.payload = text;
+	o->ev.payload_len = strlen(text);
+}
+
+/* 1 when conv's row has its last event's seq and chain head. */
+static int tail_ok(int64_t conv)
+{
+	struct op o;
+
+	op_init(&o, OP_TAIL_OK);
+	o.conv = conv;
+	assert_int_equal(run(&o), 0);
+	return o.count;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -832,6 +927,125 @@ static void test_duplicate_without_index(void **state)
 	assert_true(ev > 0);
 	assert_true(held <= 3);
 	assert_true(loads >= 12); /* each loaded when made and again */
+}
+
+/* Append-only jobs (chat messages) of one batch share their
+ * conversation's row in the writer's memory (convtail.h): every other job
+ * still sees the row as if each append had written it, a failed append
+ * changes nothing, and the rows are right after the batch. */
+static void test_tails(void **state)
+{
+	struct op o[12], *p[12];
+	struct hl_store_stats st0, st1;
+	int64_t a, b;
+	size_t n = 0;
+
+	(void)state;
+	a = create();
+	b = create();
+	assert_int_equal(msg(a, "contact", "a0", "before"), 1);
+
+	tail_msg(&o[n++], a, "a1", "one");           /* a: 2 */
+	tail_msg(&o[n++], a, "a2", "two");           /* a: 3 */
+	tail_msg(&o[n++], b, "b1", "one");           /* b: 1 */
+	op_init(&o[n], OP_RECEIPT);                  /* reads a's last_seq */
+	o[n].conv = a;
+	o[n].contact = false;
+	o[n].delivered = o[n].read = 3;
+	n++;
+	tail_msg(&o[n++], a, "a3", "three");         /* a: 4 */
+	op_init(&o[n], OP_APPEND_FAIL);              /* a: 5, taken back */
+	o[n].job.append_only = true;
+	o[n].conv = a;
+	o[n].ev = o[0].ev;
+	o[n].ev.client_id = "gone";
+	n++;
+	tail_msg(&o[n++], a, "gone", "four");        /* a: 5 (not a dup) */
+	tail_msg(&o[n++], a, "a1", "again");         /* duplicate of 2 */
+	op_init(&o[n], OP_APPEND);                   /* a plain job: a: 6 */
+	o[n].conv = a;
+	o[n].ev = o[0].ev;
+	o[n].ev.client_id = "plain";
+	n++;
+	tail_msg(&o[n++], a, "a5", "five");          /* a: 7 */
+	tail_msg(&o[n++], b, "b2", "two");           /* b: 2 */
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	hl_store_stats(&E.st, &st0);
+	run_batch_of(p, n);
+	hl_store_stats(&E.st, &st1);
+	/* The gate, then ours (or all in one, had the writer not woken
+	 * before they were queued). */
+	assert_in_range(st1.batches - st0.batches, 1, 2);
+
+	assert_int_equal(o[0].status, 0);
+	assert_int_equal(o[0].res.seq, 2);
+	assert_int_equal(o[1].res.seq, 3);
+	assert_int_equal(o[2].res.seq, 1);
+	assert_int_equal(o[3].status, 0); /* seq 3 is known: no ERANGE */
+	assert_int_equal(o[4].res.seq, 4);
+	assert_int_equal(o[5].status, HL_ECONSTRAINT);
+	assert_int_equal(o[6].status, 0);
+	assert_false(o[6].res.duplicate);
+	assert_int_equal(o[6].res.seq, 5);
+	assert_int_equal(o[7].status, 0);
+	assert_true(o[7].res.duplicate);
+	assert_int_equal(o[7].res.seq, 2);
+	assert_int_equal(o[8].status, 0);
+	assert_int_equal(o[8].res.seq, 6);
+	assert_int_equal(o[9].res.seq, 7);
+	assert_int_equal(o[10].res.seq, 2);
+	assert_int_equal(get_row(a).last_seq, 7);
+	assert_int_equal(get_row(b).last_seq, 2);
+	assert_int_equal(get_row(a).staff_delivered, 3);
+	assert_int_equal(tail_ok(a), 1);
+	assert_int_equal(tail_ok(b), 1);
+	assert_int_equal(event_rows(a), 7);
+	/* The chain goes on from the tails' heads. */
+	assert_int_equal(msg(a, "contact", "after", "eight"), 8);
+	assert_int_equal(tail_ok(a), 1);
+
+	/* A state change between appends of one batch is seen by the next
+	 * append: ended refuses messages. */
+	n = 0;
+	tail_msg(&o[n++], b, "b3", "three");
+	op_init(&o[n], OP_SET_STATE);
+	o[n].conv = b;
+	o[n].to = HL_CONV_ENDED;
+	n++;
+	tail_msg(&o[n++], b, "b4", "four");
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	run_batch_of(p, n);
+	assert_int_equal(o[0].res.seq, 3);
+	assert_int_equal(o[1].status, 0);
+	assert_int_equal(o[2].status, HL_ECLOSED);
+	assert_int_equal(get_row(b).last_seq, 3);
+	assert_int_equal(tail_ok(b), 1);
+
+	/* A row that is not as its tail read it (changed behind its back)
+	 * fails the whole batch: nothing of it is stored or acknowledged. */
+	n = 0;
+	tail_msg(&o[n++], a, "x1", "x");
+	op_init(&o[n], OP_BUMP);
+	o[n].job.append_only = true;
+	o[n].conv = a;
+	n++;
+	tail_msg(&o[n++], a, "x2", "y");
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	hl_store_stats(&E.st, &st0);
+	run_batch_of(p, n);
+	hl_store_stats(&E.st, &st1);
+	assert_int_equal(st1.commit_failures - st0.commit_failures, 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(o[i].status, HL_ESTORE);
+	assert_int_equal(get_row(a).last_seq, 8);
+	assert_int_equal(event_rows(a), 8);
+	assert_int_equal(tail_ok(a), 1);
+	/* And the next append carries on from the stored row. */
+	assert_int_equal(msg(a, "contact", "x1", "x"), 9);
+	assert_int_equal(tail_ok(a), 1);
 }
 
 static void test_contact_view(void **state)
@@ -1721,6 +1935,7 @@ int main(void)
 		T(test_append_in_order),
 		T(test_duplicate_client_id),
 		T(test_duplicate_without_index),
+		T(test_tails),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),
