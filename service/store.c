@@ -12,6 +12,7 @@
 #include "common.h"
 #include "conversation.h"
 #include "log.h"
+#include "walbuf.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -41,6 +42,9 @@
 /* The writer's memory of client ids (dedupe.h): about 16 bytes per unit at
  * most 3/4 full, so up to ~24 MiB, e.g. 10,000 open chats of 100 messages. */
 #define DEDUPE_MAX_UNITS (1u << 20)
+/* The most of one transaction's WAL frames the writer holds before
+ * writing them (walbuf.h); a batch of 4096 chat messages is about 4 MiB. */
+#define WALBUF_MAX (16u << 20)
 
 /* The SQL of enum hl_stmt, indexed by it. Every entry must be present. */
 static const char *const stmt_sql[HL_STMT__COUNT] = {
@@ -1434,6 +1438,8 @@ static void close_db(struct hl_store *st)
 		st->txn[i] = NULL;
 	}
 	if (!st->db) {
+		hl_walbuf_close(st->walbuf);
+		st->walbuf = NULL;
 		fault_teardown(st);
 		return;
 	}
@@ -1450,6 +1456,8 @@ static void close_db(struct hl_store *st)
 	if (rc != SQLITE_OK)
 		hl_error("store.close_failed", "rc=%d", rc);
 	st->db = NULL;
+	hl_walbuf_close(st->walbuf);
+	st->walbuf = NULL;
 	fault_teardown(st);
 }
 
@@ -1498,9 +1506,19 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 	status = fault_setup(st, &vfs, err, errlen);
 	if (status != 0)
 		return status;
+	/* The writer's connection writes a commit's WAL frames in one write
+	 * (walbuf.h); the checkpointer's, which never writes the WAL, opens
+	 * the VFS below. */
+	status = hl_walbuf_open(&st->walbuf, vfs, WALBUF_MAX);
+	if (status != 0) {
+		hl_set_err(err, errlen, "database %s: cannot set up the WAL "
+			   "write buffer", path);
+		fault_teardown(st);
+		return status;
+	}
 	rc = sqlite3_open_v2(path, &st->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, vfs);
+			     SQLITE_OPEN_NOMUTEX, hl_walbuf_name(st->walbuf));
 	if (rc != SQLITE_OK) {
 		hl_set_err(err, errlen, "cannot open database %s: %s", path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

@@ -90,6 +90,7 @@ enum hl_stmt {
 
 struct hl_store_job;
 struct hl_store_fault;
+struct hl_walbuf;
 
 /*
  * Runs on the writer thread, inside the batch's transaction and inside a
@@ -231,6 +232,8 @@ struct hl_store {
 					 * job each after a failed one */
 	struct hl_store_fault *fault;   /* test builds: the fault-injecting
 					 * VFS (HL_TEST_STORE_FAULT), or NULL */
+	struct hl_walbuf *walbuf;       /* the writer's VFS: a commit's WAL
+					 * frames in one write (walbuf.h) */
 	/* The checkpointer: its own connection and thread copy the WAL into
 	 * the database beside the writer, so no COMMIT (and no ack) waits
 	 * for a checkpoint; the writer signals it after a batch's jobs are
