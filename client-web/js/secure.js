@@ -34,6 +34,8 @@ class Session {
     this.heads = new Map(); // seq -> chain head
     this.lastSeq = 0;
     this.pending = []; // msg events without keys yet
+    this.accepting = 0; // own e2e.accepts awaiting their ack (staff)
+    this.held = []; // msg events that came meanwhile: [ev, again]
     this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
@@ -105,6 +107,14 @@ function openEvent(owner, s, ev, again = false) {
   const env = E.unb64(ev.payload ?? '');
   let h;
   try { h = E.parseHeader(env); } catch (e) { owner.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
+  // While our own accept awaits its ack, a reply sealed in its epoch can
+  // come first (the young person answers the accept event at once, and
+  // both can arrive in one read): hold it, and what follows it, until the
+  // ack gives the epoch, instead of calling it undecryptable.
+  if (s.accepting && (s.held.length || !s.epochs.has(h.epoch))) {
+    s.held.push([ev, again]);
+    return;
+  }
   const mine = h.dir === s.ownDir;
   if (mine && s.sent.has(ev.seq)) {
     owner.emit('message', { conversation: s.conv, seq: ev.seq, at: ev.at, from: ev.from, ...s.sent.get(ev.seq), mine });
@@ -473,11 +483,16 @@ export class SecureStaff extends Emitter {
     const roots = E.staffRoots({ T: a.T, kx: { publicKey: a.kxPk, privateKey: a.kxSk }, youngPk: h.pk });
     if (!this.session(conv).noteKey) this.session(conv).addNoteKey(E.newNoteKey(), true);
     (await E.ready()).memzero(a.kxSk);
-    const ack = await this.client.request({ type: 'e2e.accept', conversation: conv, hello: h.seq, kx_pk: E.b64(a.kxPk), cert: E.b64(d.cert), issuer: E.b64(d.issuer), sig: E.b64(a.sig) });
     const s = this.session(conv);
-    s.saw(ack);
-    s.addEpoch(ack.seq, roots.root1, roots.root2);
-    this.emit('secured', { conversation: conv, epoch: ack.seq });
+    s.accepting++;
+    try {
+      const ack = await this.client.request({ type: 'e2e.accept', conversation: conv, hello: h.seq, kx_pk: E.b64(a.kxPk), cert: E.b64(d.cert), issuer: E.b64(d.issuer), sig: E.b64(a.sig) });
+      s.saw(ack);
+      s.addEpoch(ack.seq, roots.root1, roots.root2);
+      this.emit('secured', { conversation: conv, epoch: ack.seq });
+    } finally {
+      if (--s.accepting === 0) for (const [ev, again] of s.held.splice(0)) openEvent(this, s, ev, again);
+    }
     await this.wrapTo(conv, [{ id: d.id, cert: d.cert, keys: d.keys }]); // survives a reload
     retryPending(this, s);
   }

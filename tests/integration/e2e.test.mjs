@@ -152,6 +152,42 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await until(() => boxY.messages.find((m) => m.text === 'got it'), 'reply in the new epoch');
     });
 
+    await t.test('a reply in a new epoch that overtakes the accept\'s ack is held for it, not called undecryptable', async () => {
+      // The young person answers the accept event at once; on a busy
+      // machine that reply can reach the counsellor in the same read as
+      // the ack of the accept (which names the epoch). Here the ack is
+      // handed back only after the reply has been delivered.
+      const undecryptable = [];
+      const off = sA.on('undecryptable', (m) => undecryptable.push(m));
+      const request = A.client.request.bind(A.client);
+      let held = 0;
+      A.client.request = async (obj) => {
+        const r = await request(obj);
+        if (obj.type !== 'e2e.accept') return r;
+        await new Promise((resolve) => {
+          const t0 = setTimeout(resolve, 10000);
+          const stop = A.client.on('event', (ev) => {
+            if (ev.conversation === conv && ev.kind === 'msg' && ev.seq > r.seq) { held++; clearTimeout(t0); stop(); setTimeout(resolve, 0); }
+          });
+        });
+        return r;
+      };
+      try {
+        const before = y.session.current;
+        yc.conn.kill();
+        await until(() => yc.online && y.session.current > before, 'a new epoch after the reconnect');
+        await y.send('straight after the accept');
+        phrases.push('straight after the accept');
+        await until(() => boxA.messages.find((m) => m.text === 'straight after the accept'), 'the counsellor reads it');
+        assert.equal(held, 1, 'the reply came before the ack was handed back');
+        assert.deepEqual(undecryptable, []);
+        assert.deepEqual(boxA.security, []);
+      } finally {
+        A.client.request = request;
+        off?.();
+      }
+    });
+
     await t.test('a counsellor who reloads reads the whole chat again from their self-wraps', async () => {
       const again = track(new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) } }));
       // A second login in the same 30 s step needs the next code (a TOTP
