@@ -43,7 +43,8 @@
  * most 3/4 full, so up to ~24 MiB, e.g. 10,000 open chats of 100 messages. */
 #define DEDUPE_MAX_UNITS (1u << 20)
 /* The most of one transaction's WAL frames the writer holds before
- * writing them (walbuf.h); a batch of 4096 chat messages is about 4 MiB. */
+ * writing them (walbuf.h): a bound, not an allocation (the buffer grows
+ * as a transaction's frames need; past it they go straight down). */
 #define WALBUF_MAX (16u << 20)
 
 /* The SQL of enum hl_stmt, indexed by it. Every entry must be present. */
@@ -1424,6 +1425,14 @@ static void stop_checkpointer(struct hl_store *st)
 	}
 }
 
+/* After the writer's connection is closed: its VFS, then the one below. */
+static void vfs_teardown(struct hl_store *st)
+{
+	hl_walbuf_close(st->walbuf);
+	st->walbuf = NULL;
+	fault_teardown(st);
+}
+
 /* Finalizes the statements, checkpoints and closes the connection. */
 static void close_db(struct hl_store *st)
 {
@@ -1438,9 +1447,7 @@ static void close_db(struct hl_store *st)
 		st->txn[i] = NULL;
 	}
 	if (!st->db) {
-		hl_walbuf_close(st->walbuf);
-		st->walbuf = NULL;
-		fault_teardown(st);
+		vfs_teardown(st);
 		return;
 	}
 	if (!sqlite3_get_autocommit(st->db))
@@ -1456,9 +1463,7 @@ static void close_db(struct hl_store *st)
 	if (rc != SQLITE_OK)
 		hl_error("store.close_failed", "rc=%d", rc);
 	st->db = NULL;
-	hl_walbuf_close(st->walbuf);
-	st->walbuf = NULL;
-	fault_teardown(st);
+	vfs_teardown(st);
 }
 
 int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
@@ -1506,8 +1511,8 @@ int hl_store_open(struct hl_store *st, uv_loop_t *loop, const char *path,
 	status = fault_setup(st, &vfs, err, errlen);
 	if (status != 0)
 		return status;
-	/* The writer's connection writes a commit's WAL frames in one write
-	 * (walbuf.h); the checkpointer's, which never writes the WAL, opens
+	/* The writer's connection writes a commit's WAL frames in a few
+	 * large writes (walbuf.h); the checkpointer's, which never writes the WAL, opens
 	 * the VFS below. */
 	status = hl_walbuf_open(&st->walbuf, vfs, WALBUF_MAX);
 	if (status != 0) {

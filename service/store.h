@@ -233,7 +233,7 @@ struct hl_store {
 	struct hl_store_fault *fault;   /* test builds: the fault-injecting
 					 * VFS (HL_TEST_STORE_FAULT), or NULL */
 	struct hl_walbuf *walbuf;       /* the writer's VFS: a commit's WAL
-					 * frames in one write (walbuf.h) */
+					 * frames in a few writes (walbuf.h) */
 	/* The checkpointer: its own connection and thread copy the WAL into
 	 * the database beside the writer, so no COMMIT (and no ack) waits
 	 * for a checkpoint; the writer signals it after a batch's jobs are

@@ -1,5 +1,5 @@
-/* walbuf.c: a VFS that writes a transaction's WAL frames in one write
- * (walbuf.h says why and what stays the same). */
+/* walbuf.c: a VFS that writes a transaction's WAL frames in a few large
+ * writes (walbuf.h says why and what stays the same). */
 #include "walbuf.h"
 
 #include <sqlite3.h>

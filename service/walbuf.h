@@ -1,6 +1,6 @@
 /* walbuf.h: a SQLite VFS over another that gathers the WAL's writes of a
- * transaction in memory and hands them to the file system in one write,
- * just before the WAL is synced.
+ * transaction in memory and hands them to the file system in a few large
+ * writes (124 KiB each at most), just before the WAL is synced.
  *
  * Why: SQLite writes each WAL frame as two pwrite calls (its 24-byte header,
  * then the page), so a group commit of a few hundred dirty pages was a few

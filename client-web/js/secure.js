@@ -481,9 +481,9 @@ export class SecureStaff extends Emitter {
     const d = this.device;
     const a = E.acceptMessage({ conv: Number(conv), helloSeq: h.seq, youngPk: h.pk, deviceKeys: d.keys, cert: d.cert, issuer: d.issuer });
     const roots = E.staffRoots({ T: a.T, kx: { publicKey: a.kxPk, privateKey: a.kxSk }, youngPk: h.pk });
-    if (!this.session(conv).noteKey) this.session(conv).addNoteKey(E.newNoteKey(), true);
-    (await E.ready()).memzero(a.kxSk);
     const s = this.session(conv);
+    if (!s.noteKey) s.addNoteKey(E.newNoteKey(), true);
+    (await E.ready()).memzero(a.kxSk);
     s.accepting++;
     try {
       const ack = await this.client.request({ type: 'e2e.accept', conversation: conv, hello: h.seq, kx_pk: E.b64(a.kxPk), cert: E.b64(d.cert), issuer: E.b64(d.issuer), sig: E.b64(a.sig) });

@@ -51,28 +51,6 @@ struct fx {
 	sqlite3_stmt *stmts[HL_STMT__COUNT]; /* only the two audit ones */
 };
 
-static void exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		fail_msg("%s: %s", sql, msg ? msg : "?");
-		sqlite3_free(msg);
-	}
-}
-
-static int64_t query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int64_t v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 /* Copies the 32-byte blob that sql selects. */
 static void query_hash(sqlite3 *db, const char *sql,
 		       unsigned char out[HL_AUDIT_HASH_BYTES])
@@ -97,7 +75,7 @@ static void fx_open(struct fx *f, int loose)
 	assert_int_equal(sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READWRITE |
 					 SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
 	if (loose) {
-		exec(f->db, loose_schema);
+		hl_test_exec(f->db, loose_schema);
 	} else if (hl_store_migrate(f->db, hl_migrations, hl_migrations_count,
 				    err, sizeof(err)) != 0) {
 		fail_msg("migrate: %s", err);
@@ -130,7 +108,7 @@ static void append_range(struct fx *f, int first, int last)
 	char detail[32];
 	int64_t seq;
 
-	exec(f->db, "BEGIN IMMEDIATE");
+	hl_test_exec(f->db, "BEGIN IMMEDIATE");
 	for (int i = first; i <= last; i++) {
 		struct hl_audit_entry e = {
 			.at_ms = T0 + (int64_t)i * 1000,
@@ -145,7 +123,7 @@ static void append_range(struct fx *f, int first, int last)
 		assert_int_equal(hl_audit_append(f->stmts, &e, &seq), 0);
 		assert_int_equal(seq, i);
 	}
-	exec(f->db, "COMMIT");
+	hl_test_exec(f->db, "COMMIT");
 }
 
 /* Opens a database with 100 entries. */
@@ -274,19 +252,19 @@ static void test_append_100_verifies(void **state)
 	assert_memory_equal(r.head, last, HL_AUDIT_HASH_BYTES);
 
 	/* Stored as the schema says: 0 ids as NULL, NULL detail as ''. */
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit WHERE "
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit WHERE "
 				   "actor IS NULL"), 33);
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit WHERE "
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit WHERE "
 				   "target IS NOT NULL"), 20);
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit WHERE "
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit WHERE "
 				   "detail = ''"), 14);
-	assert_int_equal(query_int(f.db, "SELECT min(seq) FROM audit"), 1);
-	assert_int_equal(query_int(f.db, "SELECT max(seq) FROM audit"), 100);
+	assert_int_equal(hl_test_query_int(f.db, "SELECT min(seq) FROM audit"), 1);
+	assert_int_equal(hl_test_query_int(f.db, "SELECT max(seq) FROM audit"), 100);
 	memset(zero, 0, sizeof(zero));
 	query_hash(f.db, "SELECT prev_hash FROM audit WHERE seq=1", last);
 	assert_memory_equal(last, zero, sizeof(zero));
 	/* Each prev_hash is the entry_hash before it. */
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit a JOIN "
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit a JOIN "
 				   "audit b ON b.seq = a.seq + 1 WHERE "
 				   "b.prev_hash = a.entry_hash"), 99);
 	/* report may be NULL. */
@@ -336,7 +314,7 @@ static void test_append_time_defaults_to_now(void **state)
 	assert_int_equal(hl_audit_append(f.stmts, &e, NULL), 0);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	after = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	at = query_int(f.db, "SELECT at FROM audit WHERE seq=1");
+	at = hl_test_query_int(f.db, "SELECT at FROM audit WHERE seq=1");
 	assert_true(at >= before && at <= after);
 	expect_intact(f.db, 1);
 	fx_close(&f);
@@ -375,7 +353,7 @@ static void test_append_invalid_entries(void **state)
 	assert_int_equal(hl_audit_append(f.stmts, &e, &seq), HL_EINVAL);
 	assert_int_equal(seq, 777);
 	/* Nothing was inserted. */
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit"), 3);
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit"), 3);
 
 	/* The limits themselves are accepted: 64-byte action, 1024-byte
 	 * detail, and the whole alphabet. */
@@ -402,12 +380,12 @@ static void test_append_refuses_broken_head(void **state)
 	(void)state;
 	fx_open(&f, 0);
 	append_range(&f, 1, 3);
-	exec(f.db, "UPDATE audit SET entry_hash = zeroblob(31) WHERE seq=3");
+	hl_test_exec(f.db, "UPDATE audit SET entry_hash = zeroblob(31) WHERE seq=3");
 	assert_int_equal(hl_audit_append(f.stmts, &e, &seq), HL_ESTORE);
-	assert_int_equal(query_int(f.db, "SELECT count(*) FROM audit"), 3);
+	assert_int_equal(hl_test_query_int(f.db, "SELECT count(*) FROM audit"), 3);
 	/* The statements were reset: once the head is repaired (here by
 	 * deleting it), appending works again. */
-	exec(f.db, "DELETE FROM audit WHERE seq=3");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq=3");
 	assert_int_equal(hl_audit_append(f.stmts, &e, &seq), 0);
 	assert_int_equal(seq, 3);
 	expect_intact(f.db, 3);
@@ -425,10 +403,10 @@ static void test_append_constraint_failure_resets(void **state)
 	append_range(&f, 1, 2);
 	/* A trigger makes the insert fail: the error is HL_ESTORE and the
 	 * statements are usable afterwards. */
-	exec(f.db, "CREATE TEMP TRIGGER no_insert BEFORE INSERT ON audit "
+	hl_test_exec(f.db, "CREATE TEMP TRIGGER no_insert BEFORE INSERT ON audit "
 		   "BEGIN SELECT RAISE(ABORT, 'read only'); END");
 	assert_int_equal(hl_audit_append(f.stmts, &e, &seq), HL_ESTORE);
-	exec(f.db, "DROP TRIGGER no_insert");
+	hl_test_exec(f.db, "DROP TRIGGER no_insert");
 	assert_int_equal(hl_audit_append(f.stmts, &e, &seq), 0);
 	assert_int_equal(seq, 3);
 	expect_intact(f.db, 3);
@@ -463,7 +441,7 @@ static void test_append_leaves_statements_clean(void **state)
 	assert_int_equal(hl_audit_append(f.stmts, &e, NULL), 0);
 	assert_true(stmts_clean(&f));
 	/* And after a database error in the insert. */
-	exec(f.db, "CREATE TEMP TRIGGER no_insert BEFORE INSERT ON audit "
+	hl_test_exec(f.db, "CREATE TEMP TRIGGER no_insert BEFORE INSERT ON audit "
 		   "BEGIN SELECT RAISE(ABORT, 'read only'); END");
 	assert_int_equal(hl_audit_append(f.stmts, &e, NULL), HL_ESTORE);
 	assert_true(stmts_clean(&f));
@@ -494,7 +472,7 @@ static void test_edit_detail(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET detail = '{\"i\":0}' WHERE seq=37");
+	hl_test_exec(f.db, "UPDATE audit SET detail = '{\"i\":0}' WHERE seq=37");
 	expect_broken(f.db, 37, edited, 100);
 	fx_close(&f);
 }
@@ -505,7 +483,7 @@ static void test_edit_at(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET at = at + 1 WHERE seq=37");
+	hl_test_exec(f.db, "UPDATE audit SET at = at + 1 WHERE seq=37");
 	expect_broken(f.db, 37, edited, 100);
 	fx_close(&f);
 }
@@ -516,9 +494,9 @@ static void test_edit_action_and_target(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET action = 'test.appenD' WHERE seq=60");
+	hl_test_exec(f.db, "UPDATE audit SET action = 'test.appenD' WHERE seq=60");
 	expect_broken(f.db, 60, edited, 100);
-	exec(f.db, "UPDATE audit SET target = 1 WHERE seq=41");
+	hl_test_exec(f.db, "UPDATE audit SET target = 1 WHERE seq=41");
 	expect_broken(f.db, 41, edited, 100);
 	fx_close(&f);
 }
@@ -529,9 +507,9 @@ static void test_edit_actor_null_to_1(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	assert_int_equal(query_int(f.db, "SELECT actor IS NULL FROM audit "
+	assert_int_equal(hl_test_query_int(f.db, "SELECT actor IS NULL FROM audit "
 				   "WHERE seq=42"), 1);
-	exec(f.db, "UPDATE audit SET actor = 1 WHERE seq=42");
+	hl_test_exec(f.db, "UPDATE audit SET actor = 1 WHERE seq=42");
 	expect_broken(f.db, 42, edited, 100);
 	fx_close(&f);
 }
@@ -544,7 +522,7 @@ static void test_edit_actor_null_to_0(void **state)
 	/* 0 hashes like NULL, so it is refused as a value append never
 	 * writes rather than missed. */
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET actor = 0 WHERE seq=42");
+	hl_test_exec(f.db, "UPDATE audit SET actor = 0 WHERE seq=42");
 	expect_broken(f.db, 42, bad_column, 100);
 	fx_close(&f);
 }
@@ -557,7 +535,7 @@ static void test_delete_row(void **state)
 	/* Defined: a gap is reported at the row found in the missing one's
 	 * place, and why names the missing seq. */
 	fx_open_100(&f);
-	exec(f.db, "DELETE FROM audit WHERE seq=50");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq=50");
 	expect_broken(f.db, 51, "seq 50 missing (row deleted)", 99);
 	fx_close(&f);
 }
@@ -568,7 +546,7 @@ static void test_delete_rows(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "DELETE FROM audit WHERE seq BETWEEN 50 AND 52");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq BETWEEN 50 AND 52");
 	expect_broken(f.db, 53, "seq 50..52 missing (rows deleted)", 97);
 	fx_close(&f);
 }
@@ -579,7 +557,7 @@ static void test_delete_first_row(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "DELETE FROM audit WHERE seq=1");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq=1");
 	expect_broken(f.db, 2, "seq 1 missing (row deleted)", 99);
 	fx_close(&f);
 }
@@ -591,9 +569,9 @@ static void test_delete_and_renumber(void **state)
 	(void)state;
 	/* Closing the gap by renumbering leaves a broken link instead. */
 	fx_open_100(&f);
-	exec(f.db, "DELETE FROM audit WHERE seq=50");
-	exec(f.db, "UPDATE audit SET seq = -seq WHERE seq > 50");
-	exec(f.db, "UPDATE audit SET seq = -seq - 1 WHERE seq < 0");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq=50");
+	hl_test_exec(f.db, "UPDATE audit SET seq = -seq WHERE seq > 50");
+	hl_test_exec(f.db, "UPDATE audit SET seq = -seq - 1 WHERE seq < 0");
 	expect_broken(f.db, 50, "prev_hash does not match entry 49", 99);
 	fx_close(&f);
 }
@@ -607,7 +585,7 @@ static void swap_rows(sqlite3 *db, int a, int b)
 		 "UPDATE audit SET seq = -1 WHERE seq=%d;"
 		 "UPDATE audit SET seq = %d WHERE seq=%d;"
 		 "UPDATE audit SET seq = %d WHERE seq=-1;", a, a, b, b);
-	exec(db, sql);
+	hl_test_exec(db, sql);
 }
 
 static void test_reorder(void **state)
@@ -633,7 +611,7 @@ static void test_replace_last_entry_hash(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET entry_hash = randomblob(32) WHERE "
+	hl_test_exec(f.db, "UPDATE audit SET entry_hash = randomblob(32) WHERE "
 		   "seq=100");
 	expect_broken(f.db, 100, edited, 100);
 	/* The head reported is the stored one, for comparing with a
@@ -650,18 +628,18 @@ static void test_replace_middle_hashes(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET entry_hash = randomblob(32) WHERE "
+	hl_test_exec(f.db, "UPDATE audit SET entry_hash = randomblob(32) WHERE "
 		   "seq=60");
 	expect_broken(f.db, 60, edited, 100);
 	fx_close(&f);
 
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET prev_hash = randomblob(32) WHERE seq=20");
+	hl_test_exec(f.db, "UPDATE audit SET prev_hash = randomblob(32) WHERE seq=20");
 	expect_broken(f.db, 20, "prev_hash does not match entry 19", 100);
 	fx_close(&f);
 
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET prev_hash = randomblob(32) WHERE seq=1");
+	hl_test_exec(f.db, "UPDATE audit SET prev_hash = randomblob(32) WHERE seq=1");
 	expect_broken(f.db, 1, "prev_hash of the first entry is not zero",
 		      100);
 	fx_close(&f);
@@ -698,7 +676,7 @@ static void test_detail_with_hidden_nul(void **state)
 	/* Bytes after a NUL would be invisible to a C-string hash: such a
 	 * value is refused outright. */
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET detail = detail || char(0) || 'forged' "
+	hl_test_exec(f.db, "UPDATE audit SET detail = detail || char(0) || 'forged' "
 		   "WHERE seq=12");
 	expect_broken(f.db, 12, bad_column, 100);
 	fx_close(&f);
@@ -710,7 +688,7 @@ static void test_seq_zero_inserted(void **state)
 
 	(void)state;
 	fx_open_100(&f);
-	exec(f.db, "INSERT INTO audit SELECT 0, at, actor, action, target, "
+	hl_test_exec(f.db, "INSERT INTO audit SELECT 0, at, actor, action, target, "
 		   "detail, prev_hash, entry_hash FROM audit WHERE seq=1");
 	expect_broken(f.db, 0, "seq 0 out of range (expected 1)", 101);
 	fx_close(&f);
@@ -751,7 +729,7 @@ static void test_forged_append_verifies(void **state)
 	assert_memory_equal(r.head, h, sizeof(h));
 
 	/* Truncation verifies too; only the head moved. */
-	exec(f.db, "DELETE FROM audit WHERE seq >= 100");
+	hl_test_exec(f.db, "DELETE FROM audit WHERE seq >= 100");
 	assert_int_equal(hl_audit_verify(f.db, &r), 0);
 	assert_int_equal(r.rows, 99);
 	assert_memory_not_equal(r.head, head100, sizeof(head100));
@@ -792,7 +770,7 @@ static void test_wrong_types_are_broken_rows(void **state)
 		fx_open(&f, 1);
 		append_range(&f, 1, 5);
 		expect_intact(f.db, 5);
-		exec(f.db, cases[i].sql);
+		hl_test_exec(f.db, cases[i].sql);
 		expect_broken(f.db, 3, cases[i].why ? cases[i].why : bad_blob,
 			      5);
 		fx_close(&f);
@@ -800,7 +778,7 @@ static void test_wrong_types_are_broken_rows(void **state)
 	/* The last row's hash not a blob: broken, head reported as zeros. */
 	fx_open(&f, 1);
 	append_range(&f, 1, 5);
-	exec(f.db, "UPDATE audit SET entry_hash = 'x' WHERE seq=5");
+	hl_test_exec(f.db, "UPDATE audit SET entry_hash = 'x' WHERE seq=5");
 	assert_int_equal(hl_audit_verify(f.db, &r), HL_EINVAL);
 	assert_int_equal(r.first_bad, 5);
 	assert_memory_equal(r.head, zero, sizeof(zero));
@@ -814,7 +792,7 @@ static void test_wrong_size_blob_strict(void **state)
 	(void)state;
 	/* The STRICT table takes a blob of any size: still refused. */
 	fx_open_100(&f);
-	exec(f.db, "UPDATE audit SET entry_hash = zeroblob(31) WHERE seq=8");
+	hl_test_exec(f.db, "UPDATE audit SET entry_hash = zeroblob(31) WHERE seq=8");
 	expect_broken(f.db, 8, "prev_hash or entry_hash is not a 32-byte blob "
 		      "(row edited)", 100);
 	fx_close(&f);
@@ -917,7 +895,7 @@ static void test_append_in_store_jobs(void **state)
 					 NULL), SQLITE_OK);
 	assert_int_equal(hl_audit_verify(db, &r), 0);
 	assert_int_equal(r.rows, N - 4);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM audit WHERE "
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM audit WHERE "
 				   "detail = '{\"job\":5}'"), 0);
 	sqlite3_close(db);
 }

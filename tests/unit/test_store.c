@@ -79,17 +79,6 @@ static int plain_has_key(sqlite3 *db, const char *key)
 	return v;
 }
 
-static void assert_integrity_ok(sqlite3 *db)
-{
-	sqlite3_stmt *s;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1,
-					    &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
-	sqlite3_finalize(s);
-}
-
 /* ---- jobs --------------------------------------------------------------- */
 
 /* What a test job does on the writer thread. */
@@ -1110,7 +1099,7 @@ static void commit_fault_case(int kind, const char *name)
 	faulty_vfs_remove();
 
 	db = plain_open(path);
-	assert_integrity_ok(db);
+	hl_test_assert_integrity(db);
 	assert_int_equal(plain_has_key(db, "k0"), 1);
 	assert_int_equal(plain_has_key(db, "k1"), 1);
 	assert_int_equal(plain_has_key(db, "k2"), 0);
@@ -1237,7 +1226,7 @@ static void test_acknowledged_survive_sigkill(void **state)
 	assert_int_equal(WTERMSIG(status), SIGKILL);
 
 	db = plain_open(path);
-	assert_integrity_ok(db);
+	hl_test_assert_integrity(db);
 	for (uint32_t i = 0; i < CRASH_MAX; i++) {
 		if (!acked[i])
 			continue;

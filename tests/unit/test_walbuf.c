@@ -28,29 +28,6 @@
 
 #define ROW_BYTES 3000
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-
-	if (rc != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : sqlite3_errstr(rc));
-	sqlite3_free(err);
-}
-
-static sqlite3_int64 query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	sqlite3_int64 v;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 /* A writer through w, as the store opens its own: WAL, synchronous=FULL
  * (or as given). */
 static sqlite3 *open_writer_sync(struct hl_walbuf *w, const char *path,
@@ -62,10 +39,10 @@ static sqlite3 *open_writer_sync(struct hl_walbuf *w, const char *path,
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
 					 SQLITE_OPEN_CREATE,
 					 hl_walbuf_name(w)), SQLITE_OK);
-	exec_ok(db, "PRAGMA journal_mode=WAL");
+	hl_test_exec(db, "PRAGMA journal_mode=WAL");
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous=%s", sync);
-	exec_ok(db, sql);
-	exec_ok(db, "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, "
+	hl_test_exec(db, sql);
+	hl_test_exec(db, "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, "
 		    "txn INTEGER NOT NULL, v BLOB NOT NULL)");
 	return db;
 }
@@ -73,16 +50,6 @@ static sqlite3 *open_writer_sync(struct hl_walbuf *w, const char *path,
 static sqlite3 *open_writer(struct hl_walbuf *w, const char *path)
 {
 	return open_writer_sync(w, path, "FULL");
-}
-
-/* A reader on the plain default VFS. */
-static sqlite3 *open_reader(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
-					 NULL), SQLITE_OK);
-	return db;
 }
 
 /* Appends rows rows of ROW_BYTES to transaction txn, without COMMIT. */
@@ -102,17 +69,6 @@ static void insert_rows(sqlite3 *db, int txn, int rows)
 	sqlite3_finalize(st);
 }
 
-static void assert_integrity(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1,
-					    &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
-}
-
 /* 40 commits of 20 rows, each checked from the plain reader right after
  * its COMMIT returns. */
 static void commits_case(size_t max_bytes, bool expect_gathered,
@@ -126,14 +82,14 @@ static void commits_case(size_t max_bytes, bool expect_gathered,
 	hl_test_path(path, sizeof(path), "commits");
 	assert_int_equal(hl_walbuf_open(&w, NULL, max_bytes), 0);
 	db = open_writer_sync(w, path, sync);
-	rd = open_reader(path);
+	rd = hl_test_plain(path);
 	for (int txn = 1; txn <= 40; txn++) {
-		exec_ok(db, "BEGIN IMMEDIATE");
+		hl_test_exec(db, "BEGIN IMMEDIATE");
 		insert_rows(db, txn, 20);
-		exec_ok(db, "COMMIT");
-		assert_int_equal(query_int(rd, "SELECT count(*) FROM t"),
+		hl_test_exec(db, "COMMIT");
+		assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"),
 				 20 * txn);
-		assert_int_equal(query_int(rd, "SELECT sum(length(v)) FROM t "
+		assert_int_equal(hl_test_query_int(rd, "SELECT sum(length(v)) FROM t "
 					   "WHERE txn = (SELECT max(txn) FROM t)"),
 				 20 * ROW_BYTES);
 	}
@@ -145,14 +101,14 @@ static void commits_case(size_t max_bytes, bool expect_gathered,
 		assert_true(s.flushes * 20 < s.writes);
 	else
 		assert_true(s.flushes * 2 >= s.writes);
-	assert_integrity(rd);
+	hl_test_assert_integrity(rd);
 	sqlite3_close(rd);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	hl_walbuf_close(w);
 
-	rd = open_reader(path);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 800);
-	assert_integrity(rd);
+	rd = hl_test_plain(path);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 800);
+	hl_test_assert_integrity(rd);
 	sqlite3_close(rd);
 }
 
@@ -190,61 +146,61 @@ static void test_spilled_transaction(void **state)
 	hl_test_path(path, sizeof(path), "spill");
 	assert_int_equal(hl_walbuf_open(&w, NULL, 16u << 20), 0);
 	db = open_writer(w, path);
-	exec_ok(db, "PRAGMA cache_size=10");
-	rd = open_reader(path);
+	hl_test_exec(db, "PRAGMA cache_size=10");
+	rd = hl_test_plain(path);
 
-	exec_ok(db, "BEGIN IMMEDIATE");
+	hl_test_exec(db, "BEGIN IMMEDIATE");
 	insert_rows(db, 1, 1000);
-	exec_ok(db, "UPDATE t SET txn = 2 WHERE k % 3 = 0");
-	assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE txn = 2"),
+	hl_test_exec(db, "UPDATE t SET txn = 2 WHERE k % 3 = 0");
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM t WHERE txn = 2"),
 			 333);
 	/* Not yet visible. */
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 0);
-	exec_ok(db, "COMMIT");
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 1000);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t WHERE txn = 2"),
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 0);
+	hl_test_exec(db, "COMMIT");
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 1000);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t WHERE txn = 2"),
 			 333);
-	assert_int_equal(query_int(rd, "SELECT sum(length(v)) FROM t"),
+	assert_int_equal(hl_test_query_int(rd, "SELECT sum(length(v)) FROM t"),
 			 1000 * ROW_BYTES);
 
-	exec_ok(db, "BEGIN IMMEDIATE");
+	hl_test_exec(db, "BEGIN IMMEDIATE");
 	insert_rows(db, 3, 1000);
-	exec_ok(db, "DELETE FROM t WHERE txn = 1");
-	exec_ok(db, "ROLLBACK");
-	assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 1000);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 1000);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t WHERE txn = 1"),
+	hl_test_exec(db, "DELETE FROM t WHERE txn = 1");
+	hl_test_exec(db, "ROLLBACK");
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM t"), 1000);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 1000);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t WHERE txn = 1"),
 			 667);
 
 	/* Hot pages spilled, changed again and spilled again, between
 	 * inserts that keep the cache under pressure: SQLite rewrites their
 	 * frames in place, in the buffer. */
-	exec_ok(db, "PRAGMA cache_size=40");
-	exec_ok(db, "BEGIN IMMEDIATE");
+	hl_test_exec(db, "PRAGMA cache_size=40");
+	hl_test_exec(db, "BEGIN IMMEDIATE");
 	for (int i = 0; i < 300; i++) {
 		char sql[128];
 
 		insert_rows(db, 5, 3);
 		snprintf(sql, sizeof(sql), "UPDATE t SET txn = %d WHERE k <= 3",
 			 100 + i);
-		exec_ok(db, sql);
+		hl_test_exec(db, sql);
 	}
-	exec_ok(db, "COMMIT");
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t WHERE txn = "
+	hl_test_exec(db, "COMMIT");
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t WHERE txn = "
 				   "399"), 3);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t WHERE txn = 5"),
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t WHERE txn = 5"),
 			 900);
-	assert_integrity(rd);
-	exec_ok(db, "DELETE FROM t WHERE k > 1000");
+	hl_test_assert_integrity(rd);
+	hl_test_exec(db, "DELETE FROM t WHERE k > 1000");
 
 	/* And the WAL still works after it: a small commit, a checkpoint. */
-	exec_ok(db, "BEGIN IMMEDIATE");
+	hl_test_exec(db, "BEGIN IMMEDIATE");
 	insert_rows(db, 4, 5);
-	exec_ok(db, "COMMIT");
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 1005);
+	hl_test_exec(db, "COMMIT");
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 1005);
 	sqlite3_close(rd);
-	exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-	assert_integrity(db);
+	hl_test_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	hl_test_assert_integrity(db);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	hl_walbuf_close(w);
 }
@@ -271,11 +227,11 @@ static void test_death_mid_transaction(void **state)
 			_exit(2);
 		db = open_writer(w, path);
 		for (int txn = 1; txn <= 10; txn++) {
-			exec_ok(db, "BEGIN IMMEDIATE");
+			hl_test_exec(db, "BEGIN IMMEDIATE");
 			insert_rows(db, txn, 30);
-			exec_ok(db, "COMMIT");
+			hl_test_exec(db, "COMMIT");
 		}
-		exec_ok(db, "BEGIN IMMEDIATE");
+		hl_test_exec(db, "BEGIN IMMEDIATE");
 		insert_rows(db, 11, 300);
 		/* Frames of txn 11 were handed to the buffer and not (all)
 		 * written: writes made stayed ahead of the bytes below. */
@@ -286,12 +242,13 @@ static void test_death_mid_transaction(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 
-	rd = open_reader(path);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t"), 300);
-	assert_int_equal(query_int(rd, "SELECT count(*) FROM t WHERE txn = 11"),
+	rd = hl_test_plain(path);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t"), 300);
+	assert_int_equal(hl_test_query_int(rd, "SELECT count(*) FROM t "
+					   "WHERE txn = 11"),
 			 0);
-	assert_int_equal(query_int(rd, "SELECT max(txn) FROM t"), 10);
-	assert_integrity(rd);
+	assert_int_equal(hl_test_query_int(rd, "SELECT max(txn) FROM t"), 10);
+	hl_test_assert_integrity(rd);
 	sqlite3_close(rd);
 }
 

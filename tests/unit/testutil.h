@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "keys.h"
@@ -49,6 +50,15 @@ void hl_test_store_reopen(struct hl_test_store *e, unsigned char key_byte);
 
 /* Closes e (store, loop, keys); a no-op when not open. */
 void hl_test_store_close(struct hl_test_store *e);
+
+/* Runs sql on db; fails the test (cmocka) with SQLite's message if it fails. */
+void hl_test_exec(sqlite3 *db, const char *sql);
+
+/* The first column of sql's first row as an integer; -1 when no row. */
+int64_t hl_test_query_int(sqlite3 *db, const char *sql);
+
+/* Fails the test unless PRAGMA integrity_check says "ok". */
+void hl_test_assert_integrity(sqlite3 *db);
 
 /* A plain read-only connection to path of the test's own. */
 sqlite3 *hl_test_plain(const char *path);
