@@ -807,6 +807,26 @@ static int refuse(struct hl_event_result *out, enum hl_event_refusal r,
 	return HL_EINVAL;
 }
 
+/* Whether e is an envelope that cannot have been stored before: one in the
+ * conversation's current epoch with its direction's next counter. Epochs
+ * are seqs (never reused) and a direction's counter only rises within an
+ * epoch, so a stored envelope of this epoch has a counter below next, and a
+ * retry (the same bytes) is not fresh. A fresh envelope needs no look-up of
+ * its client id: in service nearly every chat message is one, and the
+ * writer's memory of client ids (dedupe.h) is then only loaded for the
+ * conversations where something else (a retry, a note, a tag) needs it. */
+static bool fresh_envelope(int64_t conv_id, const struct hl_event_new *e,
+			   const struct hl_conv_chain *ch)
+{
+	struct hl_e2e_header h;
+
+	return e->e2e == HL_EV_ENVELOPE &&
+	       hl_e2e_header_parse(e->payload, e->payload_len, &h) == 0 &&
+	       h.dir == e->dir && h.conv == (uint64_t)conv_id &&
+	       ch->epoch != 0 && h.epoch == (uint64_t)ch->epoch &&
+	       (int64_t)h.n == ch->next[h.dir];
+}
+
 /* The end-to-end checks of hl_event_append (see conversation.h); on
  * success ch holds the handshake state after the event (bar its seq,
  * which the caller applies for hellos and accepts). */
@@ -966,20 +986,6 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	status = event_check(e);
 	if (status != 0)
 		return status;
-	if (e->client_id) {
-		status = find_client(stmts, conv_id, e->sender, e->client_id,
-				     &seq, &at);
-		if (status == 0) {
-			if (out) {
-				out->seq = seq;
-				out->at = at;
-				out->duplicate = true;
-			}
-			return 0;
-		}
-		if (status != HL_ENOTFOUND)
-			return status;
-	}
 	if (tails->active)
 		tail = hl_convtail_get(tails, conv_id);
 	if (tail) {
@@ -999,6 +1005,22 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 			tail->counsellor_id = counsellor;
 			tail->ch = ch;
 		}
+	}
+	/* A retry is re-acknowledged whatever has happened since (even in a
+	 * conversation that has ended), so this comes before the checks. */
+	if (e->client_id && !fresh_envelope(conv_id, e, &ch)) {
+		status = find_client(stmts, conv_id, e->sender, e->client_id,
+				     &seq, &at);
+		if (status == 0) {
+			if (out) {
+				out->seq = seq;
+				out->at = at;
+				out->duplicate = true;
+			}
+			return 0;
+		}
+		if (status != HL_ENOTFOUND)
+			return status;
 	}
 	if ((state == HL_CONV_ENDED || state == HL_CONV_WRAPPED) &&
 	    strcmp(e->kind, "msg") == 0)

@@ -270,10 +270,14 @@ int hl_conv_receipt(sqlite3_stmt *const *stmts, int64_t conv_id, bool contact,
  * When e->client_id is set and (sender, client_id) is already stored in
  * this conversation, nothing is written and the result is 0 with
  * out->duplicate = true and the ORIGINAL seq and at: the caller
- * re-acknowledges without delivering again. This is checked first, so a
- * retry of a message stored before the conversation ended is still
- * re-acknowledged; the kind and payload of a retry are not compared. The
- * same client_id from another sender is another event.
+ * re-acknowledges without delivering again. This is checked before the
+ * state and end-to-end checks, so a retry of a message stored before the
+ * conversation ended is still re-acknowledged; the kind and payload of a
+ * retry are not compared. The same client_id from another sender is
+ * another event. One exception, which needs no look-up: an envelope
+ * (HL_EV_ENVELOPE) in the current epoch with its direction's next counter
+ * cannot have been stored (a retry is the same bytes, whose counter is
+ * below next), so it is new whatever its client_id.
  *
  * Returns 0 (out filled; out may be NULL), HL_EINVAL (a malformed field,
  * or sender "contact" with HL_VIS_STAFF), HL_ERANGE (payload_len over

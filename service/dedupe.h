@@ -9,7 +9,8 @@
  * much WAL as the events themselves; see docs/performance.md.
  *
  * What is remembered: for each conversation loaded (conversation.c loads
- * all of its stored client ids the first time one is looked up), a 64-bit
+ * all of its stored client ids the first time one is looked up; a fresh
+ * envelope, most of a service's traffic, is never looked up), a 64-bit
  * keyed hash (crypto_shorthash under a random per-process key) of
  * sender + client id, with the event's seq. The memory is a hint that is
  * never trusted alone: every candidate seq is checked against the stored

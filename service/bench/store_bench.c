@@ -10,6 +10,11 @@
  * "staff:1" in turn, each with its own client id. With --raw the jobs only
  * insert the event row (the same statement and row shape, seq counted in
  * memory): what SQLite alone costs per message under the same group commit.
+ * With --envelopes the conversations are in epoch 1 (as after a handshake)
+ * and each payload is a well-formed envelope (HL_E2E_ENV_MIN bytes, the
+ * size of a short message) with its direction's next counter, as under
+ * chat.envelopes = strict: the server parses and checks the header, not the
+ * ciphertext, so the bytes after it are random.
  *
  * The whole process (loop, writer, checkpointer) is pinned to --cpu, as the
  * benchmark pins helplined, so the figures say what one core can append.
@@ -37,6 +42,7 @@
 
 #include "common.h"
 #include "conversation.h"
+#include "e2e.h"
 #include "store.h"
 
 #include "hist.h"
@@ -45,7 +51,7 @@ struct opts {
 	int convs, inflight, size, cpu;
 	double duration, warmup;
 	const char *dir;
-	bool raw, json;
+	bool raw, json, envelopes;
 };
 
 struct bench;
@@ -56,6 +62,7 @@ struct append_job {
 	int conv;                /* index into b->conv_ids */
 	uint64_t submitted_ns;
 	int64_t n;               /* this conversation's append number */
+	unsigned char env[HL_E2E_ENV_MIN]; /* --envelopes: the payload */
 };
 
 struct bench {
@@ -106,13 +113,18 @@ static int create_exec(struct hl_store_job *job, sqlite3 *db,
 	struct hl_conv_intake in = {.age_band = HL_AGE_NONE};
 	int i, rc;
 
-	(void)db;
 	for (i = 0; i < j->b->o.convs; i++) {
 		rc = hl_conv_create(stmts, &in, 1, hl_now_ms(),
 				    &j->b->conv_ids[i]);
 		if (rc != 0)
 			return rc;
 	}
+	/* Keys agreed (what an accept would leave): epoch 1, counters 0. */
+	if (j->b->o.envelopes &&
+	    sqlite3_exec(db, "UPDATE conversation SET e2e_epoch=1, "
+			     "e2e_next_contact=0, e2e_next_staff=0",
+			     NULL, NULL, NULL) != SQLITE_OK)
+		return HL_ESTORE;
 	return 0;
 }
 
@@ -162,6 +174,7 @@ static int append_exec(struct hl_store_job *job, sqlite3 *db,
 		return 0;
 	}
 	{
+		uint8_t dir = (j->n & 1) ? HL_E2E_TO_CONTACT : HL_E2E_TO_STAFF;
 		struct hl_event_new e = {
 			.kind = "msg",
 			.sender = sender,
@@ -170,11 +183,31 @@ static int append_exec(struct hl_store_job *job, sqlite3 *db,
 			.payload = b->payload,
 			.payload_len = (size_t)b->o.size,
 			.e2e = HL_EV_OPAQUE,
+			.dir = dir,
 			.stamp_sk = b->stamp_sk,
 			.checkpoint_every = 32,
 		};
 		struct hl_event_result res;
 
+		if (b->o.envelopes) {
+			/* Sides take turns, so each side's counter is n / 2
+			 * (jobs run in the order they were submitted). */
+			uint32_t n = (uint32_t)(j->n / 2);
+
+			memcpy(j->env, b->payload, sizeof(j->env));
+			j->env[0] = 1;
+			j->env[1] = dir;
+			hl_put_be64(j->env + 2, (uint64_t)conv);
+			hl_put_be64(j->env + 10, 1);
+			j->env[18] = (unsigned char)(n >> 24);
+			j->env[19] = (unsigned char)(n >> 16);
+			j->env[20] = (unsigned char)(n >> 8);
+			j->env[21] = (unsigned char)n;
+			hl_put_be64(j->env + 22, 0); /* seen_seq: none */
+			e.payload = j->env;
+			e.payload_len = sizeof(j->env);
+			e.e2e = HL_EV_ENVELOPE;
+		}
 		return hl_event_append(stmts, conv, &e, hl_now_ms(), &res);
 	}
 }
@@ -243,7 +276,9 @@ static void report(struct bench *b)
 	jobs = st1.size_jobs_sum - b->st0.size_jobs_sum;
 	printf("hl-store-bench %s: %d conversations x %d in flight, %d B "
 	       "payloads, %.1f s on cpu %d\n",
-	       b->o.raw ? "raw insert" : "hl_event_append", b->o.convs,
+	       b->o.raw ? "raw insert"
+	       : b->o.envelopes ? "hl_event_append (envelopes)"
+				: "hl_event_append", b->o.convs,
 	       b->o.inflight, b->o.size, secs, b->o.cpu);
 	printf("  %.0f appends/s, CPU %.1f%% of a core = %.2f us per append\n",
 	       rate, 100 * cpu / secs,
@@ -265,7 +300,8 @@ static void report(struct bench *b)
 		       "\"cpu_pct\":%.2f,\"us_per_append\":%.3f,"
 		       "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
 		       "\"batches\":%llu,\"failed\":%llu}\n",
-		       b->o.raw ? "raw" : "append", b->o.convs, b->o.inflight,
+		       b->o.raw ? "raw" : b->o.envelopes ? "envelopes" : "append",
+		       b->o.convs, b->o.inflight,
 		       b->o.size, secs, rate, 100 * cpu / secs,
 		       b->done_in_window
 			       ? cpu * 1e6 / (double)b->done_in_window
@@ -336,7 +372,12 @@ static void usage(FILE *f)
 		"or /tmp)\n"
 		"  --raw               only the event INSERT per job (what "
 		"SQLite alone costs)\n"
-		"  --json              also print one RESULT {json} line\n");
+		"  --envelopes         payloads are envelopes with the next "
+		"counter, checked as\n"
+		"                      under chat.envelopes = strict (size "
+		"%d B)\n"
+		"  --json              also print one RESULT {json} line\n",
+		HL_E2E_ENV_MIN);
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -350,6 +391,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"cpu", required_argument, NULL, 'p'},
 		{"dir", required_argument, NULL, 'D'},
 		{"raw", no_argument, NULL, 'r'},
+		{"envelopes", no_argument, NULL, 'e'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -369,6 +411,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'p': o->cpu = atoi(optarg); break;
 		case 'D': o->dir = optarg; break;
 		case 'r': o->raw = true; break;
+		case 'e': o->envelopes = true; break;
 		case 'j': o->json = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -379,10 +422,13 @@ static int parse(int argc, char **argv, struct opts *o)
 	    (size_t)o->convs * (size_t)o->inflight > 1000000 ||
 	    o->size < 1 || o->size > HL_EVENT_PAYLOAD_MAX ||
 	    !(o->duration > 0 && o->duration <= 3600) ||
-	    !(o->warmup >= 0 && o->warmup <= 600)) {
+	    !(o->warmup >= 0 && o->warmup <= 600) ||
+	    (o->raw && o->envelopes)) {
 		usage(stderr);
 		return -1;
 	}
+	if (o->envelopes)
+		o->size = HL_E2E_ENV_MIN;
 	return 0;
 }
 

@@ -9,7 +9,8 @@
 # Each run stops by itself; only 127.0.0.1 is used. Extra arguments after
 # the build directory go to every helpline-bench run (e.g. --json,
 # --duration 5). Last, hl-store-bench measures the store alone (no
-# network, no peer): hl_event_append, then the bare event INSERT.
+# network, no peer): hl_event_append with opaque payloads, with envelopes
+# (as in service), then the bare event INSERT.
 set -eu
 B=${1:-build}
 [ $# -gt 0 ] && shift
@@ -22,4 +23,5 @@ run --scenario logins --pairs 100 --rate 2000 --flood 16 --duration 20 "$@"
 run --scenario waiting --waiting 10000 --leave-rate 20 --duration 10 "$@"
 run --scenario churn --pairs 100 --duration 10 "$@"
 echo; "$B/hl-store-bench" --json
+echo; "$B/hl-store-bench" --envelopes --json
 echo; "$B/hl-store-bench" --raw --json

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "conversation.h"
+#include "e2e.h"
 #include "keys.h"
 #include "log.h"
 #include "staff.h"
@@ -164,7 +165,7 @@ enum op_kind {
 	OP_STAFF, OP_CREATE, OP_GET, OP_APPEND, OP_SINCE, OP_SET_STATE,
 	OP_WRAP, OP_EACH_OPEN, OP_S_PUT, OP_S_FIND, OP_S_TOUCH, OP_S_DELETE,
 	OP_S_EXPIRE, OP_PLAN, OP_TRANSFER, OP_SUPERVISOR, OP_RECEIPT,
-	OP_APPEND_FAIL, OP_DEDUPE, OP_WAIT, OP_TAIL_OK, OP_BUMP,
+	OP_APPEND_FAIL, OP_DEDUPE, OP_WAIT, OP_TAIL_OK, OP_BUMP, OP_EPOCH,
 };
 
 /* OP_WAIT holds the writer until this is set (so the jobs submitted after
@@ -296,6 +297,25 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 
 		if (rc == SQLITE_OK) {
 			sqlite3_bind_int64(q, 1, o->conv);
+			rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK
+							    : SQLITE_ERROR;
+		}
+		sqlite3_finalize(q);
+		return rc == SQLITE_OK ? 0 : HL_ESTORE;
+	}
+	case OP_EPOCH: {
+		/* Starts epoch o->after with both counters at 0, as an
+		 * accept does (without one: these tests are about what
+		 * comes after). */
+		sqlite3_stmt *q = NULL;
+		int rc = sqlite3_prepare_v2(
+			db, "UPDATE conversation SET e2e_epoch=?2, "
+			    "e2e_next_contact=0, e2e_next_staff=0 WHERE id=?1",
+			-1, &q, NULL);
+
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, o->conv);
+			sqlite3_bind_int64(q, 2, o->after);
 			rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK
 							    : SQLITE_ERROR;
 		}
@@ -927,6 +947,96 @@ static void test_duplicate_without_index(void **state)
 	assert_true(ev > 0);
 	assert_true(held <= 3);
 	assert_true(loads >= 12); /* each loaded when made and again */
+}
+
+/* A young person's envelope n of epoch 1 in conv, sent as client_id. */
+static int envelope(int64_t conv, uint32_t n, const char *client_id,
+		    struct hl_event_result *res)
+{
+	static const unsigned char body[] = "\x01are you there?";
+	unsigned char key[32], nonce[24], env[HL_E2E_ENV_MIN];
+	struct hl_e2e_seal_in in = {
+		.dir = HL_E2E_TO_STAFF, .conv = (uint64_t)conv, .epoch = 1,
+		.n = n, .mk = key, .kf = key, .nonce = nonce,
+	};
+	struct op o;
+	size_t len = 0;
+
+	memset(key, 0x11, sizeof(key));
+	memset(nonce, (int)n, sizeof(nonce));
+	assert_int_equal(hl_e2e_seal(&in, body, sizeof(body) - 1, env,
+				     sizeof(env), &len), 0);
+	op_init(&o, OP_APPEND);
+	o.conv = conv;
+	o.ev.kind = "msg";
+	o.ev.sender = "contact";
+	o.ev.visibility = HL_VIS_ALL;
+	o.ev.client_id = client_id;
+	o.ev.payload = env;
+	o.ev.payload_len = len;
+	o.ev.e2e = HL_EV_ENVELOPE;
+	o.ev.dir = HL_E2E_TO_STAFF;
+	o.now = T0;
+	run(&o);
+	*res = o.res;
+	return o.status;
+}
+
+/* An envelope with the next counter of the current epoch cannot be a
+ * retry, so it is stored without loading the conversation's client ids;
+ * anything else (a retry, a stale counter) is still looked up, and the
+ * memory, once loaded, keeps up with the fresh envelopes after it. */
+static void test_fresh_envelope_needs_no_lookup(void **state)
+{
+	struct hl_event_result r;
+	int64_t conv, loads;
+	struct op o;
+
+	(void)state;
+	conv = create();
+	op_init(&o, OP_EPOCH);
+	o.conv = conv;
+	o.after = 1;
+	assert_int_equal(run(&o), 0);
+	loads = dedupe(1000, NULL, NULL);
+	assert_int_equal(loads, 0);
+
+	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
+	assert_false(r.duplicate);
+	assert_int_equal(r.seq, 1);
+	assert_int_equal(envelope(conv, 1, "e1", &r), 0);
+	assert_false(r.duplicate);
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(dedupe(0, NULL, NULL), 0); /* nothing looked up */
+
+	/* Retries (the same bytes) are found, and cost one load. */
+	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 1);
+	assert_int_equal(envelope(conv, 1, "e1", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(dedupe(0, NULL, NULL), 1);
+
+	/* A fresh one after the load is remembered: its retry is found
+	 * without loading again. */
+	assert_int_equal(envelope(conv, 2, "e2", &r), 0);
+	assert_false(r.duplicate);
+	assert_int_equal(r.seq, 3);
+	assert_int_equal(envelope(conv, 2, "e2", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 3);
+	assert_int_equal(dedupe(0, NULL, NULL), 1);
+
+	/* A stale counter under a new id is looked up, then refused. */
+	assert_int_equal(envelope(conv, 1, "e9", &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_COUNTER);
+	/* The next counter under an id used before is a new message (a
+	 * retry would carry its old counter). */
+	assert_int_equal(envelope(conv, 3, "e0", &r), 0);
+	assert_false(r.duplicate);
+	assert_int_equal(r.seq, 4);
+	assert_int_equal(event_rows(conv), 4);
 }
 
 /* Append-only jobs (chat messages) of one batch share their
@@ -1935,6 +2045,7 @@ int main(void)
 		T(test_append_in_order),
 		T(test_duplicate_client_id),
 		T(test_duplicate_without_index),
+		T(test_fresh_envelope_needs_no_lookup),
 		T(test_tails),
 		T(test_contact_view),
 		T(test_since_resume),
