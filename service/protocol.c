@@ -98,6 +98,8 @@ struct msg_spec {
 	const struct field_spec *fields;
 	size_t nfields;
 	bool (*check)(struct hl_msg *m, struct hl_proto_error *err);
+	bool flat;   /* may be decoded without jansson (decode_flat): its
+		      * fields are strings and its handler never reads root */
 };
 
 #define MSG_FIELD(member) offsetof(struct hl_msg, u.member)
@@ -405,8 +407,9 @@ static bool check_staff_create(struct hl_msg *m, struct hl_proto_error *err)
 	return true;
 }
 
-#define SPEC(name, fields, check) {name, fields, HL_ARRAY_LEN(fields), check}
-#define SPEC_EMPTY(name) {name, NULL, 0, NULL}
+#define SPEC(name, fields, check) {name, fields, HL_ARRAY_LEN(fields), check, false}
+#define SPEC_FLAT(name, fields) {name, fields, HL_ARRAY_LEN(fields), NULL, true}
+#define SPEC_EMPTY(name) {name, NULL, 0, NULL, false}
 
 static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_HELLO] = SPEC("hello", hello_fields, NULL),
@@ -429,10 +432,10 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CONTACT_LEAVE] = SPEC_EMPTY("contact.leave"),
 	[HL_MSG_QUEUE_STATS] = SPEC_EMPTY("queue.stats"),
 	[HL_MSG_QUEUE_TAKE] = SPEC_EMPTY("queue.take"),
-	[HL_MSG_CHAT_SEND] = SPEC("chat.send", chat_send_fields, NULL),
+	[HL_MSG_CHAT_SEND] = SPEC_FLAT("chat.send", chat_send_fields),
 	[HL_MSG_CHAT_SYNC] = SPEC("chat.sync", chat_sync_fields, NULL),
 	[HL_MSG_CHAT_END] = SPEC("chat.end", chat_end_fields, NULL),
-	[HL_MSG_CHAT_TYPING] = SPEC("chat.typing", chat_end_fields, NULL),
+	[HL_MSG_CHAT_TYPING] = SPEC_FLAT("chat.typing", chat_end_fields),
 	[HL_MSG_CHAT_READ] = SPEC("chat.read", chat_read_fields, NULL),
 	[HL_MSG_CHAT_NOTE] = SPEC("chat.note", chat_send_fields, NULL),
 	[HL_MSG_CHAT_DELIVERED] = SPEC("chat.delivered", chat_delivered_fields, NULL),
@@ -911,8 +914,172 @@ static int decode_fields(const struct msg_spec *spec, json_t *root,
 	return 0;
 }
 
+/* A byte of [A-Za-z0-9._:-]: what ids, conversation ids, base64url and
+ * message types are made of. */
+static bool token_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+	       c == '-';
+}
+
+#define FLAT_MAX 8 /* members of a frame decode_flat takes */
+
+struct flat_member {
+	size_t key, key_len, val, val_len; /* offsets into the frame */
+};
+
+/* Reads a string of token characters at buf[*i] (the opening quote):
+ * 1 with its offset and length, *i past the closing quote; 0 for
+ * anything else (an escape, another character, the end). */
+static int flat_string(const char *buf, size_t len, size_t *i, size_t *at,
+		       size_t *n)
+{
+	size_t j = *i;
+
+	if (j >= len || buf[j] != '"')
+		return 0;
+	*at = ++j;
+	while (j < len && token_char((unsigned char)buf[j]))
+		j++;
+	if (j >= len || buf[j] != '"')
+		return 0;
+	*n = j - *at;
+	*i = j + 1;
+	return 1;
+}
+
+static size_t flat_ws(const char *buf, size_t len, size_t i)
+{
+	while (i < len && is_ws(buf[i]))
+		i++;
+	return i;
+}
+
+/*
+ * The fast path of hl_proto_decode, for the frames that make up a busy
+ * chat (chat.send, chat.typing): one object of at most FLAT_MAX members,
+ * every key and value a string of token characters (so no escapes, no
+ * UTF-8, nothing jansson could read differently), no key twice, of a type
+ * marked flat, with an id and fields that pass their rows. Such a frame
+ * decodes to what jansson's path gives, without a tree: the strings are
+ * NUL-terminated in a copy of the frame (out->flat), out->root is NULL.
+ * Returns 1 when decoded, 0 when the frame is anything else (nothing is
+ * kept): the jansson path then decodes it or says exactly what is wrong.
+ * test_protocol.c compares the two paths on a corpus.
+ */
+static int decode_flat(const char *buf, size_t len, struct hl_msg *out)
+{
+	struct flat_member m[FLAT_MAX];
+	const struct msg_spec *spec = NULL;
+	const struct flat_member *type = NULL, *id = NULL;
+	size_t n = 0, i = flat_ws(buf, len, 0), k, f;
+	bool seen[FLAT_MAX] = {false};
+	char *copy;
+
+	if (i >= len || buf[i] != '{')
+		return 0;
+	i = flat_ws(buf, len, i + 1);
+	for (;;) {
+		if (n == FLAT_MAX ||
+		    !flat_string(buf, len, &i, &m[n].key, &m[n].key_len))
+			return 0;
+		i = flat_ws(buf, len, i);
+		if (i >= len || buf[i] != ':')
+			return 0;
+		i = flat_ws(buf, len, i + 1);
+		if (!flat_string(buf, len, &i, &m[n].val, &m[n].val_len))
+			return 0;
+		for (k = 0; k < n; k++)
+			if (m[k].key_len == m[n].key_len &&
+			    memcmp(buf + m[k].key, buf + m[n].key,
+				   m[n].key_len) == 0)
+				return 0; /* a duplicate key */
+		n++;
+		i = flat_ws(buf, len, i);
+		if (i < len && buf[i] == ',') {
+			i = flat_ws(buf, len, i + 1);
+			continue;
+		}
+		if (i < len && buf[i] == '}')
+			break;
+		return 0;
+	}
+	if (flat_ws(buf, len, i + 1) != len)
+		return 0;
+	for (k = 0; k < n; k++) {
+		if (m[k].key_len == 4 && memcmp(buf + m[k].key, "type", 4) == 0)
+			type = &m[k];
+		else if (m[k].key_len == 2 && memcmp(buf + m[k].key, "id", 2) == 0)
+			id = &m[k];
+	}
+	if (!type || !id || id->val_len < 1 || id->val_len > HL_PROTO_ID_MAX)
+		return 0;
+	for (k = 0; k < HL_MSG__COUNT; k++) {
+		if (strlen(msg_specs[k].name) == type->val_len &&
+		    memcmp(msg_specs[k].name, buf + type->val,
+			   type->val_len) == 0) {
+			spec = &msg_specs[k];
+			break;
+		}
+	}
+	if (!spec || !spec->flat || spec->nfields > FLAT_MAX)
+		return 0;
+	/* Every other member a string field of the spec, within its length
+	 * (token characters pass every charset); every required one there. */
+	for (k = 0; k < n; k++) {
+		const struct field_spec *fs;
+
+		if (&m[k] == type || &m[k] == id)
+			continue;
+		fs = find_field(spec, buf + m[k].key, m[k].key_len);
+		if (!fs || fs->kind != FK_STRING ||
+		    (int64_t)m[k].val_len < fs->min ||
+		    (int64_t)m[k].val_len > fs->max)
+			return 0;
+		seen[fs - spec->fields] = true;
+	}
+	for (f = 0; f < spec->nfields; f++)
+		if (spec->fields[f].required && !seen[f])
+			return 0;
+	copy = malloc(len + 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	out->type = (enum hl_msg_type)(spec - msg_specs);
+	for (k = 0; k < n; k++) {
+		const char *v = copy + m[k].val;
+
+		copy[m[k].val + m[k].val_len] = '\0'; /* the closing quote */
+		if (&m[k] == id) {
+			out->id = v;
+		} else if (&m[k] != type) {
+			const struct field_spec *fs = find_field(
+				spec, buf + m[k].key, m[k].key_len);
+
+			memcpy((char *)out + fs->offset, &v, sizeof(v));
+		}
+	}
+	out->flat = copy;
+	return 1;
+}
+
 int hl_proto_decode(const char *buf, size_t len, size_t max_len,
 		    struct hl_msg *out, struct hl_proto_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+	if (len > max_len)
+		return fail(err, HL_ERR_TOO_LARGE, NULL,
+			    "frame is larger than %zu bytes", max_len);
+	if (decode_flat(buf, len, out))
+		return 0;
+	return hl_proto_decode_json(buf, len, max_len, out, err);
+}
+
+int hl_proto_decode_json(const char *buf, size_t len, size_t max_len,
+			 struct hl_msg *out, struct hl_proto_error *err)
 {
 	json_error_t jerr;
 	json_t *root, *type;
@@ -998,6 +1165,7 @@ void hl_msg_release(struct hl_msg *msg)
 	if (!msg)
 		return;
 	json_decref(msg->root);
+	free(msg->flat);
 	memset(msg, 0, sizeof(*msg));
 }
 

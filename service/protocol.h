@@ -323,7 +323,11 @@ struct hl_msg {
 		struct hl_msg_evidence evidence;
 		struct hl_msg_referral ref;
 	} u;                       /* the member named by type */
-	json_t *root;              /* owned; private (handlers may read, never modify) */
+	json_t *root;              /* owned; private (handlers may read, never
+				    * modify); NULL for a type decoded flat
+				    * (chat.send, chat.typing: see protocol.c) */
+	char *flat;                /* owned; private: the strings of a frame
+				    * decoded flat */
 };
 
 /*
@@ -351,6 +355,12 @@ struct hl_proto_error {
  */
 int hl_proto_decode(const char *buf, size_t len, size_t max_len,
 		    struct hl_msg *out, struct hl_proto_error *err);
+
+/* The same through jansson only, without the fast path for flat frames
+ * (chat.send, chat.typing) that hl_proto_decode tries first: the two give
+ * the same result on every frame the fast path takes (test_protocol.c). */
+int hl_proto_decode_json(const char *buf, size_t len, size_t max_len,
+			 struct hl_msg *out, struct hl_proto_error *err);
 
 /* Releases a decoded message and zeroes it. Safe on a zeroed msg and safe
  * to call twice. */

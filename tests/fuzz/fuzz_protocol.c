@@ -1,6 +1,7 @@
 /* fuzz_protocol.c: libFuzzer driver for the frame decoder and the reply
  * encoder. Beyond "no crash, no leak" it checks the codec's promises:
- * decoded values obey their rules, every error reply encodes, and what we
+ * decoded values obey their rules, a frame taken by the flat fast path
+ * decodes the same through jansson, every error reply encodes, and what we
  * encode always parses back as JSON. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,14 +75,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check((unsigned)e.code < HL_ERR__COUNT);
 		check(e.message[0] != '\0');
 		check(e.id[0] == '\0' || token_ok(e.id, 1, HL_PROTO_ID_MAX));
-		check(m.root == NULL);
+		check(m.root == NULL && m.flat == NULL);
 		hl_msg_release(&m);
 		encode_and_reparse(hl_proto_error_reply(e.id, e.code, e.message,
 							e.field));
 		return 0;
 	}
 
-	check(m.root != NULL);
+	/* A tree, or a frame decoded flat (no tree): then jansson's path
+	 * must give the same message. */
+	check((m.root != NULL) != (m.flat != NULL));
+	if (m.flat) {
+		struct hl_msg j;
+		const char *a[2], *b[2];
+
+		check(hl_proto_decode_json((const char *)data, size, MAX_LEN,
+					   &j, &e) == 0);
+		check(j.type == m.type && strcmp(j.id, m.id) == 0);
+		a[0] = m.u.chat.conversation;
+		a[1] = m.u.chat.payload;
+		b[0] = j.u.chat.conversation;
+		b[1] = j.u.chat.payload;
+		for (size_t i = 0; i < 2; i++)
+			check((!a[i] && !b[i]) ||
+			      (a[i] && b[i] && strcmp(a[i], b[i]) == 0));
+		hl_msg_release(&j);
+	}
 	check(token_ok(m.id, 1, HL_PROTO_ID_MAX));
 	reply = hl_proto_reply(m.type == HL_MSG_HELLO ? "welcome" : "pong",
 			       m.id);

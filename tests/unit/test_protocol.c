@@ -1077,6 +1077,139 @@ static void test_parse_long_strings_same_as_jansson(void **state)
 		}
 }
 
+static void assert_same_or_null(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_true(a == b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* Decodes frame both ways (hl_proto_decode, which tries the flat fast
+ * path first, and jansson alone) and checks they agree: the same result,
+ * the same error (code, field, id, message), the same fields. Returns
+ * whether the fast path took it. */
+static bool check_decode_same(const char *frame, size_t len)
+{
+	struct hl_msg a, b;
+	struct hl_proto_error ea, eb;
+	int ra = hl_proto_decode(frame, len, 100000, &a, &ea);
+	int rb = hl_proto_decode_json(frame, len, 100000, &b, &eb);
+	bool flat = ra == 0 && a.flat != NULL;
+
+	assert_int_equal(ra, rb);
+	if (ra != 0) {
+		assert_int_equal(ea.code, eb.code);
+		assert_string_equal(ea.field, eb.field);
+		assert_string_equal(ea.id, eb.id);
+		assert_string_equal(ea.message, eb.message);
+		assert_null(a.flat);
+		assert_null(a.root);
+		return false;
+	}
+	assert_int_equal(a.type, b.type);
+	assert_string_equal(a.id, b.id);
+	assert_non_null(b.root);
+	assert_null(b.flat);
+	if (flat) {
+		assert_null(a.root);
+		assert_true(a.type == HL_MSG_CHAT_SEND ||
+			    a.type == HL_MSG_CHAT_TYPING);
+		assert_same_or_null(a.u.chat.conversation,
+				    b.u.chat.conversation);
+		assert_same_or_null(a.u.chat.payload, b.u.chat.payload);
+		assert_int_equal(a.u.chat.last_seq, b.u.chat.last_seq);
+		assert_int_equal(a.u.chat.to, b.u.chat.to);
+		assert_null(a.u.chat.tags);
+		assert_null(a.u.chat.outcome);
+	} else {
+		assert_non_null(a.root);
+	}
+	hl_msg_release(&a);
+	hl_msg_release(&b);
+	assert_null(a.flat);
+	return flat;
+}
+
+/* The flat fast path (chat.send, chat.typing without jansson) takes the
+ * frames a chat is made of and decodes them as jansson's path does; every
+ * other frame, and every frame one byte away from those (changed, deleted,
+ * or cut short), decodes or fails exactly as through jansson alone. */
+static void test_decode_flat_same_as_json(void **state)
+{
+	static const char *const flat[] = {
+		"{\"type\":\"chat.send\",\"id\":\"m1.7\",\"conversation\":\"12\","
+		"\"payload\":\"QUJD-_x\"}",
+		" {\n\"payload\" : \"QUJD\" ,\t\"id\":\"a:b\", \"type\":\"chat.send\"}\r\n",
+		"{\"id\":\"x\",\"type\":\"chat.send\",\"payload\":\"A\"}",
+		"{\"type\":\"chat.typing\",\"id\":\"t1\",\"conversation\":\"3\"}",
+		"{\"type\":\"chat.typing\",\"id\":\"t1\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m\",\"conversation\":\"abc\","
+		"\"payload\":\"QUJD\"}",
+	};
+	static const char *const other[] = {
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\",\"x\":\"y\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"\"}",
+		"{\"type\":\"chat.send\",\"id\":\"\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m!\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"id\":\"m2\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\",\"payload\":\"QUJE\"}",
+		"{\"type\":\"chat.send\",\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"conversation\":"
+		"\"123456789012345678901\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"conversation\":12,"
+		"\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QU\\/JD\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m\\u0031\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.sync\",\"id\":\"m1\",\"conversation\":\"1\"}",
+		"{\"type\":\"ping\",\"id\":\"p\",\"data\":\"x\"}",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\"} x",
+		"{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\",}",
+		"\xef\xbb\xbf{\"type\":\"chat.send\",\"id\":\"m1\",\"payload\":\"QUJD\"}",
+		"{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\","
+		"\"f\":\"6\",\"g\":\"7\",\"type\":\"chat.send\",\"id\":\"m1\"}",
+		"{}",
+		"{\"id\":\"m1\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.send\",\"payload\":\"QUJD\"}",
+		"{\"type\":\"chat.sent\",\"id\":\"m1\",\"payload\":\"QUJD\"}",
+		"[\"chat.send\"]",
+		"",
+	};
+	static const char subs[] = {'"', '\\', ',', ':', '{', '}', ' ', 'a',
+				    '0', '\0', (char)0x80, '!', 'x'};
+	char frame[512];
+	size_t i, k, c, n, took = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(flat) / sizeof(flat[0]); i++)
+		assert_true(check_decode_same(flat[i], strlen(flat[i])));
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		assert_false(check_decode_same(other[i], strlen(other[i])));
+	/* A NUL inside: still only the frame's len bytes count. */
+	assert_false(check_decode_same("{\"type\":\"chat.send\",\"id\":\"m\0\","
+				       "\"payload\":\"QUJD\"}", 47));
+	for (i = 0; i < sizeof(flat) / sizeof(flat[0]); i++) {
+		n = strlen(flat[i]);
+		assert_true(n < sizeof(frame));
+		for (k = 0; k < n; k++) {
+			for (c = 0; c < sizeof(subs); c++) {
+				memcpy(frame, flat[i], n);
+				frame[k] = subs[c];
+				took += check_decode_same(frame, n);
+			}
+			/* byte k deleted; cut short at k */
+			memcpy(frame, flat[i], k);
+			memcpy(frame + k, flat[i] + k + 1, n - k - 1);
+			took += check_decode_same(frame, n - 1);
+			took += check_decode_same(flat[i], k);
+		}
+	}
+	/* Many of the near misses are still good frames the fast path takes
+	 * (a changed id or payload character, a space). */
+	assert_true(took > 100);
+}
+
 /* hl_proto_b64_decode accepts exactly what libsodium's base64url (no
  * padding, nothing ignored) decoder accepts, with the same bytes: random
  * text over the alphabet plus characters it must refuse, every length to
@@ -1148,6 +1281,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_bad_vectors),
 		cmocka_unit_test(test_parse_long_strings_same_as_jansson),
+		cmocka_unit_test(test_decode_flat_same_as_json),
 		cmocka_unit_test(test_b64_decode_same_as_libsodium),
 		cmocka_unit_test(test_error_message_does_not_echo_input),
 		cmocka_unit_test(test_error_messages),
