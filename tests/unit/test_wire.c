@@ -189,6 +189,37 @@ static void test_refuses_escapes(void **state)
 	}
 }
 
+/* Every byte value at every position of strings long enough for the
+ * word-at-a-time check (and its tail) is refused exactly when JSON would
+ * need it escaped (or it is not ASCII), the rest written as is. */
+static void test_every_byte_everywhere(void **state)
+{
+	char s[40], buf[1024];
+
+	(void)state;
+	for (int c = 1; c < 256; c++) {
+		bool esc = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+
+		for (size_t len = 1; len < sizeof(s); len += 3)
+			for (size_t at = 0; at < len; at++) {
+				size_t n;
+
+				memset(s, 'A', len);
+				s[len] = '\0';
+				s[at] = (char)c;
+				n = hl_wire_event(buf, sizeof(buf), 1, 2, 3,
+						  "msg", "contact", "x", 1, s,
+						  NULL);
+				if (esc) {
+					assert_int_equal(n, 0);
+					continue;
+				}
+				assert_true(n > len);
+				assert_non_null(strstr(buf, s));
+			}
+	}
+}
+
 /* A buffer one byte short of text + NUL is refused, never overrun. */
 static void test_too_small(void **state)
 {
@@ -259,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_ack_matches_jansson),
 		cmocka_unit_test(test_event_matches_jansson),
 		cmocka_unit_test(test_refuses_escapes),
+		cmocka_unit_test(test_every_byte_everywhere),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_decoder_is_canonical),
 	};
