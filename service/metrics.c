@@ -450,6 +450,9 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 		one(&o, "helpline_store_checkpoint_failures_total", "counter",
 		    "WAL checkpoints that failed (other than busy).",
 		    g->store.checkpoint_failures);
+		one(&o, "helpline_store_wal_bytes_total", "counter",
+		    "Bytes the store's writer wrote to the WAL (per job: what "
+		    "a message costs the disk).", g->store.wal_bytes);
 		one(&o, "helpline_store_queued_jobs", "gauge",
 		    "Store jobs waiting for the writer now.", g->store.queued);
 		one(&o, "helpline_store_batch_max_jobs", "gauge",

@@ -1245,6 +1245,7 @@ static void *writer_main(void *arg)
 	uint32_t n, max;
 	bool committed;
 	double t0, t1;
+	struct hl_walbuf_stats wal;
 
 #ifdef __linux__
 	prctl(PR_SET_NAME, "hl-store", 0, 0, 0);
@@ -1290,7 +1291,10 @@ static void *writer_main(void *arg)
 		else if (st->solo)
 			st->solo--;
 
+		hl_walbuf_stats(st->walbuf, &wal);
 		pthread_mutex_lock(&st->mu);
+		st->stats.wal_bytes = wal.bytes;
+		st->stats.wal_writes = wal.flushes;
 		st->stats.batches++;
 		st->stats.commit_failures += !committed;
 		st->stats.jobs_committed += ok;

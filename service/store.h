@@ -177,6 +177,10 @@ struct hl_store_stats {
 	uint64_t checkpoints_inline; /* ... run by the writer itself: the WAL
 				     * passed HL_STORE_WAL_HARD frames */
 	uint64_t checkpoint_failures;
+	uint64_t wal_bytes;         /* bytes the writer wrote to the WAL
+				     * (its pages, frame headers and WAL
+				     * headers), after each batch */
+	uint64_t wal_writes;        /* the writes that carried them */
 };
 
 /* WAL frames (pages) after which the checkpointer is woken (SQLite's own

@@ -267,6 +267,7 @@ static void report(struct bench *b)
 	struct hl_store_stats st1;
 	double secs = (double)(now_ns() - b->t0_ns) / 1e9, cpu, rate;
 	uint64_t batches, jobs;
+	double wal;
 
 	getrusage(RUSAGE_SELF, &ru1);
 	hl_store_stats(&b->store, &st1);
@@ -286,10 +287,12 @@ static void report(struct bench *b)
 	printf("  submit -> done: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
 	       hist_quantile(&b->lat, 0.5) / 1e6,
 	       hist_quantile(&b->lat, 0.99) / 1e6, b->lat.max / 1e6);
-	printf("  %llu batches, %.1f jobs each; %llu checkpoints beside, %llu "
-	       "by the writer; %llu failed\n",
+	wal = jobs ? (double)(st1.wal_bytes - b->st0.wal_bytes) / (double)jobs
+		   : 0;
+	printf("  %llu batches, %.1f jobs each, %.0f WAL bytes per job; %llu "
+	       "checkpoints beside, %llu by the writer; %llu failed\n",
 	       (unsigned long long)batches,
-	       batches ? (double)jobs / (double)batches : 0,
+	       batches ? (double)jobs / (double)batches : 0, wal,
 	       (unsigned long long)(st1.checkpoints - b->st0.checkpoints),
 	       (unsigned long long)(st1.checkpoints_inline -
 				    b->st0.checkpoints_inline),
@@ -299,7 +302,8 @@ static void report(struct bench *b)
 		       "\"size\":%d,\"secs\":%.3f,\"appends_per_s\":%.1f,"
 		       "\"cpu_pct\":%.2f,\"us_per_append\":%.3f,"
 		       "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
-		       "\"batches\":%llu,\"failed\":%llu}\n",
+		       "\"batches\":%llu,\"wal_bytes_per_job\":%.1f,"
+		       "\"failed\":%llu}\n",
 		       b->o.raw ? "raw" : b->o.envelopes ? "envelopes" : "append",
 		       b->o.convs, b->o.inflight,
 		       b->o.size, secs, rate, 100 * cpu / secs,
@@ -308,7 +312,7 @@ static void report(struct bench *b)
 			       : 0,
 		       hist_quantile(&b->lat, 0.5) / 1e6,
 		       hist_quantile(&b->lat, 0.99) / 1e6, b->lat.max / 1e6,
-		       (unsigned long long)batches,
+		       (unsigned long long)batches, wal,
 		       (unsigned long long)b->failed);
 }
 

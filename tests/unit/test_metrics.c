@@ -65,6 +65,7 @@ static void test_format(void **state)
 	g.store.batches = 9;
 	g.store.checkpoints = 7;
 	g.store.checkpoints_inline = 2;
+	g.store.wal_bytes = 123456;
 	for (int i = 0; i < 5; i++)
 		hl_histogram_observe(&m.queue_wait, 20.0 * i);
 	n = hl_metrics_format(&m, &g, buf, 65536);
@@ -77,6 +78,7 @@ static void test_format(void **state)
 	assert_true(sample(buf, "helpline_store_checkpoints_total") == 7);
 	assert_true(sample(buf, "helpline_store_writer_checkpoints_total") == 2);
 	assert_true(sample(buf, "helpline_store_checkpoint_failures_total") == 0);
+	assert_true(sample(buf, "helpline_store_wal_bytes_total") == 123456);
 	/* 0, 20, 40, 60, 80: cumulative buckets. */
 	assert_true(sample(buf, "helpline_queue_wait_seconds_bucket{le=\"5\"}") == 1);
 	assert_true(sample(buf, "helpline_queue_wait_seconds_bucket{le=\"30\"}") == 2);
