@@ -1414,6 +1414,21 @@ static double rate(const struct result *r, uint64_t n)
 	return r->secs > 0 ? (double)n / r->secs : 0;
 }
 
+/* The server's CPU per unit of work (a message acknowledged, or a churn
+ * cycle) in microseconds: what one costs, comparable between runs that
+ * reached different rates. -1 when there is nothing to divide by. */
+static double cpu_us_per_unit(const struct opts *o, const struct result *r)
+{
+	uint64_t n = o->sc == SC_CHURN ? r->cycles
+		     : o->sc == SC_RELAY || o->sc == SC_FIXED || o->sc == SC_LOGINS
+			     ? r->acked
+			     : 0;
+
+	if (r->cpu_pct < 0 || n == 0 || r->secs <= 0)
+		return -1;
+	return r->cpu_pct / 100.0 * r->secs * 1e6 / (double)n;
+}
+
 static void report(const struct opts *o, const struct result *r)
 {
 	printf("== %s · %s%s%s\n", r->target, scenario_names[o->sc], r->ok ? "" : " · FAILED: ",
@@ -1462,6 +1477,9 @@ static void report(const struct opts *o, const struct result *r)
 	if (r->cpu_pct >= 0)
 		printf("  server CPU             %.1f%% of one core over %.1f s (this tool: %.1f%%)\n",
 		       r->cpu_pct, r->secs, r->bench_cpu_pct);
+	if (cpu_us_per_unit(o, r) >= 0)
+		printf("  server CPU per %-7s %.2f us\n",
+		       o->sc == SC_CHURN ? "cycle" : "message", cpu_us_per_unit(o, r));
 	if (r->rss_kb > 0)
 		printf("  server RSS             %.1f MB (peak %.1f MB)\n", r->rss_kb / 1024.0,
 		       r->hwm_kb / 1024.0);
@@ -1475,11 +1493,13 @@ static void report(const struct opts *o, const struct result *r)
 		printf("RESULT {\"target\":\"%s\",\"scenario\":\"%s\",\"ok\":%s,\"secs\":%.3f,"
 		       "\"cpu_pct\":%.2f,\"bench_cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
 		       ",\"msgs_per_s\":%.1f,\"received_per_s\":%.1f,\"cycles_per_s\":%.1f,"
-		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f",
+		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f,"
+		       "\"cpu_us_per_unit\":%.3f",
 		       r->target, scenario_names[o->sc], r->ok ? "true" : "false", r->secs,
 		       r->cpu_pct, r->bench_cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
 		       rate(r, r->received), rate(r, r->cycles), rate(r, r->pushes), r->push_fast,
-		       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0);
+		       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0,
+		       cpu_us_per_unit(o, r));
 		json_hist("ack", r->ack);
 		json_hist("receipt", r->rcv);
 		json_hist("cycle", r->cycle);
@@ -1534,6 +1554,8 @@ static void report_ratios(const struct opts *o, const struct result *h, const st
 		break;
 	}
 	ratio_line("server CPU %", h->cpu_pct, p->cpu_pct, false);
+	ratio_line(o->sc == SC_CHURN ? "server CPU us per cycle" : "server CPU us per message",
+		   cpu_us_per_unit(o, h), cpu_us_per_unit(o, p), false);
 	ratio_line("server RSS MB", h->rss_kb / 1024.0, p->rss_kb / 1024.0, false);
 	fflush(stdout);
 }

@@ -64,10 +64,16 @@ test('relay: both sides send, every message is acknowledged and received', () =>
     assert.ok(r[t].msgs_per_s > 10, `${t}: ${r[t].msgs_per_s} msgs/s`);
     saneHist(r[t].ack, `${t} ack`);
     saneHist(r[t].receipt, `${t} receipt`);
+    // The server's CPU per message: the CPU share over the run divided by
+    // the messages acknowledged (within rounding of the printed figures).
+    const per = r[t].cpu_pct / 100 * r[t].secs * 1e6 / (r[t].msgs_per_s * r[t].secs);
+    assert.ok(r[t].cpu_us_per_unit > 0 && Math.abs(r[t].cpu_us_per_unit - per) <= per * 0.01 + 0.01,
+      `${t}: ${r[t].cpu_us_per_unit} us per message, expected ${per}`);
     // Received within about a window of what was acknowledged.
     assert.ok(Math.abs(r[t].received_per_s - r[t].msgs_per_s) <= r[t].msgs_per_s * 0.1 + 20, `${t}: ${r[t].received_per_s} vs ${r[t].msgs_per_s}`);
   }
   assert.match(r.out, /msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
+  assert.match(r.out, /server CPU us per message\s+[\d.]+\s+[\d.]+\s+[\d.]+x \(lower is better\)/);
 });
 
 test('fixed-rate: the rate asked for is the rate acknowledged', () => {
