@@ -722,6 +722,15 @@ slow:
 	return json_loadb(buf, len, flags, jerr);
 }
 
+/* A byte of [A-Za-z0-9._:-]: what ids, conversation ids, base64url and
+ * message types are made of. */
+static bool token_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+	       c == '-';
+}
+
 /* Returns true when the len bytes of s all satisfy cs. */
 static bool charset_ok(const char *s, size_t len, enum charset cs)
 {
@@ -740,9 +749,7 @@ static bool charset_ok(const char *s, size_t len, enum charset cs)
 				return false;
 			break;
 		case CS_TOKEN:
-			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-			      c == ':' || c == '-'))
+			if (!token_char(c))
 				return false;
 			break;
 		}
@@ -810,6 +817,16 @@ static int decode_id(json_t *root, struct hl_msg *out,
 	memcpy(err->id, out->id, n);
 	err->id[n] = '\0';
 	return 0;
+}
+
+/* Returns the message type named name (len bytes), or NULL. */
+static const struct msg_spec *find_spec(const char *name, size_t len)
+{
+	for (unsigned t = 0; t < HL_MSG__COUNT; t++)
+		if (strlen(msg_specs[t].name) == len &&
+		    memcmp(msg_specs[t].name, name, len) == 0)
+			return &msg_specs[t];
+	return NULL;
 }
 
 /* Returns the field row named key (len bytes) in spec, or NULL. */
@@ -914,19 +931,11 @@ static int decode_fields(const struct msg_spec *spec, json_t *root,
 	return 0;
 }
 
-/* A byte of [A-Za-z0-9._:-]: what ids, conversation ids, base64url and
- * message types are made of. */
-static bool token_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-	       c == '-';
-}
-
 #define FLAT_MAX 8 /* members of a frame decode_flat takes */
 
 struct flat_member {
 	size_t key, key_len, val, val_len; /* offsets into the frame */
+	const struct field_spec *fs;       /* its row (NULL: type or id) */
 };
 
 /* Reads a string of token characters at buf[*i] (the opening quote):
@@ -990,6 +999,7 @@ static int decode_flat(const char *buf, size_t len, struct hl_msg *out)
 		i = flat_ws(buf, len, i + 1);
 		if (!flat_string(buf, len, &i, &m[n].val, &m[n].val_len))
 			return 0;
+		m[n].fs = NULL;
 		for (k = 0; k < n; k++)
 			if (m[k].key_len == m[n].key_len &&
 			    memcmp(buf + m[k].key, buf + m[n].key,
@@ -1015,14 +1025,7 @@ static int decode_flat(const char *buf, size_t len, struct hl_msg *out)
 	}
 	if (!type || !id || id->val_len < 1 || id->val_len > HL_PROTO_ID_MAX)
 		return 0;
-	for (k = 0; k < HL_MSG__COUNT; k++) {
-		if (strlen(msg_specs[k].name) == type->val_len &&
-		    memcmp(msg_specs[k].name, buf + type->val,
-			   type->val_len) == 0) {
-			spec = &msg_specs[k];
-			break;
-		}
-	}
+	spec = find_spec(buf + type->val, type->val_len);
 	if (!spec || !spec->flat || spec->nfields > FLAT_MAX)
 		return 0;
 	/* Every other member a string field of the spec, within its length
@@ -1032,7 +1035,7 @@ static int decode_flat(const char *buf, size_t len, struct hl_msg *out)
 
 		if (&m[k] == type || &m[k] == id)
 			continue;
-		fs = find_field(spec, buf + m[k].key, m[k].key_len);
+		fs = m[k].fs = find_field(spec, buf + m[k].key, m[k].key_len);
 		if (!fs || fs->kind != FK_STRING ||
 		    (int64_t)m[k].val_len < fs->min ||
 		    (int64_t)m[k].val_len > fs->max)
@@ -1052,14 +1055,10 @@ static int decode_flat(const char *buf, size_t len, struct hl_msg *out)
 		const char *v = copy + m[k].val;
 
 		copy[m[k].val + m[k].val_len] = '\0'; /* the closing quote */
-		if (&m[k] == id) {
+		if (&m[k] == id)
 			out->id = v;
-		} else if (&m[k] != type) {
-			const struct field_spec *fs = find_field(
-				spec, buf + m[k].key, m[k].key_len);
-
-			memcpy((char *)out + fs->offset, &v, sizeof(v));
-		}
+		else if (m[k].fs)
+			memcpy((char *)out + m[k].fs->offset, &v, sizeof(v));
 	}
 	out->flat = copy;
 	return 1;
@@ -1084,10 +1083,7 @@ int hl_proto_decode_json(const char *buf, size_t len, size_t max_len,
 	json_error_t jerr;
 	json_t *root, *type;
 	const struct msg_spec *spec = NULL;
-	const char *tname;
-	size_t tlen;
 	int id_rc, rc;
-	unsigned t;
 
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
@@ -1129,15 +1125,7 @@ int hl_proto_decode_json(const char *buf, size_t len, size_t max_len,
 			  type ? "type must be a string" : "type is missing");
 		goto fail;
 	}
-	tname = json_string_value(type);
-	tlen = json_string_length(type);
-	for (t = 0; t < HL_MSG__COUNT; t++) {
-		if (strlen(msg_specs[t].name) == tlen &&
-		    memcmp(msg_specs[t].name, tname, tlen) == 0) {
-			spec = &msg_specs[t];
-			break;
-		}
-	}
+	spec = find_spec(json_string_value(type), json_string_length(type));
 	if (!spec) {
 		rc = fail(err, HL_ERR_UNKNOWN_TYPE, "type", NULL);
 		goto fail;
@@ -1147,7 +1135,7 @@ int hl_proto_decode_json(const char *buf, size_t len, size_t max_len,
 		rc = id_rc;
 		goto fail;
 	}
-	out->type = (enum hl_msg_type)t;
+	out->type = (enum hl_msg_type)(spec - msg_specs);
 	out->root = root; /* check hooks may read it; cleared again on failure */
 	rc = decode_fields(spec, root, out, err);
 	if (rc < 0)

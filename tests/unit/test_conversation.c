@@ -476,26 +476,33 @@ static struct hl_conv get(int64_t conv)
 }
 
 /* Appends an event; res (may be NULL) receives the result. */
-static int append_full(int64_t conv, const char *kind, const char *sender,
-		       enum hl_event_vis vis, const char *client_id,
-		       const void *payload, size_t len, int64_t now,
-		       struct hl_event_result *res)
+/* Appends ev to conv at now in a job of its own; the job's status. */
+static int append_event(int64_t conv, const struct hl_event_new *ev,
+			int64_t now, struct hl_event_result *res)
 {
 	struct op o;
 
 	op_init(&o, OP_APPEND);
 	o.conv = conv;
-	o.ev.kind = kind;
-	o.ev.sender = sender;
-	o.ev.visibility = vis;
-	o.ev.client_id = client_id;
-	o.ev.payload = payload;
-	o.ev.payload_len = len;
+	o.ev = *ev;
 	o.now = now;
 	run(&o);
 	if (res)
 		*res = o.res;
 	return o.status;
+}
+
+static int append_full(int64_t conv, const char *kind, const char *sender,
+		       enum hl_event_vis vis, const char *client_id,
+		       const void *payload, size_t len, int64_t now,
+		       struct hl_event_result *res)
+{
+	struct hl_event_new ev = {
+		.kind = kind, .sender = sender, .visibility = vis,
+		.client_id = client_id, .payload = payload, .payload_len = len,
+	};
+
+	return append_event(conv, &ev, now, res);
 }
 
 /* Like append_full, in a job that then fails (so is rolled back). */
@@ -959,27 +966,17 @@ static int envelope(int64_t conv, uint32_t n, const char *client_id,
 		.dir = HL_E2E_TO_STAFF, .conv = (uint64_t)conv, .epoch = 1,
 		.n = n, .mk = key, .kf = key, .nonce = nonce,
 	};
-	struct op o;
-	size_t len = 0;
+	struct hl_event_new ev = {
+		.kind = "msg", .sender = "contact", .visibility = HL_VIS_ALL,
+		.client_id = client_id, .payload = env,
+		.e2e = HL_EV_ENVELOPE, .dir = HL_E2E_TO_STAFF,
+	};
 
 	memset(key, 0x11, sizeof(key));
 	memset(nonce, (int)n, sizeof(nonce));
 	assert_int_equal(hl_e2e_seal(&in, body, sizeof(body) - 1, env,
-				     sizeof(env), &len), 0);
-	op_init(&o, OP_APPEND);
-	o.conv = conv;
-	o.ev.kind = "msg";
-	o.ev.sender = "contact";
-	o.ev.visibility = HL_VIS_ALL;
-	o.ev.client_id = client_id;
-	o.ev.payload = env;
-	o.ev.payload_len = len;
-	o.ev.e2e = HL_EV_ENVELOPE;
-	o.ev.dir = HL_E2E_TO_STAFF;
-	o.now = T0;
-	run(&o);
-	*res = o.res;
-	return o.status;
+				     sizeof(env), &ev.payload_len), 0);
+	return append_event(conv, &ev, T0, res);
 }
 
 /* An envelope with the next counter of the current epoch cannot be a

@@ -91,23 +91,10 @@ static sqlite3 *plain_open(const char *path)
 	return db;
 }
 
-/* The first column of the first row of sql as an int (-1 with no row). */
-static int plain_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static int path_int(const char *path, const char *sql)
 {
 	sqlite3 *db = plain_open(path);
-	int v = plain_int(db, sql);
+	int v = (int)hl_test_query_int(db, sql);
 
 	sqlite3_close(db);
 	return v;
@@ -372,7 +359,7 @@ static void test_migration_must_not_commit(void **state)
 	assert_int_equal(hl_store_migrate(db, sneaky, 1, err, sizeof(err)),
 			 HL_ESTORE);
 	assert_non_null(strstr(err, "0001_init"));
-	assert_int_equal(plain_int(db, "PRAGMA user_version"), 0);
+	assert_int_equal(hl_test_query_int(db, "PRAGMA user_version"), 0);
 	sqlite3_close(db);
 }
 
@@ -411,10 +398,10 @@ static void test_migration_may_rebuild_referenced_table(void **state)
 				    sizeof(err)), 0);
 	close_store(&st, &loop);
 	db = plain_open(path);
-	assert_int_equal(plain_int(db, "PRAGMA user_version"), OWN + 3);
-	assert_int_equal(plain_int(db, "SELECT count(*) FROM "
+	assert_int_equal(hl_test_query_int(db, "PRAGMA user_version"), OWN + 3);
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM "
 				   "pragma_foreign_key_check"), 0);
-	assert_int_equal(plain_int(db, "SELECT count(*) FROM child JOIN "
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM child JOIN "
 				   "parent ON parent.id = child.pid"), 1);
 	sqlite3_close(db);
 }
@@ -501,7 +488,7 @@ static void test_non_increasing_versions_einval(void **state)
 			 HL_EINVAL);
 	assert_int_equal(hl_store_migrate(db, down, 2, err, sizeof(err)),
 			 HL_EINVAL);
-	assert_int_equal(plain_int(db, "PRAGMA user_version"), 0);
+	assert_int_equal(hl_test_query_int(db, "PRAGMA user_version"), 0);
 	/* An empty list on an empty database is nothing to do. */
 	assert_int_equal(hl_store_migrate(db, NULL, 0, err, sizeof(err)), 0);
 	sqlite3_close(db);

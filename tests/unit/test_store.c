@@ -51,18 +51,6 @@ static sqlite3 *plain_open(const char *path)
 	return db;
 }
 
-static int plain_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 /* 1 when meta holds key, else 0. */
 static int plain_has_key(sqlite3 *db, const char *key)
 {
@@ -347,7 +335,7 @@ static void test_group_commit_many_in_order(void **state)
 		assert_int_equal(jobs[i].done_calls, 1);
 
 	db = plain_open(path);
-	assert_int_equal(plain_int(db, "SELECT count(*) FROM meta"), N_MANY);
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM meta"), N_MANY);
 	for (int i = 0; i < N_MANY; i += 997) {
 		key_of(key, sizeof(key), i);
 		assert_int_equal(plain_has_key(db, key), 1);
@@ -534,7 +522,7 @@ static void test_deferred_fk_charged_to_its_job(void **state)
 	db = plain_open(path);
 	assert_int_equal(plain_has_key(db, "k0"), 1);
 	assert_int_equal(plain_has_key(db, "k2"), 1);
-	assert_int_equal(plain_int(db, "SELECT count(*) FROM child"), 0);
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM child"), 0);
 	sqlite3_close(db);
 }
 
@@ -687,7 +675,7 @@ static void test_close_commits_pending(void **state)
 	free(jobs);
 
 	db = plain_open(path);
-	assert_int_equal(plain_int(db, "SELECT count(*) FROM meta"), N);
+	assert_int_equal(hl_test_query_int(db, "SELECT count(*) FROM meta"), N);
 	sqlite3_close(db);
 }
 
@@ -1235,7 +1223,7 @@ static void test_acknowledged_survive_sigkill(void **state)
 	}
 	/* Some in-flight inserts may have committed unacknowledged; never
 	 * the other way round. */
-	assert_true(plain_int(db, "SELECT count(*) FROM meta") >= nacks);
+	assert_true(hl_test_query_int(db, "SELECT count(*) FROM meta") >= nacks);
 	sqlite3_close(db);
 
 	/* And the store itself opens it again. */
