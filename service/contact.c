@@ -147,7 +147,8 @@ struct contact_job {
 	unsigned char *payload;        /* CJ_SEND: decoded, malloc'd */
 	size_t payload_len;
 	char *payload_text;            /* CJ_SEND: as received (base64url),
-					* relayed as is; NULL = encode it */
+					* relayed as is, inside payload's
+					* allocation; NULL = encode it */
 	struct hl_event_result res;    /* CJ_SEND / CJ_TAKE / CJ_END */
 	struct hl_event_result res2;   /* CJ_TRANSFER: the announcement */
 	bool was_offered;              /* CJ_TAKE: accepting an offer */
@@ -468,8 +469,7 @@ static void cjob_free(struct contact_job *j)
 	if (j->s)
 		hl_session_unref(j->s);
 	free(j->open);
-	free(j->payload);
-	free(j->payload_text);
+	free(j->payload); /* and payload_text, which is inside it */
 	json_decref(j->events);
 	json_decref(j->wraps);
 	sodium_memzero(j, sizeof(*j));
@@ -505,8 +505,11 @@ static struct contact_job *cjob_new(struct hl_contacts *c, enum cjob_kind kind,
 		j->s = s;
 		hl_session_ref(s);
 	}
-	if (id)
-		snprintf(j->id, sizeof(j->id), "%s", id);
+	if (id) { /* cut to fit, as snprintf would: ids are checked before */
+		size_t n = strnlen(id, sizeof(j->id) - 1);
+
+		memcpy(j->id, id, n);
+	}
 	return j;
 }
 
@@ -532,15 +535,13 @@ static bool job_payload(struct contact_job *j, const char *text,
 {
 	char why[64];
 
-	if (hl_proto_b64_decode(text, HL_EVENT_PAYLOAD_MAX, &j->payload,
-				&j->payload_len) == 0) {
-		/* The decoder takes only canonical base64url (no padding, zero
-		 * spare bits), so this text is exactly what encoding the bytes
-		 * would give: the event relays it instead (a copy now saves an
-		 * encoding later). Without memory it is simply encoded. */
-		j->payload_text = strdup(text);
+	/* The decoder takes only canonical base64url (no padding, zero spare
+	 * bits), so this text is exactly what encoding the bytes would give:
+	 * the event relays it instead (a copy now saves an encoding later),
+	 * kept in the payload's allocation. */
+	if (hl_proto_b64_decode_keep(text, HL_EVENT_PAYLOAD_MAX, &j->payload,
+				     &j->payload_len, &j->payload_text) == 0)
 		return true;
-	}
 	snprintf(why, sizeof(why), "%s must be base64url without padding", field);
 	hl_session_error(j->s, j->id, HL_ERR_BAD_FIELD, why, field);
 	cjob_free(j);
@@ -1476,15 +1477,30 @@ sent:
 		     j->staff_id == 0);
 }
 
+/* "staff:<id>" or "contact" (conversation.h), without snprintf: it is
+ * written for every message, and formatting was ~1% of the relay's CPU. */
 static void set_sender(struct contact_job *j, const struct hl_session *s)
 {
-	if (s->role == HL_ROLE_STAFF) {
-		j->staff_id = s->staff_id;
-		snprintf(j->sender, sizeof(j->sender), "staff:%lld",
-			 (long long)s->staff_id);
-	} else {
-		snprintf(j->sender, sizeof(j->sender), "contact");
+	char digits[24];
+	size_t i = sizeof(digits), n;
+	int64_t v = s->staff_id;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	if (s->role != HL_ROLE_STAFF) {
+		memcpy(j->sender, "contact", sizeof("contact"));
+		return;
 	}
+	j->staff_id = v;
+	do {
+		digits[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		digits[--i] = '-';
+	n = sizeof(digits) - i; /* at most 20: sender has room for 32 */
+	memcpy(j->sender, "staff:", 6);
+	memcpy(j->sender + 6, digits + i, n);
+	j->sender[6 + n] = '\0';
 }
 
 /* Checks a comma-separated list of topic tags against the taxonomy. */

@@ -979,6 +979,7 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	struct hl_conv_chain ch;
 	unsigned char head[HL_E2E_KEY];
 	int64_t seq = 0, at = 0, counsellor;
+	bool ckpt;
 	int status;
 
 	if (out)
@@ -1040,6 +1041,17 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 			      e->visibility == HL_VIS_STAFF, e->payload,
 			      e->payload_len, head) != 0)
 		return HL_EINVAL;
+	ckpt = e->stamp_sk && (e->checkpoint_now ||
+			       (e->checkpoint_every > 0 &&
+				seq % e->checkpoint_every == 0));
+	/* More than the event's row to write (the conversation's, or a
+	 * checkpoint): a failure after the first must take it back, which
+	 * an append-only job's savepoint, opened only now, does. */
+	if (!tail || ckpt) {
+		status = hl_store_job_savepoint(stmts);
+		if (status != 0)
+			return status;
+	}
 
 	sqlite3_bind_int64(s, 1, conv_id);
 	sqlite3_bind_int64(s, 2, seq);
@@ -1077,9 +1089,7 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	 * when next used and found missing (or another event at that seq). */
 	if (e->client_id)
 		remember_client(stmts, conv_id, e->sender, e->client_id, seq);
-	if (e->stamp_sk && (e->checkpoint_now ||
-			    (e->checkpoint_every > 0 &&
-			     seq % e->checkpoint_every == 0))) {
+	if (ckpt) {
 		status = checkpoint(stmts, conv_id, seq, head, now_ms,
 				    e->stamp_sk);
 		if (status != 0)

@@ -16,7 +16,10 @@
  * done: the job must then return that error, so the store rolls its
  * savepoint back. (An SQLite I/O error can end the whole transaction; a
  * statement run after it would autocommit, which is why nothing here tries
- * to undo a half-done step itself.) */
+ * to undo a half-done step itself.) An append-only job (store.h) has no
+ * savepoint until hl_event_append opens one (hl_store_job_savepoint), which
+ * it does before its first write whenever it will write more than the
+ * event's row: most appends write that one row and need none. */
 #ifndef HL_CONVERSATION_H
 #define HL_CONVERSATION_H
 

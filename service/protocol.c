@@ -722,13 +722,42 @@ slow:
 	return json_loadb(buf, len, flags, jerr);
 }
 
-/* A byte of [A-Za-z0-9._:-]: what ids, conversation ids, base64url and
- * message types are made of. */
+/*
+ * What each byte is in the token alphabet [A-Za-z0-9._:-] (what ids,
+ * conversation ids, base64url and message types are made of): its
+ * base64url value 0..63, TOKEN_ONLY for '.' and ':', NOT_TOKEN for every
+ * other byte. One load per character instead of a chain of comparisons:
+ * the relay's payloads (~400 characters) are scanned by decode_flat and
+ * then decoded, and the comparisons were ~6% of its CPU (docs/performance.md).
+ * test_protocol.c checks every byte against the alphabet.
+ */
+enum { TOKEN_ONLY = 64, NOT_TOKEN = 0xff };
+#define X NOT_TOKEN
+#define T TOKEN_ONLY
+static const unsigned char token_value[256] = {
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,  62,   T,   X,
+	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61,   T,   X,   X,   X,   X,   X,
+	  X,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
+	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,   X,   X,   X,   X,  63,
+	  X,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+	  X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,   X,
+};
+#undef X
+#undef T
+
 static bool token_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-	       c == '-';
+	return token_value[c] != NOT_TOKEN;
 }
 
 /* Returns true when the len bytes of s all satisfy cs. */
@@ -1274,27 +1303,19 @@ int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 /* One base64url character's value, or -1. */
 static int b64url_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return token_value[c] < TOKEN_ONLY ? token_value[c] : -1;
 }
 
 /*
  * Decodes tl characters of base64url without padding into out (room for
- * tl / 4 * 3 + 2 bytes): exactly what sodium_base642bin accepts for that
- * variant with nothing ignored — alphabet characters only, no length of
- * 4k + 1, zero spare bits (so only canonical text) — but a table-free
- * lookup rather than libsodium's constant-time one, which is meant for
- * secrets: payloads are ciphertext, and decoding them was 6% of the
- * relay's CPU. test_protocol.c compares the two on random input.
+ * tl / 4 * 3 + 2 bytes): what sodium_base642bin accepts for that variant
+ * with nothing ignored — alphabet characters only, no length of 4k + 1,
+ * zero spare bits (so only canonical text) — but a table lookup
+ * (token_value) rather than libsodium's constant-time code, which is
+ * meant for secrets: payloads are ciphertext, and decoding them was 6% of
+ * the relay's CPU. test_protocol.c compares the two on random input and
+ * on every byte. (Debian's libsodium 1.0.18 also takes any byte from 0x80
+ * as '_'; this does not. Fields reach libsodium only as CS_TOKEN.)
  */
 static int b64url_decode(const char *text, size_t tl, unsigned char *out,
 			 size_t *n)
@@ -1304,11 +1325,11 @@ static int b64url_decode(const char *text, size_t tl, unsigned char *out,
 	int a, b, c, d;
 
 	for (; i + 4 <= tl; i += 4) {
-		a = b64url_value(t[i]);
-		b = b64url_value(t[i + 1]);
-		c = b64url_value(t[i + 2]);
-		d = b64url_value(t[i + 3]);
-		if ((a | b | c | d) < 0)
+		a = token_value[t[i]];
+		b = token_value[t[i + 1]];
+		c = token_value[t[i + 2]];
+		d = token_value[t[i + 3]];
+		if ((a | b | c | d) >= TOKEN_ONLY) /* each 0..63, or not */
 			return -1;
 		out[o++] = (unsigned char)(a << 2 | b >> 4);
 		out[o++] = (unsigned char)((b & 0x0f) << 4 | c >> 2);
@@ -1340,24 +1361,42 @@ static int b64url_decode(const char *text, size_t tl, unsigned char *out,
 	return 0;
 }
 
-int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
-			size_t *len)
+/* hl_proto_b64_decode, and with keep a copy of the text after the bytes
+ * (at *text_out) in the same allocation. */
+static int b64_decode(const char *text, size_t max, unsigned char **out,
+		      size_t *len, char **text_out)
 {
 	size_t tl = strlen(text), cap = tl / 4 * 3 + 3, n = 0;
 	unsigned char *b;
 
 	if (tl == 0 || tl / 4 * 3 > max)
 		return -1; /* empty, or surely longer than max */
-	b = malloc(cap);
+	b = malloc(text_out ? cap + tl + 1 : cap);
 	if (!b)
 		return -1;
 	if (b64url_decode(text, tl, b, &n) != 0 || n == 0 || n > max) {
 		free(b);
 		return -1;
 	}
+	if (text_out) {
+		memcpy(b + cap, text, tl + 1);
+		*text_out = (char *)b + cap;
+	}
 	*out = b;
 	*len = n;
 	return 0;
+}
+
+int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
+			size_t *len)
+{
+	return b64_decode(text, max, out, len, NULL);
+}
+
+int hl_proto_b64_decode_keep(const char *text, size_t max, unsigned char **out,
+			     size_t *len, char **text_out)
+{
+	return b64_decode(text, max, out, len, text_out);
 }
 
 bool hl_proto_b64_into(const char *text, unsigned char *out, size_t cap,

@@ -418,6 +418,14 @@ int hl_proto_encode(const json_t *obj, size_t headroom, unsigned char **out,
 int hl_proto_b64_decode(const char *text, size_t max, unsigned char **out,
 			size_t *len);
 
+/* The same, and *text_out set to a copy of text that lives in the same
+ * allocation, after the bytes: freeing *out frees both. A relayed payload
+ * is sent on as the text it came in as (canonical, so the same as encoding
+ * the bytes again), and one allocation is one malloc and free less per
+ * message. */
+int hl_proto_b64_decode_keep(const char *text, size_t max, unsigned char **out,
+			     size_t *len, char **text_out);
+
 /* Decodes base64url text (no padding) into out (cap bytes): true when it
  * decodes to 1..cap bytes (*len set). With exact, only cap bytes will do. */
 bool hl_proto_b64_into(const char *text, unsigned char *out, size_t cap,

@@ -113,6 +113,22 @@ static void b64(struct out *o, const void *p, size_t len)
 	o->p[o->len++] = '"';
 }
 
+/* The base64url text of len bytes, as hl_proto_b64_decode accepts it: its
+ * alphabet needs no escape, so only its length is checked (a text of any
+ * other length is not what the caller says it is). */
+static void b64_text(struct out *o, const char *text, size_t len)
+{
+	size_t n = (len * 4 + 2) / 3; /* no padding */
+
+	if (strnlen(text, n + 1) != n) {
+		o->bad = true;
+		return;
+	}
+	put(o, "\"", 1);
+	put(o, text, n);
+	put(o, "\"", 1);
+}
+
 static size_t done(struct out *o)
 {
 	if (o->bad || o->len >= o->cap)
@@ -166,7 +182,7 @@ size_t hl_wire_event(char *buf, size_t cap, int64_t conv_id, int64_t seq,
 	str(&o, from);
 	if (len && payload_b64) {
 		lit(&o, ",\"payload\":");
-		str(&o, payload_b64);
+		b64_text(&o, payload_b64, len);
 	} else if (len) {
 		lit(&o, ",\"payload\":");
 		b64(&o, payload, len);

@@ -36,7 +36,8 @@ size_t hl_wire_ack(char *buf, size_t cap, const char *type, const char *id,
  * without "payload" when len is 0, without "chain" when chain is NULL.
  * payload_b64, when not NULL, is the payload's base64url text (canonical,
  * as hl_proto_b64_decode accepts it), written as is instead of encoding
- * the len bytes. Returns as hl_wire_ack.
+ * the len bytes: only its length is checked (0 when it is not that of len
+ * bytes), never its characters. Returns as hl_wire_ack.
  */
 size_t hl_wire_event(char *buf, size_t cap, int64_t conv_id, int64_t seq,
 		     int64_t at, const char *kind, const char *from,

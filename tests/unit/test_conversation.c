@@ -242,9 +242,16 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		return hl_event_append(stmts, o->conv, &o->ev, o->now, &o->res);
 	case OP_APPEND_FAIL: {
 		/* Appends, then fails the job: its savepoint takes the event
-		 * back (as when a later step of a real job fails). */
-		int st = hl_event_append(stmts, o->conv, &o->ev, o->now,
-					 &o->res);
+		 * back (as when a later step of a real job fails). As an
+		 * append-only job it opens that savepoint itself (store.h);
+		 * with o->count it does not, and its whole batch fails. */
+		int st = o->job.append_only && o->count == 0
+				 ? hl_store_job_savepoint(stmts)
+				 : 0;
+
+		if (st == 0)
+			st = hl_event_append(stmts, o->conv, &o->ev, o->now,
+					     &o->res);
 		return st != 0 ? st : HL_ECONSTRAINT;
 	}
 	case OP_DEDUPE: {
@@ -1155,6 +1162,78 @@ static void test_tails(void **state)
 	assert_int_equal(tail_ok(a), 1);
 }
 
+/* An append-only job runs without a savepoint until hl_event_append opens
+ * one (store.h): when the append also writes a checkpoint and that write
+ * fails, the event is taken back and the batch's other appends stand; an
+ * append-only job that writes and then fails without one fails its whole
+ * batch rather than leave half of itself stored. */
+static void test_append_only_savepoint(void **state)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	struct hl_store_stats st0, st1;
+	struct op o[4], *p[4];
+	sqlite3 *db;
+	int64_t a;
+	size_t n = 0;
+
+	(void)state;
+	crypto_sign_keypair(pk, sk);
+	a = create();
+	assert_int_equal(msg(a, "contact", "a0", "before"), 1);
+	assert_int_equal(sqlite3_open_v2(E.path, &db, SQLITE_OPEN_READWRITE,
+					 NULL),
+			 SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	hl_test_exec(db, "CREATE TRIGGER no_checkpoint BEFORE INSERT ON "
+			 "checkpoint BEGIN SELECT RAISE(ABORT, 'no'); END");
+
+	tail_msg(&o[n++], a, "k1", "one");           /* a: 2 */
+	tail_msg(&o[n], a, "k2", "two");             /* a: 3, taken back */
+	o[n].ev.stamp_sk = sk;
+	o[n].ev.checkpoint_every = 32;
+	o[n].ev.checkpoint_now = true;
+	n++;
+	tail_msg(&o[n++], a, "k3", "three");         /* a: 3 */
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	run_batch_of(p, n);
+	assert_int_equal(o[0].status, 0);
+	assert_int_equal(o[0].res.seq, 2);
+	assert_true(o[1].status < 0);
+	assert_int_equal(o[2].status, 0);
+	assert_int_equal(o[2].res.seq, 3);
+	assert_int_equal(event_rows(a), 3);
+	assert_int_equal(get_row(a).last_seq, 3);
+	assert_int_equal(tail_ok(a), 1);
+	assert_int_equal(query1("SELECT count(*) FROM event WHERE "
+				"conversation_id=?1 AND client_id='k2'", a),
+			 0);
+
+	/* Written, then failed, with no savepoint: the whole batch goes. */
+	n = 0;
+	tail_msg(&o[n++], a, "k4", "four");
+	op_init(&o[n], OP_APPEND_FAIL);
+	o[n].job.append_only = true;
+	o[n].count = 1; /* without hl_store_job_savepoint */
+	o[n].conv = a;
+	o[n].ev = o[0].ev;
+	o[n].ev.client_id = "k5";
+	n++;
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	hl_store_stats(&E.st, &st0);
+	run_batch_of(p, n);
+	hl_store_stats(&E.st, &st1);
+	assert_int_equal(st1.commit_failures - st0.commit_failures, 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(o[i].status, HL_ESTORE);
+	assert_int_equal(event_rows(a), 3);
+	assert_int_equal(tail_ok(a), 1);
+	assert_int_equal(msg(a, "contact", "k4", "four"), 4);
+	hl_test_exec(db, "DROP TRIGGER no_checkpoint");
+	sqlite3_close(db);
+}
+
 static void test_contact_view(void **state)
 {
 	struct hl_event_result r;
@@ -2044,6 +2123,7 @@ int main(void)
 		T(test_duplicate_without_index),
 		T(test_fresh_envelope_needs_no_lookup),
 		T(test_tails),
+		T(test_append_only_savepoint),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),

@@ -208,7 +208,7 @@ static void test_every_byte_everywhere(void **state)
 				s[len] = '\0';
 				s[at] = (char)c;
 				n = hl_wire_event(buf, sizeof(buf), 1, 2, 3,
-						  "msg", "contact", "x", 1, s,
+						  "msg", s, NULL, 0, NULL,
 						  NULL);
 				if (esc) {
 					assert_int_equal(n, 0);
@@ -218,6 +218,29 @@ static void test_every_byte_everywhere(void **state)
 				assert_non_null(strstr(buf, s));
 			}
 	}
+}
+
+/* A payload's text is written as given when it has the length of len
+ * bytes' base64url, and refused at any other length (never read past its
+ * NUL). */
+static void test_payload_text_length(void **state)
+{
+	static const char text[] = "QUJDREVGR0g"; /* 8 bytes: 11 characters */
+	char buf[512];
+	size_t n;
+
+	(void)state;
+	n = hl_wire_event(buf, sizeof(buf), 1, 2, 3, "msg", "contact",
+			  "ABCDEFGH", 8, text, NULL);
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, ",\"payload\":\"QUJDREVGR0g\"}"));
+	for (size_t len = 1; len < 20; len++)
+		if (len != 8)
+			assert_int_equal(hl_wire_event(buf, sizeof(buf), 1, 2, 3,
+						       "msg", "contact",
+						       "ABCDEFGHIJKLMNOPQRST",
+						       len, text, NULL),
+					 0);
 }
 
 /* A buffer one byte short of text + NUL is refused, never overrun. */
@@ -291,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_event_matches_jansson),
 		cmocka_unit_test(test_refuses_escapes),
 		cmocka_unit_test(test_every_byte_everywhere),
+		cmocka_unit_test(test_payload_text_length),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_decoder_is_canonical),
 	};
