@@ -867,7 +867,16 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (h.seen_seq > (uint64_t)ch->last_seq)
 			return refuse(out, HL_REFUSE_ENVELOPE,
 				      "seen_seq is beyond the last event");
-		if (h.seen_seq > 0) {
+		/* Seen the last event (what a client that has read everything
+		 * says): its head is the conversation's, already at hand;
+		 * anything older is read. */
+		if (h.seen_seq > 0 && (int64_t)h.seen_seq == ch->last_seq &&
+		    ch->has_head) {
+			if (sodium_memcmp(ch->head, h.seen_head, HL_E2E_KEY) != 0)
+				return refuse(out, HL_REFUSE_ENVELOPE,
+					      "seen_head is not the chain head "
+					      "at seen_seq");
+		} else if (h.seen_seq > 0) {
 			status = event_at(stmts, conv_id, (int64_t)h.seen_seq,
 					  NULL, 0, NULL, head, &has);
 			if (status != 0 && status != HL_ENOTFOUND)

@@ -14,7 +14,12 @@
  * and each payload is a well-formed envelope (HL_E2E_ENV_MIN bytes, the
  * size of a short message) with its direction's next counter, as under
  * chat.envelopes = strict: the server parses and checks the header, not the
- * ciphertext, so the bytes after it are random.
+ * ciphertext, so the bytes after it are random. With --seen N as well,
+ * each envelope says it was written after seeing the event of its
+ * conversation's append N before (seen_seq and its chain head; a client
+ * that has read everything says the last event, one whose window of
+ * --inflight messages is unacknowledged about --inflight back), which the
+ * server checks against the chain as in service.
  *
  * The whole process (loop, writer, checkpointer) is pinned to --cpu, as the
  * benchmark pins helplined, so the figures say what one core can append.
@@ -52,9 +57,15 @@ struct opts {
 	double duration, warmup;
 	const char *dir;
 	bool raw, json, envelopes;
+	int seen;                /* --seen N: 0 = none */
 };
 
 struct bench;
+
+struct seen_head {
+	int64_t seq;
+	unsigned char head[32];
+};
 
 struct append_job {
 	struct hl_store_job job; /* first: the store hands this back */
@@ -73,6 +84,8 @@ struct bench {
 	int64_t *conv_ids;
 	int64_t *next_n;         /* loop: appends submitted per conversation */
 	int64_t *raw_seq;        /* writer (--raw): last seq per conversation */
+	struct seen_head *heads; /* writer (--seen N): per conversation, the
+				  * last N + 1 appends' seq and head */
 	unsigned char *payload;
 	unsigned char stamp_sk[crypto_sign_SECRETKEYBYTES];
 	struct append_job *jobs;
@@ -138,6 +151,14 @@ static void create_done(struct hl_store_job *job, int status)
 
 /* ---- the appends -------------------------------------------------------- */
 
+/* Where append n of conversation c keeps its seq and head (--seen). */
+static struct seen_head *seen_at(struct bench *b, int c, int64_t n)
+{
+	size_t ring = (size_t)b->o.seen + 1;
+
+	return &b->heads[(size_t)c * ring + (size_t)(n % (int64_t)ring)];
+}
+
 static int append_exec(struct hl_store_job *job, sqlite3 *db,
 		       sqlite3_stmt *const *stmts)
 {
@@ -175,6 +196,7 @@ static int append_exec(struct hl_store_job *job, sqlite3 *db,
 	}
 	{
 		uint8_t dir = (j->n & 1) ? HL_E2E_TO_CONTACT : HL_E2E_TO_STAFF;
+		int rc;
 		struct hl_event_new e = {
 			.kind = "msg",
 			.sender = sender,
@@ -204,11 +226,25 @@ static int append_exec(struct hl_store_job *job, sqlite3 *db,
 			j->env[20] = (unsigned char)(n >> 8);
 			j->env[21] = (unsigned char)n;
 			hl_put_be64(j->env + 22, 0); /* seen_seq: none */
+			if (b->o.seen && j->n >= b->o.seen) {
+				const struct seen_head *h =
+					seen_at(b, j->conv, j->n - b->o.seen);
+
+				hl_put_be64(j->env + 22, (uint64_t)h->seq);
+				memcpy(j->env + 30, h->head, 32);
+			}
 			e.payload = j->env;
 			e.payload_len = sizeof(j->env);
 			e.e2e = HL_EV_ENVELOPE;
 		}
-		return hl_event_append(stmts, conv, &e, hl_now_ms(), &res);
+		rc = hl_event_append(stmts, conv, &e, hl_now_ms(), &res);
+		if (rc == 0 && b->o.seen) {
+			struct seen_head *h = seen_at(b, j->conv, j->n);
+
+			h->seq = res.seq;
+			memcpy(h->head, res.chain, 32);
+		}
+		return rc;
 	}
 }
 
@@ -278,6 +314,7 @@ static void report(struct bench *b)
 	printf("hl-store-bench %s: %d conversations x %d in flight, %d B "
 	       "payloads, %.1f s on cpu %d\n",
 	       b->o.raw ? "raw insert"
+	       : b->o.seen ? "hl_event_append (envelopes, seen_seq)"
 	       : b->o.envelopes ? "hl_event_append (envelopes)"
 				: "hl_event_append", b->o.convs,
 	       b->o.inflight, b->o.size, secs, b->o.cpu);
@@ -304,7 +341,10 @@ static void report(struct bench *b)
 		       "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
 		       "\"batches\":%llu,\"wal_bytes_per_job\":%.1f,"
 		       "\"failed\":%llu}\n",
-		       b->o.raw ? "raw" : b->o.envelopes ? "envelopes" : "append",
+		       b->o.raw         ? "raw"
+		       : b->o.seen      ? "envelopes-seen"
+		       : b->o.envelopes ? "envelopes"
+					: "append",
 		       b->o.convs, b->o.inflight,
 		       b->o.size, secs, rate, 100 * cpu / secs,
 		       b->done_in_window
@@ -380,6 +420,11 @@ static void usage(FILE *f)
 		"counter, checked as\n"
 		"                      under chat.envelopes = strict (size "
 		"%d B)\n"
+		"  --seen N            with --envelopes: each names as seen the "
+		"event of its\n"
+		"                      conversation's append N before, with its "
+		"chain head, checked\n"
+		"                      as in service (1: the last event)\n"
 		"  --json              also print one RESULT {json} line\n",
 		HL_E2E_ENV_MIN);
 }
@@ -396,6 +441,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"dir", required_argument, NULL, 'D'},
 		{"raw", no_argument, NULL, 'r'},
 		{"envelopes", no_argument, NULL, 'e'},
+		{"seen", required_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -416,6 +462,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'D': o->dir = optarg; break;
 		case 'r': o->raw = true; break;
 		case 'e': o->envelopes = true; break;
+		case 'n': o->seen = atoi(optarg); break;
 		case 'j': o->json = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -427,7 +474,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	    o->size < 1 || o->size > HL_EVENT_PAYLOAD_MAX ||
 	    !(o->duration > 0 && o->duration <= 3600) ||
 	    !(o->warmup >= 0 && o->warmup <= 600) ||
-	    (o->raw && o->envelopes)) {
+	    (o->raw && o->envelopes) || o->seen < 0 || o->seen > 1000 ||
+	    (o->seen && !o->envelopes)) {
 		usage(stderr);
 		return -1;
 	}
@@ -483,10 +531,13 @@ int main(int argc, char **argv)
 	b.conv_ids = calloc((size_t)b.o.convs, sizeof(*b.conv_ids));
 	b.next_n = calloc((size_t)b.o.convs, sizeof(*b.next_n));
 	b.raw_seq = calloc((size_t)b.o.convs, sizeof(*b.raw_seq));
+	b.heads = calloc((size_t)b.o.convs * ((size_t)b.o.seen + 1),
+			 sizeof(*b.heads));
 	b.payload = malloc((size_t)b.o.size);
 	b.njobs = (size_t)b.o.convs * (size_t)b.o.inflight;
 	b.jobs = calloc(b.njobs, sizeof(*b.jobs));
-	if (!b.conv_ids || !b.next_n || !b.raw_seq || !b.payload || !b.jobs)
+	if (!b.conv_ids || !b.next_n || !b.raw_seq || !b.heads || !b.payload ||
+	    !b.jobs)
 		goto out;
 	randombytes_buf(b.payload, (size_t)b.o.size);
 	crypto_sign_keypair(pk, b.stamp_sk);
@@ -535,6 +586,7 @@ out:
 	free(b.conv_ids);
 	free(b.next_n);
 	free(b.raw_seq);
+	free(b.heads);
 	free(b.payload);
 	free(b.jobs);
 	return rc;

@@ -963,15 +963,19 @@ static void test_duplicate_without_index(void **state)
 	assert_true(loads >= 12); /* each loaded when made and again */
 }
 
-/* A young person's envelope n of epoch 1 in conv, sent as client_id. */
-static int envelope(int64_t conv, uint32_t n, const char *client_id,
-		    struct hl_event_result *res)
+/* A young person's envelope n of epoch 1 in conv, sent as client_id, that
+ * says it was written after seeing event seen_seq (0: none) with head
+ * seen_head. */
+static int envelope_seen(int64_t conv, uint32_t n, const char *client_id,
+			 int64_t seen_seq, const unsigned char *seen_head,
+			 struct hl_event_result *res)
 {
 	static const unsigned char body[] = "\x01are you there?";
 	unsigned char key[32], nonce[24], env[HL_E2E_ENV_MIN];
 	struct hl_e2e_seal_in in = {
 		.dir = HL_E2E_TO_STAFF, .conv = (uint64_t)conv, .epoch = 1,
 		.n = n, .mk = key, .kf = key, .nonce = nonce,
+		.seen_seq = (uint64_t)seen_seq, .seen_head = seen_head,
 	};
 	struct hl_event_new ev = {
 		.kind = "msg", .sender = "contact", .visibility = HL_VIS_ALL,
@@ -984,6 +988,56 @@ static int envelope(int64_t conv, uint32_t n, const char *client_id,
 	assert_int_equal(hl_e2e_seal(&in, body, sizeof(body) - 1, env,
 				     sizeof(env), &ev.payload_len), 0);
 	return append_event(conv, &ev, T0, res);
+}
+
+static int envelope(int64_t conv, uint32_t n, const char *client_id,
+		    struct hl_event_result *res)
+{
+	return envelope_seen(conv, n, client_id, 0, NULL, res);
+}
+
+/* An envelope's seen_seq and seen_head must name a stored event and its
+ * chain head: the last event's head is checked against the conversation's
+ * own (no read), an older one against the stored event, and a head of
+ * another seq, a made-up head or a seq beyond the last are refused. */
+static void test_envelope_seen_head(void **state)
+{
+	unsigned char heads[4][32], wrong[32];
+	struct hl_event_result r;
+	int64_t conv;
+	struct op o;
+
+	(void)state;
+	conv = create();
+	op_init(&o, OP_EPOCH);
+	o.conv = conv;
+	o.after = 1;
+	assert_int_equal(run(&o), 0);
+	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
+	memcpy(heads[1], r.chain, 32);
+	assert_int_equal(envelope_seen(conv, 1, "e1", 1, heads[1], &r), 0);
+	assert_int_equal(r.seq, 2);
+	memcpy(heads[2], r.chain, 32);
+	/* The last event (2), then an older one (1) after it. */
+	assert_int_equal(envelope_seen(conv, 2, "e2", 2, heads[2], &r), 0);
+	memcpy(heads[3], r.chain, 32);
+	assert_int_equal(envelope_seen(conv, 3, "e3", 1, heads[1], &r), 0);
+	assert_int_equal(r.seq, 4);
+	/* Refused: the last seq with an older head, an older seq with the
+	 * last head, a made-up head, a seq beyond the last. */
+	memcpy(wrong, heads[3], 32);
+	wrong[31] ^= 1;
+	assert_int_equal(envelope_seen(conv, 4, "x1", 4, heads[3], &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, 4, "x2", 3, heads[1], &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, 4, "x3", 3, wrong, &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, 4, "x4", 5, heads[3], &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, 4, "e4", 3, heads[3], &r), 0);
+	assert_int_equal(r.seq, 5);
+	assert_int_equal(event_rows(conv), 5);
 }
 
 /* An envelope with the next counter of the current epoch cannot be a
@@ -2124,6 +2178,7 @@ int main(void)
 		T(test_fresh_envelope_needs_no_lookup),
 		T(test_tails),
 		T(test_append_only_savepoint),
+		T(test_envelope_seen_head),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),
