@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -66,6 +67,22 @@ int64_t hl_clock_skew_ms(void)
 	return 0;
 }
 #endif
+
+size_t hl_fmt_i64(char out[HL_I64_DIGITS], int64_t v)
+{
+	char b[HL_I64_DIGITS];
+	size_t i = sizeof(b);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		b[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		b[--i] = '-';
+	memcpy(out, b + i, sizeof(b) - i);
+	return sizeof(b) - i;
+}
 
 int64_t hl_now_ms(void)
 {

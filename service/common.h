@@ -26,6 +26,13 @@ enum hl_status {
 /* The wall clock in unix milliseconds (CLOCK_REALTIME). */
 int64_t hl_now_ms(void);
 
+/* Room for any int64_t in decimal ("-9223372036854775808"), no NUL. */
+#define HL_I64_DIGITS 20
+
+/* Writes v in decimal to out (no NUL) and returns how many characters:
+ * what snprintf("%lld") gives, without its cost on the hot paths. */
+size_t hl_fmt_i64(char out[HL_I64_DIGITS], int64_t v);
+
 /* Big-endian 64-bit integers, as every Helpline byte format uses them. */
 static inline void hl_put_be64(unsigned char *p, uint64_t v)
 {

@@ -1481,25 +1481,17 @@ sent:
  * written for every message, and formatting was ~1% of the relay's CPU. */
 static void set_sender(struct contact_job *j, const struct hl_session *s)
 {
-	char digits[24];
-	size_t i = sizeof(digits), n;
-	int64_t v = s->staff_id;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n;
 
 	if (s->role != HL_ROLE_STAFF) {
 		memcpy(j->sender, "contact", sizeof("contact"));
 		return;
 	}
-	j->staff_id = v;
-	do {
-		digits[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		digits[--i] = '-';
-	n = sizeof(digits) - i; /* at most 20: sender has room for 32 */
+	j->staff_id = s->staff_id;
+	_Static_assert(6 + HL_I64_DIGITS <= HL_EVENT_SENDER_MAX,
+		       "room for staff:<id>");
 	memcpy(j->sender, "staff:", 6);
-	memcpy(j->sender + 6, digits + i, n);
+	n = hl_fmt_i64(j->sender + 6, s->staff_id);
 	j->sender[6 + n] = '\0';
 }
 

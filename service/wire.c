@@ -1,6 +1,7 @@
 /* wire.c: chat.ack and chat.event as JSON text without a jansson tree
  * (see wire.h). */
 #include "wire.h"
+#include "common.h"
 
 #include <sodium.h>
 #include <stdint.h>
@@ -87,17 +88,9 @@ static void str(struct out *o, const char *s)
 /* v in decimal (snprintf was a tenth of building an event). */
 static void num(struct out *o, int64_t v)
 {
-	char b[24];
-	size_t i = sizeof(b);
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char b[HL_I64_DIGITS];
 
-	do {
-		b[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		b[--i] = '-';
-	put(o, b + i, sizeof(b) - i);
+	put(o, b, hl_fmt_i64(b, v));
 }
 
 /* base64url without padding, as sodium_bin2base64 writes it, but with a

@@ -963,6 +963,19 @@ static void test_duplicate_without_index(void **state)
 	assert_true(loads >= 12); /* each loaded when made and again */
 }
 
+/* A new conversation whose keys are agreed (epoch 1, counters 0), as after
+ * a handshake. */
+static int64_t create_in_epoch(void)
+{
+	struct op o;
+
+	op_init(&o, OP_EPOCH);
+	o.conv = create();
+	o.after = 1;
+	assert_int_equal(run(&o), 0);
+	return o.conv;
+}
+
 /* A young person's envelope n of epoch 1 in conv, sent as client_id, that
  * says it was written after seeing event seen_seq (0: none) with head
  * seen_head. */
@@ -1005,14 +1018,9 @@ static void test_envelope_seen_head(void **state)
 	unsigned char heads[4][32], wrong[32];
 	struct hl_event_result r;
 	int64_t conv;
-	struct op o;
 
 	(void)state;
-	conv = create();
-	op_init(&o, OP_EPOCH);
-	o.conv = conv;
-	o.after = 1;
-	assert_int_equal(run(&o), 0);
+	conv = create_in_epoch();
 	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
 	memcpy(heads[1], r.chain, 32);
 	assert_int_equal(envelope_seen(conv, 1, "e1", 1, heads[1], &r), 0);
@@ -1048,14 +1056,9 @@ static void test_fresh_envelope_needs_no_lookup(void **state)
 {
 	struct hl_event_result r;
 	int64_t conv, loads;
-	struct op o;
 
 	(void)state;
-	conv = create();
-	op_init(&o, OP_EPOCH);
-	o.conv = conv;
-	o.after = 1;
-	assert_int_equal(run(&o), 0);
+	conv = create_in_epoch();
 	loads = dedupe(1000, NULL, NULL);
 	assert_int_equal(loads, 0);
 
