@@ -868,11 +868,21 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 			return refuse(out, HL_REFUSE_ENVELOPE,
 				      "seen_seq is beyond the last event");
 		/* Seen the last event (what a client that has read everything
-		 * says): its head is the conversation's, already at hand;
-		 * anything older is read. */
+		 * says): its head is the conversation's, already at hand; one
+		 * a little older is usually in the writer's ring of recent
+		 * heads (heads.h), which answers only when it agrees with that
+		 * head; anything else is read. */
 		if (h.seen_seq > 0 && (int64_t)h.seen_seq == ch->last_seq &&
 		    ch->has_head) {
 			if (sodium_memcmp(ch->head, h.seen_head, HL_E2E_KEY) != 0)
+				return refuse(out, HL_REFUSE_ENVELOPE,
+					      "seen_head is not the chain head "
+					      "at seen_seq");
+		} else if (h.seen_seq > 0 && ch->has_head &&
+			   hl_heads_get(hl_store_heads(stmts), conv_id,
+					ch->last_seq, ch->head,
+					(int64_t)h.seen_seq, head)) {
+			if (sodium_memcmp(head, h.seen_head, HL_E2E_KEY) != 0)
 				return refuse(out, HL_REFUSE_ENVELOPE,
 					      "seen_head is not the chain head "
 					      "at seen_seq");
@@ -1080,6 +1090,10 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	finish(s);
 	if (status != 0)
 		return status;
+	/* Should this event be taken back, the ring's entry for it never
+	 * answers (heads.h). */
+	hl_heads_put(hl_store_heads(stmts), conv_id, seq,
+		     ch.has_head ? ch.head : NULL, head);
 	ch.last_seq = seq;
 	memcpy(ch.head, head, HL_E2E_KEY);
 	ch.has_head = true;

@@ -1755,6 +1755,7 @@ void hl_store_close(struct hl_store *st)
 			(unsigned long long)st->stats.commit_failures);
 	}
 	hl_dedupe_free(&st->dedupe);
+	hl_heads_free(&st->heads);
 	hl_convtail_free(&st->tails);
 	if (st->async_open) {
 		st->async_open = false;
@@ -1777,6 +1778,11 @@ struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts)
 {
 	/* Every statement array handed to a job is a store's own stmts. */
 	return &hl_container_of(stmts, struct hl_store, stmts[0])->dedupe;
+}
+
+struct hl_heads *hl_store_heads(sqlite3_stmt *const *stmts)
+{
+	return &hl_container_of(stmts, struct hl_store, stmts[0])->heads;
 }
 
 struct hl_convtails *hl_store_tails(sqlite3_stmt *const *stmts)

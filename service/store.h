@@ -12,6 +12,7 @@
 
 #include "convtail.h"
 #include "dedupe.h"
+#include "heads.h"
 #include "migrations.h"
 
 /*
@@ -255,6 +256,8 @@ struct hl_store {
 					 * checkpointer was last woken */
 	struct hl_dedupe dedupe;        /* writer: the client ids stored in
 					 * each conversation (dedupe.h) */
+	struct hl_heads heads;          /* writer: recent chain heads
+					 * (heads.h) */
 	struct hl_convtails tails;      /* writer: conversation rows the
 					 * current run of append-only jobs
 					 * changed (convtail.h) */
@@ -314,6 +317,9 @@ int hl_store_column_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 /* The writer's memory of stored client ids (dedupe.h) of the store whose
  * statements stmts are: for conversation.c, on the writer thread. */
 struct hl_dedupe *hl_store_dedupe(sqlite3_stmt *const *stmts);
+
+/* The writer's recent chain heads (heads.h), likewise. */
+struct hl_heads *hl_store_heads(sqlite3_stmt *const *stmts);
 
 /* The writer's conversation tails (convtail.h) of the store whose
  * statements stmts are: for conversation.c, on the writer thread. */

@@ -59,8 +59,11 @@ function saneServer(r, what) {
 
 test('relay: both sides send, every message is acknowledged and received', () => {
   const r = bench('relay', '--duration', '2', '--pairs', '4', '--per-counsellor', '2', '--window', '4');
+  // Envelopes after a real handshake (a refused one would be an error).
+  assert.match(r.out, /payload 422 B envelopes \(end-to-end handshake per chat\)/);
   for (const t of ['helpline', 'peer']) {
     saneServer(r[t], t);
+    assert.equal(r[t].envelopes, true, t);
     assert.ok(r[t].msgs_per_s > 10, `${t}: ${r[t].msgs_per_s} msgs/s`);
     saneHist(r[t].ack, `${t} ack`);
     saneHist(r[t].receipt, `${t} receipt`);
@@ -74,6 +77,17 @@ test('relay: both sides send, every message is acknowledged and received', () =>
   }
   assert.match(r.out, /msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
   assert.match(r.out, /server CPU us per message\s+[\d.]+\s+[\d.]+\s+[\d.]+x \(lower is better\)/);
+});
+
+test('relay --opaque: the relay alone, without the handshake', () => {
+  const r = bench('relay', '--opaque', '--duration', '1', '--pairs', '2', '--window', '4');
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.equal(r[t].envelopes, false, t);
+    assert.ok(r[t].msgs_per_s > 10, `${t}: ${r[t].msgs_per_s} msgs/s`);
+    saneHist(r[t].receipt, `${t} receipt`);
+  }
+  assert.match(r.out, /payload 300 B opaque/);
 });
 
 test('fixed-rate: the rate asked for is the rate acknowledged', () => {

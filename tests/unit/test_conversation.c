@@ -166,6 +166,7 @@ enum op_kind {
 	OP_WRAP, OP_EACH_OPEN, OP_S_PUT, OP_S_FIND, OP_S_TOUCH, OP_S_DELETE,
 	OP_S_EXPIRE, OP_PLAN, OP_TRANSFER, OP_SUPERVISOR, OP_RECEIPT,
 	OP_APPEND_FAIL, OP_DEDUPE, OP_WAIT, OP_TAIL_OK, OP_BUMP, OP_EPOCH,
+	OP_HEADS,
 };
 
 /* OP_WAIT holds the writer until this is set (so the jobs submitted after
@@ -267,6 +268,17 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		o->after = (int64_t)d->loads;
 		o->delivered = (int64_t)d->evictions;
 		o->read = (int64_t)d->nconvs;
+		return 0;
+	}
+	case OP_HEADS: {
+		/* The writer's ring of recent heads: emptied with o->count;
+		 * its answers either way. */
+		struct hl_heads *h = hl_store_heads(stmts);
+
+		if (o->count > 0)
+			hl_heads_free(h);
+		o->after = (int64_t)h->hits;
+		o->delivered = (int64_t)h->misses;
 		return 0;
 	}
 	case OP_WAIT:
@@ -978,28 +990,39 @@ static int64_t create_in_epoch(void)
 
 /* A young person's envelope n of epoch 1 in conv, sent as client_id, that
  * says it was written after seeing event seen_seq (0: none) with head
- * seen_head. */
-static int envelope_seen(int64_t conv, uint32_t n, const char *client_id,
-			 int64_t seen_seq, const unsigned char *seen_head,
-			 struct hl_event_result *res)
+ * seen_head, in env (HL_E2E_ENV_MIN bytes) as the event *ev to append. */
+static void make_envelope(int64_t conv, uint32_t n, const char *client_id,
+			  int64_t seen_seq, const unsigned char *seen_head,
+			  unsigned char *env, struct hl_event_new *ev)
 {
 	static const unsigned char body[] = "\x01are you there?";
-	unsigned char key[32], nonce[24], env[HL_E2E_ENV_MIN];
+	unsigned char key[32], nonce[24];
 	struct hl_e2e_seal_in in = {
 		.dir = HL_E2E_TO_STAFF, .conv = (uint64_t)conv, .epoch = 1,
 		.n = n, .mk = key, .kf = key, .nonce = nonce,
 		.seen_seq = (uint64_t)seen_seq, .seen_head = seen_head,
 	};
-	struct hl_event_new ev = {
+
+	*ev = (struct hl_event_new){
 		.kind = "msg", .sender = "contact", .visibility = HL_VIS_ALL,
 		.client_id = client_id, .payload = env,
 		.e2e = HL_EV_ENVELOPE, .dir = HL_E2E_TO_STAFF,
 	};
-
 	memset(key, 0x11, sizeof(key));
 	memset(nonce, (int)n, sizeof(nonce));
 	assert_int_equal(hl_e2e_seal(&in, body, sizeof(body) - 1, env,
-				     sizeof(env), &ev.payload_len), 0);
+				     HL_E2E_ENV_MIN, &ev->payload_len), 0);
+}
+
+/* The same, appended. */
+static int envelope_seen(int64_t conv, uint32_t n, const char *client_id,
+			 int64_t seen_seq, const unsigned char *seen_head,
+			 struct hl_event_result *res)
+{
+	unsigned char env[HL_E2E_ENV_MIN];
+	struct hl_event_new ev;
+
+	make_envelope(conv, n, client_id, seen_seq, seen_head, env, &ev);
 	return append_event(conv, &ev, T0, res);
 }
 
@@ -1046,6 +1069,97 @@ static void test_envelope_seen_head(void **state)
 	assert_int_equal(envelope_seen(conv, 4, "e4", 3, heads[3], &r), 0);
 	assert_int_equal(r.seq, 5);
 	assert_int_equal(event_rows(conv), 5);
+}
+
+/* The writer's ring of recent heads (OP_HEADS): with clear, emptied;
+ * returns its hits and sets *misses. */
+static int64_t heads(bool clear, int64_t *misses)
+{
+	struct op o;
+
+	op_init(&o, OP_HEADS);
+	o.count = clear;
+	assert_int_equal(run(&o), 0);
+	if (misses)
+		*misses = o.delivered;
+	return o.after;
+}
+
+/* A seen head a few events behind the last is checked against the
+ * writer's ring of recent heads (no read) with the same answers as a read:
+ * accepted when it is the stored head, refused when not; older ones, and
+ * every one after the ring was emptied, are read. An event taken back (a
+ * failed job) leaves nothing in the ring that answers for it. */
+static void test_envelope_seen_ring(void **state)
+{
+	unsigned char h[48][32], wrong[32], gone[32], env[HL_E2E_ENV_MIN];
+	struct hl_event_result r;
+	struct op o;
+	int64_t conv, hits, misses, m;
+	uint32_t n = 0;
+	char id[16];
+
+	(void)state;
+	conv = create_in_epoch();
+	for (int k = 1; k <= 40; k++) {
+		snprintf(id, sizeof(id), "r%d", k);
+		assert_int_equal(envelope(conv, n++, id, &r), 0);
+		assert_int_equal(r.seq, k);
+		memcpy(h[k], r.chain, 32);
+	}
+	hits = heads(false, &misses);
+	/* A few behind the last: from the ring, as a read would say. */
+	assert_int_equal(envelope_seen(conv, n++, "s1", 37, h[37], &r), 0);
+	assert_int_equal(r.seq, 41);
+	memcpy(h[41], r.chain, 32);
+	memcpy(wrong, h[38], 32);
+	wrong[0] ^= 1;
+	assert_int_equal(envelope_seen(conv, n, "x1", 38, wrong, &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, n, "x2", 38, h[37], &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(heads(false, &m), hits + 3);
+	assert_int_equal(m, misses);
+	/* Older than the ring holds: read, same answers. */
+	assert_int_equal(envelope_seen(conv, n, "x3", 3, h[4], &r), HL_EINVAL);
+	assert_int_equal(envelope_seen(conv, n++, "s2", 3, h[3], &r), 0);
+	assert_int_equal(r.seq, 42);
+	memcpy(h[42], r.chain, 32);
+	assert_int_equal(heads(false, &m), hits + 3);
+	assert_int_equal(m, misses + 2);
+
+	/* Emptied (a restart): read until the ring has the events again. */
+	heads(true, NULL);
+	assert_int_equal(envelope_seen(conv, n, "x4", 40, wrong, &r), HL_EINVAL);
+	assert_int_equal(envelope_seen(conv, n++, "s3", 40, h[40], &r), 0);
+	assert_int_equal(r.seq, 43);
+	memcpy(h[43], r.chain, 32);
+	assert_int_equal(heads(false, &m), 0);
+	assert_int_equal(m, 2);
+	assert_int_equal(envelope_seen(conv, n++, "s4", 42, h[42], &r), 0);
+	memcpy(h[44], r.chain, 32);
+	assert_int_equal(heads(false, NULL), 1); /* 42: the head 43 chained from */
+
+	/* Event 45 written and taken back: its head never answers. */
+	op_init(&o, OP_APPEND_FAIL);
+	o.conv = conv;
+	make_envelope(conv, n, "gone", 0, NULL, env, &o.ev);
+	assert_true(run(&o) < 0);
+	assert_int_equal(event_rows(conv), 44);
+	memcpy(gone, o.res.chain, 32);
+	hits = heads(false, &misses);
+	assert_int_equal(envelope_seen(conv, n, "x5", 45, gone, &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, n++, "s5", 43, h[43], &r), 0);
+	assert_int_equal(r.seq, 45);
+	assert_memory_not_equal(r.chain, gone, 32);
+	memcpy(h[45], r.chain, 32);
+	assert_int_equal(heads(false, NULL), hits + 1);
+	assert_int_equal(envelope_seen(conv, n, "x6", 45, gone, &r), HL_EINVAL);
+	assert_int_equal(r.refusal, HL_REFUSE_ENVELOPE);
+	assert_int_equal(envelope_seen(conv, n++, "s6", 44, h[44], &r), 0);
+	assert_int_equal(heads(false, NULL), hits + 2);
+	assert_int_equal(event_rows(conv), 46);
 }
 
 /* An envelope with the next counter of the current epoch cannot be a
@@ -2182,6 +2296,7 @@ int main(void)
 		T(test_tails),
 		T(test_append_only_savepoint),
 		T(test_envelope_seen_head),
+		T(test_envelope_seen_ring),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),
