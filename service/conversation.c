@@ -652,19 +652,25 @@ static int scan_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 	return status;
 }
 
-/* Loads every client id stored in conv_id into the writer's memory. 0 with
- * *out set; HL_ENOMEM (nothing kept: scan instead); HL_ESTORE. */
+/* Loads the client ids stored in conv_id after seq c's upto into the
+ * writer's memory (c NULL: a new set, all of them), so that it holds every
+ * one up to ch's last event. 0 with *out set; HL_ENOMEM (nothing kept:
+ * scan instead); HL_ESTORE. */
 static int load_clients(sqlite3_stmt *const *stmts, struct hl_dedupe *d,
-			int64_t conv_id, struct hl_dedupe_conv **out)
+			int64_t conv_id, struct hl_dedupe_conv *c,
+			const struct hl_conv_chain *ch,
+			struct hl_dedupe_conv **out)
 {
 	sqlite3_stmt *s = stmts[HL_STMT_EVENT_CLIENT_IDS];
-	struct hl_dedupe_conv *c = hl_dedupe_start(d, conv_id);
+	const unsigned char *was;
 	const char *sender, *client_id;
+	int64_t after = c ? hl_dedupe_upto(c, &was) : 0;
 	int rc, status = 0;
 
-	if (!c)
+	if (!c && !(c = hl_dedupe_start(d, conv_id)))
 		return HL_ENOMEM;
 	sqlite3_bind_int64(s, 1, conv_id);
+	sqlite3_bind_int64(s, 2, after);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		sender = (const char *)sqlite3_column_text(s, 1);
 		client_id = (const char *)sqlite3_column_text(s, 2);
@@ -680,9 +686,51 @@ static int load_clients(sqlite3_stmt *const *stmts, struct hl_dedupe *d,
 		hl_dedupe_forget(d, conv_id);
 	}
 	finish(s);
-	if (status == 0)
+	if (status == 0) {
+		hl_dedupe_set_upto(c, ch->last_seq,
+				   ch->has_head ? ch->head : NULL);
 		*out = c;
+	}
 	return status;
+}
+
+static int event_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
+		    unsigned char *buf, size_t cap, size_t *len,
+		    unsigned char chain[HL_E2E_KEY], bool *has_chain);
+
+/* Whether c's upto event is still the one it was (its chain head): when
+ * it is, the hash chain vouches for every event before it, so c holds all
+ * their ids. 0 (yes), HL_ENOTFOUND (no: load it again), HL_ESTORE. */
+static int clients_current(sqlite3_stmt *const *stmts, int64_t conv_id,
+			   const struct hl_dedupe_conv *c,
+			   const struct hl_conv_chain *ch)
+{
+	const unsigned char *was;
+	int64_t upto = hl_dedupe_upto(c, &was);
+	unsigned char head[HL_E2E_KEY];
+	bool has;
+	int status;
+
+	if (upto > ch->last_seq)
+		return HL_ENOTFOUND; /* events taken back */
+	if (upto == 0)
+		return 0;
+	if (!was || !ch->has_head)
+		return upto == ch->last_seq ? 0 : HL_ENOTFOUND;
+	if (upto == ch->last_seq)
+		return sodium_memcmp(was, ch->head, HL_E2E_KEY) == 0
+			       ? 0
+			       : HL_ENOTFOUND;
+	if (!hl_heads_get(hl_store_heads(stmts), conv_id, ch->last_seq,
+			  ch->head, upto, head)) {
+		status = event_at(stmts, conv_id, upto, NULL, 0, NULL, head,
+				  &has);
+		if (status != 0)
+			return status;
+		if (!has)
+			return HL_ENOTFOUND;
+	}
+	return sodium_memcmp(was, head, HL_E2E_KEY) == 0 ? 0 : HL_ENOTFOUND;
 }
 
 /* The stored time of event seq of conv_id if it is (sender, client_id):
@@ -704,22 +752,41 @@ static int client_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
 	return status;
 }
 
-/* Looks (sender, client_id) up in conv_id: 0 with *seq and *at set when
- * stored, HL_ENOTFOUND when not, HL_ESTORE. The writer's memory (dedupe.h)
- * names the candidates; each is checked against the stored event. */
+/* Looks (sender, client_id) up in conv_id, whose last event ch has: 0
+ * with *seq and *at set when stored, HL_ENOTFOUND when not, HL_ESTORE.
+ * The writer's memory (dedupe.h) names the candidates, after reading in
+ * the ids stored since it was last current; each is checked against the
+ * stored event. */
 static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
-		       const char *sender, const char *client_id, int64_t *seq,
-		       int64_t *at)
+		       const struct hl_conv_chain *ch, const char *sender,
+		       const char *client_id, int64_t *seq, int64_t *at)
 {
 	struct hl_dedupe *d = hl_store_dedupe(stmts);
 	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
 	uint64_t key = hl_dedupe_key(d, sender, client_id);
+	const unsigned char *was;
 	size_t pos = 0;
 	int64_t cand;
 	int status;
 
+	if (c) {
+		status = clients_current(stmts, conv_id, c, ch);
+		if (status == HL_ENOTFOUND) {
+			hl_dedupe_forget(d, conv_id);
+			c = NULL;
+		} else if (status != 0) {
+			return status;
+		} else if (hl_dedupe_upto(c, &was) < ch->last_seq) {
+			status = load_clients(stmts, d, conv_id, c, ch, &c);
+			if (status == HL_ENOMEM) /* c is forgotten */
+				return scan_client(stmts, conv_id, sender,
+						   client_id, seq, at);
+			if (status != 0)
+				return status;
+		}
+	}
 	if (!c) {
-		status = load_clients(stmts, d, conv_id, &c);
+		status = load_clients(stmts, d, conv_id, NULL, ch, &c);
 		if (status == HL_ENOMEM)
 			return scan_client(stmts, conv_id, sender, client_id,
 					   seq, at);
@@ -736,19 +803,21 @@ static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 	return HL_ENOTFOUND;
 }
 
-/* Adds a stored (sender, client_id) to the writer's memory of conv_id, if
- * it holds that conversation (find_client loaded it just before). */
+/* Adds a stored (sender, client_id), event seq with chain head head, to
+ * the writer's memory of conv_id, if it holds that conversation up to the
+ * event before (find_client made it so just before). */
 static void remember_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 			    const char *sender, const char *client_id,
-			    int64_t seq)
+			    int64_t seq, const unsigned char *head)
 {
 	struct hl_dedupe *d = hl_store_dedupe(stmts);
 	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
+	const unsigned char *was;
 
 	/* A failed put forgets the conversation: it is loaded again. */
-	if (c)
-		(void)hl_dedupe_put(d, c, hl_dedupe_key(d, sender, client_id),
-				    seq);
+	if (c && hl_dedupe_upto(c, &was) == seq - 1 &&
+	    hl_dedupe_put(d, c, hl_dedupe_key(d, sender, client_id), seq) == 0)
+		hl_dedupe_set_upto(c, seq, head);
 }
 
 /* Reads one stored event's payload (copied to buf, cap bytes) and chain.
@@ -816,22 +885,22 @@ static int refuse(struct hl_event_result *out, enum hl_event_refusal r,
  * writer's memory of client ids (dedupe.h) is then only loaded for the
  * conversations where something else (a retry, a note, a tag) needs it. */
 static bool fresh_envelope(int64_t conv_id, const struct hl_event_new *e,
+			   const struct hl_e2e_header *h,
 			   const struct hl_conv_chain *ch)
 {
-	struct hl_e2e_header h;
-
-	return e->e2e == HL_EV_ENVELOPE &&
-	       hl_e2e_header_parse(e->payload, e->payload_len, &h) == 0 &&
-	       h.dir == e->dir && h.conv == (uint64_t)conv_id &&
-	       ch->epoch != 0 && h.epoch == (uint64_t)ch->epoch &&
-	       (int64_t)h.n == ch->next[h.dir];
+	return e->e2e == HL_EV_ENVELOPE && h && h->dir == e->dir &&
+	       h->conv == (uint64_t)conv_id && ch->epoch != 0 &&
+	       h->epoch == (uint64_t)ch->epoch &&
+	       (int64_t)h->n == ch->next[h->dir];
 }
 
-/* The end-to-end checks of hl_event_append (see conversation.h); on
+/* The end-to-end checks of hl_event_append (see conversation.h), with
+ * the envelope's header hp as parsed (NULL: not a well-formed one); on
  * success ch holds the handshake state after the event (bar its seq,
  * which the caller applies for hellos and accepts). */
 static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
-		     const struct hl_event_new *e, struct hl_conv_chain *ch,
+		     const struct hl_event_new *e,
+		     const struct hl_e2e_header *hp, struct hl_conv_chain *ch,
 		     struct hl_event_result *out)
 {
 	struct hl_e2e_header h;
@@ -845,9 +914,10 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 	case HL_EV_OPAQUE:
 		return 0;
 	case HL_EV_ENVELOPE:
-		if (hl_e2e_header_parse(e->payload, e->payload_len, &h) != 0)
+		if (!hp)
 			return refuse(out, HL_REFUSE_ENVELOPE,
 				      "not a well-formed envelope");
+		h = *hp;
 		if (h.dir != e->dir)
 			return refuse(out, HL_REFUSE_ENVELOPE,
 				      "the envelope's direction is not the sender's");
@@ -998,7 +1068,8 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	struct hl_conv_chain ch;
 	unsigned char head[HL_E2E_KEY];
 	int64_t seq = 0, at = 0, counsellor;
-	bool ckpt;
+	struct hl_e2e_header env, *envp = NULL;
+	bool ckpt, looked_up;
 	int status;
 
 	if (out)
@@ -1028,9 +1099,14 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	}
 	/* A retry is re-acknowledged whatever has happened since (even in a
 	 * conversation that has ended), so this comes before the checks. */
-	if (e->client_id && !fresh_envelope(conv_id, e, &ch)) {
-		status = find_client(stmts, conv_id, e->sender, e->client_id,
-				     &seq, &at);
+	/* An envelope's header, parsed once for both uses. */
+	if (e->e2e == HL_EV_ENVELOPE &&
+	    hl_e2e_header_parse(e->payload, e->payload_len, &env) == 0)
+		envp = &env;
+	looked_up = e->client_id && !fresh_envelope(conv_id, e, envp, &ch);
+	if (looked_up) {
+		status = find_client(stmts, conv_id, &ch, e->sender,
+				     e->client_id, &seq, &at);
 		if (status == 0) {
 			if (out) {
 				out->seq = seq;
@@ -1045,7 +1121,7 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	if ((state == HL_CONV_ENDED || state == HL_CONV_WRAPPED) &&
 	    strcmp(e->kind, "msg") == 0)
 		return HL_ECLOSED;
-	status = e2e_check(stmts, conv_id, e, &ch, out);
+	status = e2e_check(stmts, conv_id, e, envp, &ch, out);
 	if (status != 0)
 		return status;
 	seq = ch.last_seq + 1;
@@ -1109,9 +1185,12 @@ int hl_event_append(sqlite3_stmt *const *stmts, int64_t conv_id,
 	}
 	/* Remembered now, before this job or its batch has committed: should
 	 * either be taken back, the entry is checked against the stored event
-	 * when next used and found missing (or another event at that seq). */
-	if (e->client_id)
-		remember_client(stmts, conv_id, e->sender, e->client_id, seq);
+	 * when next used and found missing (or another event at that seq),
+	 * and the conversation's upto event is no longer the one remembered.
+	 * A fresh envelope is not put: the next look-up reads it in. */
+	if (looked_up)
+		remember_client(stmts, conv_id, e->sender, e->client_id, seq,
+				head);
 	if (ckpt) {
 		status = checkpoint(stmts, conv_id, seq, head, now_ms,
 				    e->stamp_sk);

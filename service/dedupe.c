@@ -19,6 +19,9 @@ struct hl_dedupe_conv {
 	struct hl_dedupe_conv *newer, *older; /* recency list */
 	struct slot *slots;                  /* cap of them */
 	size_t cap, n;                       /* cap a power of two, or 0 */
+	int64_t upto;                        /* see hl_dedupe_upto */
+	bool has_head;
+	unsigned char head[HL_DEDUPE_HEAD];
 };
 
 int hl_dedupe_init(struct hl_dedupe *d, size_t max_units)
@@ -280,6 +283,22 @@ bool hl_dedupe_next(const struct hl_dedupe_conv *c, uint64_t key, size_t *pos,
 		}
 	}
 	return false;
+}
+
+int64_t hl_dedupe_upto(const struct hl_dedupe_conv *c,
+		       const unsigned char **head)
+{
+	*head = c->has_head ? c->head : NULL;
+	return c->upto;
+}
+
+void hl_dedupe_set_upto(struct hl_dedupe_conv *c, int64_t upto,
+			const unsigned char *head)
+{
+	c->upto = upto;
+	c->has_head = head != NULL;
+	if (head)
+		memcpy(c->head, head, HL_DEDUPE_HEAD);
 }
 
 size_t hl_dedupe_count(const struct hl_dedupe_conv *c)

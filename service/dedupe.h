@@ -16,9 +16,13 @@
  * never trusted alone: every candidate seq is checked against the stored
  * event, so an entry left by a rolled-back job, an id that collides, or a
  * deleted conversation is only a wasted read. What must hold, and what
- * conversation.c keeps: every stored id of a loaded conversation is in its
- * set (put after each append). A conversation that cannot be kept whole
- * (no memory) is forgotten and loaded again when next needed.
+ * conversation.c keeps: every stored id of a loaded conversation's events
+ * up to its upto (hl_dedupe_upto) is in its set. Ids of later events (fresh
+ * envelopes are stored without a put) are read in when one is next looked
+ * up, once the event at upto is found unchanged (its chain head: the hash
+ * chain then vouches for every event before it); otherwise, and when a
+ * conversation cannot be kept whole (no memory), it is forgotten and loaded
+ * again when next needed.
  *
  * Memory is bounded: past max_units (one unit per id, and
  * HL_DEDUPE_CONV_UNITS per conversation) the least recently used
@@ -35,6 +39,7 @@
 
 /* What one conversation counts for against max_units, besides its ids. */
 #define HL_DEDUPE_CONV_UNITS 8
+#define HL_DEDUPE_HEAD 32 /* a chain head */
 
 struct hl_dedupe_conv;
 
@@ -82,6 +87,16 @@ void hl_dedupe_forget(struct hl_dedupe *d, int64_t conv_id);
  * not change during the walk. */
 bool hl_dedupe_next(const struct hl_dedupe_conv *c, uint64_t key, size_t *pos,
 		    int64_t *seq);
+
+/* The seq up to which c holds every stored id (0 when just started), and
+ * in *head the chain head of that event as it was then (NULL: unknown). */
+int64_t hl_dedupe_upto(const struct hl_dedupe_conv *c,
+		       const unsigned char **head);
+
+/* c now holds every stored id up to seq upto, whose chain head is head
+ * (NULL: unknown). */
+void hl_dedupe_set_upto(struct hl_dedupe_conv *c, int64_t upto,
+			const unsigned char *head);
 
 /* How many ids c holds. */
 size_t hl_dedupe_count(const struct hl_dedupe_conv *c);

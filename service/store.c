@@ -213,7 +213,7 @@ static const char *const stmt_sql[HL_STMT__COUNT] = {
 		"sender=?2 AND client_id=?3",
 	[HL_STMT_EVENT_CLIENT_IDS] =
 		"SELECT seq, sender, client_id FROM event WHERE "
-		"conversation_id=?1 AND client_id IS NOT NULL",
+		"conversation_id=?1 AND seq>?2 AND client_id IS NOT NULL",
 	[HL_STMT_EVENT_CLIENT_AT] =
 		"SELECT at FROM event WHERE conversation_id=?1 AND seq=?2 AND "
 		"sender=?3 AND client_id=?4",

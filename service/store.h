@@ -70,7 +70,8 @@ enum hl_stmt {
 	/* conversation.c: events */
 	HL_STMT_EVENT_INSERT,     /* one event row */
 	HL_STMT_EVENT_FIND_CLIENT,/* seq, at of (conversation, sender, client_id) */
-	HL_STMT_EVENT_CLIENT_IDS, /* seq, sender, client_id of a conversation */
+	HL_STMT_EVENT_CLIENT_IDS, /* seq, sender, client_id of a conversation
+				   * after a seq */
 	HL_STMT_EVENT_CLIENT_AT,  /* at of (conversation, seq, sender, client_id) */
 	HL_STMT_EVENT_SINCE,      /* events after a seq, optionally 'all' only */
 	HL_STMT_EVENT_AT,         /* payload, chain of one event by seq */

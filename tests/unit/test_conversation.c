@@ -268,6 +268,7 @@ static int op_exec(struct hl_store_job *job, sqlite3 *db,
 		o->after = (int64_t)d->loads;
 		o->delivered = (int64_t)d->evictions;
 		o->read = (int64_t)d->nconvs;
+		o->counsellor = (int64_t)d->units; /* (an output here) */
 		return 0;
 	}
 	case OP_HEADS: {
@@ -1214,6 +1215,96 @@ static void test_fresh_envelope_needs_no_lookup(void **state)
 	assert_int_equal(event_rows(conv), 4);
 }
 
+/* The writer's client-id units now (OP_DEDUPE). */
+static int64_t dedupe_units(void)
+{
+	struct op o;
+
+	op_init(&o, OP_DEDUPE);
+	assert_int_equal(run(&o), 0);
+	return o.counsellor;
+}
+
+/* Once a conversation's ids are loaded, fresh envelopes are not put into
+ * the writer's memory: the next look-up reads in the ids stored since,
+ * after checking that the event it held them up to is unchanged. When
+ * that event was taken back, or another stands at its seq, the
+ * conversation is loaded again, and no stored id is ever missed. */
+static void test_ids_read_in_later(void **state)
+{
+	unsigned char env[HL_E2E_ENV_MIN];
+	struct hl_event_result r;
+	struct op o;
+	int64_t conv, loads, units;
+
+	(void)state;
+	conv = create_in_epoch();
+	loads = dedupe(1000, NULL, NULL);
+	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
+	assert_int_equal(envelope(conv, 0, "e0", &r), 0); /* a retry: loads */
+	assert_true(r.duplicate);
+	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
+	units = dedupe_units();
+	for (uint32_t k = 1; k <= 5; k++) {
+		char id[8];
+		snprintf(id, sizeof(id), "e%u", k);
+		assert_int_equal(envelope(conv, k, id, &r), 0);
+		assert_false(r.duplicate);
+	}
+	assert_int_equal(dedupe_units(), units); /* nothing put */
+	/* Retries of them are found, read in without a new load. */
+	assert_int_equal(envelope(conv, 3, "e3", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 4);
+	assert_int_equal(dedupe_units(), units + 5);
+	assert_int_equal(envelope(conv, 5, "e5", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 6);
+	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
+	/* A note (looked up, so put) keeps the memory current. */
+	assert_int_equal(msg(conv, "staff:1", "n1", "a note"), 7);
+	assert_int_equal(dedupe_units(), units + 6);
+
+	/* Fresh envelopes 8 and 9; 9 is taken back and another event takes
+	 * its seq: the memory held up to 7, which is unchanged, so 8 and the
+	 * new 9 are read in. */
+	assert_int_equal(envelope(conv, 6, "e6", &r), 0);
+	assert_int_equal(r.seq, 8);
+	op_init(&o, OP_APPEND_FAIL);
+	o.conv = conv;
+	make_envelope(conv, 7, "gone", 0, NULL, env, &o.ev);
+	assert_true(run(&o) < 0);
+	assert_int_equal(envelope(conv, 7, "e7", &r), 0);
+	assert_int_equal(r.seq, 9);
+	assert_int_equal(envelope(conv, 7, "e7", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 9);
+	assert_int_equal(envelope(conv, 6, "e6", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 8);
+	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
+
+	/* Looked-up event 10 (a note) is put, then taken back, and another
+	 * event stands at 10: the memory's event 10 is not the stored one, so
+	 * the conversation is loaded again, and the new 10 is found. */
+	op_init(&o, OP_APPEND_FAIL);
+	o.conv = conv;
+	o.ev = (struct hl_event_new){ .kind = "note", .sender = "staff:1",
+				      .visibility = HL_VIS_STAFF,
+				      .client_id = "n-gone",
+				      .payload = (const unsigned char *)"x",
+				      .payload_len = 1 };
+	assert_true(run(&o) < 0);
+	assert_int_equal(envelope(conv, 8, "e8", &r), 0);
+	assert_int_equal(r.seq, 10);
+	assert_int_equal(envelope(conv, 8, "e8", &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, 10);
+	assert_int_equal(dedupe(0, NULL, NULL), loads + 2);
+	assert_int_equal(msg(conv, "staff:1", "n-gone", "now stored"), 11);
+	assert_int_equal(event_rows(conv), 11);
+}
+
 /* Append-only jobs (chat messages) of one batch share their
  * conversation's row in the writer's memory (convtail.h): every other job
  * still sees the row as if each append had written it, a failed append
@@ -2087,7 +2178,7 @@ static void test_query_plans(void **state)
 	 * writer's memory, checked by (conversation, seq), loaded (and, out
 	 * of memory, walked) by conversation. */
 	assert_plan(HL_STMT_EVENT_CLIENT_AT, "(conversation_id=? AND seq=?)");
-	assert_plan(HL_STMT_EVENT_CLIENT_IDS, "(conversation_id=?)");
+	assert_plan(HL_STMT_EVENT_CLIENT_IDS, "(conversation_id=? AND seq>?)");
 	assert_plan(HL_STMT_EVENT_FIND_CLIENT, "(conversation_id=?)");
 	assert_plan(HL_STMT_EVENT_SINCE, "(conversation_id=? AND seq>?)");
 	assert_plan(HL_STMT_CONV_STATE, "USING INTEGER PRIMARY KEY");
@@ -2297,6 +2388,7 @@ int main(void)
 		T(test_append_only_savepoint),
 		T(test_envelope_seen_head),
 		T(test_envelope_seen_ring),
+		T(test_ids_read_in_later),
 		T(test_contact_view),
 		T(test_since_resume),
 		T(test_payload_cap),
