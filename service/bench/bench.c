@@ -67,6 +67,9 @@ struct result {
 	long rss_kb, rss_base_kb, hwm_kb;
 	uint64_t acked, received, cycles, pushes, push_fast, logins, held;
 	double conns_per_s;
+	/* helplined's store over the measured seconds (its /metrics): jobs
+	 * committed, batches, WAL bytes; -1 when not read */
+	double jobs, batches, wal_bytes;
 	struct hist *ack, *rcv, *cycle, *quiet, *flood;
 	struct errcount errs[32];
 	int nerr;
@@ -178,6 +181,8 @@ struct bench {
 
 	int greeted;
 	bool sending, measuring, flooding;
+	bool store_ok;
+	double store0[3]; /* store_counters at measure_begin */
 	uint64_t m0, m1, flood_at;
 	double interval_ns, self0;
 };
@@ -1608,8 +1613,50 @@ static double self_cpu(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/* The store's counters from helplined's /metrics (a blocking GET: the
+ * tool's own loop waits a few ms; the daemon serves it on its loop, as a
+ * scrape in service). false when not helplined or not read. */
+static bool store_counters(struct bench *b, double v[3])
+{
+	static const char *const names[3] = { "helpline_store_jobs_committed_total ",
+					      "helpline_store_batches_total ",
+					      "helpline_store_wal_bytes_total " };
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+				  "Connection: close\r\n\r\n";
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)b->port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static char buf[1 << 18];
+	size_t n = 0;
+	ssize_t k;
+	int fd, found = 0;
+
+	if (b->peer || b->o->port)
+		return false;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+		close(fd);
+		return false;
+	}
+	while (n + 1 < sizeof(buf) && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)k;
+	close(fd);
+	buf[n] = 0;
+	for (int i = 0; i < 3; i++) /* the sample line, not # HELP or # TYPE */
+		for (char *p = strstr(buf, names[i]); p; p = strstr(p + 1, names[i]))
+			if (p[-1] == '\n') {
+				v[i] = strtod(p + strlen(names[i]), NULL);
+				found++;
+				break;
+			}
+	return found == 3;
+}
+
 static void measure_begin(struct bench *b, double *cpu0)
 {
+	b->store_ok = store_counters(b, b->store0);
 	b->self0 = self_cpu();
 	b->m0 = now_ns();
 	b->measuring = true;
@@ -1630,6 +1677,15 @@ static void measure_end(struct bench *b, double cpu0)
 		b->r->cpu_pct = -1;
 	b->r->rss_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmRSS") : -1;
 	b->r->hwm_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmHWM") : -1;
+	{
+		double v[3];
+		b->r->jobs = b->r->batches = b->r->wal_bytes = -1;
+		if (b->store_ok && store_counters(b, v)) {
+			b->r->jobs = v[0] - b->store0[0];
+			b->r->batches = v[1] - b->store0[1];
+			b->r->wal_bytes = v[2] - b->store0[2];
+		}
+	}
 }
 
 static void run_scenario(const struct opts *o, struct target *t, struct result *r)
@@ -1903,6 +1959,10 @@ static void report(const struct opts *o, const struct result *r)
 	if (r->rss_kb > 0)
 		printf("  server RSS             %.1f MB (peak %.1f MB)\n", r->rss_kb / 1024.0,
 		       r->hwm_kb / 1024.0);
+	if (r->batches > 0)
+		printf("  store                  %.0f jobs in %.0f batches: %.1f jobs per batch, "
+		       "%.0f WAL bytes per job\n", r->jobs, r->batches, r->jobs / r->batches,
+		       r->jobs > 0 ? r->wal_bytes / r->jobs : 0);
 	printf("  errors                 ");
 	if (!r->nerr)
 		printf("none");
@@ -1914,13 +1974,15 @@ static void report(const struct opts *o, const struct result *r)
 		       "\"cpu_pct\":%.2f,\"bench_cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
 		       ",\"msgs_per_s\":%.1f,\"received_per_s\":%.1f,\"cycles_per_s\":%.1f,"
 		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f,"
-		       "\"cpu_us_per_unit\":%.3f",
+		       "\"cpu_us_per_unit\":%.3f,\"jobs_per_batch\":%.1f,\"wal_bytes_per_job\":%.0f",
 		       r->target, scenario_names[o->sc], o->opaque ? "false" : "true",
 		       r->ok ? "true" : "false", r->secs,
 		       r->cpu_pct, r->bench_cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
 		       rate(r, r->received), rate(r, r->cycles), rate(r, r->pushes), r->push_fast,
 		       r->secs > 0 ? (double)r->logins / (r->secs / 2) : 0,
-		       cpu_us_per_unit(o, r));
+		       cpu_us_per_unit(o, r),
+		       r->batches > 0 ? r->jobs / r->batches : -1,
+		       r->jobs > 0 ? r->wal_bytes / r->jobs : -1);
 		json_hist("ack", r->ack);
 		json_hist("receipt", r->rcv);
 		json_hist("cycle", r->cycle);
