@@ -1215,6 +1215,17 @@ static void test_fresh_envelope_needs_no_lookup(void **state)
 	assert_int_equal(event_rows(conv), 4);
 }
 
+/* Envelope n sent again as client_id: re-acknowledged as event seq. */
+static void retried(int64_t conv, uint32_t n, const char *client_id,
+		    int64_t seq)
+{
+	struct hl_event_result r;
+
+	assert_int_equal(envelope(conv, n, client_id, &r), 0);
+	assert_true(r.duplicate);
+	assert_int_equal(r.seq, seq);
+}
+
 /* The writer's client-id units now (OP_DEDUPE). */
 static int64_t dedupe_units(void)
 {
@@ -1241,8 +1252,7 @@ static void test_ids_read_in_later(void **state)
 	conv = create_in_epoch();
 	loads = dedupe(1000, NULL, NULL);
 	assert_int_equal(envelope(conv, 0, "e0", &r), 0);
-	assert_int_equal(envelope(conv, 0, "e0", &r), 0); /* a retry: loads */
-	assert_true(r.duplicate);
+	retried(conv, 0, "e0", 1); /* loads */
 	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
 	units = dedupe_units();
 	for (uint32_t k = 1; k <= 5; k++) {
@@ -1253,13 +1263,9 @@ static void test_ids_read_in_later(void **state)
 	}
 	assert_int_equal(dedupe_units(), units); /* nothing put */
 	/* Retries of them are found, read in without a new load. */
-	assert_int_equal(envelope(conv, 3, "e3", &r), 0);
-	assert_true(r.duplicate);
-	assert_int_equal(r.seq, 4);
+	retried(conv, 3, "e3", 4);
 	assert_int_equal(dedupe_units(), units + 5);
-	assert_int_equal(envelope(conv, 5, "e5", &r), 0);
-	assert_true(r.duplicate);
-	assert_int_equal(r.seq, 6);
+	retried(conv, 5, "e5", 6);
 	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
 	/* A note (looked up, so put) keeps the memory current. */
 	assert_int_equal(msg(conv, "staff:1", "n1", "a note"), 7);
@@ -1276,12 +1282,8 @@ static void test_ids_read_in_later(void **state)
 	assert_true(run(&o) < 0);
 	assert_int_equal(envelope(conv, 7, "e7", &r), 0);
 	assert_int_equal(r.seq, 9);
-	assert_int_equal(envelope(conv, 7, "e7", &r), 0);
-	assert_true(r.duplicate);
-	assert_int_equal(r.seq, 9);
-	assert_int_equal(envelope(conv, 6, "e6", &r), 0);
-	assert_true(r.duplicate);
-	assert_int_equal(r.seq, 8);
+	retried(conv, 7, "e7", 9);
+	retried(conv, 6, "e6", 8);
 	assert_int_equal(dedupe(0, NULL, NULL), loads + 1);
 
 	/* Looked-up event 10 (a note) is put, then taken back, and another
@@ -1297,9 +1299,7 @@ static void test_ids_read_in_later(void **state)
 	assert_true(run(&o) < 0);
 	assert_int_equal(envelope(conv, 8, "e8", &r), 0);
 	assert_int_equal(r.seq, 10);
-	assert_int_equal(envelope(conv, 8, "e8", &r), 0);
-	assert_true(r.duplicate);
-	assert_int_equal(r.seq, 10);
+	retried(conv, 8, "e8", 10);
 	assert_int_equal(dedupe(0, NULL, NULL), loads + 2);
 	assert_int_equal(msg(conv, "staff:1", "n-gone", "now stored"), 11);
 	assert_int_equal(event_rows(conv), 11);

@@ -36,21 +36,32 @@ static void chain(unsigned char h[N + 1][32], int tag)
 	}
 }
 
-static void put(struct hl_heads *hs, int64_t conv, unsigned char h[N + 1][32],
+/* Two chains that share nothing, made once (group_setup). */
+static unsigned char h[N + 1][32], other[N + 1][32];
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (sodium_init() < 0)
+		return -1;
+	chain(h, 1);
+	chain(other, 2);
+	return 0;
+}
+
+static void put(struct hl_heads *hs, int64_t conv, unsigned char c[N + 1][32],
 		int from, int to)
 {
 	for (int k = from; k <= to; k++)
-		hl_heads_put(hs, conv, k, k > 1 ? h[k - 1] : NULL, h[k]);
+		hl_heads_put(hs, conv, k, k > 1 ? c[k - 1] : NULL, c[k]);
 }
 
 static void test_recent_heads(void **state)
 {
 	static struct hl_heads hs;
-	static unsigned char h[N + 1][32];
 	unsigned char out[32];
 
 	(void)state;
-	chain(h, 1);
 	put(&hs, 7, h, 1, 50);
 	/* The last HL_HEADS_RING events, checked against the head of 50. */
 	for (int k = 50 - HL_HEADS_RING + 1; k <= 50; k++) {
@@ -79,12 +90,9 @@ static void test_recent_heads(void **state)
 static void test_taken_back(void **state)
 {
 	static struct hl_heads hs;
-	static unsigned char h[N + 1][32], other[N + 1][32];
 	unsigned char out[32];
 
 	(void)state;
-	chain(h, 1);
-	chain(other, 2);
 	put(&hs, 7, h, 1, 20);
 	/* 21 and 22 written, then taken back (a failed batch): */
 	hl_heads_put(&hs, 7, 21, h[20], other[21]);
@@ -106,12 +114,9 @@ static void test_taken_back(void **state)
 static void test_starts_again(void **state)
 {
 	static struct hl_heads hs;
-	static unsigned char h[N + 1][32], other[N + 1][32];
 	unsigned char out[32];
 
 	(void)state;
-	chain(h, 1);
-	chain(other, 2);
 	/* Events it never saw (written without a put, or before a restart):
 	 * the ring starts again at the head the next put chained from. */
 	put(&hs, 7, h, 1, 10);
@@ -137,14 +142,11 @@ static void test_starts_again(void **state)
 static void test_slots_shared(void **state)
 {
 	static struct hl_heads hs;
-	static unsigned char h[N + 1][32], other[N + 1][32];
 	unsigned char out[32];
 	int64_t a = 1, b;
 	bool replaced = false;
 
 	(void)state;
-	chain(h, 1);
-	chain(other, 2);
 	/* More conversations than slots: some share one, and the newer
 	 * replaces the older, which then never answers. */
 	put(&hs, a, h, 1, 5);
@@ -168,7 +170,5 @@ int main(void)
 		cmocka_unit_test(test_slots_shared),
 	};
 
-	if (sodium_init() < 0)
-		return 1;
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
