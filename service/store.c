@@ -1675,6 +1675,9 @@ fail:
 		pthread_mutex_destroy(&st->mu);
 	}
 	close_db(st);
+	hl_dedupe_free(&st->dedupe);
+	hl_heads_free(&st->heads);
+	hl_convtail_free(&st->tails);
 	memset(st, 0, sizeof(*st));
 	return status;
 }
