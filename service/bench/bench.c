@@ -98,6 +98,8 @@ struct client {
 	enum cstate st;
 	int idx;
 	bool greeted, expect_close, queued_open;
+	bool awaiting_accept; /* young person: said hello after a resume */
+	uint32_t hellos;      /* ... how many times (each a new request id) */
 	/* young person */
 	struct pair *pair;
 	char conv[24], resume[64];
@@ -127,6 +129,7 @@ struct pair {
 	int idx;
 	char conv[24];
 	uint64_t conv_n, epoch; /* the conversation as a number; the epoch (0: none yet) */
+	uint32_t accepts;       /* e2e.accepts sent (each a new request id) */
 	struct client *yp, *cs;
 	struct side s[2]; /* 0: young person -> counsellor, 1: counsellor -> young person */
 };
@@ -687,6 +690,13 @@ static void on_event(struct bench *b, struct client *c, const char *d, size_t n)
 			saw(&pr->s[c->role == R_YP ? 0 : 1], seq, d, n);
 		if (pr && pr->cs == c && strcmp(kind, "hello") == 0)
 			accept_hello(b, c, pr, seq, d, n);
+		if (pr && c->role == R_YP && c->awaiting_accept && strcmp(kind, "accept") == 0) {
+			/* A new epoch: both directions' counters start again. */
+			c->awaiting_accept = false;
+			pr->epoch = (uint64_t)seq;
+			pr->s[0].n = pr->s[1].n = 0;
+			send_chat(b, pr, 0, now_ns());
+		}
 	}
 	if (strcmp(kind, "msg") != 0)
 		return;
@@ -776,8 +786,18 @@ static void on_text(struct wsc *ws, const char *d, size_t n)
 	}
 	if (strcmp(type, "contact.resumed") == 0) {
 		c->st = S_READY;
-		if (c->pair) /* one message per cycle, acked to close the cycle */
+		if (c->pair && b->e2e) {
+			/* As the page does on every attach: a new hello, which the
+			 * counsellor's device answers; the cycle's message goes
+			 * in the new epoch (on_event). */
+			char kx[64];
+			b64(b->yp_kx_pk, 32, kx, sizeof(kx));
+			c->awaiting_accept = true;
+			send_fmt(c, "{\"type\":\"e2e.hello\",\"id\":\"k%" PRIu32 "\",\"kx_pk\":\"%s\"}",
+				 ++c->hellos, kx);
+		} else if (c->pair) { /* one message per cycle, acked to close the cycle */
 			send_chat(b, c->pair, 0, now_ns());
+		}
 		return;
 	}
 	if (strcmp(type, "contact.left") == 0) {
@@ -1581,9 +1601,9 @@ static void accept_hello(struct bench *b, struct client *c, struct pair *p, int6
 	b64(c->cert, c->cert_len, cert, sizeof(cert));
 	b64(b->admin_cert, b->admin_cert_len, issuer, sizeof(issuer));
 	b64(sig, sizeof(sig), sg, sizeof(sg));
-	send_fmt(c, "{\"type\":\"e2e.accept\",\"id\":\"a%d\",\"conversation\":\"%s\","
+	send_fmt(c, "{\"type\":\"e2e.accept\",\"id\":\"a%d.%" PRIu32 "\",\"conversation\":\"%s\","
 		    "\"hello\":%" PRId64 ",\"kx_pk\":\"%s\",\"cert\":\"%s\",\"issuer\":\"%s\","
-		    "\"sig\":\"%s\"}", p->idx, p->conv, seq, kx, cert, issuer, sg);
+		    "\"sig\":\"%s\"}", p->idx, p->accepts++, p->conv, seq, kx, cert, issuer, sg);
 }
 
 /* Each young person says hello; its counsellor's device accepts
@@ -1937,8 +1957,10 @@ static void report(const struct opts *o, const struct result *r)
 		}
 		break;
 	case SC_CHURN:
-		printf("  resume cycles          %.0f/s (close, connect, hello, contact.resume, one chat.send acked)\n",
-		       rate(r, r->cycles));
+		printf("  resume cycles          %.0f/s (close, connect, hello, contact.resume, %sone chat.send acked)\n",
+		       rate(r, r->cycles),
+		       !o->opaque && strcmp(r->target, "helpline") == 0
+			       ? "e2e.hello answered by an e2e.accept, " : "");
 		print_hist("cycle", r->cycle);
 		print_hist("send -> ack", r->ack);
 		break;
@@ -2058,7 +2080,9 @@ static void usage(FILE *f)
 "  relay       --pairs P chats, both sides sending --size B payloads with --window W unacked\n"
 "              messages each: msgs/s acknowledged, latency send->ack and send->other side\n"
 "  fixed-rate  the same at --rate R msgs/s in all (latency from the intended send time)\n"
-"  churn       young people in chats close, reconnect, contact.resume and send one message, again and again\n"
+"  churn       young people in chats close, reconnect, contact.resume and send one message, again and\n"
+"              again (with envelopes, helplined's: first a new hello, answered by an accept, as the\n"
+"              page does on every attach; the message goes in the new epoch)\n"
 "  waiting     --waiting W young people in the queue, --leave-rate L of the first leaving and\n"
 "              re-joining each second: queue.position pushes and server CPU\n"
 "  logins      fixed-rate chat; in the second half --flood F sockets send staff logins\n"
