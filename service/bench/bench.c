@@ -48,6 +48,7 @@ struct opts {
 	const char *helplined, *helplinectl, *peer, *node, *keep_dir;
 	int port, server_pid; /* an already running server (no setup of staff) */
 	int server_cpu, bench_cpu;
+	int rounds; /* helpline and the peer, alternately, this many times each */
 	bool run_helpline, run_peer, json, spin;
 	bool opaque; /* opaque payloads, chat.envelopes = opaque, no handshake */
 };
@@ -61,6 +62,7 @@ struct errcount {
 
 struct result {
 	const char *target;
+	int round; /* 1, 2, ... */
 	bool ok;
 	char why[256];
 	double secs, cpu_pct, bench_cpu_pct;
@@ -1992,12 +1994,12 @@ static void report(const struct opts *o, const struct result *r)
 		printf("%s%s=%" PRIu64, i ? ", " : "", r->errs[i].code, r->errs[i].n);
 	printf("\n");
 	if (o->json) {
-		printf("RESULT {\"target\":\"%s\",\"scenario\":\"%s\",\"envelopes\":%s,\"ok\":%s,\"secs\":%.3f,"
+		printf("RESULT {\"target\":\"%s\",\"round\":%d,\"scenario\":\"%s\",\"envelopes\":%s,\"ok\":%s,\"secs\":%.3f,"
 		       "\"cpu_pct\":%.2f,\"bench_cpu_pct\":%.2f,\"rss_kb\":%ld,\"rss_base_kb\":%ld,\"held\":%" PRIu64
 		       ",\"msgs_per_s\":%.1f,\"received_per_s\":%.1f,\"cycles_per_s\":%.1f,"
 		       "\"pushes_per_s\":%.1f,\"push_fast\":%" PRIu64 ",\"logins_per_s\":%.2f,"
 		       "\"cpu_us_per_unit\":%.3f,\"jobs_per_batch\":%.1f,\"wal_bytes_per_job\":%.0f",
-		       r->target, scenario_names[o->sc], o->opaque ? "false" : "true",
+		       r->target, r->round, scenario_names[o->sc], o->opaque ? "false" : "true",
 		       r->ok ? "true" : "false", r->secs,
 		       r->cpu_pct, r->bench_cpu_pct, r->rss_kb, r->rss_base_kb, r->held, rate(r, r->acked),
 		       rate(r, r->received), rate(r, r->cycles), rate(r, r->pushes), r->push_fast,
@@ -2065,6 +2067,87 @@ static void report_ratios(const struct opts *o, const struct result *h, const st
 	fflush(stdout);
 }
 
+/* The median of n values (n <= MAX_ROUNDS; sorts a copy). */
+#define MAX_ROUNDS 9
+static double median(const double *v, int n)
+{
+	double a[MAX_ROUNDS], x;
+
+	memcpy(a, v, (size_t)n * sizeof(*a));
+	for (int i = 1; i < n; i++) /* insertion sort: n is small */
+		for (int j = i; j > 0 && a[j - 1] > a[j]; j--) {
+			x = a[j];
+			a[j] = a[j - 1];
+			a[j - 1] = x;
+		}
+	return n % 2 ? a[n / 2] : (a[n / 2 - 1] + a[n / 2]) / 2;
+}
+
+/* One line of the summary over rounds: the medians of each target's
+ * figure and of the per-round ratios (each from one round's side-by-side
+ * pair). */
+static void median_line(const char *what, const double *h, const double *p, int n,
+			bool higher_better)
+{
+	double r[MAX_ROUNDS];
+
+	for (int i = 0; i < n; i++)
+		r[i] = p[i] > 0 ? h[i] / p[i] : 0;
+	printf("  %-28s %10.3f %10.3f   %.2fx%s\n", what, median(h, n), median(p, n),
+	       median(r, n), higher_better ? "" : " (lower is better)");
+}
+
+static void report_median(const struct opts *o, struct result (*res)[2], int n)
+{
+	double h[MAX_ROUNDS], p[MAX_ROUNDS];
+
+	printf("== median of %d rounds · %s\n  %-28s %10s %10s   median ratio\n", n,
+	       scenario_names[o->sc], "", "helpline", "peer");
+#define EACH(expr_h, expr_p)                                                   \
+	for (int i = 0; i < n; i++) {                                          \
+		const struct result *H = &res[i][0], *P = &res[i][1];          \
+		h[i] = (expr_h);                                               \
+		p[i] = (expr_p);                                               \
+		(void)H;                                                       \
+		(void)P;                                                       \
+	}
+	switch (o->sc) {
+	case SC_IDLE:
+		EACH(H->held ? (double)(H->rss_kb - H->rss_base_kb) / (double)H->held : 0,
+		     P->held ? (double)(P->rss_kb - P->rss_base_kb) / (double)P->held : 0);
+		median_line("RSS KB per connection", h, p, n, false);
+		break;
+	case SC_RELAY:
+	case SC_FIXED:
+	case SC_LOGINS:
+		EACH(rate(H, H->acked), rate(P, P->acked));
+		median_line("msgs/s acknowledged", h, p, n, true);
+		EACH(ms(hist_quantile(H->ack, .99)), ms(hist_quantile(P->ack, .99)));
+		median_line("ack p99 ms", h, p, n, false);
+		if (o->sc == SC_LOGINS) {
+			EACH(ms(hist_quantile(H->flood, .99)), ms(hist_quantile(P->flood, .99)));
+			median_line("ack p99 flood ms", h, p, n, false);
+		}
+		break;
+	case SC_CHURN:
+		EACH(rate(H, H->cycles), rate(P, P->cycles));
+		median_line("resume cycles/s", h, p, n, true);
+		break;
+	case SC_WAITING:
+		EACH(rate(H, H->pushes), rate(P, P->pushes));
+		median_line("position pushes/s", h, p, n, false);
+		break;
+	}
+	EACH(H->cpu_pct, P->cpu_pct);
+	median_line("server CPU %", h, p, n, false);
+	EACH(cpu_us_per_unit(o, H), cpu_us_per_unit(o, P));
+	if (h[0] >= 0 && p[0] >= 0)
+		median_line(o->sc == SC_CHURN ? "server CPU us per cycle"
+					      : "server CPU us per message", h, p, n, false);
+#undef EACH
+	fflush(stdout);
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -2107,6 +2190,10 @@ static void usage(FILE *f)
 "                            ciphertext is the smallest 48 + 256k >= B bytes, with each\n"
 "                            direction's counter and the last event it has seen; the\n"
 "                            peer gets the same bytes\n"
+"  --rounds N [1]            run helplined and the peer N times each (at most 9), taking turns\n"
+"                            to go first; after each round's ratios, the medians of the\n"
+"                            figures and of the per-round ratios: on a noisy machine a\n"
+"                            median of side-by-side pairs says more than one pair\n"
 "  --keep DIR                keep the servers' state directories under DIR\n"
 "  --json                    also print one RESULT {json} line per target\n");
 }
@@ -2119,12 +2206,12 @@ int main(int argc, char **argv)
 		.sc = SC_RELAY, .duration = 10, .warmup = 1, .conns = 1000, .pairs = 100,
 		.window = 0, .size = 300, .per_counsellor = 2, .waiting = 10000,
 		.flood = 16, .rate = 20000, .leave_rate = 20, .node = "node",
-		.server_cpu = 0, .bench_cpu = 1, .run_helpline = true, .run_peer = true,
+		.server_cpu = 0, .bench_cpu = 1, .rounds = 1, .run_helpline = true, .run_peer = true,
 		.spin = false,
 	};
 	enum { O_DUR = 256, O_WARM, O_CONNS, O_PAIRS, O_WIN, O_SIZE, O_RATE, O_WAIT, O_LEAVE,
 	       O_FLOOD, O_PER, O_HL, O_CTL, O_PEER, O_NODE, O_ONLY, O_PORT, O_PID, O_SCPU,
-	       O_BCPU, O_NOSPIN, O_KEEP, O_JSON, O_SC, O_OPAQUE, O_HELP };
+	       O_BCPU, O_NOSPIN, O_KEEP, O_JSON, O_SC, O_OPAQUE, O_ROUNDS, O_HELP };
 	static const struct option lo[] = {
 		{ "scenario", 1, 0, O_SC }, { "duration", 1, 0, O_DUR }, { "warmup", 1, 0, O_WARM },
 		{ "conns", 1, 0, O_CONNS }, { "pairs", 1, 0, O_PAIRS }, { "window", 1, 0, O_WIN },
@@ -2135,12 +2222,13 @@ int main(int argc, char **argv)
 		{ "only", 1, 0, O_ONLY }, { "port", 1, 0, O_PORT }, { "server-pid", 1, 0, O_PID },
 		{ "server-cpu", 1, 0, O_SCPU }, { "bench-cpu", 1, 0, O_BCPU },
 		{ "spin", 0, 0, O_NOSPIN }, { "keep", 1, 0, O_KEEP }, { "json", 0, 0, O_JSON },
-		{ "opaque", 0, 0, O_OPAQUE },
+		{ "opaque", 0, 0, O_OPAQUE }, { "rounds", 1, 0, O_ROUNDS },
 		{ "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
 	};
 	int ch;
 	bool sc_given = false;
-	struct result res[2];
+	static struct result res[MAX_ROUNDS][2];
+	bool ok = true;
 	struct hist *hists;
 	ssize_t n;
 
@@ -2185,13 +2273,15 @@ int main(int argc, char **argv)
 		case O_KEEP: o.keep_dir = optarg; break;
 		case O_JSON: o.json = true; break;
 		case O_OPAQUE: o.opaque = true; break;
+		case O_ROUNDS: o.rounds = atoi(optarg); break;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!sc_given || optind < argc || o.duration <= 0 || o.duration > 3600 ||
 	    o.pairs < 1 || o.size < 16 || o.size > 49000 || o.rate <= 0 ||
-	    o.per_counsellor < 1 || o.per_counsellor > 20 || o.conns < 1 || o.waiting < 1) {
+	    o.per_counsellor < 1 || o.per_counsellor > 20 || o.conns < 1 || o.waiting < 1 ||
+	    o.rounds < 1 || o.rounds > MAX_ROUNDS) {
 		usage(stderr);
 		return 2;
 	}
@@ -2268,40 +2358,50 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
-	hists = calloc(10, sizeof(*hists));
+	hists = calloc((size_t)o.rounds * 10, sizeof(*hists));
 	if (!hists)
 		return 1;
-	for (int k = 0; k < 2; k++) {
-		struct target t;
-		bool peer = k == 1;
-		struct result *r = &res[k];
+	for (int rd = 0; rd < o.rounds; rd++) {
+		if (o.rounds > 1)
+			printf("-- round %d of %d\n", rd + 1, o.rounds);
+		for (int i = 0; i < 2; i++) {
+			/* Every other round the peer goes first, so neither
+			 * always runs on the warmer (or the noisier) side. */
+			int k = rd % 2 ? 1 - i : i;
+			struct target t;
+			bool peer = k == 1;
+			struct result *r = &res[rd][k];
+			struct hist *hs = &hists[(rd * 2 + k) * 5];
 
-		memset(r, 0, sizeof(*r));
-		r->target = peer ? "peer" : "helpline";
-		r->ack = &hists[k * 5];
-		r->rcv = &hists[k * 5 + 1];
-		r->cycle = &hists[k * 5 + 2];
-		r->quiet = &hists[k * 5 + 3];
-		r->flood = &hists[k * 5 + 4];
-		r->cpu_pct = -1;
-		if ((peer && !o.run_peer) || (!peer && !o.run_helpline))
-			continue;
-		if (!start_target(&o, &t, peer)) {
-			snprintf(r->why, sizeof(r->why), "could not start the %s",
-				 peer ? "peer" : "server");
+			memset(r, 0, sizeof(*r));
+			r->target = peer ? "peer" : "helpline";
+			r->round = rd + 1;
+			r->ack = &hs[0];
+			r->rcv = &hs[1];
+			r->cycle = &hs[2];
+			r->quiet = &hs[3];
+			r->flood = &hs[4];
+			r->cpu_pct = -1;
+			if ((peer && !o.run_peer) || (!peer && !o.run_helpline))
+				continue;
+			if (!start_target(&o, &t, peer)) {
+				snprintf(r->why, sizeof(r->why), "could not start the %s",
+					 peer ? "peer" : "server");
+				report(&o, r);
+				stop_target(&o, &t);
+				ok = false;
+				continue;
+			}
+			run_scenario(&o, &t, r);
 			report(&o, r);
 			stop_target(&o, &t);
-			continue;
+			ok = ok && r->ok;
 		}
-		run_scenario(&o, &t, r);
-		report(&o, r);
-		stop_target(&o, &t);
+		if (o.run_helpline && o.run_peer)
+			report_ratios(&o, &res[rd][0], &res[rd][1]);
 	}
-	if (o.run_helpline && o.run_peer)
-		report_ratios(&o, &res[0], &res[1]);
-	{
-		bool ok = (!o.run_helpline || res[0].ok) && (!o.run_peer || res[1].ok);
-		free(hists);
-		return ok ? 0 : 1;
-	}
+	if (o.rounds > 1 && o.run_helpline && o.run_peer)
+		report_median(&o, res, o.rounds);
+	free(hists);
+	return ok ? 0 : 1;
 }

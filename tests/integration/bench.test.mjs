@@ -90,6 +90,16 @@ test('relay --opaque: the relay alone, without the handshake', () => {
   assert.match(r.out, /payload 300 B opaque/);
 });
 
+test('--rounds: each target runs in turn, then the medians of the rounds', () => {
+  const r = bench('relay', '--rounds', '2', '--duration', '1', '--pairs', '2', '--window', '4');
+  const rounds = r.out.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)));
+  assert.deepEqual(rounds.map((j) => `${j.round} ${j.target}`),
+    ['1 helpline', '1 peer', '2 peer', '2 helpline'], 'the peer goes first in round 2');
+  for (const j of rounds) saneServer(j, `${j.target} round ${j.round}`);
+  assert.match(r.out, /== median of 2 rounds · relay/);
+  assert.match(r.out, /median ratio\n\s+msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
+});
+
 test('fixed-rate: the rate asked for is the rate acknowledged', () => {
   const r = bench('fixed-rate', '--duration', '2', '--pairs', '4', '--rate', '200');
   for (const t of ['helpline', 'peer']) {
