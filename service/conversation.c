@@ -662,9 +662,8 @@ static int load_clients(sqlite3_stmt *const *stmts, struct hl_dedupe *d,
 			struct hl_dedupe_conv **out)
 {
 	sqlite3_stmt *s = stmts[HL_STMT_EVENT_CLIENT_IDS];
-	const unsigned char *was;
 	const char *sender, *client_id;
-	int64_t after = c ? hl_dedupe_upto(c, &was) : 0;
+	int64_t after = c ? hl_dedupe_upto(c, NULL) : 0;
 	int rc, status = 0;
 
 	if (!c && !(c = hl_dedupe_start(d, conv_id)))
@@ -698,6 +697,29 @@ static int event_at(sqlite3_stmt *const *stmts, int64_t conv_id, int64_t seq,
 		    unsigned char *buf, size_t cap, size_t *len,
 		    unsigned char chain[HL_E2E_KEY], bool *has_chain);
 
+/* The chain head of event seq (at most ch's last) of conv_id into out:
+ * the conversation's own for its last event, one a little older from the
+ * writer's ring of recent heads (heads.h, which answers only when it
+ * agrees with that head), anything else read. 0, HL_ENOTFOUND (no such
+ * event, or it has no head), HL_ESTORE. */
+static int head_at(sqlite3_stmt *const *stmts, int64_t conv_id,
+		   const struct hl_conv_chain *ch, int64_t seq,
+		   unsigned char out[HL_E2E_KEY])
+{
+	bool has;
+	int status;
+
+	if (ch->has_head && seq == ch->last_seq) {
+		memcpy(out, ch->head, HL_E2E_KEY);
+		return 0;
+	}
+	if (ch->has_head && hl_heads_get(hl_store_heads(stmts), conv_id,
+					 ch->last_seq, ch->head, seq, out))
+		return 0;
+	status = event_at(stmts, conv_id, seq, NULL, 0, NULL, out, &has);
+	return status == 0 && !has ? HL_ENOTFOUND : status;
+}
+
 /* Whether c's upto event is still the one it was (its chain head): when
  * it is, the hash chain vouches for every event before it, so c holds all
  * their ids. 0 (yes), HL_ENOTFOUND (no: load it again), HL_ESTORE. */
@@ -708,7 +730,6 @@ static int clients_current(sqlite3_stmt *const *stmts, int64_t conv_id,
 	const unsigned char *was;
 	int64_t upto = hl_dedupe_upto(c, &was);
 	unsigned char head[HL_E2E_KEY];
-	bool has;
 	int status;
 
 	if (upto > ch->last_seq)
@@ -717,19 +738,9 @@ static int clients_current(sqlite3_stmt *const *stmts, int64_t conv_id,
 		return 0;
 	if (!was || !ch->has_head)
 		return upto == ch->last_seq ? 0 : HL_ENOTFOUND;
-	if (upto == ch->last_seq)
-		return sodium_memcmp(was, ch->head, HL_E2E_KEY) == 0
-			       ? 0
-			       : HL_ENOTFOUND;
-	if (!hl_heads_get(hl_store_heads(stmts), conv_id, ch->last_seq,
-			  ch->head, upto, head)) {
-		status = event_at(stmts, conv_id, upto, NULL, 0, NULL, head,
-				  &has);
-		if (status != 0)
-			return status;
-		if (!has)
-			return HL_ENOTFOUND;
-	}
+	status = head_at(stmts, conv_id, ch, upto, head);
+	if (status != 0)
+		return status;
 	return sodium_memcmp(was, head, HL_E2E_KEY) == 0 ? 0 : HL_ENOTFOUND;
 }
 
@@ -764,7 +775,6 @@ static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 	struct hl_dedupe *d = hl_store_dedupe(stmts);
 	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
 	uint64_t key = hl_dedupe_key(d, sender, client_id);
-	const unsigned char *was;
 	size_t pos = 0;
 	int64_t cand;
 	int status;
@@ -776,7 +786,7 @@ static int find_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 			c = NULL;
 		} else if (status != 0) {
 			return status;
-		} else if (hl_dedupe_upto(c, &was) < ch->last_seq) {
+		} else if (hl_dedupe_upto(c, NULL) < ch->last_seq) {
 			status = load_clients(stmts, d, conv_id, c, ch, &c);
 			if (status == HL_ENOMEM) /* c is forgotten */
 				return scan_client(stmts, conv_id, sender,
@@ -812,10 +822,9 @@ static void remember_client(sqlite3_stmt *const *stmts, int64_t conv_id,
 {
 	struct hl_dedupe *d = hl_store_dedupe(stmts);
 	struct hl_dedupe_conv *c = hl_dedupe_get(d, conv_id);
-	const unsigned char *was;
 
 	/* A failed put forgets the conversation: it is loaded again. */
-	if (c && hl_dedupe_upto(c, &was) == seq - 1 &&
+	if (c && hl_dedupe_upto(c, NULL) == seq - 1 &&
 	    hl_dedupe_put(d, c, hl_dedupe_key(d, sender, client_id), seq) == 0)
 		hl_dedupe_set_upto(c, seq, head);
 }
@@ -937,31 +946,14 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (h.seen_seq > (uint64_t)ch->last_seq)
 			return refuse(out, HL_REFUSE_ENVELOPE,
 				      "seen_seq is beyond the last event");
-		/* Seen the last event (what a client that has read everything
-		 * says): its head is the conversation's, already at hand; one
-		 * a little older is usually in the writer's ring of recent
-		 * heads (heads.h), which answers only when it agrees with that
-		 * head; anything else is read. */
-		if (h.seen_seq > 0 && (int64_t)h.seen_seq == ch->last_seq &&
-		    ch->has_head) {
-			if (sodium_memcmp(ch->head, h.seen_head, HL_E2E_KEY) != 0)
-				return refuse(out, HL_REFUSE_ENVELOPE,
-					      "seen_head is not the chain head "
-					      "at seen_seq");
-		} else if (h.seen_seq > 0 && ch->has_head &&
-			   hl_heads_get(hl_store_heads(stmts), conv_id,
-					ch->last_seq, ch->head,
-					(int64_t)h.seen_seq, head)) {
-			if (sodium_memcmp(head, h.seen_head, HL_E2E_KEY) != 0)
-				return refuse(out, HL_REFUSE_ENVELOPE,
-					      "seen_head is not the chain head "
-					      "at seen_seq");
-		} else if (h.seen_seq > 0) {
-			status = event_at(stmts, conv_id, (int64_t)h.seen_seq,
-					  NULL, 0, NULL, head, &has);
+		/* A client that has read everything names the last event,
+		 * whose head is at hand; head_at says where any other's is. */
+		if (h.seen_seq > 0) {
+			status = head_at(stmts, conv_id, ch, (int64_t)h.seen_seq,
+					 head);
 			if (status != 0 && status != HL_ENOTFOUND)
 				return status;
-			if (status != 0 || !has ||
+			if (status != 0 ||
 			    sodium_memcmp(head, h.seen_head, HL_E2E_KEY) != 0)
 				return refuse(out, HL_REFUSE_ENVELOPE,
 					      "seen_head is not the chain head "

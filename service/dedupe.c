@@ -288,7 +288,8 @@ bool hl_dedupe_next(const struct hl_dedupe_conv *c, uint64_t key, size_t *pos,
 int64_t hl_dedupe_upto(const struct hl_dedupe_conv *c,
 		       const unsigned char **head)
 {
-	*head = c->has_head ? c->head : NULL;
+	if (head)
+		*head = c->has_head ? c->head : NULL;
 	return c->upto;
 }
 

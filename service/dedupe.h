@@ -89,7 +89,8 @@ bool hl_dedupe_next(const struct hl_dedupe_conv *c, uint64_t key, size_t *pos,
 		    int64_t *seq);
 
 /* The seq up to which c holds every stored id (0 when just started), and
- * in *head the chain head of that event as it was then (NULL: unknown). */
+ * (head not NULL) in *head the chain head of that event as it was then
+ * (NULL: unknown). */
 int64_t hl_dedupe_upto(const struct hl_dedupe_conv *c,
 		       const unsigned char **head);
 

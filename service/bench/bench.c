@@ -101,7 +101,7 @@ struct client {
 	int idx;
 	bool greeted, expect_close, queued_open;
 	bool awaiting_accept; /* young person: said hello after a resume */
-	uint32_t hellos;      /* ... how many times (each a new request id) */
+	uint32_t hellos;      /* e2e.hellos sent (each a new request id) */
 	/* young person */
 	struct pair *pair;
 	char conv[24], resume[64];
@@ -573,6 +573,17 @@ static void contact_start(struct client *c)
 	send_fmt(c, "{\"type\":\"contact.start\",\"id\":\"s\"}");
 }
 
+/* A young person's e2e.hello, under a new request id each time (the same
+ * id again would be re-acknowledged as a retry). */
+static void say_hello(struct bench *b, struct client *c)
+{
+	char kx[64];
+
+	b64(b->yp_kx_pk, 32, kx, sizeof(kx));
+	send_fmt(c, "{\"type\":\"e2e.hello\",\"id\":\"k%" PRIu32 "\",\"kx_pk\":\"%s\"}",
+		 c->hellos++, kx);
+}
+
 static void staff_login(struct client *c)
 {
 	char code[7];
@@ -792,11 +803,8 @@ static void on_text(struct wsc *ws, const char *d, size_t n)
 			/* As the page does on every attach: a new hello, which the
 			 * counsellor's device answers; the cycle's message goes
 			 * in the new epoch (on_event). */
-			char kx[64];
-			b64(b->yp_kx_pk, 32, kx, sizeof(kx));
 			c->awaiting_accept = true;
-			send_fmt(c, "{\"type\":\"e2e.hello\",\"id\":\"k%" PRIu32 "\",\"kx_pk\":\"%s\"}",
-				 ++c->hellos, kx);
+			say_hello(b, c);
 		} else if (c->pair) { /* one message per cycle, acked to close the cycle */
 			send_chat(b, c->pair, 0, now_ns());
 		}
@@ -1612,11 +1620,8 @@ static void accept_hello(struct bench *b, struct client *c, struct pair *p, int6
  * (accept_hello) and the accept's seq is the pair's epoch. */
 static bool secure_pairs(struct bench *b)
 {
-	char kx[64];
-
-	b64(b->yp_kx_pk, 32, kx, sizeof(kx));
 	for (int i = 0; i < b->npairs; i++)
-		send_fmt(b->pairs[i].yp, "{\"type\":\"e2e.hello\",\"id\":\"k\",\"kx_pk\":\"%s\"}", kx);
+		say_hello(b, b->pairs[i].yp);
 	if (!run_until(b, c_secured, 30)) {
 		snprintf(b->r->why, sizeof(b->r->why), "handshakes: %d of %d", b->secured, b->npairs);
 		return false;

@@ -430,6 +430,31 @@ static void run_batch_of(struct op **ops, size_t n)
 	} while (!all);
 }
 
+/* run_batch_of the n ops of array o. */
+static void run_ops(struct op *o, size_t n)
+{
+	struct op *p[16];
+
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		p[i] = &o[i];
+	run_batch_of(p, n);
+}
+
+/* Runs the n ops of o as one batch, which must fail as a whole: one
+ * commit failure, and every job HL_ESTORE. */
+static void batch_fails(struct op *o, size_t n)
+{
+	struct hl_store_stats st0, st1;
+
+	hl_store_stats(&E.st, &st0);
+	run_ops(o, n);
+	hl_store_stats(&E.st, &st1);
+	assert_int_equal(st1.commit_failures - st0.commit_failures, 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(o[i].status, HL_ESTORE);
+}
+
 /* An op appending a contact message text to conv, as chat.send's job does
  * (append_only). */
 static void tail_msg(struct op *o, int64_t conv, const char *client_id,
@@ -1311,7 +1336,7 @@ static void test_ids_read_in_later(void **state)
  * changes nothing, and the rows are right after the batch. */
 static void test_tails(void **state)
 {
-	struct op o[12], *p[12];
+	struct op o[12];
 	struct hl_store_stats st0, st1;
 	int64_t a, b;
 	size_t n = 0;
@@ -1345,10 +1370,8 @@ static void test_tails(void **state)
 	n++;
 	tail_msg(&o[n++], a, "a5", "five");          /* a: 7 */
 	tail_msg(&o[n++], b, "b2", "two");           /* b: 2 */
-	for (size_t i = 0; i < n; i++)
-		p[i] = &o[i];
 	hl_store_stats(&E.st, &st0);
-	run_batch_of(p, n);
+	run_ops(o, n);
 	hl_store_stats(&E.st, &st1);
 	/* The gate, then ours (or all in one, had the writer not woken
 	 * before they were queued). */
@@ -1390,9 +1413,7 @@ static void test_tails(void **state)
 	o[n].to = HL_CONV_ENDED;
 	n++;
 	tail_msg(&o[n++], b, "b4", "four");
-	for (size_t i = 0; i < n; i++)
-		p[i] = &o[i];
-	run_batch_of(p, n);
+	run_ops(o, n);
 	assert_int_equal(o[0].res.seq, 3);
 	assert_int_equal(o[1].status, 0);
 	assert_int_equal(o[2].status, HL_ECLOSED);
@@ -1408,14 +1429,7 @@ static void test_tails(void **state)
 	o[n].conv = a;
 	n++;
 	tail_msg(&o[n++], a, "x2", "y");
-	for (size_t i = 0; i < n; i++)
-		p[i] = &o[i];
-	hl_store_stats(&E.st, &st0);
-	run_batch_of(p, n);
-	hl_store_stats(&E.st, &st1);
-	assert_int_equal(st1.commit_failures - st0.commit_failures, 1);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(o[i].status, HL_ESTORE);
+	batch_fails(o, n);
 	assert_int_equal(get_row(a).last_seq, 8);
 	assert_int_equal(event_rows(a), 8);
 	assert_int_equal(tail_ok(a), 1);
@@ -1432,8 +1446,7 @@ static void test_tails(void **state)
 static void test_append_only_savepoint(void **state)
 {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-	struct hl_store_stats st0, st1;
-	struct op o[4], *p[4];
+	struct op o[4];
 	sqlite3 *db;
 	int64_t a;
 	size_t n = 0;
@@ -1456,9 +1469,7 @@ static void test_append_only_savepoint(void **state)
 	o[n].ev.checkpoint_now = true;
 	n++;
 	tail_msg(&o[n++], a, "k3", "three");         /* a: 3 */
-	for (size_t i = 0; i < n; i++)
-		p[i] = &o[i];
-	run_batch_of(p, n);
+	run_ops(o, n);
 	assert_int_equal(o[0].status, 0);
 	assert_int_equal(o[0].res.seq, 2);
 	assert_true(o[1].status < 0);
@@ -1481,14 +1492,7 @@ static void test_append_only_savepoint(void **state)
 	o[n].ev = o[0].ev;
 	o[n].ev.client_id = "k5";
 	n++;
-	for (size_t i = 0; i < n; i++)
-		p[i] = &o[i];
-	hl_store_stats(&E.st, &st0);
-	run_batch_of(p, n);
-	hl_store_stats(&E.st, &st1);
-	assert_int_equal(st1.commit_failures - st0.commit_failures, 1);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(o[i].status, HL_ESTORE);
+	batch_fails(o, n);
 	assert_int_equal(event_rows(a), 3);
 	assert_int_equal(tail_ok(a), 1);
 	assert_int_equal(msg(a, "contact", "k4", "four"), 4);
