@@ -30,9 +30,13 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define STORE_NV 8        /* counters read from helplined's /metrics */
+#define PACE_NS 100000    /* the fixed rate's send timer without --spin */
 
 /* ---- options --------------------------------------------------------------- */
 
@@ -72,7 +76,13 @@ struct result {
 	/* helplined's store over the measured seconds (its /metrics): jobs
 	 * committed, batches, WAL bytes; -1 when not read */
 	double jobs, batches, wal_bytes;
-	struct hist *ack, *rcv, *cycle, *quiet, *flood;
+	/* and of those batches, how many committed (BEGIN to COMMIT with
+	 * its fsync) within 0.5 / 1 / 2.5 ms; checkpoints by the
+	 * checkpointer thread and by the writer itself; -1 when not read */
+	double commits_le[3], ckpts, writer_ckpts;
+	/* ack: send -> ack; lag (fixed rate): this tool's own delay, from a
+	 * message's intended send time to when it was handed to the socket */
+	struct hist *ack, *rcv, *cycle, *quiet, *flood, *lag;
 	struct errcount errs[32];
 	int nerr;
 };
@@ -142,6 +152,12 @@ struct bench {
 	struct wsc_loop *wl;
 	uv_timer_t tick;
 	uv_idle_t spin;
+	/* At a fixed rate without --spin: a timerfd every PACE_NS drives the
+	 * sends, so that a message leaves within ~0.1 ms of its intended time
+	 * (libuv's timers have 1 ms steps, which alone would put p99 near
+	 * 1 ms). pace_fd < 0 when not used. */
+	int pace_fd;
+	uv_poll_t pace;
 	int port;
 	pid_t pid;
 	bool peer;
@@ -187,7 +203,7 @@ struct bench {
 	int greeted;
 	bool sending, measuring, flooding;
 	bool store_ok;
-	double store0[3]; /* store_counters at measure_begin */
+	double store0[STORE_NV]; /* store_counters at measure_begin */
 	uint64_t m0, m1, flood_at;
 	double interval_ns, self0;
 };
@@ -508,6 +524,8 @@ static void pump(struct bench *b, struct pair *p, int d)
 	if (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS) {
 		now = now_ns();
 		while (s->due <= now && s->inflight < (uint32_t)b->o->window) {
+			if (b->measuring)
+				hist_add(b->r->lag, now - s->due);
 			send_chat(b, p, d, s->due);
 			s->due += (uint64_t)b->interval_ns;
 		}
@@ -1038,6 +1056,55 @@ static void on_spin(uv_idle_t *h)
 
 	if (now - b->last_tick >= 50000) /* every 50 us while spinning */
 		tick_work(b);
+}
+
+static void on_pace(uv_poll_t *h, int status, int events)
+{
+	struct bench *b = h->data;
+	uint64_t expirations, now;
+
+	(void)events;
+	if (status < 0 || read(b->pace_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	now = now_ns();
+	for (int i = 0; i < b->npairs; i++)
+		for (int d = 0; d < 2; d++)
+			if (b->pairs[i].s[d].due <= now)
+				pump(b, &b->pairs[i], d);
+}
+
+/* Starts the fixed rate's send timer; false (and the 1 ms tick alone)
+ * when the kernel gives none. */
+static bool pace_start(struct bench *b)
+{
+	struct itimerspec its = { .it_interval = { 0, PACE_NS }, .it_value = { 0, PACE_NS } };
+
+	b->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (b->pace_fd < 0)
+		return false;
+	if (timerfd_settime(b->pace_fd, 0, &its, NULL) != 0 ||
+	    uv_poll_init(&b->loop, &b->pace, b->pace_fd) != 0) {
+		close(b->pace_fd);
+		b->pace_fd = -1;
+		return false;
+	}
+	b->pace.data = b;
+	uv_poll_start(&b->pace, UV_READABLE, on_pace);
+	return true;
+}
+
+static void pace_closed(uv_handle_t *h)
+{
+	struct bench *b = h->data;
+
+	close(b->pace_fd);
+	b->pace_fd = -1;
+}
+
+static void pace_stop(struct bench *b)
+{
+	if (b->pace_fd >= 0 && !uv_is_closing((uv_handle_t *)&b->pace))
+		uv_close((uv_handle_t *)&b->pace, pace_closed);
 }
 
 static bool run_until(struct bench *b, bool (*cond)(struct bench *), double secs)
@@ -1642,12 +1709,21 @@ static double self_cpu(void)
 
 /* The store's counters from helplined's /metrics (a blocking GET: the
  * tool's own loop waits a few ms; the daemon serves it on its loop, as a
- * scrape in service). false when not helplined or not read. */
-static bool store_counters(struct bench *b, double v[3])
+ * scrape in service), in the order of store_names. false when not
+ * helplined or not all read. */
+static const char *const store_names[STORE_NV] = {
+	"helpline_store_jobs_committed_total ",
+	"helpline_store_batches_total ",
+	"helpline_store_wal_bytes_total ",
+	"helpline_store_commit_seconds_bucket{le=\"0.0005\"} ",
+	"helpline_store_commit_seconds_bucket{le=\"0.001\"} ",
+	"helpline_store_commit_seconds_bucket{le=\"0.0025\"} ",
+	"helpline_store_checkpoints_total ",
+	"helpline_store_writer_checkpoints_total ",
+};
+
+static bool store_counters(struct bench *b, double v[STORE_NV])
 {
-	static const char *const names[3] = { "helpline_store_jobs_committed_total ",
-					      "helpline_store_batches_total ",
-					      "helpline_store_wal_bytes_total " };
 	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 				  "Connection: close\r\n\r\n";
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)b->port),
@@ -1671,14 +1747,14 @@ static bool store_counters(struct bench *b, double v[3])
 		n += (size_t)k;
 	close(fd);
 	buf[n] = 0;
-	for (int i = 0; i < 3; i++) /* the sample line, not # HELP or # TYPE */
-		for (char *p = strstr(buf, names[i]); p; p = strstr(p + 1, names[i]))
+	for (int i = 0; i < STORE_NV; i++) /* the sample line, not # HELP or # TYPE */
+		for (char *p = strstr(buf, store_names[i]); p; p = strstr(p + 1, store_names[i]))
 			if (p[-1] == '\n') {
-				v[i] = strtod(p + strlen(names[i]), NULL);
+				v[i] = strtod(p + strlen(store_names[i]), NULL);
 				found++;
 				break;
 			}
-	return found == 3;
+	return found == STORE_NV;
 }
 
 static void measure_begin(struct bench *b, double *cpu0)
@@ -1705,12 +1781,19 @@ static void measure_end(struct bench *b, double cpu0)
 	b->r->rss_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmRSS") : -1;
 	b->r->hwm_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmHWM") : -1;
 	{
-		double v[3];
+		double v[STORE_NV];
 		b->r->jobs = b->r->batches = b->r->wal_bytes = -1;
+		b->r->ckpts = b->r->writer_ckpts = -1;
+		for (int i = 0; i < 3; i++)
+			b->r->commits_le[i] = -1;
 		if (b->store_ok && store_counters(b, v)) {
 			b->r->jobs = v[0] - b->store0[0];
 			b->r->batches = v[1] - b->store0[1];
 			b->r->wal_bytes = v[2] - b->store0[2];
+			for (int i = 0; i < 3; i++)
+				b->r->commits_le[i] = v[3 + i] - b->store0[3 + i];
+			b->r->ckpts = v[6] - b->store0[6];
+			b->r->writer_ckpts = v[7] - b->store0[7];
 		}
 	}
 }
@@ -1729,6 +1812,7 @@ static void run_scenario(const struct opts *o, struct target *t, struct result *
 	b->pid = t->pid;
 	b->peer = t->peer;
 	b->max_opening = 256;
+	b->pace_fd = -1;
 	uv_loop_init(&b->loop);
 	b->wl = wsc_loop_new(&b->loop, &cb);
 	uv_timer_init(&b->loop, &b->tick);
@@ -1810,6 +1894,9 @@ static void run_scenario(const struct opts *o, struct target *t, struct result *
 		}
 		if (o->spin && (o->sc == SC_FIXED || o->sc == SC_LOGINS))
 			uv_idle_start(&b->spin, on_spin);
+		else if ((o->sc == SC_FIXED || o->sc == SC_LOGINS) && !pace_start(b))
+			fprintf(stderr, "helpline-bench: no timerfd (%s): sending on the "
+				"1 ms tick\n", strerror(errno));
 		if (o->sc == SC_RELAY)
 			for (int i = 0; i < b->npairs; i++) {
 				pump(b, &b->pairs[i], 0);
@@ -1826,6 +1913,7 @@ static void run_scenario(const struct opts *o, struct target *t, struct result *
 		b->sending = false;
 		b->flooding = false;
 		uv_idle_stop(&b->spin);
+		pace_stop(b);
 		run_until(b, c_drained, 2.0);
 		r->ok = true;
 		break;
@@ -1856,6 +1944,7 @@ out:
 	b->sending = false;
 	b->flooding = false;
 	uv_idle_stop(&b->spin);
+	pace_stop(b);
 	for (int i = 0; i < b->nclients; i++) {
 		struct client *c = b->clients[i];
 		if (!c)
@@ -1952,6 +2041,7 @@ static void report(const struct opts *o, const struct result *r)
 		       rate(r, r->acked), rate(r, r->received));
 		print_hist("send -> ack", r->ack);
 		print_hist("send -> other side", r->rcv);
+		print_hist("this tool's send lag", r->lag);
 		if (o->sc == SC_LOGINS) {
 			print_hist("ack, quiet half", r->quiet);
 			print_hist("ack, login flood half", r->flood);
@@ -1992,6 +2082,11 @@ static void report(const struct opts *o, const struct result *r)
 		printf("  store                  %.0f jobs in %.0f batches: %.1f jobs per batch, "
 		       "%.0f WAL bytes per job\n", r->jobs, r->batches, r->jobs / r->batches,
 		       r->jobs > 0 ? r->wal_bytes / r->jobs : 0);
+	if (r->batches > 0 && r->commits_le[0] >= 0)
+		printf("  store commits          %.1f%% within 0.5 ms, %.1f%% within 1 ms, %.1f%% within "
+		       "2.5 ms; checkpoints %.0f beside, %.0f by the writer\n",
+		       100 * r->commits_le[0] / r->batches, 100 * r->commits_le[1] / r->batches,
+		       100 * r->commits_le[2] / r->batches, r->ckpts, r->writer_ckpts);
 	printf("  errors                 ");
 	if (!r->nerr)
 		printf("none");
@@ -2012,11 +2107,16 @@ static void report(const struct opts *o, const struct result *r)
 		       cpu_us_per_unit(o, r),
 		       r->batches > 0 ? r->jobs / r->batches : -1,
 		       r->jobs > 0 ? r->wal_bytes / r->jobs : -1);
+		printf(",\"batches\":%.0f,\"commits_le_ms\":{\"0.5\":%.0f,\"1\":%.0f,\"2.5\":%.0f},"
+		       "\"checkpoints\":%.0f,\"writer_checkpoints\":%.0f",
+		       r->batches, r->commits_le[0], r->commits_le[1], r->commits_le[2], r->ckpts,
+		       r->writer_ckpts);
 		json_hist("ack", r->ack);
 		json_hist("receipt", r->rcv);
 		json_hist("cycle", r->cycle);
 		json_hist("quiet", r->quiet);
 		json_hist("flood", r->flood);
+		json_hist("lag", r->lag);
 		printf(",\"errors\":{");
 		for (int i = 0; i < r->nerr; i++)
 			printf("%s\"%s\":%" PRIu64, i ? "," : "", r->errs[i].code, r->errs[i].n);
@@ -2363,7 +2463,7 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
-	hists = calloc((size_t)o.rounds * 10, sizeof(*hists));
+	hists = calloc((size_t)o.rounds * 12, sizeof(*hists));
 	if (!hists)
 		return 1;
 	for (int rd = 0; rd < o.rounds; rd++) {
@@ -2376,7 +2476,7 @@ int main(int argc, char **argv)
 			struct target t;
 			bool peer = k == 1;
 			struct result *r = &res[rd][k];
-			struct hist *hs = &hists[(rd * 2 + k) * 5];
+			struct hist *hs = &hists[(rd * 2 + k) * 6];
 
 			memset(r, 0, sizeof(*r));
 			r->target = peer ? "peer" : "helpline";
@@ -2386,6 +2486,7 @@ int main(int argc, char **argv)
 			r->cycle = &hs[2];
 			r->quiet = &hs[3];
 			r->flood = &hs[4];
+			r->lag = &hs[5];
 			r->cpu_pct = -1;
 			if ((peer && !o.run_peer) || (!peer && !o.run_helpline))
 				continue;

@@ -106,7 +106,19 @@ test('fixed-rate: the rate asked for is the rate acknowledged', () => {
     saneServer(r[t], t);
     assert.ok(r[t].msgs_per_s > 150 && r[t].msgs_per_s < 250, `${t}: ${r[t].msgs_per_s} msgs/s at 200`);
     saneHist(r[t].ack, `${t} ack`);
+    // The tool's own lag behind each intended send time: one sample per
+    // message sent while measuring (at least every one acknowledged).
+    const lag = r[t].lag;
+    assert.ok(lag.n >= r[t].ack.n && lag.p50 <= lag.p90 && lag.p90 <= lag.p99 && lag.p99 <= lag.max, `${t} lag: ${JSON.stringify(lag)}`);
   }
+  assert.match(r.out, /this tool's send lag\s+p50 [\d.]+/);
+  // helplined's commits (from its /metrics): cumulative, so ordered and
+  // at most the batches of the run; the peer has no store (-1).
+  const h = r.helpline, c = h.commits_le_ms, batches = h.batches;
+  assert.ok(c['0.5'] >= 0 && c['0.5'] <= c['1'] && c['1'] <= c['2.5'] && batches > 0 && c['2.5'] <= batches + 1, `commits ${JSON.stringify(c)} of ~${batches}`);
+  assert.ok(h.checkpoints >= 0 && h.writer_checkpoints >= 0, `checkpoints ${h.checkpoints}/${h.writer_checkpoints}`);
+  assert.match(r.out, /store commits\s+[\d.]+% within 0.5 ms, [\d.]+% within 1 ms/);
+  assert.equal(r.peer.commits_le_ms['1'], -1);
 });
 
 test('idle: every connection is held and RSS is reported', () => {
