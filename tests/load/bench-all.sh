@@ -9,7 +9,8 @@
 # Each run stops by itself; only 127.0.0.1 is used. Extra arguments after
 # the build directory go to every helpline-bench run (e.g. --json,
 # --duration 5). Chats do the end-to-end handshake and send envelopes, as
-# in service. The relay, the noisiest figure, runs three rounds (helplined
+# in service. The relay and the 20k fixed rate, the noisiest figures, run
+# three rounds (helplined
 # and the peer taking turns to go first; the medians are printed last),
 # then once more with --opaque (the relay alone, as recorded before
 # 2026-12-07). Last, hl-store-bench measures the store
@@ -23,7 +24,7 @@ run() { echo; "$B/helpline-bench" "$@"; }
 run --scenario idle --conns 19000 --duration 10 "$@"
 run --scenario relay --pairs 100 --window 8 --duration 10 --rounds 3 "$@"
 run --scenario relay --pairs 100 --window 8 --duration 10 --opaque "$@"
-run --scenario fixed-rate --pairs 100 --rate 20000 --duration 10 "$@"
+run --scenario fixed-rate --pairs 100 --rate 20000 --duration 10 --rounds 3 "$@"
 run --scenario fixed-rate --pairs 100 --rate 5000 --duration 10 "$@"
 run --scenario logins --pairs 100 --rate 2000 --flood 16 --duration 20 "$@"
 run --scenario waiting --waiting 10000 --leave-rate 20 --duration 10 "$@"
