@@ -35,8 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_NV 8        /* counters read from helplined's /metrics */
 #define PACE_NS 100000    /* the fixed rate's send timer without --spin */
+#define HISTS 6           /* latency histograms per result */
+
+/* The counters read from helplined's /metrics (store_names). */
+enum { ST_JOBS, ST_BATCHES, ST_WAL, ST_LE_05, ST_LE_1, ST_LE_25, ST_CKPT, ST_WRITER_CKPT,
+       STORE_NV };
 
 /* ---- options --------------------------------------------------------------- */
 
@@ -1012,8 +1016,8 @@ static void tick_work(struct bench *b)
 
 	b->last_tick = now;
 	open_some(b);
-	if (b->sending && (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS))
-		for (int i = 0; i < b->npairs; i++) {
+	if (b->sending && (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS) && b->pace_fd < 0)
+		for (int i = 0; i < b->npairs; i++) { /* else on_pace does */
 			pump(b, &b->pairs[i], 0);
 			pump(b, &b->pairs[i], 1);
 		}
@@ -1712,14 +1716,14 @@ static double self_cpu(void)
  * scrape in service), in the order of store_names. false when not
  * helplined or not all read. */
 static const char *const store_names[STORE_NV] = {
-	"helpline_store_jobs_committed_total ",
-	"helpline_store_batches_total ",
-	"helpline_store_wal_bytes_total ",
-	"helpline_store_commit_seconds_bucket{le=\"0.0005\"} ",
-	"helpline_store_commit_seconds_bucket{le=\"0.001\"} ",
-	"helpline_store_commit_seconds_bucket{le=\"0.0025\"} ",
-	"helpline_store_checkpoints_total ",
-	"helpline_store_writer_checkpoints_total ",
+	[ST_JOBS] = "helpline_store_jobs_committed_total ",
+	[ST_BATCHES] = "helpline_store_batches_total ",
+	[ST_WAL] = "helpline_store_wal_bytes_total ",
+	[ST_LE_05] = "helpline_store_commit_seconds_bucket{le=\"0.0005\"} ",
+	[ST_LE_1] = "helpline_store_commit_seconds_bucket{le=\"0.001\"} ",
+	[ST_LE_25] = "helpline_store_commit_seconds_bucket{le=\"0.0025\"} ",
+	[ST_CKPT] = "helpline_store_checkpoints_total ",
+	[ST_WRITER_CKPT] = "helpline_store_writer_checkpoints_total ",
 };
 
 static bool store_counters(struct bench *b, double v[STORE_NV])
@@ -1781,20 +1785,19 @@ static void measure_end(struct bench *b, double cpu0)
 	b->r->rss_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmRSS") : -1;
 	b->r->hwm_kb = b->pid > 0 ? proc_status_kb(b->pid, "VmHWM") : -1;
 	{
-		double v[STORE_NV];
-		b->r->jobs = b->r->batches = b->r->wal_bytes = -1;
-		b->r->ckpts = b->r->writer_ckpts = -1;
-		for (int i = 0; i < 3; i++)
-			b->r->commits_le[i] = -1;
-		if (b->store_ok && store_counters(b, v)) {
-			b->r->jobs = v[0] - b->store0[0];
-			b->r->batches = v[1] - b->store0[1];
-			b->r->wal_bytes = v[2] - b->store0[2];
-			for (int i = 0; i < 3; i++)
-				b->r->commits_le[i] = v[3 + i] - b->store0[3 + i];
-			b->r->ckpts = v[6] - b->store0[6];
-			b->r->writer_ckpts = v[7] - b->store0[7];
-		}
+		double v[STORE_NV]; /* then what changed over the run, or -1 */
+		bool ok = b->store_ok && store_counters(b, v);
+
+		for (int i = 0; i < STORE_NV; i++)
+			v[i] = ok ? v[i] - b->store0[i] : -1;
+		b->r->jobs = v[ST_JOBS];
+		b->r->batches = v[ST_BATCHES];
+		b->r->wal_bytes = v[ST_WAL];
+		b->r->commits_le[0] = v[ST_LE_05];
+		b->r->commits_le[1] = v[ST_LE_1];
+		b->r->commits_le[2] = v[ST_LE_25];
+		b->r->ckpts = v[ST_CKPT];
+		b->r->writer_ckpts = v[ST_WRITER_CKPT];
 	}
 }
 
@@ -2463,7 +2466,7 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
-	hists = calloc((size_t)o.rounds * 12, sizeof(*hists));
+	hists = calloc((size_t)o.rounds * 2 * HISTS, sizeof(*hists));
 	if (!hists)
 		return 1;
 	for (int rd = 0; rd < o.rounds; rd++) {
@@ -2476,7 +2479,7 @@ int main(int argc, char **argv)
 			struct target t;
 			bool peer = k == 1;
 			struct result *r = &res[rd][k];
-			struct hist *hs = &hists[(rd * 2 + k) * 6];
+			struct hist *hs = &hists[(rd * 2 + k) * HISTS];
 
 			memset(r, 0, sizeof(*r));
 			r->target = peer ? "peer" : "helpline";
