@@ -85,7 +85,7 @@ struct result {
 	 * checkpointer thread and by the writer itself; -1 when not read */
 	double commits_le[3], ckpts, writer_ckpts;
 	/* ack: send -> ack; lag (fixed rate): this tool's own delay, from a
-	 * message's intended send time to when it was handed to the socket */
+	 * message's intended send time to when its write to the socket returned */
 	struct hist *ack, *rcv, *cycle, *quiet, *flood, *lag;
 	struct errcount errs[32];
 	int nerr;
@@ -159,9 +159,11 @@ struct bench {
 	/* At a fixed rate without --spin: a timerfd every PACE_NS drives the
 	 * sends, so that a message leaves within ~0.1 ms of its intended time
 	 * (libuv's timers have 1 ms steps, which alone would put p99 near
-	 * 1 ms). pace_fd < 0 when not used. */
+	 * 1 ms), and so do received frames (pace_check). pace_fd < 0 when not
+	 * used. */
 	int pace_fd;
 	uv_poll_t pace;
+	uint64_t pace_next; /* the next sweep between received frames */
 	int port;
 	pid_t pid;
 	bool peer;
@@ -526,12 +528,27 @@ static void pump(struct bench *b, struct pair *p, int d)
 		return;
 	}
 	if (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS) {
+		struct client *c = d == 0 ? p->yp : p->cs;
+		uint64_t first = s->due;
+		int n = 0;
+
 		now = now_ns();
 		while (s->due <= now && s->inflight < (uint32_t)b->o->window) {
-			if (b->measuring)
-				hist_add(b->r->lag, now - s->due);
 			send_chat(b, p, d, s->due);
 			s->due += (uint64_t)b->interval_ns;
+			n++;
+		}
+		if (!n)
+			return;
+		/* Out now, not at the end of this loop iteration (which may be
+		 * milliseconds of reading away); the lag is taken after the
+		 * write, so it is the time to the kernel. */
+		if (c && c->ws)
+			wsc_flush(c->ws);
+		if (b->measuring) {
+			now = now_ns();
+			for (int k = 0; k < n; k++)
+				hist_add(b->r->lag, now - (first + (uint64_t)k * (uint64_t)b->interval_ns));
 		}
 	}
 }
@@ -745,12 +762,15 @@ static void on_event(struct bench *b, struct client *c, const char *d, size_t n)
 	}
 }
 
+static void pace_check(struct bench *b);
+
 static void on_text(struct wsc *ws, const char *d, size_t n)
 {
 	struct client *c = wsc_user(ws);
 	struct bench *b = c->b;
 	char type[32], buf[128];
 
+	pace_check(b);
 	if (!jstr(d, n, "type", type, sizeof(type)))
 		return;
 	if (strcmp(type, "chat.ack") == 0) {
@@ -1062,19 +1082,38 @@ static void on_spin(uv_idle_t *h)
 		tick_work(b);
 }
 
-static void on_pace(uv_poll_t *h, int status, int events)
+/* Sends what has fallen due on every side. Called by the timerfd and,
+ * between received frames, at most once every PACE_NS, so that reading a
+ * burst of acks and events does not hold back the sends due meanwhile. */
+static void pace_sweep(struct bench *b, uint64_t now)
 {
-	struct bench *b = h->data;
-	uint64_t expirations, now;
-
-	(void)events;
-	if (status < 0 || read(b->pace_fd, &expirations, sizeof(expirations)) < 0)
-		return;
-	now = now_ns();
+	b->pace_next = now + PACE_NS;
 	for (int i = 0; i < b->npairs; i++)
 		for (int d = 0; d < 2; d++)
 			if (b->pairs[i].s[d].due <= now)
 				pump(b, &b->pairs[i], d);
+}
+
+static void pace_check(struct bench *b)
+{
+	uint64_t now;
+
+	if (b->pace_fd < 0 || !b->sending)
+		return;
+	now = now_ns();
+	if (now >= b->pace_next)
+		pace_sweep(b, now);
+}
+
+static void on_pace(uv_poll_t *h, int status, int events)
+{
+	struct bench *b = h->data;
+	uint64_t expirations;
+
+	(void)events;
+	if (status < 0 || read(b->pace_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	pace_sweep(b, now_ns());
 }
 
 /* Starts the fixed rate's send timer; false (and the 1 ms tick alone)

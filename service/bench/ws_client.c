@@ -276,6 +276,11 @@ static void put_frame(struct wsc *c, int opcode, const char *data, size_t len)
 	mark_dirty(c);
 }
 
+void wsc_flush(struct wsc *c)
+{
+	flush_one(c); /* still on the dirty list: flush_all finds nothing */
+}
+
 void wsc_send_text(struct wsc *c, const char *data, size_t len)
 {
 	if (c->state != WSC_OPEN)

@@ -5,8 +5,8 @@
  * batched: wsc_send_text() appends a frame to the connection's buffer and
  * every connection written to is flushed once per loop iteration (a
  * uv_prepare and a uv_check handle), so all of a connection's frames of one
- * iteration go out in one write. Loopback only: the address is always
- * 127.0.0.1. */
+ * iteration go out in one write, unless wsc_flush() sends them sooner.
+ * Loopback only: the address is always 127.0.0.1. */
 #ifndef HL_BENCH_WS_CLIENT_H
 #define HL_BENCH_WS_CLIENT_H
 
@@ -43,6 +43,9 @@ bool wsc_is_open(const struct wsc *c);
 
 /* Queues one masked text frame; flushed at the end of this loop iteration. */
 void wsc_send_text(struct wsc *c, const char *data, size_t len);
+/* Hands what is queued to the kernel now, without waiting for the end of
+ * the loop iteration (a fixed rate's sends). */
+void wsc_flush(struct wsc *c);
 /* Sends a close frame (if open) and closes the TCP connection. */
 void wsc_close(struct wsc *c, int code);
 /* Bytes queued but not yet handed to the kernel. */
