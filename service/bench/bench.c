@@ -471,6 +471,13 @@ static struct pair *cmap_get(struct bench *b, const char *d, size_t n)
 	return NULL;
 }
 
+/* The client that sends side d's messages of pair p (NULL until it is
+ * set up). */
+static struct client *side_client(const struct pair *p, int d)
+{
+	return d == 0 ? p->yp : p->cs;
+}
+
 /* One chat.send of pair p from side d, stamped with time t (the intended
  * send time in fixed-rate mode). The payload is an envelope (envelope());
  * with --opaque base64url (the server checks that in opaque mode too): 16
@@ -478,7 +485,7 @@ static struct pair *cmap_get(struct bench *b, const char *d, size_t n)
 static void send_chat(struct bench *b, struct pair *p, int d, uint64_t t)
 {
 	struct side *s = &p->s[d];
-	struct client *c = d == 0 ? p->yp : p->cs;
+	struct client *c = side_client(p, d);
 	char head[160];
 	int hl;
 	static char *msg;
@@ -528,7 +535,7 @@ static void pump(struct bench *b, struct pair *p, int d)
 		return;
 	}
 	if (b->o->sc == SC_FIXED || b->o->sc == SC_LOGINS) {
-		struct client *c = d == 0 ? p->yp : p->cs;
+		struct client *c = side_client(p, d);
 		uint64_t first = s->due;
 		int n = 0;
 
