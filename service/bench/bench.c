@@ -2302,6 +2302,98 @@ static void report_median(const struct opts *o, struct result (*res)[2], int n)
 	fflush(stdout);
 }
 
+/* The issue's targets for this scenario (docs/performance.md, "The
+ * targets"), judged on this invocation's figures: Helpline's median over
+ * rounds, and the median of the per-round ratios to the peer. A target
+ * whose set-up this run does not have (fewer connections, another rate,
+ * opaque payloads) is named but not judged. */
+static void target_line(const char *what, const char *figure, int met)
+{
+	printf("  %-44s %-22s %s\n", what, figure,
+	       met < 0 ? "not this run's set-up" : met ? "met" : "NOT met");
+}
+
+static void report_targets(const struct opts *o, struct result (*res)[2], int n)
+{
+	double h[MAX_ROUNDS], r[MAX_ROUNDS], v, ratio = -1;
+	char fig[64];
+	int nr = 0;
+
+	if (!o->run_helpline)
+		return;
+	if (n > 1)
+		printf("== targets · %s (median of %d rounds)\n", scenario_names[o->sc], n);
+	else
+		printf("== targets · %s (one round)\n", scenario_names[o->sc]);
+	switch (o->sc) {
+	case SC_IDLE:
+		for (int i = 0; i < n; i++)
+			h[i] = res[i][0].held ? (double)(res[i][0].rss_kb - res[i][0].rss_base_kb) /
+						   (double)res[i][0].held : 1e9;
+		v = median(h, n);
+		for (int i = 0; i < n; i++)
+			h[i] = (double)res[i][0].held;
+		snprintf(fig, sizeof(fig), "%.0f held", median(h, n));
+		target_line("19,000 young-person connections held", fig,
+			    o->conns < 19000 ? -1 : median(h, n) >= 19000);
+		snprintf(fig, sizeof(fig), "%.2f KB", v);
+		target_line("<= 8 KB user-space RSS per connection", fig,
+			    o->conns < 19000 ? -1 : v <= 8);
+		break;
+	case SC_RELAY:
+		for (int i = 0; i < n; i++) {
+			h[i] = rate(&res[i][0], res[i][0].acked);
+			if (o->run_peer && rate(&res[i][1], res[i][1].acked) > 0)
+				r[nr++] = h[i] / rate(&res[i][1], res[i][1].acked);
+		}
+		v = median(h, n);
+		snprintf(fig, sizeof(fig), "%.0f msgs/s", v);
+		target_line("durable relay >= 100,000 msgs/s", fig, o->opaque ? -1 : v >= 100000);
+		if (nr) {
+			ratio = median(r, nr);
+			snprintf(fig, sizeof(fig), "%.2fx", ratio);
+			target_line("durable relay >= 1.5x the peer", fig,
+				    o->opaque ? -1 : ratio >= 1.5);
+		}
+		break;
+	case SC_FIXED:
+		for (int i = 0; i < n; i++)
+			h[i] = ms(hist_quantile(res[i][0].ack, .99));
+		v = median(h, n);
+		snprintf(fig, sizeof(fig), "p99 %.2f ms", v);
+		target_line("p99 <= 1 ms at 20,000 msgs/s", fig,
+			    o->rate != 20000 || o->opaque ? -1 : v <= 1);
+		break;
+	case SC_LOGINS:
+		for (int i = 0; i < n; i++)
+			h[i] = hist_quantile(res[i][0].quiet, .99) > 0
+				       ? (double)hist_quantile(res[i][0].flood, .99) /
+						 (double)hist_quantile(res[i][0].quiet, .99)
+				       : 1e9;
+		v = median(h, n);
+		snprintf(fig, sizeof(fig), "%.2fx", v);
+		target_line("login flood: chat p99 <= 2x its quiet p99", fig, o->opaque ? -1 : v <= 2);
+		break;
+	case SC_WAITING:
+		for (int i = 0; i < n; i++)
+			h[i] = (double)res[i][0].push_fast;
+		v = median(h, n);
+		snprintf(fig, sizeof(fig), "%.0f < 0.5 s apart", v);
+		target_line("10,000 waiting: position pushes coalesced", fig,
+			    o->waiting < 10000 ? -1 : v == 0);
+		for (int i = 0; i < n; i++)
+			h[i] = res[i][0].cpu_pct;
+		snprintf(fig, sizeof(fig), "%.1f%% of a core", median(h, n));
+		printf("  %-44s %-22s %s\n", "10,000 waiting: server CPU bounded", fig,
+		       "(the issue sets no number)");
+		break;
+	case SC_CHURN:
+		printf("  (none: churn is measured, not a target)\n");
+		break;
+	}
+	fflush(stdout);
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -2557,6 +2649,7 @@ int main(int argc, char **argv)
 	}
 	if (o.rounds > 1 && o.run_helpline && o.run_peer)
 		report_median(&o, res, o.rounds);
+	report_targets(&o, res, o.rounds);
 	free(hists);
 	return ok ? 0 : 1;
 }

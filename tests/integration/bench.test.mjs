@@ -77,6 +77,14 @@ test('relay: both sides send, every message is acknowledged and received', () =>
   }
   assert.match(r.out, /msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
   assert.match(r.out, /server CPU us per message\s+[\d.]+\s+[\d.]+\s+[\d.]+x \(lower is better\)/);
+  // The issue's targets, judged on this run's own figures.
+  const m = r.out.match(/== targets · relay \(one round\)\n\s+durable relay >= 100,000 msgs\/s\s+(\d+) msgs\/s\s+(met|NOT met)\n\s+durable relay >= 1.5x the peer\s+([\d.]+)x\s+(met|NOT met)/);
+  assert.ok(m, r.out);
+  assert.equal(Number(m[1]), Math.round(r.helpline.msgs_per_s));
+  assert.equal(m[2], r.helpline.msgs_per_s >= 100000 ? 'met' : 'NOT met');
+  const ratio = r.helpline.msgs_per_s / r.peer.msgs_per_s;
+  assert.ok(Math.abs(Number(m[3]) - ratio) <= 0.01, `ratio ${m[3]} vs ${ratio}`);
+  assert.equal(m[4], Number(m[3]) >= 1.5 ? 'met' : 'NOT met');
 });
 
 test('relay --opaque: the relay alone, without the handshake', () => {
@@ -98,6 +106,7 @@ test('--rounds: each target runs in turn, then the medians of the rounds', () =>
   for (const j of rounds) saneServer(j, `${j.target} round ${j.round}`);
   assert.match(r.out, /== median of 2 rounds · relay/);
   assert.match(r.out, /median ratio\n\s+msgs\/s acknowledged\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
+  assert.match(r.out, /== targets · relay \(median of 2 rounds\)\n\s+durable relay >= 100,000 msgs\/s\s+\d+ msgs\/s\s+(met|NOT met)\n/);
 });
 
 test('fixed-rate: the rate asked for is the rate acknowledged', () => {
@@ -119,6 +128,8 @@ test('fixed-rate: the rate asked for is the rate acknowledged', () => {
   assert.ok(h.checkpoints >= 0 && h.writer_checkpoints >= 0, `checkpoints ${h.checkpoints}/${h.writer_checkpoints}`);
   assert.match(r.out, /store commits\s+[\d.]+% within 0.5 ms, [\d.]+% within 1 ms/);
   assert.equal(r.peer.commits_le_ms['1'], -1);
+  // Judged only at the target's own rate.
+  assert.match(r.out, /== targets · fixed-rate \(one round\)\n\s+p99 <= 1 ms at 20,000 msgs\/s\s+p99 [\d.]+ ms\s+not this run's set-up\n/);
 });
 
 test('idle: every connection is held and RSS is reported', () => {
@@ -128,6 +139,8 @@ test('idle: every connection is held and RSS is reported', () => {
     assert.equal(r[t].held, 100, t);
     assert.ok(r[t].rss_base_kb > 0 && r[t].rss_kb >= r[t].rss_base_kb * 0.9, `${t}: ${r[t].rss_base_kb} -> ${r[t].rss_kb}`);
   }
+  // 100 connections are not the target's 19,000: named, not judged.
+  assert.match(r.out, /19,000 young-person connections held\s+100 held\s+not this run's set-up\n/);
 });
 
 test('churn: young people close, resume and send again', () => {
@@ -157,4 +170,9 @@ test('logins: a flood of staff logins is answered while chat goes on', () => {
     saneHist(r[t].flood, `${t} flood`);
     assert.ok(r[t].logins_per_s > 0, `${t}: no login answered`);
   }
+  const m = r.out.match(/login flood: chat p99 <= 2x its quiet p99\s+([\d.]+)x\s+(met|NOT met)\n/);
+  assert.ok(m, r.out);
+  const x = r.helpline.flood.p99 / r.helpline.quiet.p99;
+  assert.ok(Math.abs(Number(m[1]) - x) <= 0.01 + x * 0.01, `flood/quiet ${m[1]} vs ${x}`);
+  assert.equal(m[2], Number(m[1]) <= 2 ? 'met' : 'NOT met');
 });
