@@ -30,19 +30,56 @@ static struct hl_contacts *contacts_of(struct hl_session *s)
 	return &s->srv->contacts;
 }
 
+/* The live conversations by id: every chat message, offer and leave
+ * finds its conversation here, so it must not cost a walk of them all
+ * (10,000 waiting, or a helpline's open chats). */
+static size_t bucket_of(const struct hl_contacts *c, int64_t id)
+{
+	uint64_t h = (uint64_t)id * UINT64_C(0x9e3779b97f4a7c15);
+
+	return (size_t)(h >> 32) & (c->nbuckets - 1);
+}
+
 static struct hl_conv_live *find_conv(struct hl_contacts *c, int64_t id)
 {
-	for (struct hl_conv_live *v = c->convs; v; v = v->next)
+	if (!c->nbuckets)
+		return NULL;
+	for (struct hl_conv_live *v = c->by_id[bucket_of(c, id)]; v; v = v->chain)
 		if (v->id == id)
 			return v;
 	return NULL;
 }
 
+/* Doubles the buckets when conversations outnumber them. */
+static int grow_buckets(struct hl_contacts *c)
+{
+	size_t n = c->nbuckets ? c->nbuckets * 2 : 64;
+	struct hl_conv_live **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return HL_ENOMEM;
+	free(c->by_id);
+	c->by_id = b;
+	c->nbuckets = n;
+	for (struct hl_conv_live *v = c->convs; v; v = v->next) {
+		size_t k = bucket_of(c, v->id);
+
+		v->chain = b[k];
+		b[k] = v;
+	}
+	return 0;
+}
+
 static struct hl_conv_live *new_conv(struct hl_contacts *c, int64_t id,
 				     int risk, const char *language)
 {
-	struct hl_conv_live *v = calloc(1, sizeof(*v));
+	struct hl_conv_live *v;
+	size_t k;
 
+	/* Without more buckets the chains grow longer: still correct. */
+	if (c->nconvs >= c->nbuckets && grow_buckets(c) != 0 && !c->nbuckets)
+		return NULL;
+	v = calloc(1, sizeof(*v));
 	if (!v)
 		return NULL;
 	v->id = id;
@@ -52,20 +89,31 @@ static struct hl_conv_live *new_conv(struct hl_contacts *c, int64_t id,
 	snprintf(v->qe.language, sizeof(v->qe.language), "%s",
 		 language ? language : "");
 	v->next = c->convs;
+	if (c->convs)
+		c->convs->prev = v;
 	c->convs = v;
+	k = bucket_of(c, id);
+	v->chain = c->by_id[k];
+	c->by_id[k] = v;
+	c->nconvs++;
 	return v;
 }
 
 static void drop_conv(struct hl_contacts *c, struct hl_conv_live *v)
 {
-	struct hl_conv_live **pp;
+	struct hl_conv_live **pp = &c->by_id[bucket_of(c, v->id)];
 
 	hl_queue_remove(&c->queue, &v->qe, false, 0);
-	for (pp = &c->convs; *pp; pp = &(*pp)->next)
-		if (*pp == v) {
-			*pp = v->next;
-			break;
-		}
+	while (*pp != v)
+		pp = &(*pp)->chain;
+	*pp = v->chain;
+	if (v->prev)
+		v->prev->next = v->next;
+	else
+		c->convs = v->next;
+	if (v->next)
+		v->next->prev = v->prev;
+	c->nconvs--;
 	if (v->contact)
 		v->contact->conv = NULL;
 	sodium_memzero(v, sizeof(*v));
@@ -656,6 +704,9 @@ void hl_contacts_free(struct hl_contacts *c)
 {
 	while (c->convs)
 		drop_conv(c, c->convs);
+	free(c->by_id);
+	c->by_id = NULL;
+	c->nbuckets = 0;
 	hl_queue_free(&c->queue);
 	hl_routing_free(c);
 }

@@ -45,6 +45,8 @@ struct hl_conv_live {
 	unsigned char resume_hash[HL_TOKEN_HASH_BYTES]; /* of the resume secret */
 	bool have_resume;               /* resume_hash is set */
 	struct hl_conv_live *next;      /* the server's list of live conversations */
+	struct hl_conv_live *prev;      /* (so a conversation leaves it at once) */
+	struct hl_conv_live *chain;     /* the next in its bucket of by_id */
 };
 
 /* The young people's side of the server (embedded in struct hl_server). */
@@ -52,6 +54,8 @@ struct hl_contacts {
 	struct hl_server *srv;
 	struct hl_queue queue;          /* the waiting line */
 	struct hl_conv_live *convs;     /* every conversation not yet ended */
+	struct hl_conv_live **by_id;    /* the same by id: nbuckets chains */
+	size_t nbuckets, nconvs;        /* nbuckets a power of two */
 	uv_timer_t tick;                /* 1 s: position updates */
 	bool tick_open;
 	int init_status;                /* start-up load: 0 running, 1 ok, <0 */

@@ -108,15 +108,20 @@ static void route(struct hl_contacts *c, int64_t now)
 		free(load);
 		return;
 	}
-	staff_counts(c, load, NULL, NULL);
 	for (size_t i = 0; i < a->nstaff; i++) {
 		struct hl_auth_staff *st = &a->staff[i];
 
 		if (counsels(st) && st->on_shift && st->connections > 0 &&
-		    st->presence == HL_PRESENCE_AVAILABLE) {
-			cands[n++] = (struct cand){st, load[i]};
-			room += load[i] < st->row.capacity;
-		}
+		    st->presence == HL_PRESENCE_AVAILABLE)
+			cands[n++] = (struct cand){st, 0};
+	}
+	/* The loads cost a walk of every live conversation: only when
+	 * someone could take one. */
+	if (n > 0)
+		staff_counts(c, load, NULL, NULL);
+	for (size_t k = 0; k < n; k++) {
+		cands[k].load = load[cands[k].st - a->staff];
+		room += cands[k].load < cands[k].st->row.capacity;
 	}
 	free(load);
 	for (uint32_t i = 0; i < c->queue.n && room > 0; i++) {
