@@ -132,6 +132,21 @@ test('fixed-rate: the rate asked for is the rate acknowledged', () => {
   assert.match(r.out, /== targets · fixed-rate \(one round\)\n\s+p99 <= 1 ms at 20,000 msgs\/s\s+p99 [\d.]+ ms\s+not this run's set-up\n/);
 });
 
+test('fixed-rate --waiting: young people wait in the queue beside the chats', () => {
+  const r = bench('fixed-rate', '--duration', '1', '--pairs', '2', '--rate', '100', '--waiting', '30');
+  assert.match(r.out, /fixed-rate: .* waiting 30,/);
+  for (const t of ['helpline', 'peer']) {
+    saneServer(r[t], t);
+    assert.ok(r[t].msgs_per_s > 60 && r[t].msgs_per_s < 140, `${t}: ${r[t].msgs_per_s} msgs/s at 100`);
+    saneHist(r[t].ack, `${t} ack`);
+  }
+  // The chats are the tool's own, not the waiting ones: every message
+  // was acknowledged and received (a counsellor holding a waiting young
+  // person's chat would have no partner sending).
+  assert.ok(Math.abs(r.helpline.received_per_s - r.helpline.msgs_per_s) <= 10, JSON.stringify(r.helpline));
+  assert.match(r.out, /p99 <= 1 ms at 20,000 msgs\/s\s+p99 [\d.]+ ms\s+not this run's set-up/);
+});
+
 test('idle: every connection is held and RSS is reported', () => {
   const r = bench('idle', '--duration', '1', '--conns', '100');
   for (const t of ['helpline', 'peer']) {
