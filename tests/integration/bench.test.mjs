@@ -80,7 +80,8 @@ test('relay: both sides send, every message is acknowledged and received', () =>
   // The issue's targets, judged on this run's own figures.
   const m = r.out.match(/== targets · relay \(one round\)\n\s+durable relay >= 100,000 msgs\/s\s+(\d+) msgs\/s\s+(met|NOT met)\n\s+durable relay >= 1.5x the peer\s+([\d.]+)x\s+(met|NOT met)/);
   assert.ok(m, r.out);
-  assert.equal(Number(m[1]), Math.round(r.helpline.msgs_per_s));
+  // (--json rounds msgs/s to 0.1, the line to 1: within 1 of each other.)
+  assert.ok(Math.abs(Number(m[1]) - r.helpline.msgs_per_s) <= 1, `${m[1]} vs ${r.helpline.msgs_per_s}`);
   assert.equal(m[2], r.helpline.msgs_per_s >= 100000 ? 'met' : 'NOT met');
   const ratio = r.helpline.msgs_per_s / r.peer.msgs_per_s;
   assert.ok(Math.abs(Number(m[3]) - ratio) <= 0.01, `ratio ${m[3]} vs ${ratio}`);
