@@ -374,6 +374,12 @@ size_t hl_metrics_format(const struct hl_metrics *m,
 	one(&o, "helpline_ws_writes_partial_total", "counter",
 	    "Of those, writes the socket took only part of (a slow reader; "
 	    "the rest follows when it is writable).", m->writes_partial);
+	one(&o, "helpline_ws_pings_total", "counter",
+	    "Keep-alive pings sent to connections silent for "
+	    "ws.ping_interval.", m->pings);
+	one(&o, "helpline_ws_keepalive_hangups_total", "counter",
+	    "Connections hung up because nothing came back from them for "
+	    "twice ws.ping_interval plus 10 s.", m->hangups);
 	one(&o, "helpline_http_requests_total", "counter",
 	    "Plain HTTP requests answered.", m->http_requests);
 	head(&o, "helpline_errors_total", "counter",

@@ -81,6 +81,8 @@ struct hl_metrics {
 	uint64_t bytes_out;                  /* payload bytes of frames_out */
 	uint64_t writes;                     /* socket writes of queued frames */
 	uint64_t writes_partial;             /* of those, the socket took part */
+	uint64_t pings;                      /* keep-alive pings sent */
+	uint64_t hangups;                    /* connections hung up: pings unanswered */
 	uint64_t upgrades_refused;           /* WebSocket upgrades refused */
 	uint64_t upgrades_refused_address;   /* ... of them by the per-address cap */
 	uint64_t secrets_failed;             /* wrong secrets (codes, tokens, passwords) */

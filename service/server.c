@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -45,12 +46,14 @@ void hl_server_session_add(struct hl_server *srv, struct hl_session *s)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->session_count++;
+	hl_keepalive_add(&srv->keepalive, &s->ka, uv_now(&srv->loop));
 	srv->metrics.ws_opened[s->role]++;
 	srv->metrics.ws_current[s->role]++;
 }
 
 void hl_server_session_remove(struct hl_server *srv, struct hl_session *s)
 {
+	hl_keepalive_remove(&srv->keepalive, &s->ka);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -65,6 +68,56 @@ void hl_server_session_remove(struct hl_server *srv, struct hl_session *s)
 static struct hl_server *lws_to_srv(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
+}
+
+void hl_server_drop(struct hl_server *srv, struct lws *wsi)
+{
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	/* lws 4.1.6 on libuv runs its due timers (this one included) only
+	 * after it has served a socket, and does not re-arm its uv timer for
+	 * one set from outside: on a quiet server the close came up to 15 s
+	 * later. Its wake-up pipe is such a socket. */
+	lws_cancel_service(srv->lws);
+}
+
+static struct hl_session *ka_session(struct hl_ka_link *l)
+{
+	return (struct hl_session *)((char *)l -
+				     offsetof(struct hl_session, ka));
+}
+
+static void on_keepalive_ping(struct hl_keepalive *k, struct hl_ka_link *l)
+{
+	struct hl_server *srv = k->arg;
+
+	if (hl_session_send_ping(ka_session(l)) == 0)
+		srv->metrics.pings++;
+}
+
+/* Nothing came back for the hang-up time: the peer is presumed gone (a
+ * phone that lost its network), so no close frame is written; CLOSED
+ * cleans up as usual. */
+static void on_keepalive_hangup(struct hl_keepalive *k, struct hl_ka_link *l)
+{
+	struct hl_server *srv = k->arg;
+	struct hl_session *s = ka_session(l);
+
+	if (!s->wsi)
+		return;
+	srv->metrics.hangups++;
+	hl_info("conn.hangup", "conn=%s why=\"no answer to pings\"", s->id_str);
+	hl_server_drop(srv, s->wsi);
+}
+
+/* Just after each whole second of uv_now, when the wheel's next slot is
+ * due (a repeating timer would drift by however late each tick ran). */
+static void on_keepalive_tick(uv_timer_t *t)
+{
+	struct hl_server *srv = t->data;
+	uint64_t now = uv_now(&srv->loop);
+
+	hl_keepalive_advance(&srv->keepalive, now);
+	uv_timer_start(t, on_keepalive_tick, 1000 - now % 1000, 0);
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -103,10 +156,18 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE:
 		if (!shim->s)
 			return -1;
+		hl_keepalive_seen(&shim->s->srv->keepalive, &shim->s->ka,
+				  uv_now(&shim->s->srv->loop));
 		return hl_session_on_receive(shim->s, in, len,
 					     lws_frame_is_binary(wsi),
 					     lws_is_first_fragment(wsi),
 					     lws_is_final_fragment(wsi));
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (shim->s)
+			hl_keepalive_seen(&shim->s->srv->keepalive, &shim->s->ka,
+					  uv_now(&shim->s->srv->loop));
+		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!shim->s)
@@ -277,7 +338,6 @@ static void notify_status(void *arg, char *buf, size_t cap)
 		 (unsigned)srv->auth.nsess);
 }
 
-/* Closes our own uv handles (memory is in srv: no close callback). */
 /* After each poll: every connection's output of this iteration goes out
  * in one write (DESIGN.md §10.7). */
 static void on_flush_check(uv_check_t *h)
@@ -285,6 +345,7 @@ static void on_flush_check(uv_check_t *h)
 	hl_session_flush_all(h->data);
 }
 
+/* Closes our own uv handles (memory is in srv: no close callback). */
 static void close_handles(struct hl_server *srv)
 {
 	if (!srv->handles_open)
@@ -297,6 +358,7 @@ static void close_handles(struct hl_server *srv)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+	uv_close((uv_handle_t *)&srv->keepalive_timer, NULL);
 }
 
 /* Final step of shutdown, from a uv callback (DESIGN.md §10.2). */
@@ -491,6 +553,8 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	uv_timer_init(&srv->loop, &srv->stop_timer);
 	uv_check_init(&srv->loop, &srv->flush_check);
 	uv_idle_init(&srv->loop, &srv->flush_idle);
+	uv_timer_init(&srv->loop, &srv->keepalive_timer);
+	srv->keepalive_timer.data = srv;
 	srv->sig_int.data = srv->sig_term.data = srv->stop_timer.data = srv;
 	srv->sig_hup.data = srv->flush_check.data = srv->flush_idle.data = srv;
 	srv->handles_open = true;
@@ -610,10 +674,25 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		.rx_buffer_size = RX_CHUNK,
 		.tx_packet_size = TX_CHUNK};
 
-	srv->retry.secs_since_valid_ping = (uint16_t)srv->cfg.ws_ping_interval;
-	srv->retry.secs_since_valid_hangup =
-		(uint16_t)(srv->cfg.ws_ping_interval ? srv->cfg.ws_ping_interval * 2 + 10
-						      : 0);
+	/* Keep-alive is ours (keepalive.h): lws gets a policy with no pings
+	 * and no hang-up, so it keeps no timer per connection (without a
+	 * policy it would ping every 300 s on its own). */
+	srv->retry = (lws_retry_bo_t){0};
+	rc = hl_keepalive_init(&srv->keepalive,
+			       (uint64_t)srv->cfg.ws_ping_interval * 1000,
+			       ((uint64_t)srv->cfg.ws_ping_interval * 2 + 10) * 1000,
+			       uv_now(&srv->loop), on_keepalive_ping,
+			       on_keepalive_hangup, srv);
+	if (rc != 0) {
+		fprintf(stderr, "helplined: cannot start keep-alive: %s\n",
+			hl_strerror(rc));
+		return rc;
+	}
+	if (srv->cfg.ws_ping_interval) {
+		uv_timer_start(&srv->keepalive_timer, on_keepalive_tick,
+			       1000 - uv_now(&srv->loop) % 1000, 0);
+		uv_unref((uv_handle_t *)&srv->keepalive_timer);
+	}
 
 	if (srv->cfg.metrics_host[0]) {
 		const char *mh = strcmp(srv->cfg.metrics_host, "localhost") == 0
@@ -656,8 +735,7 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	info.max_http_header_data = 4096;
 	info.max_http_header_pool = 64;
 	info.server_string = "helplined";
-	if (srv->cfg.ws_ping_interval)
-		info.retry_and_idle_policy = &srv->retry;
+	info.retry_and_idle_policy = &srv->retry;
 	srv->lws = lws_create_context(&info);
 	if (!srv->lws) {
 		fprintf(stderr, "helplined: cannot listen on %s:%d "
@@ -739,6 +817,7 @@ void hl_server_free(struct hl_server *srv)
 	hl_store_close(&srv->store);
 	close_handles(srv);
 	hl_notify_free(&srv->notify);
+	hl_keepalive_free(&srv->keepalive);
 	/* Bounded: after a failed lws_create_context, lws may leave handles
 	 * of its own on our loop that nothing will ever close. */
 	for (int i = 0; i < 100 && uv_run(&srv->loop, UV_RUN_NOWAIT); i++)

@@ -13,6 +13,7 @@
 #include "contact.h"
 #include "hours.h"
 #include "inbox.h"
+#include "keepalive.h"
 #include "trust.h"
 #include "escalation.h"
 #include "referral.h"
@@ -45,7 +46,9 @@ struct hl_server {
 	struct lws_protocols metrics_protocols[2]; /* http, terminator */
 	int metrics_bound_port;          /* its port, 0 when none */
 	struct lws_protocols protocols[4]; /* http, contact, staff, terminator */
-	lws_retry_bo_t retry;            /* ws keep-alive ping / idle policy */
+	lws_retry_bo_t retry;            /* lws' keep-alive policy: off */
+	struct hl_keepalive keepalive;   /* ours: pings and hang-ups (keepalive.h) */
+	uv_timer_t keepalive_timer;      /* advances it once a second */
 	uv_signal_t sig_int, sig_term;   /* SIGINT / SIGTERM start shutdown */
 	uv_signal_t sig_hup;             /* SIGHUP re-reads the config file */
 	struct hl_notify notify;         /* systemd notification (notify.h) */
@@ -125,5 +128,9 @@ uint64_t hl_server_uptime_ms(const struct hl_server *srv);
 /* --- used by session.c and http.c --- */
 void hl_server_session_add(struct hl_server *srv, struct hl_session *s);
 void hl_server_session_remove(struct hl_server *srv, struct hl_session *s);
+
+/* Drops wsi's TCP connection without a close frame, from outside an lws
+ * callback: lws closes it (and calls CLOSED) within this loop iteration. */
+void hl_server_drop(struct hl_server *srv, struct lws *wsi);
 
 #endif

@@ -139,6 +139,29 @@ static void on_flush_idle(uv_idle_t *h)
 	(void)h; /* only there so that the loop's next poll does not wait */
 }
 
+/* Caps the queue and puts s on the flush list. */
+static int queued(struct hl_session *s)
+{
+	struct hl_server *srv = s->srv;
+
+	if (s->out_len > srv->cfg.ws_outq_max) {
+		/* A reader this slow resumes later from its last seq; holding
+		 * unbounded output for it would let one client exhaust memory. */
+		free_queue(s);
+		hl_session_close(s, 1008, "too slow");
+		return HL_EFULL;
+	}
+	if (!s->flush_queued) {
+		s->flush_queued = true;
+		hl_session_ref(s);
+		if (!srv->flush_head)
+			uv_idle_start(&srv->flush_idle, on_flush_idle);
+		s->flush_next = srv->flush_head;
+		srv->flush_head = s;
+	}
+	return HL_OK;
+}
+
 /*
  * A frame is built in place: its text goes after room for the longest
  * header (RFC 6455 §5.2: 2 + 8 bytes) and is then moved back against the
@@ -158,7 +181,6 @@ static int frame_begin(struct hl_session *s, size_t hint, size_t *start)
 
 static int frame_end(struct hl_session *s, size_t start)
 {
-	struct hl_server *srv = s->srv;
 	size_t len = s->out_len - start - FRAME_HDR_MAX;
 	size_t hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
 	unsigned char *f = s->out + LWS_PRE + start;
@@ -179,22 +201,7 @@ static int frame_end(struct hl_session *s, size_t start)
 	s->out_len = start + hdr + len;
 	s->out_frames++;
 	s->out_text += len;
-	if (s->out_len > srv->cfg.ws_outq_max) {
-		/* A reader this slow resumes later from its last seq; holding
-		 * unbounded output for it would let one client exhaust memory. */
-		free_queue(s);
-		hl_session_close(s, 1008, "too slow");
-		return HL_EFULL;
-	}
-	if (!s->flush_queued) {
-		s->flush_queued = true;
-		hl_session_ref(s);
-		if (!srv->flush_head)
-			uv_idle_start(&srv->flush_idle, on_flush_idle);
-		s->flush_next = srv->flush_head;
-		srv->flush_head = s;
-	}
-	return HL_OK;
+	return queued(s);
 }
 
 int hl_session_send(struct hl_session *s, const json_t *obj)
@@ -220,6 +227,20 @@ int hl_session_send_text(struct hl_session *s, const char *text, size_t len)
 		return rc;
 	out_put(text, len, s); /* the room is reserved */
 	return frame_end(s, start);
+}
+
+int hl_session_send_ping(struct hl_session *s)
+{
+	/* FIN, ping, 2 bytes. Not empty: lws 4.1.6 passes a pong to
+	 * LWS_CALLBACK_RECEIVE_PONG only when it has a payload, and that is
+	 * how the answer is heard. */
+	static const char ping[4] = {(char)0x89, 2, 'h', 'l'};
+
+	if (!s->wsi || s->close_pending)
+		return HL_ECLOSED;
+	if (out_put(ping, sizeof(ping), s) != 0)
+		return HL_ENOMEM;
+	return queued(s);
 }
 
 /*
@@ -263,10 +284,8 @@ void hl_session_flush_all(struct hl_server *srv)
 				 * the close frame */
 				lws_callback_on_writable(s->wsi);
 			else if (write_out(s) != 0)
-				/* Outside a callback we cannot return -1:
-				 * have lws close it on its next pass. */
-				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
-						LWS_TO_KILL_ASYNC);
+				/* Outside a callback we cannot return -1. */
+				hl_server_drop(srv, s->wsi);
 		}
 		hl_session_unref(s);
 	}

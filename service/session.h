@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keepalive.h"
 #include "protocol.h"
 
 struct lws;
@@ -37,6 +38,7 @@ struct hl_session {
 	bool greeted;               /* hello accepted */
 	int refs;                   /* in-flight work holding the session */
 	uint64_t addr_tag;          /* its per-address count (addrlimit.h), or 0 */
+	struct hl_ka_link ka;       /* its keep-alive schedule (keepalive.h) */
 
 	unsigned char *rx;          /* reassembly buffer for a fragmented message */
 	size_t rx_len, rx_cap;
@@ -98,6 +100,10 @@ int hl_session_send(struct hl_session *s, const json_t *obj);
 /* The same for a message already serialised (len bytes of JSON text, one
  * object, valid UTF-8: wire.c's). */
 int hl_session_send_text(struct hl_session *s, const char *text, size_t len);
+
+/* Queues a WebSocket ping (payload "hl") behind the frames already queued.
+ * Returns 0, HL_ECLOSED or HL_ENOMEM (as hl_session_send). */
+int hl_session_send_ping(struct hl_session *s);
 
 /*
  * Sends {"type":"error",...} for the request id (may be NULL or "") and

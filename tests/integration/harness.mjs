@@ -168,6 +168,12 @@ export async function greeted(port, protocol = 'helpline.contact.v1', options = 
   return ws;
 }
 
+// The value of an unlabelled counter or gauge in /metrics text (NaN if absent).
+export const metric = (text, name) => {
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+};
+
 // Plain HTTP request; resolves {status, headers, body}.
 export function httpGet(port, path, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {

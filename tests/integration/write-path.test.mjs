@@ -12,17 +12,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, greeted, request, next, nextId, httpGet, until } from './harness.mjs';
+import { startServer, greeted, request, next, nextId, httpGet, until, metric } from './harness.mjs';
 import { enrolled, login, awaitStepMargin } from './staff.mjs';
 
 async function nextAck(ws) {
   for (;;) { const m = await next(ws, 20000); if (m.type !== 'chat.event') return m; }
 }
-
-const metric = (text, name) => {
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-};
 
 test('a reader that stops gets every frame later, once, whole and in order (forced partial writes)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-wpath-'));
