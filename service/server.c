@@ -28,6 +28,11 @@
  * frames as one buffer; lws keeps what the socket did not take). */
 #define TX_CHUNK (256 * 1024)
 
+/* Keep-alive is ours (keepalive.h): lws gets a policy with no pings and
+ * no hang-up, so it keeps no timer per connection (without a policy it
+ * would ping every 300 s on its own). */
+static const lws_retry_bo_t no_lws_keepalive = {0};
+
 /* lws per-session data: only a pointer to our own session (STYLE.md #5). */
 struct shim {
 	struct hl_session *s;
@@ -109,6 +114,12 @@ static void on_keepalive_hangup(struct hl_keepalive *k, struct hl_ka_link *l)
 	hl_server_drop(srv, s->wsi);
 }
 
+/* A frame came from s (a message or a pong): its keep-alive restarts. */
+static void heard(struct hl_session *s)
+{
+	hl_keepalive_seen(&s->srv->keepalive, &s->ka, uv_now(&s->srv->loop));
+}
+
 /* Just after each whole second of uv_now, when the wheel's next slot is
  * due (a repeating timer would drift by however late each tick ran). */
 static void on_keepalive_tick(uv_timer_t *t)
@@ -156,8 +167,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE:
 		if (!shim->s)
 			return -1;
-		hl_keepalive_seen(&shim->s->srv->keepalive, &shim->s->ka,
-				  uv_now(&shim->s->srv->loop));
+		heard(shim->s);
 		return hl_session_on_receive(shim->s, in, len,
 					     lws_frame_is_binary(wsi),
 					     lws_is_first_fragment(wsi),
@@ -165,8 +175,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (shim->s)
-			hl_keepalive_seen(&shim->s->srv->keepalive, &shim->s->ka,
-					  uv_now(&shim->s->srv->loop));
+			heard(shim->s);
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -674,10 +683,6 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 		.rx_buffer_size = RX_CHUNK,
 		.tx_packet_size = TX_CHUNK};
 
-	/* Keep-alive is ours (keepalive.h): lws gets a policy with no pings
-	 * and no hang-up, so it keeps no timer per connection (without a
-	 * policy it would ping every 300 s on its own). */
-	srv->retry = (lws_retry_bo_t){0};
 	rc = hl_keepalive_init(&srv->keepalive,
 			       (uint64_t)srv->cfg.ws_ping_interval * 1000,
 			       ((uint64_t)srv->cfg.ws_ping_interval * 2 + 10) * 1000,
@@ -735,7 +740,7 @@ int hl_server_init(struct hl_server *srv, const struct hl_config *cfg)
 	info.max_http_header_data = 4096;
 	info.max_http_header_pool = 64;
 	info.server_string = "helplined";
-	info.retry_and_idle_policy = &srv->retry;
+	info.retry_and_idle_policy = &no_lws_keepalive;
 	srv->lws = lws_create_context(&info);
 	if (!srv->lws) {
 		fprintf(stderr, "helplined: cannot listen on %s:%d "

@@ -46,7 +46,6 @@ struct hl_server {
 	struct lws_protocols metrics_protocols[2]; /* http, terminator */
 	int metrics_bound_port;          /* its port, 0 when none */
 	struct lws_protocols protocols[4]; /* http, contact, staff, terminator */
-	lws_retry_bo_t retry;            /* lws' keep-alive policy: off */
 	struct hl_keepalive keepalive;   /* ours: pings and hang-ups (keepalive.h) */
 	uv_timer_t keepalive_timer;      /* advances it once a second */
 	uv_signal_t sig_int, sig_term;   /* SIGINT / SIGTERM start shutdown */
