@@ -34,8 +34,9 @@ class Session {
     this.heads = new Map(); // seq -> chain head
     this.lastSeq = 0;
     this.pending = []; // msg events without keys yet
-    this.accepting = 0; // own e2e.accepts awaiting their ack (staff)
+    this.accepting = 0; // own e2e.accepts (staff) or e2e.hellos (young person) awaiting their ack
     this.held = []; // msg events that came meanwhile: [ev, again]
+    this.early = []; // accept events that came meanwhile, answering a hello whose ack had not (young person)
     this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
@@ -110,7 +111,8 @@ function openEvent(owner, s, ev, again = false) {
   // While our own accept awaits its ack, a reply sealed in its epoch can
   // come first (the young person answers the accept event at once, and
   // both can arrive in one read): hold it, and what follows it, until the
-  // ack gives the epoch, instead of calling it undecryptable.
+  // ack gives the epoch, instead of calling it undecryptable. The same for
+  // the young person while a hello awaits its ack (SecureContact.hello).
   if (s.accepting && (s.held.length || !s.epochs.has(h.epoch))) {
     s.held.push([ev, again]);
     return;
@@ -207,12 +209,26 @@ export class SecureContact extends Emitter {
 
   /** Sends a fresh hello (on start and on every reconnect). */
   async hello() {
-    if (!this.session) return;
+    const s = this.session;
+    if (!s) return;
     const kp = (await E.ready()).crypto_kx_keypair();
-    const ack = await this.client.request({ type: 'e2e.hello', kx_pk: E.b64(kp.publicKey) });
-    this.hellos.set(ack.seq, kp);
-    if (ack.seq > this.lastHello) this.lastHello = ack.seq;
-    this.session.saw(ack);
+    // The counsellor's device answers the hello event at once, so its
+    // accept, and a message in the new epoch, can arrive in the same read
+    // as the hello's ack: only the ack tells which hello these keys are
+    // for. Until it is handed back, such an accept is kept (#accept) and
+    // such a message held (openEvent), then both are opened.
+    s.accepting++;
+    try {
+      const ack = await this.client.request({ type: 'e2e.hello', kx_pk: E.b64(kp.publicKey) });
+      this.hellos.set(ack.seq, kp);
+      if (ack.seq > this.lastHello) this.lastHello = ack.seq;
+      s.saw(ack);
+    } finally {
+      if (--s.accepting === 0) {
+        for (const ev of s.early.splice(0)) this.#accept(ev, s);
+        for (const [ev, again] of s.held.splice(0)) openEvent(this, s, ev, again);
+      }
+    }
   }
 
   #event(ev) {
@@ -238,13 +254,18 @@ export class SecureContact extends Emitter {
     }
   }
 
-  #accept(ev) {
-    const s = this.session;
+  #accept(ev, s = this.session) {
+    if (s !== this.session) return; // a session replaced meanwhile (returnWith)
     let accept;
     try { accept = E.parseAcceptPayload(E.unb64(ev.payload)); } catch (e) { this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code, message: e.message }); return; }
     if (accept.helloSeq > this.lastAnswered) this.lastAnswered = accept.helloSeq;
     const young = this.hellos.get(accept.helloSeq);
-    if (!young) return; // answers a hello of another tab: nothing to derive
+    if (!young) {
+      // It may answer our hello in flight (kept until its ack); else it
+      // answers a hello of another tab: nothing to derive.
+      if (s.accepting) s.early.push(ev);
+      return;
+    }
     try {
       const r = E.youngVerifyAccept({ conv: Number(s.conv), helloSeq: accept.helloSeq, young, accept, rootPk: this.rootPk, now: this.now(), revoked: this.revoked });
       s.addEpoch(ev.seq, r.root1, r.root2);

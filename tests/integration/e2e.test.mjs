@@ -189,6 +189,57 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       }
     });
 
+    await t.test('an accept that overtakes the hello\'s ack is kept for it, and a reply in its epoch held', async () => {
+      // The mirror of the test above, at the young person: the counsellor's
+      // device answers the hello event at once, so its accept and a first
+      // reply can reach the young person in the same read as the ack of the
+      // hello, which tells the page which of its hellos (and key pairs) the
+      // accept answers. (Found under load: the page then ignored the accept
+      // as one for another tab, and never had keys for the new counsellor.)
+      // Here the ack is handed back only after both were delivered.
+      const undecryptable = [];
+      const offU = y.on('undecryptable', (m) => undecryptable.push(m));
+      const text = 'written before your hello was acknowledged';
+      const before = y.session.current;
+      const offA = sA.on('secured', (m) => {
+        if (m.conversation !== conv || m.epoch <= before) return;
+        offA();
+        sA.send(conv, text).catch(() => {});
+      });
+      const request = yc.request.bind(yc);
+      let overtaken = null;
+      yc.request = async (obj) => {
+        const r = await request(obj);
+        if (obj.type !== 'e2e.hello') return r;
+        const kinds = [];
+        await new Promise((resolve) => {
+          const t0 = setTimeout(resolve, 10000);
+          const stop = yc.on('event', (ev) => {
+            if (ev.seq <= r.seq) return;
+            kinds.push(ev.kind);
+            if (ev.kind === 'msg') { clearTimeout(t0); stop(); setTimeout(resolve, 0); }
+          });
+        });
+        overtaken = kinds;
+        return r;
+      };
+      try {
+        yc.conn.kill();
+        await until(() => yc.online && y.session.current > before, 'the young person to use the accept that came first');
+        assert.deepEqual(overtaken, ['accept', 'msg'], 'the accept and the reply came before the hello\'s ack was handed back');
+        await until(() => boxY.messages.find((m) => m.text === text), 'the held reply to open');
+        assert.deepEqual(undecryptable, []);
+        assert.deepEqual([...boxY.security, ...boxA.security], []);
+        phrases.push(text, 'and I can answer in it');
+        await y.send('and I can answer in it');
+        await until(() => boxA.messages.find((m) => m.text === 'and I can answer in it'), 'the counsellor to read the answer');
+      } finally {
+        yc.request = request;
+        offU?.();
+        offA?.();
+      }
+    });
+
     await t.test('a counsellor who reloads reads the whole chat again from their self-wraps', async () => {
       const again = track(new StaffClient({ url: `ws://127.0.0.1:${srv.port}/ws`, WebSocket, wsOptions: { origin: origin(srv) } }));
       // A second login in the same 30 s step needs the next code (a TOTP
