@@ -36,7 +36,7 @@ class Session {
     this.pending = []; // msg events without keys yet
     this.accepting = 0; // own e2e.accepts (staff) or e2e.hellos (young person) awaiting their ack
     this.held = []; // msg events that came meanwhile: [ev, again]
-    this.early = []; // accept events that came meanwhile, answering a hello whose ack had not (young person)
+    this.early = []; // accept events that came meanwhile, answering our hello before its ack came (young person)
     this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
