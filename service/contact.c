@@ -24,6 +24,9 @@
 
 /* Most tag or flag ids in one intake list. */
 #define INTAKE_IDS_MAX 16
+/* At most this many events in one chat.sync or contact.returned; a page
+ * also stops at a quarter of ws.outq_max bytes (history_budget). */
+#define HISTORY_PAGE_MAX 10000
 
 static struct hl_contacts *contacts_of(struct hl_session *s)
 {
@@ -213,6 +216,9 @@ struct contact_job {
 	bool fresh;                    /* CJ_SINCE esc_read: TOTP re-entered */
 	enum hl_err_code refusal;      /* CJ_SINCE esc_read: refused (HL_EINVAL) */
 	json_t *events;                /* CJ_SINCE / CJ_RETURN: chat.event objects */
+	size_t budget, used;           /* CJ_SINCE / CJ_RETURN: the page's bytes */
+	bool more;                     /* CJ_SINCE / CJ_RETURN: a page was full */
+	int64_t up_to;                 /* CJ_SINCE / CJ_RETURN: its last seq */
 	json_t *wraps;                 /* CJ_RETURN: the return key's wraps */
 	unsigned char sign_pk[32], box_pk[32]; /* CJ_SET_RETURN / CJ_RETURN */
 	void (*then)(struct contact_job *j, int status);
@@ -268,18 +274,53 @@ static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
 	return o;
 }
 
-/* Runs on the writer thread: builds the wire objects there, so the loop
- * only sends them. */
+/*
+ * Runs on the writer thread: builds the wire objects there, so the loop
+ * only sends them. One page of history: up to HISTORY_PAGE_MAX events and,
+ * after the first, up to j->budget bytes of them as sent. Without the bound a long chat's
+ * history outgrows the reader's queue (ws.outq_max) in one go, and the
+ * reader would be closed as too slow on every try. The walk asks for one
+ * event more than a page holds, so more is set only when one is left.
+ */
 static int collect_event(const struct hl_event *ev, void *arg)
 {
 	struct contact_job *j = arg;
+	size_t n = json_array_size(j->events);
+	size_t cost = hl_wire_max(ev->payload_len);
 
+	if (n == HISTORY_PAGE_MAX || (n > 0 && j->used + cost > j->budget)) {
+		j->more = true;
+		return 1;
+	}
 	json_array_append_new(j->events,
 			      event_json(ev->conv_id, ev->seq, ev->at, ev->kind,
 					 ev->sender, ev->payload,
 					 ev->payload_len, ev->chain,
 					 j->contact_view));
+	j->used += cost;
+	j->up_to = ev->seq;
 	return 0;
+}
+
+/* Reads a page of j's history after after_seq (collect_event); up_to is
+ * then the seq to ask on from, or the conversation's last when all came. */
+static int read_history(sqlite3_stmt *const *stmts, struct contact_job *j,
+			int64_t after_seq)
+{
+	int rc = hl_event_since(stmts, j->conv_id, after_seq, j->contact_view,
+				HISTORY_PAGE_MAX + 1, collect_event, j);
+
+	if (rc == 0 && !j->more)
+		j->up_to = j->conv.last_seq > after_seq ? j->conv.last_seq
+							 : after_seq;
+	return rc;
+}
+
+/* A page's bytes: a quarter of the reader's queue, so the page, what is
+ * already queued and live events beside it fit. */
+static size_t history_budget(const struct hl_session *s)
+{
+	return s->srv->cfg.ws_outq_max / 4;
 }
 
 /* Appends an event for j's conversation: the STAMP key signs a checkpoint
@@ -405,8 +446,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		rc = hl_conv_get(stmts, j->conv_id, &j->conv);
 		if (rc != 0)
 			return rc;
-		return hl_event_since(stmts, j->conv_id, j->after_seq,
-				      j->contact_view, 10000, collect_event, j);
+		return read_history(stmts, j, j->after_seq);
 	case CJ_OFFER:
 		return hl_conv_set_state(stmts, j->conv_id, HL_CONV_OFFERED,
 					 j->staff_id, j->now);
@@ -487,8 +527,7 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		if (rc == 0)
 			rc = hl_conv_get(stmts, j->conv_id, &j->conv);
 		if (rc == 0)
-			rc = hl_event_since(stmts, j->conv_id, 0, true, 10000,
-					    collect_event, j);
+			rc = read_history(stmts, j, 0);
 		if (rc == 0)
 			rc = hl_trust_wraps_json(db, j->conv_id, 0, j->wraps);
 		/* An open chat gets a new resume secret; the old ones end. */
@@ -1780,6 +1819,8 @@ static void sync_done(struct contact_job *j, int status)
 	r = hl_proto_reply("chat.synced", j->id);
 	json_object_set_new(r, "count", json_integer((json_int_t)i));
 	json_object_set_new(r, "last_seq", json_integer(j->conv.last_seq));
+	json_object_set_new(r, "more", json_boolean(j->more));
+	json_object_set_new(r, "up_to", json_integer(j->up_to));
 	json_object_set_new(r, "state",
 			    json_string(hl_conv_state_name(j->conv.state)));
 	/* How far the other side has got (receipts). */
@@ -1831,6 +1872,7 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 	j->staff_id = s->staff_id;
 	j->after_seq = m->u.chat.last_seq;
 	j->contact_view = s->role == HL_ROLE_CONTACT;
+	j->budget = history_budget(s);
 	cjob_submit(j);
 }
 
@@ -2402,6 +2444,8 @@ static void return_done(struct contact_job *j, int status)
 	json_object_set_new(r, "state", json_string(hl_conv_state_name(j->conv.state)));
 	json_object_set_new(r, "last_seq", json_integer(j->conv.last_seq));
 	json_object_set(r, "events", j->events);
+	json_object_set_new(r, "more", json_boolean(j->more));
+	json_object_set_new(r, "up_to", json_integer(j->up_to));
 	json_object_set(r, "wraps", j->wraps);
 	if (v) {
 		/* Carry on in the open chat, as a resume would. */
@@ -2418,6 +2462,10 @@ static void return_done(struct contact_job *j, int status)
 				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 		json_object_set_new(r, "resume", json_string(sec));
 		sodium_memzero(sec, sizeof(sec));
+	} else {
+		/* Read-only here, as a chat that ended on this socket is, so
+		 * that the history's further pages can be fetched (more). */
+		s->ended_conv = j->conv_id;
 	}
 	hl_session_send(s, r);
 	json_decref(r);
@@ -2468,6 +2516,7 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 	}
 	memcpy(j->sign_pk, pk, 32);
 	j->contact_view = true;
+	j->budget = history_budget(s);
 	randombytes_buf(j->secret, sizeof(j->secret));
 	hl_keys_hash_token(&s->srv->keys, j->secret, sizeof(j->secret), j->hash);
 	s->contact_busy = true;

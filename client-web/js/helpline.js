@@ -261,6 +261,19 @@ class Client extends Emitter {
     if (!this.conn || !this.online) return Promise.reject(new Error('offline'));
     return this.conn.request(obj);
   }
+
+  /** chat.sync of everything after lastSeq, page by page (the server ends
+   * a page at about a quarter of its queue for this socket and says
+   * `more`); resolves with the last page's chat.synced. conversation is
+   * omitted for a young person's own chat. */
+  async syncAll(conversation, lastSeq) {
+    const req = conversation == null ? { type: 'chat.sync' } : { type: 'chat.sync', conversation };
+    for (let after = lastSeq; ;) {
+      const r = await this.conn.request({ ...req, last_seq: after });
+      if (!r.more) return r;
+      after = r.up_to;
+    }
+  }
 }
 
 /**
@@ -276,6 +289,7 @@ export class ContactClient extends Client {
     this.resume = null; // in memory only
     this.conversation = null;
     this.stream = new Stream((ev) => this.emit('event', ev));
+    this.collecting = null; // a Map while collected() runs
   }
 
   resumable() { return this.resume !== null; }
@@ -301,7 +315,7 @@ export class ContactClient extends Client {
     this.stream.begin();
     try {
       const r = await this.conn.request({ type: 'contact.resume', resume: this.resume, last_seq: this.stream.lastSeq });
-      await this.conn.request({ type: 'chat.sync', last_seq: this.stream.lastSeq });
+      await this.syncAll(null, this.stream.lastSeq);
       return r;
     } finally {
       this.stream.end();
@@ -311,7 +325,7 @@ export class ContactClient extends Client {
   /** Fetches what was missed since the last delivered event. */
   async sync() {
     this.stream.begin();
-    try { return await this.conn.request({ type: 'chat.sync', last_seq: this.stream.lastSeq }); } finally { this.stream.end(); }
+    try { return await this.syncAll(null, this.stream.lastSeq); } finally { this.stream.end(); }
   }
 
   /** Sends bytes; resolves with the chat.ack once stored. */
@@ -323,8 +337,24 @@ export class ContactClient extends Client {
   delivered(seq) { this.conn?.notify({ type: 'chat.delivered', seq }); }
   read(seq) { this.conn?.notify({ type: 'chat.read', seq }); }
 
+  /** Runs fn with every chat.event that arrives meanwhile kept aside
+   * instead of streamed; resolves {value: fn's, events: those events in
+   * seq order, once each}. SecureContact.returnWith reads a returned
+   * chat's history so, live events that overtake its reply included. */
+  async collected(fn) {
+    const got = new Map();
+    this.collecting = got;
+    try {
+      const value = await fn();
+      return { value, events: [...got.values()].sort((a, b) => a.seq - b.seq) };
+    } finally {
+      this.collecting = null;
+    }
+  }
+
   handlePush(m) {
-    if (m.type === 'chat.event') this.stream.push(m);
+    if (m.type === 'chat.event' && this.collecting) this.collecting.set(`${m.conversation}:${m.seq}`, m);
+    else if (m.type === 'chat.event') this.stream.push(m);
     else if (m.type === 'queue.position') this.emit('position', m);
     else if (m.type === 'chat.typing') this.emit('typing', m);
     else if (m.type === 'chat.receipt') this.emit('receipt', m);
@@ -379,7 +409,7 @@ export class StaffClient extends Client {
       for (const conv of convs) {
         const st = this.stream(conv);
         try {
-          await this.conn.request({ type: 'chat.sync', conversation: conv, last_seq: st.lastSeq });
+          await this.syncAll(conv, st.lastSeq);
         } catch (e) {
           if (e.code === 'forbidden') this.streams.delete(conv); else throw e;
         }
@@ -394,7 +424,7 @@ export class StaffClient extends Client {
   async sync(conv) {
     const st = this.stream(conv);
     st.begin();
-    try { return await this.conn.request({ type: 'chat.sync', conversation: conv, last_seq: st.lastSeq }); } finally { st.end(); }
+    try { return await this.syncAll(conv, st.lastSeq); } finally { st.end(); }
   }
 
   async #taken(p) {

@@ -323,7 +323,16 @@ export class SecureContact extends Emitter {
     if (!c.conn) { await c.connect(); c.online = true; }
     const ch = await c.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
     const sig = E.signChallenge('helpline-return-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
-    const r = await c.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
+    // The reply holds the history's first page; the rest (more) comes by
+    // chat.sync. Live events of an open chat may overtake either: they are
+    // kept with it, not streamed to a session not made yet.
+    const { value: r, events: later } = await c.collected(async () => {
+      const r = await c.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
+      if (r.more) await c.syncAll(r.conversation, r.up_to);
+      return r;
+    });
+    const seqs = new Set(r.events.map((ev) => ev.seq));
+    const events = r.events.concat(later.filter((ev) => ev.conversation === r.conversation && !seqs.has(ev.seq)));
     this.returnKeys = rk;
     const s = this.session = new Session(r.conversation, TO_STAFF);
     for (const w of r.wraps) {
@@ -332,7 +341,7 @@ export class SecureContact extends Emitter {
           s.addEpoch(e.epoch, e.root1, e.root2);
       } catch (e) { this.emit('security', { conversation: r.conversation, code: e.code, message: e.message }); }
     }
-    for (const ev of r.events) {
+    for (const ev of events) {
       s.saw(ev);
       if (ev.kind === 'msg') openEvent(this, s, ev);
       else if (ev.kind === 'system' && new TextDecoder().decode(E.unb64(ev.payload ?? '')) === 'counsellor_lost') s.retire(ev.seq);
@@ -340,7 +349,7 @@ export class SecureContact extends Emitter {
     if (r.resume) {
       c.resume = r.resume;
       c.conversation = r.conversation;
-      c.stream.lastSeq = r.last_seq;
+      c.stream.lastSeq = Math.max(r.last_seq, events.at(-1)?.seq ?? 0);
       await this.#revocations();
       await this.hello();
     }

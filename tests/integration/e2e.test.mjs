@@ -61,7 +61,8 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
   // Counsellors take chats themselves here (no automatic offers), so each
   // step knows who holds which chat.
   const ini = join(dir, 'e2e.ini');
-  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n');
+  // A small ws.outq_max: every read of history comes in pages (more).
+  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n[ws]\noutq_max = 8k\n');
   let srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
   const phrases = [];
   try {
@@ -98,8 +99,11 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await until(() => boxA.messages.find((m) => m.text === 'héllo, es-tu là ? 💬'), 'unicode');
       assert.deepEqual([...boxA.security, ...boxY.security], []);
       // Every event carries the chain head; the counsellor recomputes it.
+      // ws.outq_max is 8k here, so history comes in pages of ~2 KiB.
       const h = await A.client.request({ type: 'chat.sync', conversation: conv, last_seq: 0 });
-      assert.ok(h.count >= 5);
+      assert.ok(h.more && h.count >= 1 && h.up_to < h.last_seq, JSON.stringify(h));
+      const all = await A.client.syncAll(conv, 0);
+      assert.ok(!all.more && all.up_to === all.last_seq && all.last_seq >= 5, JSON.stringify(all));
     });
 
     await t.test('the server refuses bad envelopes and handshakes with specific errors', async () => {
@@ -491,6 +495,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       const boxZZ = inbox(zz);
       const r = await zz.returnWith(code, LIGHT);
       assert.equal(r.conversation, zconv);
+      assert.equal(r.more, true, 'the history came in pages (ws.outq_max is 8k here)');
       assert.ok(r.events.every((e) => !String(e.from).startsWith('staff:')));
       assert.ok(boxZZ.messages.find((m) => m.text === answer), JSON.stringify(boxZZ));
       assert.ok(boxZZ.messages.find((m) => m.text === 'can I come back later to read your answer?' && m.mine));
