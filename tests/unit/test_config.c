@@ -122,7 +122,7 @@ static const char full_file[] =
 	"\n"
 	"[ws]\n"
 	"max_message = 1m\n"
-	"outq_max = 4096\n"
+	"outq_max = 2m\n"
 	"ping_interval = 0\n"
 	"\n"
 	"[evidence]\n"
@@ -145,7 +145,7 @@ static void check_full(const struct hl_config *cfg)
 	assert_int_equal(cfg->store_batch_max, 1);
 	assert_int_equal(cfg->store_queue_max, 16);
 	assert_int_equal(cfg->ws_max_message, 1048576);
-	assert_int_equal(cfg->ws_outq_max, 4096);
+	assert_int_equal(cfg->ws_outq_max, 2097152);
 	assert_int_equal(cfg->ws_ping_interval, 0);
 	assert_int_equal(cfg->evidence_max_bundle, 67108864);
 	assert_int_equal(cfg->allowed_origins_set, 1);
@@ -1120,6 +1120,22 @@ static void test_finish_checks(void **state)
 	cfg.log_level = 9;
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
 	assert_contains(err, "log.level");
+
+	/* The largest message must fit a reader's queue. */
+	hl_config_defaults(&cfg);
+	cfg.ws_max_message = 1048576;
+	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
+	assert_string_equal(err, "config: ws.outq_max (1048576) must be at least "
+				 "ws.max_message + 1024 (1049600), so that the "
+				 "largest message fits a reader's queue");
+	cfg.ws_outq_max = 1049600;
+	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), 0);
+	hl_config_defaults(&cfg);
+	cfg.ws_outq_max = 4096;
+	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
+	assert_contains(err, "ws.outq_max (4096)");
+	cfg.ws_max_message = 3072;
+	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), 0);
 }
 
 static void test_log_levels(void **state)
