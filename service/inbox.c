@@ -32,6 +32,10 @@ struct inbox_job {
 	unsigned char *blob;           /* sealed message or reply, malloc'd */
 	size_t blob_len;
 	json_t *out;                   /* IJ_FETCH / IJ_LIST: messages */
+	int64_t after;                 /* IJ_FETCH / IJ_LIST: the page's start */
+	size_t budget, used;           /* IJ_FETCH / IJ_LIST: the page's bytes */
+	bool more;                     /* IJ_FETCH / IJ_LIST: rows are left */
+	int64_t next;                  /* IJ_FETCH / IJ_LIST: after for the next */
 	unsigned char key[32];         /* IJ_LOAD */
 	bool have_key;
 };
@@ -108,6 +112,32 @@ static void add_row(json_t *arr, sqlite3_stmt *st, bool staff)
 
 #define ROW_COLS "id, created_at, sealed, reply, replied_at, reply_box_pk, read_at"
 
+/*
+ * A page holds up to LIST_MAX rows (the list; a thread has at most 20
+ * unanswered) and, after its first, up to j->budget bytes as sent (a
+ * quarter of ws.outq_max): a page bigger than the reader's queue would
+ * close it as too slow on every try. True when the row at st does not fit;
+ * otherwise counts it and makes it the page's next.
+ */
+static bool page_full(struct inbox_job *j, sqlite3_stmt *st)
+{
+	size_t n = json_array_size(j->out);
+	size_t cost = 256 + sodium_base64_ENCODED_LEN(
+		(size_t)sqlite3_column_bytes(st, 2) +
+		(size_t)sqlite3_column_bytes(st, 3) + 64,
+		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+	if ((j->kind == IJ_LIST && n == LIST_MAX) ||
+	    (n > 0 && j->used + cost > j->budget))
+		return true;
+	j->used += cost;
+	j->next = j->kind == IJ_FETCH
+		? sqlite3_column_int64(st, 0)
+		: sqlite3_column_int64(st, 0) * 2 +
+			  (sqlite3_column_type(st, 3) != SQLITE_NULL);
+	return false;
+}
+
 /* ---- store jobs --------------------------------------------------------------- */
 
 static int ijob_exec(struct hl_store_job *job, sqlite3 *db,
@@ -152,17 +182,31 @@ static int ijob_exec(struct hl_store_job *job, sqlite3 *db,
 		break;
 	case IJ_FETCH:
 	case IJ_LIST:
+		/* The list is unanswered first: a page's next is its last
+		 * row's (answered, id) as id * 2 + answered. */
 		rc = sqlite3_prepare_v2(db, j->kind == IJ_FETCH
 			? "SELECT " ROW_COLS " FROM inbox_message WHERE return_pk=?1 "
-			  "ORDER BY id"
-			: "SELECT " ROW_COLS " FROM inbox_message ORDER BY "
-			  "reply IS NOT NULL, id LIMIT 100", -1, &st, NULL);
+			  "AND id > ?2 ORDER BY id"
+			: "SELECT " ROW_COLS " FROM inbox_message WHERE "
+			  "(reply IS NOT NULL, id) > (?2, ?3) ORDER BY "
+			  "reply IS NOT NULL, id LIMIT ?4",
+			-1, &st, NULL);
 		if (rc != SQLITE_OK)
 			return HL_ESTORE;
-		if (j->kind == IJ_FETCH)
+		if (j->kind == IJ_FETCH) {
 			sqlite3_bind_blob(st, 1, j->return_pk, 32, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			sqlite3_bind_int64(st, 2, j->after);
+		} else {
+			sqlite3_bind_int(st, 2, (int)(j->after & 1));
+			sqlite3_bind_int64(st, 3, j->after >> 1);
+			sqlite3_bind_int(st, 4, LIST_MAX + 1); /* one more: more */
+		}
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && !page_full(j, st))
 			add_row(j->out, st, j->kind == IJ_LIST);
+		if (rc == SQLITE_ROW) {
+			j->more = true;
+			rc = SQLITE_DONE;
+		}
 		rc = rc == SQLITE_DONE ? 0 : hl_store_sqlite_status(rc);
 		break;
 	case IJ_OPEN:
@@ -314,9 +358,12 @@ static void reply_to(struct inbox_job *j, int status)
 	if (j->kind == IJ_FETCH && json_array_size(j->out) == 0)
 		hl_session_secret_failed(s);
 	r = hl_proto_reply(types[j->kind], j->id);
-	if (j->kind == IJ_FETCH || j->kind == IJ_LIST)
+	if (j->kind == IJ_FETCH || j->kind == IJ_LIST) {
 		json_object_set(r, "messages", j->out);
-	else
+		json_object_set_new(r, "more", json_boolean(j->more));
+		if (j->more)
+			json_object_set_new(r, "next", json_integer(j->next));
+	} else
 		json_object_set_new(r, "message", json_integer(j->message));
 	if (j->kind == IJ_POST || j->kind == IJ_REPLY)
 		json_object_set_new(r, "at", json_integer(j->now));
@@ -517,6 +564,8 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	memcpy(j->return_pk, pk, 32);
+	j->after = m->u.inbox.after;
+	j->budget = s->srv->cfg.ws_outq_max / 4;
 	ijob_submit(j);
 }
 
@@ -548,6 +597,8 @@ void hl_inbox_list(struct hl_session *s, const struct hl_msg *m)
 		hl_session_error(s, m->id, HL_ERR_INTERNAL, NULL, NULL);
 		return;
 	}
+	j->after = m->u.inbox.after;
+	j->budget = s->srv->cfg.ws_outq_max / 4;
 	ijob_submit(j);
 }
 

@@ -242,9 +242,21 @@ static const struct field_spec inbox_challenge_fields[] = {
 	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
 };
 
+static const struct field_spec return_fields[] = {
+	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
+	{"signature", FK_STRING, true, 86, 86, CS_TOKEN, MSG_FIELD(inbox.signature)},
+};
+
+/* after: the next of the page before (a message id for inbox.fetch; an
+ * opaque position for inbox.list). */
 static const struct field_spec inbox_fetch_fields[] = {
 	{"return_pk", FK_STRING, true, 43, 43, CS_TOKEN, MSG_FIELD(inbox.return_pk)},
 	{"signature", FK_STRING, true, 86, 86, CS_TOKEN, MSG_FIELD(inbox.signature)},
+	{"after", FK_INT, false, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(inbox.after)},
+};
+
+static const struct field_spec inbox_list_fields[] = {
+	{"after", FK_INT, false, 0, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(inbox.after)},
 };
 
 static const struct field_spec inbox_open_fields[] = {
@@ -455,7 +467,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_INBOX_POST] = SPEC("inbox.post", inbox_post_fields, NULL),
 	[HL_MSG_INBOX_CHALLENGE] = SPEC("inbox.challenge", inbox_challenge_fields, NULL),
 	[HL_MSG_INBOX_FETCH] = SPEC("inbox.fetch", inbox_fetch_fields, NULL),
-	[HL_MSG_INBOX_LIST] = SPEC_EMPTY("inbox.list"),
+	[HL_MSG_INBOX_LIST] = SPEC("inbox.list", inbox_list_fields, NULL),
 	[HL_MSG_INBOX_OPEN] = SPEC("inbox.open", inbox_open_fields, NULL),
 	[HL_MSG_INBOX_REPLY] = SPEC("inbox.reply", inbox_reply_fields, NULL),
 	[HL_MSG_E2E_HELLO] = SPEC("e2e.hello", e2e_hello_fields, NULL),
@@ -469,7 +481,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_KEY_WRAP] = SPEC("key.wrap", key_wrap_fields, NULL),
 	[HL_MSG_KEY_WRAPS] = SPEC("key.wraps", key_wraps_fields, NULL),
 	[HL_MSG_CONTACT_SET_RETURN] = SPEC("contact.set_return", set_return_fields, NULL),
-	[HL_MSG_CONTACT_RETURN] = SPEC("contact.return", inbox_fetch_fields, NULL),
+	[HL_MSG_CONTACT_RETURN] = SPEC("contact.return", return_fields, NULL),
 	[HL_MSG_ESCALATION_RAISE] = SPEC("escalation.raise", escalation_raise_fields, NULL),
 	[HL_MSG_ESCALATION_LIST] = SPEC_EMPTY("escalation.list"),
 	[HL_MSG_ESCALATION_CLAIM] = SPEC("escalation.claim", escalation_claim_fields, NULL),

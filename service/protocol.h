@@ -237,6 +237,7 @@ struct hl_msg_inbox {
 	const char *signature;    /* inbox.fetch: 86 chars: base64url of 64 bytes */
 	int64_t message;          /* inbox.open / inbox.reply: message id */
 	const char *reply;        /* inbox.reply: base64url ciphertext */
+	int64_t after;            /* inbox.fetch / inbox.list: a page's next; 0 */
 };
 
 /* e2e.*, device.*, key.*: binary fields are base64url without padding. */

@@ -671,10 +671,18 @@ export async function inboxRead(client, { code, opts }) {
   const sodium = await E.ready();
   const rk = E.returnKeys(code, opts);
   if (!client.conn) { await client.connect(); client.online = true; }
-  const ch = await client.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
-  const sig = E.signChallenge('helpline-inbox-fetch-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
-  const t = await client.request({ type: 'inbox.fetch', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
-  return t.messages.map((m) => ({
+  // A long thread comes in pages (more, next); each fetch takes a fresh
+  // challenge, as the first does.
+  const messages = [];
+  for (let after = 0; ;) {
+    const ch = await client.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
+    const sig = E.signChallenge('helpline-inbox-fetch-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
+    const t = await client.request({ type: 'inbox.fetch', return_pk: E.b64(rk.signPk), signature: E.b64(sig), ...(after ? { after } : {}) });
+    messages.push(...t.messages);
+    if (!t.more) break;
+    after = t.next;
+  }
+  return messages.map((m) => ({
     message: m.message, at: m.at, replied_at: m.replied_at,
     reply: m.reply ? inboxText(sodium.crypto_box_seal_open(E.unb64(m.reply), rk.boxPk, rk.boxSk), sodium) : null,
   }));

@@ -472,6 +472,8 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       const w = contactClient(srv);
       const status = await (async () => { await w.connect(); w.online = true; return w.request({ type: 'line.status' }); })();
       await inboxLeave(w, { code: code2, text: outOfHours, teamPk: status.inbox_pk, opts: LIGHT });
+      // Four more, so that the thread is read back in pages (ws.outq_max 8k).
+      for (let i = 1; i <= 4; i++) await inboxLeave(w, { code: code2, text: `and one more thing (${i})`, teamPk: status.inbox_pk, opts: LIGHT });
       w.close();
       const list = await B.client.request({ type: 'inbox.list' });
       const item = list.messages.find((m) => !m.reply);
@@ -502,9 +504,15 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.deepEqual(boxZZ.security, []);
       // The out-of-hours reply, read with the other code three days later.
       const w2 = contactClient(srv);
+      const ask = w2.request.bind(w2);
+      let fetches = 0;
+      w2.request = (o) => { if (o.type === 'inbox.fetch') fetches++; return ask(o); };
       const thread = await inboxRead(w2, { code: code2, opts: LIGHT });
-      assert.equal(thread.length, 1);
+      assert.ok(fetches >= 2, `the thread came in ${fetches} pages`);
+      assert.equal(thread.length, 5);
       assert.equal(thread[0].reply, inboxReply);
+      assert.deepEqual(thread.slice(1).map((m) => m.reply), [null, null, null, null]);
+      assert.ok(thread.every((m, i) => i === 0 || m.message > thread[i - 1].message), 'in order, once each');
       assert.deepEqual(await inboxRead(w2, { code: code, opts: LIGHT }), []);
       w2.close();
       // A wrong code finds nothing.

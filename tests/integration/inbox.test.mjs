@@ -4,7 +4,7 @@
 // server must store exactly those bytes, and nothing else identifying).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import crypto from 'node:crypto';
@@ -121,6 +121,90 @@ test('leave a message out of hours, a counsellor answers, the young person reads
     for (const w of [y, other, k]) w.close();
   } finally {
     await srv.stop();
+    srv.cleanup();
+  }
+});
+
+// A thread and the staff list come in pages of at most a quarter of
+// ws.outq_max (16 KiB here): whole, they would outgrow the reader's queue
+// and close it "too slow" on every try (and an anonymous poster could so
+// have shut every counsellor out of the list).
+test('a long thread and the staff list come in pages that fit the reader\'s queue', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-inbox-pages-'));
+  const team = crypto.generateKeyPairSync('x25519');
+  const ini = join(dir, 'pages.ini');
+  writeFileSync(ini, '[ws]\noutq_max = 64k\nmax_message = 32k\nrate = 1000\nburst = 1000\n');
+  let srv = await startServer({ dir, args: ['--config', ini] });
+  try {
+    ctl(srv, 'inbox-key', 'set', '--', b64(rawPub(team.publicKey)));
+    await srv.stop();
+    srv = await startServer({ dir, args: ['--config', ini] });
+    await awaitStepMargin(12);
+    const kim = await enrolled(srv, 'kimi', 'counsellor');
+    await awaitStepMargin(8);
+    const y = await greeted(srv.port);
+    const post = async (rc, sealed) => {
+      const r = await request(y, { type: 'inbox.post', id: nextId(), return_pk: rc.pk, reply_pk: rc.replyPk, sealed: b64(sealed) });
+      assert.equal(r.type, 'inbox.posted', JSON.stringify(r));
+      return r.message;
+    };
+    // One thread of 20 messages of 3 kB (~4 kB each as sent: ~80 kB).
+    const long = returnCode();
+    const bodies = Array.from({ length: 20 }, () => crypto.randomBytes(3000));
+    const ids = [];
+    for (const b of bodies) ids.push(await post(long, b));
+    // Five more threads of 20 small ones: 120 messages in all.
+    for (let t = 0; t < 5; t++) {
+      const rc = returnCode();
+      for (let i = 0; i < 20; i++) ids.push(await post(rc, crypto.randomBytes(60)));
+    }
+
+    // The young person reads the long thread page by page, a fresh
+    // challenge for each, and gets every message once, in order.
+    const pages = [];
+    for (let after = 0; ;) {
+      const ch = await request(y, { type: 'inbox.challenge', id: nextId(), return_pk: long.pk });
+      const sig = crypto.sign(null, Buffer.concat([Buffer.from('helpline-inbox-fetch-v1'), Buffer.from(ch.nonce, 'base64url'), Buffer.from(long.pk, 'base64url')]), long.sign.privateKey);
+      const t = await request(y, { type: 'inbox.fetch', id: nextId(), return_pk: long.pk, signature: b64(sig), ...(after ? { after } : {}) });
+      assert.equal(t.type, 'inbox.thread', JSON.stringify(t).slice(0, 300));
+      assert.ok(JSON.stringify(t).length <= 16384 + 4096, 'a page fits a quarter of the queue');
+      pages.push(t.messages);
+      if (!t.more) { assert.equal(t.next, undefined); break; }
+      assert.equal(t.next, t.messages.at(-1).message);
+      after = t.next;
+    }
+    assert.ok(pages.length >= 4, `${pages.length} pages`);
+    assert.deepEqual(pages.flat().map((m) => m.sealed), bodies.map(b64));
+
+    // A counsellor answers three messages; the list pages run unanswered
+    // first, then answered, each in message order, each message once.
+    const { ws: k } = await login(srv, kim);
+    const answered = [ids[0], ids[25], ids[119]];
+    for (const message of answered)
+      assert.equal((await request(k, { type: 'inbox.reply', id: nextId(), message, reply: b64(crypto.randomBytes(90)) })).type, 'inbox.replied');
+    const listed = [];
+    let n = 0;
+    for (let after = 0; ;) {
+      const l = await request(k, { type: 'inbox.list', id: nextId(), ...(after ? { after } : {}) });
+      assert.equal(l.type, 'inbox.list', JSON.stringify(l).slice(0, 300));
+      assert.ok(l.messages.length >= 1 && l.messages.length <= 100);
+      assert.ok(JSON.stringify(l).length <= 16384 + 4096, 'a page fits a quarter of the queue');
+      listed.push(...l.messages);
+      n++;
+      if (!l.more) break;
+      after = l.next;
+    }
+    const unanswered = ids.filter((i) => !answered.includes(i));
+    assert.deepEqual(listed.map((m) => m.message), [...unanswered, ...answered]);
+    assert.ok(n >= 3, `${n} pages`);
+    assert.deepEqual(listed.slice(-3).map((m) => m.reply !== null), [true, true, true]);
+    // A bad after is refused with its field.
+    const bad = await request(k, { type: 'inbox.list', id: nextId(), after: -1 });
+    assert.deepEqual([bad.code, bad.field], ['bad_field', 'after']);
+    y.close(); k.close();
+  } finally {
+    const r = await srv.stop();
+    assert.doesNotMatch(r.stderr, /too slow|AddressSanitizer|runtime error/);
     srv.cleanup();
   }
 });
