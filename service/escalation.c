@@ -55,6 +55,9 @@ struct esc_job {
 	char id[HL_PROTO_ID_MAX + 1];
 	int64_t now, staff_id, conv_id, esc_id;
 	bool supervisor;               /* EJ_LIST: the caller sees all */
+	int64_t before;                /* EJ_LIST: older than this id; 0 = all */
+	size_t budget;                 /* EJ_LIST: the page's bytes */
+	bool more;                     /* EJ_LIST: older ones are left */
 	int reason, urgency, decision;
 	unsigned char *blob;           /* sealed note / reasons, malloc'd */
 	size_t blob_len;
@@ -378,26 +381,53 @@ static int do_decide(sqlite3 *db, sqlite3_stmt *const *stmts, struct esc_job *j)
 	return rc != 0 ? rc : read_row(db, j, j->esc_id);
 }
 
+/*
+ * One page of the list, newest first: up to LIST_MAX and, after the first,
+ * up to j->budget bytes as sent (a quarter of ws.outq_max; notes and
+ * reasons are up to 64 KiB each, and a page bigger than the reader's queue
+ * would close it as too slow on every try).
+ */
 static int do_list(sqlite3 *db, struct esc_job *j)
 {
 	sqlite3_stmt *st = NULL;
+	size_t used = 0, n;
+	json_t *o;
 	int rc;
 
 	if (sqlite3_prepare_v2(db, j->supervisor
-			       ? ROW_SQL "WHERE e.state != 'decided' OR e.decided_at >= ?2 "
-				 "OR e.claimed_by = ?1 ORDER BY e.id DESC LIMIT ?3"
-			       : ROW_SQL "WHERE e.raised_by = ?1 OR (c.counsellor_id = ?1 "
-				 "AND e.state != 'decided') ORDER BY e.id DESC LIMIT ?3",
+			       ? ROW_SQL "WHERE (e.state != 'decided' OR e.decided_at >= ?2 "
+				 "OR e.claimed_by = ?1) AND e.id < ?4 "
+				 "ORDER BY e.id DESC LIMIT ?3"
+			       : ROW_SQL "WHERE (e.raised_by = ?1 OR (c.counsellor_id = ?1 "
+				 "AND e.state != 'decided')) AND e.id < ?4 "
+				 "ORDER BY e.id DESC LIMIT ?3",
 			       -1, &st, NULL) != SQLITE_OK)
 		return HL_ESTORE;
 	sqlite3_bind_int64(st, 1, j->staff_id);
 	if (j->supervisor)
 		sqlite3_bind_int64(st, 2, j->now - RECENT_MS);
-	sqlite3_bind_int(st, 3, LIST_MAX);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(j->out, row_json(st));
+	sqlite3_bind_int(st, 3, LIST_MAX + 1); /* one more: more */
+	sqlite3_bind_int64(st, 4, j->before ? j->before : INT64_MAX);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json_array_size(j->out) == LIST_MAX) {
+			j->more = true;
+			break;
+		}
+		if (!(o = row_json(st))) {
+			sqlite3_finalize(st);
+			return HL_ENOMEM;
+		}
+		n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+		if (json_array_size(j->out) > 0 && used + n > j->budget) {
+			json_decref(o);
+			j->more = true;
+			break;
+		}
+		used += n;
+		json_array_append_new(j->out, o);
+	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HL_ESTORE;
 }
 
 static int ejob_exec(struct hl_store_job *job, sqlite3 *db,
@@ -649,9 +679,22 @@ static void ejob_done(struct hl_store_job *job, int status)
 		answer(j, "escalation.decided", "escalation");
 		push(e, j->out, false, "decided");
 		break;
-	case EJ_LIST:
-		answer(j, "escalation.list", "escalations");
+	case EJ_LIST: {
+		size_t n = json_array_size(j->out);
+		json_t *r;
+
+		if (!s || !s->wsi)
+			break;
+		r = hl_proto_reply("escalation.list", j->id);
+		json_object_set(r, "escalations", j->out);
+		json_object_set_new(r, "more", json_boolean(j->more));
+		if (j->more && n)
+			json_object_set(r, "next", json_object_get(
+				json_array_get(j->out, n - 1), "escalation"));
+		hl_session_send(s, r);
+		json_decref(r);
 		break;
+	}
 	default:
 		break;
 	}
@@ -845,6 +888,8 @@ void hl_escalation_list(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	j->supervisor = st && (st->row.roles & (HL_STAFF_SUPERVISOR | HL_STAFF_ADMIN));
+	j->before = m->u.esc.before;
+	j->budget = s->srv->cfg.ws_outq_max / 4;
 	submit(j);
 }
 

@@ -377,6 +377,10 @@ static const struct field_spec referral_download_fields[] = {
 	{"offset", FK_INT, false, 0, ID_MAX, CS_UTF8, MSG_FIELD(ref.offset)},
 };
 
+static const struct field_spec escalation_list_fields[] = {
+	{"before", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(esc.before)},
+};
+
 static const struct field_spec referral_list_fields[] = {
 	{"escalation", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(ref.escalation)},
 };
@@ -483,7 +487,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_CONTACT_SET_RETURN] = SPEC("contact.set_return", set_return_fields, NULL),
 	[HL_MSG_CONTACT_RETURN] = SPEC("contact.return", return_fields, NULL),
 	[HL_MSG_ESCALATION_RAISE] = SPEC("escalation.raise", escalation_raise_fields, NULL),
-	[HL_MSG_ESCALATION_LIST] = SPEC_EMPTY("escalation.list"),
+	[HL_MSG_ESCALATION_LIST] = SPEC("escalation.list", escalation_list_fields, NULL),
 	[HL_MSG_ESCALATION_CLAIM] = SPEC("escalation.claim", escalation_claim_fields, NULL),
 	[HL_MSG_ESCALATION_DECIDE] = SPEC("escalation.decide", escalation_decide_fields, NULL),
 	[HL_MSG_EVIDENCE_SIGN] = SPEC("evidence.sign", evidence_sign_fields, NULL),

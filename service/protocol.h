@@ -268,6 +268,7 @@ struct hl_msg_escalation {
 	int64_t escalation;       /* claim / decide: the escalation id */
 	const char *decision;     /* escalation.decide: a decision code */
 	const char *reasons;      /* decide: sealed reasons, base64url; NULL if absent */
+	int64_t before;           /* escalation.list: a page's next; 0 = newest */
 };
 
 /* evidence.sign, evidence.material: checked by evidence_msg.c and evidence.c. */

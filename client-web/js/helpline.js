@@ -460,7 +460,17 @@ export class StaffClient extends Client {
   raiseEscalation(conv, reason, urgency, noteBytes) {
     return this.request({ type: 'escalation.raise', conversation: conv, reason, urgency, ...(noteBytes ? { note: b64url.encode(noteBytes) } : {}) }).then((r) => r.escalation);
   }
-  escalations() { return this.request({ type: 'escalation.list' }).then((r) => r.escalations); }
+  /** The escalations this member of staff may see, newest first: page
+   * after page (more, next) until max of them or the end. */
+  async escalations(max = 200) {
+    const all = [];
+    for (let before; ;) {
+      const r = await this.request({ type: 'escalation.list', ...(before ? { before } : {}) });
+      all.push(...r.escalations);
+      if (!r.more || all.length >= max) return all.slice(0, max);
+      before = r.next;
+    }
+  }
   claimEscalation(id) { return this.request({ type: 'escalation.claim', escalation: id }).then((r) => r.escalation); }
   decideEscalation(id, decision, reasonsBytes) {
     return this.request({ type: 'escalation.decide', escalation: id, decision, ...(reasonsBytes ? { reasons: b64url.encode(reasonsBytes) } : {}) }).then((r) => r.escalation);

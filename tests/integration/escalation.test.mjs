@@ -158,3 +158,58 @@ test('raise, re-alert, claim, read with a fresh code, decide; every refusal answ
     await srv.stop();
   }
 });
+
+// The list comes in pages of at most a quarter of ws.outq_max: notes and
+// reasons are up to 64 KiB each, and 200 of them in one reply would close
+// the supervisor's socket "too slow" every time they looked.
+test('a long escalation list comes in pages that fit the reader\'s queue', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-escalation-pages-'));
+  let srv = await startServer({ dir });
+  try {
+    await awaitStepMargin(20);
+    const [cy, vi] = [await enrolled(srv, 'cyd', 'counsellor'), await enrolled(srv, 'vik', 'supervisor')];
+    await awaitStepMargin(10);
+    const a = await staff(srv, cy);
+    const y = tap(await greeted(srv.port));
+    const conv = (await y.req({ type: 'contact.start', topics: 'sextortion' })).conversation;
+    await a.req({ type: 'shift.start' });
+    await a.wait('queue.offer');
+    assert.equal((await a.req({ type: 'offer.accept', conversation: conv })).type, 'queue.taken');
+    const raised = await a.req({ type: 'escalation.raise', conversation: conv, reason: 'sextortion_threat', urgency: 'routine', note: b64('first') });
+    assert.equal(raised.type, 'escalation.raised');
+    a.close(); y.close();
+    await srv.stop();
+    // 30 decided ones before it, each with a 60 kB note and 60 kB of
+    // reasons (~160 kB as sent): ~4.8 MB in all.
+    const sv = sql(dir, "SELECT id FROM staff WHERE username = 'vik'");
+    const now = Date.now();
+    sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+      INSERT INTO escalation (id, conversation_id, reason, urgency, state, raised_by, raised_at, note, claimed_by, claimed_at, decision, reasons, decided_at)
+      SELECT 1000 + i, conversation_id, reason, urgency, 'decided', raised_by, ${now}, randomblob(60000), ${sv}, ${now}, 'no_further_action', randomblob(60000), ${now} FROM escalation, n`);
+    srv = await startServer({ dir });
+    const s = await staff(srv, vi);
+    const seen = [];
+    let pages = 0;
+    for (let before; ;) {
+      const l = await s.req({ type: 'escalation.list', ...(before ? { before } : {}) });
+      assert.equal(l.type, 'escalation.list', JSON.stringify(l).slice(0, 300));
+      const bytes = JSON.stringify(l).length;
+      assert.ok(l.escalations.length === 1 || bytes <= 262144 + 4096, `a page of ${bytes} bytes`);
+      seen.push(...l.escalations.map((e) => e.escalation));
+      pages++;
+      if (!l.more) { assert.equal(l.next, undefined); break; }
+      assert.equal(l.next, l.escalations.at(-1).escalation);
+      before = l.next;
+    }
+    // Newest first (the ids above 1000, then the raised one), each once.
+    assert.deepEqual(seen, [...Array.from({ length: 30 }, (_, i) => 1030 - i), raised.escalation.escalation]);
+    assert.ok(pages >= 10, `${pages} pages`);
+    const bad = await s.req({ type: 'escalation.list', before: 0 });
+    assert.deepEqual([bad.code, bad.field], ['bad_field', 'before']);
+    s.close();
+  } finally {
+    const r = await srv.stop();
+    assert.doesNotMatch(r.stderr, /too slow|AddressSanitizer|runtime error/);
+    srv.cleanup();
+  }
+});
