@@ -294,6 +294,7 @@ static const struct field_spec device_register_fields[] = {
 
 static const struct field_spec device_list_fields[] = {
 	{"staff_id", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.staff_id)},
+	{"after", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.after)},
 };
 
 static const struct field_spec device_certify_fields[] = {

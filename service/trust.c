@@ -22,6 +22,9 @@
 #include <string.h>
 
 #define WRAP_MAX 65536
+#define LIST_MAX 1000      /* devices in one page of device.list */
+#define DEVICE_BYTES 1200  /* at most, one device as sent (certificates of
+			    * up to 290 bytes, in base64url) */
 
 enum tjob_kind {
 	TJ_LOAD, TJ_REGISTER, TJ_LIST, TJ_CERTIFY, TJ_REVOKE, TJ_REVOCATIONS,
@@ -35,6 +38,10 @@ struct trust_job {
 	struct hl_session *s;          /* referenced, or NULL (TJ_LOAD) */
 	char id[HL_PROTO_ID_MAX + 1];
 	int64_t now, staff_id, device, filter_staff, conv_id;
+	int64_t after;                 /* TJ_LIST: the page's start */
+	size_t budget;                 /* TJ_LIST: the page's bytes */
+	bool more;                     /* TJ_LIST: devices are left */
+	int64_t next;                  /* TJ_LIST: after for the next page */
 	int64_t to_device, from_device;
 	unsigned roles;                /* the actor's HL_STAFF_* bits */
 	bool contact;                  /* TJ_WRAP(S) by the young person */
@@ -564,17 +571,36 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 	case TJ_LIST:
 		/* Certified devices are public to staff (to wrap keys to a
 		 * colleague); waiting ones only to admins and their owner. */
+		/* In pages: revoked ones last, each part in id order (a
+		 * page's next is its last (revoked, id) as id * 2 + revoked),
+		 * up to LIST_MAX and a quarter of ws.outq_max bytes. Revoked
+		 * ones last, so that a long history of them never pushes a
+		 * device in use off the first page. */
 		if (prepare(db, "SELECT id, staff_id, sign_pk, box_pk, "
 				"created_at, cert, issuer, certified_at, "
 				"revoked_at FROM device WHERE (?1=0 OR staff_id=?1) "
 				"AND (cert IS NOT NULL OR ?2=1 OR staff_id=?3) "
-				"ORDER BY id LIMIT 1000", &st) != 0)
+				"AND (revoked_at IS NOT NULL, id) > (?4, ?5) "
+				"ORDER BY revoked_at IS NOT NULL, id LIMIT ?6", &st) != 0)
 			return HL_ESTORE;
 		sqlite3_bind_int64(st, 1, j->filter_staff);
 		sqlite3_bind_int(st, 2, (j->roles & HL_STAFF_ADMIN) ? 1 : 0);
 		sqlite3_bind_int64(st, 3, j->staff_id);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		sqlite3_bind_int(st, 4, (int)(j->after & 1));
+		sqlite3_bind_int64(st, 5, j->after >> 1);
+		sqlite3_bind_int(st, 6, LIST_MAX + 1); /* one more: more */
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			size_t n = json_array_size(j->out);
+
+			if (n == LIST_MAX || (n > 0 && (n + 1) * DEVICE_BYTES > j->budget)) {
+				j->more = true;
+				rc = SQLITE_DONE;
+				break;
+			}
 			device_json(st, j->out);
+			j->next = sqlite3_column_int64(st, 0) * 2 +
+				  (sqlite3_column_type(st, 8) != SQLITE_NULL);
+		}
 		sqlite3_finalize(st);
 		return rc == SQLITE_DONE ? 0 : HL_ESTORE;
 	case TJ_CERTIFY:
@@ -685,6 +711,9 @@ static void tjob_done(struct hl_store_job *job, int status)
 	case TJ_LIST:
 		r = hl_proto_reply("device.list", j->id);
 		json_object_set(r, "devices", j->out);
+		json_object_set_new(r, "more", json_boolean(j->more));
+		if (j->more)
+			json_object_set_new(r, "next", json_integer(j->next));
 		break;
 	case TJ_REVOCATIONS:
 		r = hl_proto_reply("device.revocations", j->id);
@@ -878,6 +907,8 @@ void hl_device_list(struct hl_session *s, const struct hl_msg *m)
 	if (!j)
 		return;
 	j->filter_staff = m->u.e2e.staff_id;
+	j->after = m->u.e2e.after;
+	j->budget = s->srv->cfg.ws_outq_max / 4;
 	tjob_submit(j);
 }
 

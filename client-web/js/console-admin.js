@@ -256,9 +256,9 @@ export function mountDevices(root, ctx) {
 
   async function load() {
     try {
-      const [{ staff }, { devices }, { revocations }] = await Promise.all([
+      const [{ staff }, devices, { revocations }] = await Promise.all([
         ctx.client.request({ type: 'staff.list' }),
-        ctx.client.request({ type: 'device.list' }),
+        ctx.client.devices(),
         ctx.client.request({ type: 'device.revocations' })]);
       if (stopped) return;
       await E.ready();

@@ -264,7 +264,7 @@ function unlockScreen(rec) {
 // device waiting is certified by this admin's own admin device; anything
 // else waits (for helplinectl, or for an admin) with a button to look again.
 async function checkDevices(rec, keys) {
-  const { devices } = await app.client.request({ type: 'device.list', staff_id: app.me.id });
+  const devices = await app.client.devices(app.me.id);
   const find = (id) => devices.find((d) => d.device === id && !d.revoked);
   const waiting = [];
   app.adminDevice = null;

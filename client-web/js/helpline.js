@@ -460,6 +460,19 @@ export class StaffClient extends Client {
   raiseEscalation(conv, reason, urgency, noteBytes) {
     return this.request({ type: 'escalation.raise', conversation: conv, reason, urgency, ...(noteBytes ? { note: b64url.encode(noteBytes) } : {}) }).then((r) => r.escalation);
   }
+  /** device.list, every page (more, next): [{device, staff_id, sign_pk,
+   * box_pk, created_at, cert, issuer, certified_at, revoked}], revoked ones
+   * last; staffId narrows it to one member of staff's devices. */
+  async devices(staffId) {
+    const all = [];
+    for (let after; ;) {
+      const r = await this.request({ type: 'device.list', ...(staffId ? { staff_id: staffId } : {}), ...(after ? { after } : {}) });
+      all.push(...r.devices);
+      if (!r.more) return all;
+      after = r.next;
+    }
+  }
+
   /** The escalations this member of staff may see, newest first: page
    * after page (more, next) until max of them or the end. */
   async escalations(max = 200) {

@@ -587,12 +587,12 @@ export class SecureStaff extends Emitter {
   // of roles, valid now and not revoked.
   async #trustedDevicesOf(staffId, roles) {
     const [list, rev] = await Promise.all([
-      this.client.request({ type: 'device.list', staff_id: staffId }),
+      this.client.devices(staffId),
       this.client.request({ type: 'device.revocations' }),
     ]);
     const revoked = E.revokedSet(rev.revocations, this.rootPk, this.now());
     const devices = [];
-    for (const d of list.devices) {
+    for (const d of list) {
       if (!d.cert || d.revoked) continue;
       try {
         const cert = E.unb64(d.cert), issuer = E.unb64(d.issuer);

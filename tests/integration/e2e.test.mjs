@@ -350,16 +350,16 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       const adminId = staffIdOf(srv, 'e2eadmin');
       const laptop = await registerDevice(o.admin, adminId);
       ctl(srv, 'certify-device', '--root-key', o.rootFile, String(laptop.id));
-      laptop.cert = E.unb64((await o.admin.request({ type: 'device.list', staff_id: adminId })).devices.find((d) => d.device === laptop.id).cert);
+      laptop.cert = E.unb64((await o.admin.devices(adminId)).find((d) => d.device === laptop.id).cert);
       const D = await counsellor(srv, o, 'e2edave');
       const dev2 = await registerDevice(D.client, D.id);
-      const early = (await o.admin.request({ type: 'device.list', staff_id: D.id })).devices.find((d) => d.device === dev2.id);
+      const early = (await o.admin.devices(D.id)).find((d) => d.device === dev2.id);
       const earlyCert = await certifyDevice(o.admin, laptop, early, { role: E.ROLE.COUNSELLOR });
       const out = ctl(srv, 'revoke-device', '--root-key', o.rootFile, String(laptop.id));
       assert.match(out, /revoked/);
       assert.match(ctl(srv, 'list-devices'), new RegExp(`${laptop.id}\\s+e2eadmin\\s+revoked`));
       const dev3 = await registerDevice(D.client, D.id);
-      const waiting = (await o.admin.request({ type: 'device.list', staff_id: D.id })).devices.find((d) => d.device === dev3.id);
+      const waiting = (await o.admin.devices(D.id)).find((d) => d.device === dev3.id);
       await assert.rejects(certifyDevice(o.admin, laptop, waiting, { role: E.ROLE.COUNSELLOR }), (e) => e.code === 'forbidden');
       const rl = await D.client.request({ type: 'device.revocations' });
       const revokedNow = E.revokedSet(rl.revocations, o.rootPk, Math.floor(Date.now() / 1000));
@@ -367,6 +367,16 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.throws(() => E.verifyChain({ cert: earlyCert, issuer: laptop.cert }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }), (e) => e.code === 'revoked');
       // The first admin device and what it certified are untouched.
       assert.doesNotThrow(() => E.verifyChain({ cert: B.device.cert, issuer: B.device.issuer }, o.rootPk, Math.floor(Date.now() / 1000), { revoked: revokedNow }));
+      // The device list comes in pages (a quarter of ws.outq_max, 8k here),
+      // revoked devices last, so that they never push a live one off the
+      // first page; devices() reads them all, each once.
+      const first = await o.admin.request({ type: 'device.list' });
+      const all = await o.admin.devices();
+      assert.ok(first.more && first.next && first.devices.length < all.length, JSON.stringify(first).slice(0, 200));
+      assert.equal(new Set(all.map((d) => d.device)).size, all.length);
+      const revokedFlags = all.map((d) => d.revoked);
+      assert.ok(revokedFlags.includes(true));
+      assert.deepEqual(revokedFlags, [...revokedFlags].sort(), 'revoked ones last');
     });
 
     await t.test('the hash chain: every event\'s head stored and sent; STAMP-signed checkpoints every 4 events and at the end', async () => {

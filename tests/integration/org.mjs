@@ -43,7 +43,7 @@ export async function organisation(srv, track = keep, adminName = 'e2eadmin') {
   const admin = await staffClient(srv, adminAcct, track);
   const ad = await registerDevice(admin, staffIdOf(srv, adminName));
   ctl(srv, 'certify-device', '--root-key', rootFile, String(ad.id));
-  const mine = (await admin.request({ type: 'device.list' })).devices.find((d) => d.device === ad.id);
+  const mine = (await admin.devices()).find((d) => d.device === ad.id);
   ad.cert = E.unb64(mine.cert);
   ad.issuer = null;
   return { rootPk, rootFile, admin, adminDevice: ad };
@@ -55,7 +55,7 @@ export async function counsellor(srv, o, username, role = 'counsellor', track = 
   const id = staffIdOf(srv, username);
   const client = await staffClient(srv, acct, track);
   const dev = await registerDevice(client, id);
-  const waiting = (await o.admin.request({ type: 'device.list', staff_id: id })).devices.find((d) => d.device === dev.id);
+  const waiting = (await o.admin.devices(id)).find((d) => d.device === dev.id);
   assert.equal(waiting.cert, null);
   dev.cert = await certifyDevice(o.admin, { keys: o.adminDevice.keys, cert: o.adminDevice.cert }, waiting, { role: role === 'supervisor' ? E.ROLE.SUPERVISOR : E.ROLE.COUNSELLOR });
   dev.issuer = o.adminDevice.cert;
