@@ -1360,16 +1360,18 @@ int hl_config_finish(struct hl_config *cfg, char *err, size_t errlen)
 			return HL_EINVAL;
 		}
 	}
-	/* The largest message, relayed or read back as a chat.event (its
-	 * payload as sent, plus some 300 bytes of fields), must fit a reader's
-	 * queue; otherwise it closes its reader as too slow on every try. */
-	if (cfg->ws_outq_max < cfg->ws_max_message + HL_CONFIG_EVENT_OVERHEAD) {
+	/* The largest reply must fit a reader's queue, or it closes its
+	 * reader as too slow on every try: a chat.event is one message's
+	 * payload as sent plus some 300 bytes of fields; an escalation or an
+	 * inbox message carries two such (a note and the reasons; a message
+	 * and its reply). */
+	if (cfg->ws_outq_max < 2 * cfg->ws_max_message + HL_CONFIG_REPLY_OVERHEAD) {
 		hl_set_err(err, errlen,
 			"config: ws.outq_max (%zu) must be at least "
-			"ws.max_message + %d (%zu), so that the largest message "
-			"fits a reader's queue",
-			cfg->ws_outq_max, HL_CONFIG_EVENT_OVERHEAD,
-			cfg->ws_max_message + HL_CONFIG_EVENT_OVERHEAD);
+			"2 x ws.max_message + %d (%zu), so that the largest "
+			"reply fits a reader's queue",
+			cfg->ws_outq_max, HL_CONFIG_REPLY_OVERHEAD,
+			2 * cfg->ws_max_message + HL_CONFIG_REPLY_OVERHEAD);
 		return HL_EINVAL;
 	}
 	if (cfg->listen_port < 0 || cfg->listen_port > 65535 ||

@@ -10,9 +10,10 @@
 #define HL_CONFIG_MAX_ORIGINS 16
 #define HL_CONFIG_ORIGIN_MAX 256
 #define HL_CONFIG_PATH_MAX 1024
-/* ws.outq_max must be at least ws.max_message + this: room for the fields
- * a chat.event adds to the largest payload (hl_config_finish). */
-#define HL_CONFIG_EVENT_OVERHEAD 1024
+/* ws.outq_max must be at least 2 x ws.max_message + this: room for the
+ * largest reply, which carries up to two messages' payloads and its own
+ * fields (hl_config_finish). */
+#define HL_CONFIG_REPLY_OVERHEAD 1024
 
 /*
  * Every setting of helplined. Each field maps to one "section.key" of the

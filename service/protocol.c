@@ -292,6 +292,12 @@ static const struct field_spec device_register_fields[] = {
 	{"sig", FK_STRING, true, B64_SIG, B64_SIG, CS_TOKEN, MSG_FIELD(e2e.sig)},
 };
 
+/* after: how many were read already (revocations are only ever added, at
+ * the end of their order). */
+static const struct field_spec revocations_fields[] = {
+	{"after", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.after)},
+};
+
 static const struct field_spec device_list_fields[] = {
 	{"staff_id", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.staff_id)},
 	{"after", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.after)},
@@ -482,7 +488,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_DEVICE_LIST] = SPEC("device.list", device_list_fields, NULL),
 	[HL_MSG_DEVICE_CERTIFY] = SPEC("device.certify", device_certify_fields, NULL),
 	[HL_MSG_DEVICE_REVOKE] = SPEC("device.revoke", device_revoke_fields, NULL),
-	[HL_MSG_DEVICE_REVOCATIONS] = SPEC_EMPTY("device.revocations"),
+	[HL_MSG_DEVICE_REVOCATIONS] = SPEC("device.revocations", revocations_fields, NULL),
 	[HL_MSG_KEY_WRAP] = SPEC("key.wrap", key_wrap_fields, NULL),
 	[HL_MSG_KEY_WRAPS] = SPEC("key.wraps", key_wraps_fields, NULL),
 	[HL_MSG_CONTACT_SET_RETURN] = SPEC("contact.set_return", set_return_fields, NULL),

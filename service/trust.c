@@ -23,6 +23,7 @@
 
 #define WRAP_MAX 65536
 #define LIST_MAX 1000      /* devices in one page of device.list */
+#define REVOCATION_BYTES 640 /* at most, one revocation as sent */
 #define DEVICE_BYTES 1200  /* at most, one device as sent (certificates of
 			    * up to 290 bytes, in base64url) */
 
@@ -38,10 +39,10 @@ struct trust_job {
 	struct hl_session *s;          /* referenced, or NULL (TJ_LOAD) */
 	char id[HL_PROTO_ID_MAX + 1];
 	int64_t now, staff_id, device, filter_staff, conv_id;
-	int64_t after;                 /* TJ_LIST: the page's start */
-	size_t budget;                 /* TJ_LIST: the page's bytes */
-	bool more;                     /* TJ_LIST: devices are left */
-	int64_t next;                  /* TJ_LIST: after for the next page */
+	int64_t after;                 /* TJ_LIST / TJ_REVOCATIONS: the page's start */
+	size_t budget;                 /* TJ_LIST / TJ_REVOCATIONS: the page's bytes */
+	bool more;                     /* TJ_LIST / TJ_REVOCATIONS: more are left */
+	int64_t next;                  /* TJ_LIST / TJ_REVOCATIONS: after, next page */
 	int64_t to_device, from_device;
 	unsigned roles;                /* the actor's HL_STAFF_* bits */
 	bool contact;                  /* TJ_WRAP(S) by the young person */
@@ -608,11 +609,26 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 	case TJ_REVOKE:
 		return revoke_device(db, stmts, j);
 	case TJ_REVOCATIONS:
+		/* In pages of a quarter of ws.outq_max bytes: everyone's
+		 * page asks for this list, and nothing ever deletes from it.
+		 * Only ever appended to, at the end of this order, so a
+		 * page's next is how many were read. */
 		if (prepare(db, "SELECT statement, signer FROM revocation ORDER "
-				"BY created_at, cert_hash", &st) != 0)
+				"BY created_at, cert_hash LIMIT -1 OFFSET ?1", &st) != 0)
 			return HL_ESTORE;
+		sqlite3_bind_int64(st, 1, j->after);
+		j->next = j->after;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			json_t *o = json_object();
+			json_t *o;
+
+			if (json_array_size(j->out) > 0 &&
+			    (json_array_size(j->out) + 1) * REVOCATION_BYTES > j->budget) {
+				j->more = true;
+				rc = SQLITE_DONE;
+				break;
+			}
+			o = json_object();
+			j->next++;
 
 			json_object_set_new(o, "revocation",
 					    b64(sqlite3_column_blob(st, 0),
@@ -718,6 +734,9 @@ static void tjob_done(struct hl_store_job *job, int status)
 	case TJ_REVOCATIONS:
 		r = hl_proto_reply("device.revocations", j->id);
 		json_object_set(r, "revocations", j->out);
+		json_object_set_new(r, "more", json_boolean(j->more));
+		if (j->more)
+			json_object_set_new(r, "next", json_integer(j->next));
 		break;
 	case TJ_WRAP:
 		r = hl_proto_reply("key.wrapped", j->id);
@@ -963,8 +982,11 @@ void hl_device_revocations(struct hl_session *s, const struct hl_msg *m)
 {
 	struct trust_job *j = tjob_new(s, TJ_REVOCATIONS, m);
 
-	if (j)
-		tjob_submit(j);
+	if (!j)
+		return;
+	j->after = m->u.e2e.after;
+	j->budget = s->srv->cfg.ws_outq_max / 4;
+	tjob_submit(j);
 }
 
 /* Whether staff_id may take a transfer of a chat now (a wrap made before

@@ -256,10 +256,10 @@ export function mountDevices(root, ctx) {
 
   async function load() {
     try {
-      const [{ staff }, devices, { revocations }] = await Promise.all([
+      const [{ staff }, devices, revocations] = await Promise.all([
         ctx.client.request({ type: 'staff.list' }),
         ctx.client.devices(),
-        ctx.client.request({ type: 'device.revocations' })]);
+        ctx.client.revocations()]);
       if (stopped) return;
       await E.ready();
       const revoked = E.revokedSet(revocations, ctx.rootPk, Math.floor(Date.now() / 1000));

@@ -335,13 +335,13 @@ export function mount(root, ctx) {
     const conv = String(e.conversation);
     const B = await import('./bundle.js');
     const signed = await fresh(async () => {
-      const [org, rev, mat] = await Promise.all([client.request({ type: 'e2e.org' }), client.request({ type: 'device.revocations' }), client.evidenceMaterial(conv)]);
+      const [org, rev, mat] = await Promise.all([client.request({ type: 'e2e.org' }), client.revocations(), client.evidenceMaterial(conv)]);
       const consent = [...open.msgs].filter(([, m]) => m.consent || m.answer).map(([seq, m]) => (m.consent ? { seq, question: m.consent } : { seq, answer: m.answer }));
       const referral = { escalation: e.escalation, reason: e.reason, urgency: e.urgency, decision: e.decision ?? null, consent };
       const built = B.buildBundle({
         conversation: Number(conv), events: [...open.events.values()], select, epochs: secure.session(conv).epochs,
         checkpoints: mat.checkpoints, audit: mat.audit, rootPk: org.root_pk, stampCert: org.stamp_cert, evidenceCert: org.evidence_cert,
-        signer: { cert: ctx.device.cert, issuer: ctx.device.issuer, keys: ctx.device.keys }, revocations: rev.revocations, referral,
+        signer: { cert: ctx.device.cert, issuer: ctx.device.issuer, keys: ctx.device.keys }, revocations: rev, referral,
       });
       const r = await client.signEvidence(conv, built.text);
       return { ...B.withServiceSignature(built.bundle, r.sig), checks: built.checks, digest: r.digest };

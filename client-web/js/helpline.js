@@ -262,6 +262,17 @@ class Client extends Emitter {
     return this.conn.request(obj);
   }
 
+  /** device.revocations, every page (more, next): [{revocation, issuer}]. */
+  async revocations() {
+    const all = [];
+    for (let after; ;) {
+      const r = await this.request({ type: 'device.revocations', ...(after ? { after } : {}) });
+      all.push(...r.revocations);
+      if (!r.more) return all;
+      after = r.next;
+    }
+  }
+
   /** chat.sync of everything after lastSeq, page by page (the server ends
    * a page at about a quarter of its queue for this socket and says
    * `more`); resolves with the last page's chat.synced. conversation is

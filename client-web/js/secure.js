@@ -202,8 +202,7 @@ export class SecureContact extends Emitter {
 
   async #revocations() {
     try {
-      const r = await this.client.request({ type: 'device.revocations' });
-      this.revoked = E.revokedSet(r.revocations, this.rootPk, this.now());
+      this.revoked = E.revokedSet(await this.client.revocations(), this.rootPk, this.now());
     } catch { /* keep the last list */ }
   }
 
@@ -588,9 +587,9 @@ export class SecureStaff extends Emitter {
   async #trustedDevicesOf(staffId, roles) {
     const [list, rev] = await Promise.all([
       this.client.devices(staffId),
-      this.client.request({ type: 'device.revocations' }),
+      this.client.revocations(),
     ]);
-    const revoked = E.revokedSet(rev.revocations, this.rootPk, this.now());
+    const revoked = E.revokedSet(rev, this.rootPk, this.now());
     const devices = [];
     for (const d of list) {
       if (!d.cert || d.revoked) continue;

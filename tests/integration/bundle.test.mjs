@@ -147,7 +147,7 @@ test('evidence bundles from a real escalated conversation, verified offline', { 
     // checkpoints and the escalation's audit entries.
     const org = await S.client.request({ type: 'e2e.org' });
     assert.ok(org.evidence_cert, 'e2e.org publishes the EVIDENCE certificate');
-    const revocations = (await S.client.request({ type: 'device.revocations' })).revocations;
+    const revocations = await S.client.revocations();
     const material = await S.client.evidenceMaterial(conv);
     assert.equal(material.conversation, conv);
     const { checkpoints, audit } = material;

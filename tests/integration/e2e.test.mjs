@@ -62,7 +62,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
   // step knows who holds which chat.
   const ini = join(dir, 'e2e.ini');
   // A small ws.outq_max: every read of history comes in pages (more).
-  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n[ws]\noutq_max = 8k\nmax_message = 7k\n');
+  writeFileSync(ini, '[queue]\nrouting = pull\n[e2e]\ncheckpoint_every = 4\n[ws]\noutq_max = 8k\nmax_message = 3584\n');
   let srv = await startServer({ dir, envelopes: 'strict', args: ['--config', ini] });
   const phrases = [];
   try {

@@ -162,9 +162,11 @@ test('raise, re-alert, claim, read with a fresh code, decide; every refusal answ
 // The list comes in pages of at most a quarter of ws.outq_max: notes and
 // reasons are up to 64 KiB each, and 200 of them in one reply would close
 // the supervisor's socket "too slow" every time they looked.
-test('a long escalation list comes in pages that fit the reader\'s queue', async () => {
+test('a long escalation list (and the revocations) come in pages that fit the reader\'s queue', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-escalation-pages-'));
-  let srv = await startServer({ dir });
+  const ini = join(dir, 'pages.ini');
+  writeFileSync(ini, '[ws]\noutq_max = 128k\nmax_message = 32k\n'); // pages of 32 KiB
+  let srv = await startServer({ dir, args: ['--config', ini] });
   try {
     await awaitStepMargin(20);
     const [cy, vi] = [await enrolled(srv, 'cyd', 'counsellor'), await enrolled(srv, 'vik', 'supervisor')];
@@ -179,14 +181,19 @@ test('a long escalation list comes in pages that fit the reader\'s queue', async
     assert.equal(raised.type, 'escalation.raised');
     a.close(); y.close();
     await srv.stop();
-    // 30 decided ones before it, each with a 60 kB note and 60 kB of
-    // reasons (~160 kB as sent): ~4.8 MB in all.
+    // 30 decided ones before it, each with a 30 kB note and 30 kB of
+    // reasons (~80 kB as sent): ~2.4 MB in all.
     const sv = sql(dir, "SELECT id FROM staff WHERE username = 'vik'");
     const now = Date.now();
     sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
       INSERT INTO escalation (id, conversation_id, reason, urgency, state, raised_by, raised_at, note, claimed_by, claimed_at, decision, reasons, decided_at)
-      SELECT 1000 + i, conversation_id, reason, urgency, 'decided', raised_by, ${now}, randomblob(60000), ${sv}, ${now}, 'no_further_action', randomblob(60000), ${now} FROM escalation, n`);
-    srv = await startServer({ dir });
+      SELECT 1000 + i, conversation_id, reason, urgency, 'decided', raised_by, ${now}, randomblob(30000), ${sv}, ${now}, 'no_further_action', randomblob(30000), ${now} FROM escalation, n`);
+    // And 120 revocations (the server only stores and hands them out;
+    // clients check their signatures).
+    sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120)
+      INSERT INTO revocation (cert_hash, statement, signer, created_at) SELECT randomblob(32), randomblob(122), randomblob(200), i FROM n`);
+    const statements = sql(dir, 'SELECT hex(statement) FROM revocation ORDER BY created_at, cert_hash').split('\n');
+    srv = await startServer({ dir, args: ['--config', ini] });
     const s = await staff(srv, vi);
     const seen = [];
     let pages = 0;
@@ -194,7 +201,7 @@ test('a long escalation list comes in pages that fit the reader\'s queue', async
       const l = await s.req({ type: 'escalation.list', ...(before ? { before } : {}) });
       assert.equal(l.type, 'escalation.list', JSON.stringify(l).slice(0, 300));
       const bytes = JSON.stringify(l).length;
-      assert.ok(l.escalations.length === 1 || bytes <= 262144 + 4096, `a page of ${bytes} bytes`);
+      assert.ok(l.escalations.length === 1 || bytes <= 32768 + 4096, `a page of ${bytes} bytes`);
       seen.push(...l.escalations.map((e) => e.escalation));
       pages++;
       if (!l.more) { assert.equal(l.next, undefined); break; }
@@ -206,6 +213,21 @@ test('a long escalation list comes in pages that fit the reader\'s queue', async
     assert.ok(pages >= 10, `${pages} pages`);
     const bad = await s.req({ type: 'escalation.list', before: 0 });
     assert.deepEqual([bad.code, bad.field], ['bad_field', 'before']);
+    // The revocations, which every young person's page asks for.
+    const revs = [];
+    let rpages = 0;
+    for (let after; ;) {
+      const r = await s.req({ type: 'device.revocations', ...(after ? { after } : {}) });
+      assert.equal(r.type, 'device.revocations', JSON.stringify(r).slice(0, 300));
+      assert.ok(JSON.stringify(r).length <= 32768, 'a page fits a quarter of the queue');
+      revs.push(...r.revocations);
+      rpages++;
+      if (!r.more) break;
+      assert.equal(r.next, revs.length);
+      after = r.next;
+    }
+    assert.ok(rpages >= 2, `${rpages} pages`);
+    assert.deepEqual(revs.map((r) => Buffer.from(r.revocation, 'base64url').toString('hex').toUpperCase()), statements);
     s.close();
   } finally {
     const r = await srv.stop();

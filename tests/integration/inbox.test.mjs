@@ -133,7 +133,7 @@ test('a long thread and the staff list come in pages that fit the reader\'s queu
   const dir = mkdtempSync(join(tmpdir(), 'helpline-inbox-pages-'));
   const team = crypto.generateKeyPairSync('x25519');
   const ini = join(dir, 'pages.ini');
-  writeFileSync(ini, '[ws]\noutq_max = 64k\nmax_message = 32k\nrate = 1000\nburst = 1000\n');
+  writeFileSync(ini, '[ws]\noutq_max = 64k\nmax_message = 16k\nrate = 1000\nburst = 1000\n');
   let srv = await startServer({ dir, args: ['--config', ini] });
   try {
     ctl(srv, 'inbox-key', 'set', '--', b64(rawPub(team.publicKey)));

@@ -118,7 +118,7 @@ test('a two-person police referral, delivered to the partner, verifiable there',
       triage_tags: ['sextortion'],
     };
     const org = await S.client.request({ type: 'e2e.org' });
-    const revocations = (await S.client.request({ type: 'device.revocations' })).revocations;
+    const revocations = await S.client.revocations();
     const { checkpoints, audit } = await S.client.evidenceMaterial(conv);
     const built = B.buildBundle({
       conversation: conv, events, select: [said.threat, said.ask, said.yes], epochs: sS.session(conv).epochs, checkpoints,

@@ -278,7 +278,7 @@ test('stats.get and helplinectl stats count real conversations, and nothing else
 test('stats.get on rows of known times: exact percentiles, and a reply too big for the output queue', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'helpline-stats-'));
   const ini = join(dir, 'small-outq.ini');
-  writeFileSync(ini, '; stats.test.mjs: a 4 KiB output queue, so a long reply is refused\n[ws]\noutq_max = 4k\nmax_message = 3k\n');
+  writeFileSync(ini, '; stats.test.mjs: a 4 KiB output queue, so a long reply is refused\n[ws]\noutq_max = 4k\nmax_message = 1536\n');
   const srv = await startServer({ dir, args: ['--config', ini] });
   try {
     await awaitStepMargin(15);

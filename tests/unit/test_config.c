@@ -122,7 +122,7 @@ static const char full_file[] =
 	"\n"
 	"[ws]\n"
 	"max_message = 1m\n"
-	"outq_max = 2m\n"
+	"outq_max = 3m\n"
 	"ping_interval = 0\n"
 	"\n"
 	"[evidence]\n"
@@ -145,7 +145,7 @@ static void check_full(const struct hl_config *cfg)
 	assert_int_equal(cfg->store_batch_max, 1);
 	assert_int_equal(cfg->store_queue_max, 16);
 	assert_int_equal(cfg->ws_max_message, 1048576);
-	assert_int_equal(cfg->ws_outq_max, 2097152);
+	assert_int_equal(cfg->ws_outq_max, 3145728);
 	assert_int_equal(cfg->ws_ping_interval, 0);
 	assert_int_equal(cfg->evidence_max_bundle, 67108864);
 	assert_int_equal(cfg->allowed_origins_set, 1);
@@ -734,7 +734,7 @@ static void test_set_overrides_file(void **state)
 				       sizeof(err)),
 			 0);
 	/* Any key can be set, not only the flags'. */
-	assert_int_equal(hl_config_set(&cfg, "ws.outq_max", "2M", err,
+	assert_int_equal(hl_config_set(&cfg, "ws.outq_max", "3M", err,
 				       sizeof(err)),
 			 0);
 	assert_string_equal(cfg.listen_host, "127.0.0.1");
@@ -743,7 +743,7 @@ static void test_set_overrides_file(void **state)
 	assert_string_equal(cfg.web_root, "/w");
 	assert_string_equal(cfg.state_dir, "/s");
 	assert_int_equal(cfg.log_level, HL_LOG_WARN);
-	assert_int_equal(cfg.ws_outq_max, 2 * 1024 * 1024);
+	assert_int_equal(cfg.ws_outq_max, 3 * 1024 * 1024);
 	/* Untouched keys keep the file's values. */
 	assert_int_equal(cfg.max_connections, 1000000);
 	assert_int_equal(cfg.store_queue_max, 16);
@@ -1121,20 +1121,21 @@ static void test_finish_checks(void **state)
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
 	assert_contains(err, "log.level");
 
-	/* The largest message must fit a reader's queue. */
+	/* The largest reply (two messages' payloads) must fit a reader's
+	 * queue. */
 	hl_config_defaults(&cfg);
 	cfg.ws_max_message = 1048576;
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
 	assert_string_equal(err, "config: ws.outq_max (1048576) must be at least "
-				 "ws.max_message + 1024 (1049600), so that the "
-				 "largest message fits a reader's queue");
-	cfg.ws_outq_max = 1049600;
+				 "2 x ws.max_message + 1024 (2098176), so that the "
+				 "largest reply fits a reader's queue");
+	cfg.ws_outq_max = 2098176;
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), 0);
 	hl_config_defaults(&cfg);
 	cfg.ws_outq_max = 4096;
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), HL_EINVAL);
 	assert_contains(err, "ws.outq_max (4096)");
-	cfg.ws_max_message = 3072;
+	cfg.ws_max_message = 1536;
 	assert_int_equal(hl_config_finish(&cfg, err, sizeof(err)), 0);
 }
 
