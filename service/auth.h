@@ -58,6 +58,7 @@ struct hl_auth {
 	int inflight;                  /* Argon2id jobs at the workers */
 	struct pw_job *wait_head, *wait_tail; /* waiting for a slot */
 	int waiting;
+	uint64_t last_tag;             /* the address of the job started last */
 	uv_timer_t timer;              /* 1 s: expiry sweep, change poll */
 	bool timer_open;
 	int64_t data_version;          /* last PRAGMA data_version seen */

@@ -25,7 +25,7 @@
 /* Most tag or flag ids in one intake list. */
 #define INTAKE_IDS_MAX 16
 /* At most this many events in one chat.sync or contact.returned; a page
- * also stops at a quarter of ws.outq_max bytes (history_budget). */
+ * also stops at a quarter of ws.outq_max bytes (hl_session_page_budget). */
 #define HISTORY_PAGE_MAX 10000
 
 static struct hl_contacts *contacts_of(struct hl_session *s)
@@ -316,12 +316,6 @@ static int read_history(sqlite3_stmt *const *stmts, struct contact_job *j,
 	return rc;
 }
 
-/* A page's bytes: a quarter of the reader's queue, so the page, what is
- * already queued and live events beside it fit. */
-static size_t history_budget(const struct hl_session *s)
-{
-	return s->srv->cfg.ws_outq_max / 4;
-}
 
 /* Appends an event for j's conversation: the STAMP key signs a checkpoint
  * every e2e.checkpoint_every events and when the conversation ends. */
@@ -1872,7 +1866,7 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 	j->staff_id = s->staff_id;
 	j->after_seq = m->u.chat.last_seq;
 	j->contact_view = s->role == HL_ROLE_CONTACT;
-	j->budget = history_budget(s);
+	j->budget = hl_session_page_budget(s);
 	cjob_submit(j);
 }
 
@@ -2516,7 +2510,7 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 	}
 	memcpy(j->sign_pk, pk, 32);
 	j->contact_view = true;
-	j->budget = history_budget(s);
+	j->budget = hl_session_page_budget(s);
 	randombytes_buf(j->secret, sizeof(j->secret));
 	hl_keys_hash_token(&s->srv->keys, j->secret, sizeof(j->secret), j->hash);
 	s->contact_busy = true;

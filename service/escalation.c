@@ -687,10 +687,8 @@ static void ejob_done(struct hl_store_job *job, int status)
 			break;
 		r = hl_proto_reply("escalation.list", j->id);
 		json_object_set(r, "escalations", j->out);
-		json_object_set_new(r, "more", json_boolean(j->more));
-		if (j->more && n)
-			json_object_set(r, "next", json_object_get(
-				json_array_get(j->out, n - 1), "escalation"));
+		hl_proto_page(r, j->more && n, n ? json_integer_value(json_object_get(
+			json_array_get(j->out, n - 1), "escalation")) : 0);
 		hl_session_send(s, r);
 		json_decref(r);
 		break;
@@ -889,7 +887,7 @@ void hl_escalation_list(struct hl_session *s, const struct hl_msg *m)
 	}
 	j->supervisor = st && (st->row.roles & (HL_STAFF_SUPERVISOR | HL_STAFF_ADMIN));
 	j->before = m->u.esc.before;
-	j->budget = s->srv->cfg.ws_outq_max / 4;
+	j->budget = hl_session_page_budget(s);
 	submit(j);
 }
 

@@ -360,9 +360,7 @@ static void reply_to(struct inbox_job *j, int status)
 	r = hl_proto_reply(types[j->kind], j->id);
 	if (j->kind == IJ_FETCH || j->kind == IJ_LIST) {
 		json_object_set(r, "messages", j->out);
-		json_object_set_new(r, "more", json_boolean(j->more));
-		if (j->more)
-			json_object_set_new(r, "next", json_integer(j->next));
+		hl_proto_page(r, j->more, j->next);
 	} else
 		json_object_set_new(r, "message", json_integer(j->message));
 	if (j->kind == IJ_POST || j->kind == IJ_REPLY)
@@ -565,7 +563,7 @@ void hl_inbox_fetch(struct hl_session *s, const struct hl_msg *m)
 	}
 	memcpy(j->return_pk, pk, 32);
 	j->after = m->u.inbox.after;
-	j->budget = s->srv->cfg.ws_outq_max / 4;
+	j->budget = hl_session_page_budget(s);
 	ijob_submit(j);
 }
 
@@ -598,7 +596,7 @@ void hl_inbox_list(struct hl_session *s, const struct hl_msg *m)
 		return;
 	}
 	j->after = m->u.inbox.after;
-	j->budget = s->srv->cfg.ws_outq_max / 4;
+	j->budget = hl_session_page_budget(s);
 	ijob_submit(j);
 }
 

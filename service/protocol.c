@@ -1227,6 +1227,13 @@ fail:
 	return NULL;
 }
 
+void hl_proto_page(json_t *reply, bool more, int64_t next)
+{
+	json_object_set_new(reply, "more", json_boolean(more));
+	if (more)
+		json_object_set_new(reply, "next", json_integer(next));
+}
+
 json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
 			     const char *message, const char *field)
 {

@@ -374,6 +374,10 @@ void hl_msg_release(struct hl_msg *msg);
  * the reference. */
 json_t *hl_proto_reply(const char *type, const char *id);
 
+/* Marks reply as one page of a list: "more": more, and "next": next (where
+ * the next page starts, as the request's cursor field) when more. */
+void hl_proto_page(json_t *reply, bool more, int64_t next);
+
 /*
  * Returns a new object {"type":"error","id":id,"code":name,"message":message,
  * "field":field}: id omitted when NULL or "", field omitted when NULL or "",

@@ -571,12 +571,12 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 		return audit(stmts, j, "device.register", 0, j->device);
 	case TJ_LIST:
 		/* Certified devices are public to staff (to wrap keys to a
-		 * colleague); waiting ones only to admins and their owner. */
-		/* In pages: revoked ones last, each part in id order (a
-		 * page's next is its last (revoked, id) as id * 2 + revoked),
-		 * up to LIST_MAX and a quarter of ws.outq_max bytes. Revoked
-		 * ones last, so that a long history of them never pushes a
-		 * device in use off the first page. */
+		 * colleague); waiting ones only to admins and their owner. In
+		 * pages of up to LIST_MAX and a quarter of ws.outq_max bytes,
+		 * revoked ones last (so that a long history of them never
+		 * pushes a device in use off the first page), each part in id
+		 * order: a page's next is its last (revoked, id) as
+		 * id * 2 + revoked. */
 		if (prepare(db, "SELECT id, staff_id, sign_pk, box_pk, "
 				"created_at, cert, issuer, certified_at, "
 				"revoked_at FROM device WHERE (?1=0 OR staff_id=?1) "
@@ -727,16 +727,12 @@ static void tjob_done(struct hl_store_job *job, int status)
 	case TJ_LIST:
 		r = hl_proto_reply("device.list", j->id);
 		json_object_set(r, "devices", j->out);
-		json_object_set_new(r, "more", json_boolean(j->more));
-		if (j->more)
-			json_object_set_new(r, "next", json_integer(j->next));
+		hl_proto_page(r, j->more, j->next);
 		break;
 	case TJ_REVOCATIONS:
 		r = hl_proto_reply("device.revocations", j->id);
 		json_object_set(r, "revocations", j->out);
-		json_object_set_new(r, "more", json_boolean(j->more));
-		if (j->more)
-			json_object_set_new(r, "next", json_integer(j->next));
+		hl_proto_page(r, j->more, j->next);
 		break;
 	case TJ_WRAP:
 		r = hl_proto_reply("key.wrapped", j->id);
@@ -927,7 +923,7 @@ void hl_device_list(struct hl_session *s, const struct hl_msg *m)
 		return;
 	j->filter_staff = m->u.e2e.staff_id;
 	j->after = m->u.e2e.after;
-	j->budget = s->srv->cfg.ws_outq_max / 4;
+	j->budget = hl_session_page_budget(s);
 	tjob_submit(j);
 }
 
@@ -985,7 +981,7 @@ void hl_device_revocations(struct hl_session *s, const struct hl_msg *m)
 	if (!j)
 		return;
 	j->after = m->u.e2e.after;
-	j->budget = s->srv->cfg.ws_outq_max / 4;
+	j->budget = hl_session_page_budget(s);
 	tjob_submit(j);
 }
 

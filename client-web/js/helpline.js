@@ -262,16 +262,21 @@ class Client extends Emitter {
     return this.conn.request(obj);
   }
 
-  /** device.revocations, every page (more, next): [{revocation, issuer}]. */
-  async revocations() {
+  /** The items under key of a list the server sends in pages (more,
+   * next: protocol.md), page after page until max of them or the end;
+   * cursor is the request's field for a page's start. */
+  async pages(req, key, { cursor = 'after', max = Infinity } = {}) {
     const all = [];
-    for (let after; ;) {
-      const r = await this.request({ type: 'device.revocations', ...(after ? { after } : {}) });
-      all.push(...r.revocations);
-      if (!r.more) return all;
-      after = r.next;
+    for (let at; ;) {
+      const r = await this.request(at ? { ...req, [cursor]: at } : req);
+      all.push(...r[key]);
+      if (!r.more || all.length >= max) return all.slice(0, max);
+      at = r.next;
     }
   }
+
+  /** device.revocations, every page: [{revocation, issuer}]. */
+  revocations() { return this.pages({ type: 'device.revocations' }, 'revocations'); }
 
   /** chat.sync of everything after lastSeq, page by page (the server ends
    * a page at about a quarter of its queue for this socket and says
@@ -474,27 +479,11 @@ export class StaffClient extends Client {
   /** device.list, every page (more, next): [{device, staff_id, sign_pk,
    * box_pk, created_at, cert, issuer, certified_at, revoked}], revoked ones
    * last; staffId narrows it to one member of staff's devices. */
-  async devices(staffId) {
-    const all = [];
-    for (let after; ;) {
-      const r = await this.request({ type: 'device.list', ...(staffId ? { staff_id: staffId } : {}), ...(after ? { after } : {}) });
-      all.push(...r.devices);
-      if (!r.more) return all;
-      after = r.next;
-    }
-  }
+  devices(staffId) { return this.pages({ type: 'device.list', ...(staffId ? { staff_id: staffId } : {}) }, 'devices'); }
 
   /** The escalations this member of staff may see, newest first: page
    * after page (more, next) until max of them or the end. */
-  async escalations(max = 200) {
-    const all = [];
-    for (let before; ;) {
-      const r = await this.request({ type: 'escalation.list', ...(before ? { before } : {}) });
-      all.push(...r.escalations);
-      if (!r.more || all.length >= max) return all.slice(0, max);
-      before = r.next;
-    }
-  }
+  escalations(max = 200) { return this.pages({ type: 'escalation.list' }, 'escalations', { cursor: 'before', max }); }
   claimEscalation(id) { return this.request({ type: 'escalation.claim', escalation: id }).then((r) => r.escalation); }
   decideEscalation(id, decision, reasonsBytes) {
     return this.request({ type: 'escalation.decide', escalation: id, decision, ...(reasonsBytes ? { reasons: b64url.encode(reasonsBytes) } : {}) }).then((r) => r.escalation);

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startServer, greeted, request, nextId } from './harness.mjs';
-import { ctl, totp, stepNow, awaitStepMargin, staffSocket, enrolled, login, base32decode } from './staff.mjs';
+import { startServer, greeted, request, nextId, connect } from './harness.mjs';
+import { ctl, totp, stepNow, awaitStepMargin, staffSocket, enrolled, login, base32decode, origin } from './staff.mjs';
 
 let srv;
 const secrets = [];   // every secret the tests handle: must appear nowhere stored
@@ -287,6 +287,44 @@ test('a login flood is bounded: extra logins get busy, and chat is answered mean
     assert.equal(busy, 5);
     for (const ws of sockets) ws.close();
     contact.close();
+  } finally {
+    const r = await s2.stop();
+    s2.cleanup();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+// The Argon2id queue takes turns between addresses: a flood of logins from
+// one (each an Argon2id) must not keep a counsellor elsewhere waiting for
+// all of it.
+test('a login flood from one address delays a login from another by about one hash, not the whole flood', async () => {
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-fair-'));
+  const ini = join(dir, 'fair.ini');
+  // Loopback counted per address here, and no failure budget, so that
+  // 127.0.0.2's flood is all hashed.
+  writeFileSync(ini, '[server]\nuncounted_addresses = none\nfailed_attempts_per_address = 0\n[auth]\npwhash_inflight = 1\npwhash_queue = 64\n');
+  const s2 = await startServer({ dir, args: ['--config', ini] });
+  try {
+    await awaitStepMargin(15);
+    const acct = await enrolled(s2, 'fairy', 'counsellor');
+    const flood = await Promise.all(Array.from({ length: 20 }, async () => {
+      const ws = await connect(s2.port, 'helpline.staff.v1', { origin: origin(s2), localAddress: '127.0.0.2' });
+      assert.equal((await request(ws, { type: 'hello', id: nextId(), version: 1 })).type, 'welcome');
+      return ws;
+    }));
+    let floodDone = 0;
+    const pending = flood.map((ws, i) => request(ws, { type: 'auth.login', id: `f${i}`, username: `nobody${i}`, password: 'flood flood flood', totp: '123456' })
+      .then((r) => { floodDone++; return r; }));
+    await new Promise((r) => setTimeout(r, 50)); // all of it queued
+    const { reply } = await login(s2, acct); // from another address
+    const ahead = floodDone;
+    assert.equal(reply.type, 'auth.ok', JSON.stringify(reply));
+    const all = await Promise.all(pending);
+    assert.ok(all.every((r) => r.code === 'auth_failed'), JSON.stringify(all.find((r) => r.code !== 'auth_failed')));
+    assert.ok(ahead <= 3, `${ahead} of the flood's 20 hashes went first`);
+    for (const ws of flood) ws.close();
   } finally {
     const r = await s2.stop();
     s2.cleanup();
