@@ -105,3 +105,53 @@ test('a long chat\'s history comes in pages that fit the reader\'s queue', async
     srv.cleanup();
   }
 });
+
+// A reader too slow for what it is sent is closed ("too slow") when its
+// queue passes ws.outq_max; nothing is lost: it resumes and reads what it
+// missed, in pages.
+test('a counsellor who stops reading is closed too slow, resumes, and reads every message', async () => {
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-slow-'));
+  const ini = join(dir, 'slow.ini');
+  writeFileSync(ini, '[ws]\nrate = 10000\nburst = 10000\n');
+  const srv = await startServer({ dir, args: ['--config', ini] });
+  try {
+    await awaitStepMargin(15);
+    const cou = await enrolled(srv, 'sol', 'counsellor');
+    const young = await greeted(srv.port);
+    await request(young, { type: 'contact.start', id: nextId(), topics: 'sextortion' });
+    const { ws: c, reply } = await login(srv, cou);
+    const conv = (await request(c, { type: 'queue.take', id: nextId() })).conversation;
+    await nextOf(young, 'chat.event'); // joined
+    // The counsellor's socket stops reading; the young person sends 160
+    // messages of 45 kB (~9.6 MB as events: more than loopback's socket
+    // buffers and the 1 MiB queue).
+    c._socket.pause();
+    const big = (i) => Buffer.alloc(45000, i % 251);
+    const acked = [];
+    for (let i = 0; i < 160; i++) {
+      young.send(JSON.stringify({ type: 'chat.send', id: `s${i}`, payload: b64(big(i)) }));
+      acked.push((await nextOf(young, 'chat.ack')).seq);
+    }
+    c._socket.resume();
+    const closed = await c.closed;
+    assert.notEqual(closed.code, 1000, 'the slow socket was closed');
+    const log = () => srv.stderr;
+    assert.match(log(), /conn\.closing conn=\S+ code=1008 reason="too slow"/);
+    // Back on a new socket: every message, once, in order.
+    const { staffSocket } = await import('./staff.mjs');
+    const c2 = await staffSocket(srv);
+    assert.equal((await request(c2, { type: 'auth.resume', id: nextId(), token: reply.token })).type, 'auth.ok');
+    const pages = await allPages(c2, { conversation: conv }, 0);
+    const msgs = pages.flatMap((p) => p.events).filter((e) => e.kind === 'msg');
+    assert.deepEqual(msgs.map((e) => e.seq), acked);
+    msgs.forEach((e, i) => assert.ok(Buffer.from(e.payload, 'base64url').equals(big(i))));
+    c2.close(); young.close();
+  } finally {
+    const r = await srv.stop();
+    assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer|runtime error/);
+    srv.cleanup();
+  }
+});
