@@ -25,6 +25,10 @@ const MAX_SEND_TRIES = 6;
  * -> roots and reading chains), chain heads by seq, the sending state, and
  * envelopes waiting for keys.
  */
+// An entry of a key wrap, as this side's own wraps are told apart: an
+// epoch by its seq, a note key (staff) by its bytes.
+const wrapId = (e) => (e.epoch === E.NOTE_EPOCH ? `n${E.hex(e.root1)}` : `e${e.epoch}`);
+
 class Session {
   constructor(conv, ownDir) {
     this.conv = conv; this.ownDir = ownDir;
@@ -38,6 +42,7 @@ class Session {
     this.held = []; // msg events that came meanwhile: [ev, again]
     this.early = []; // accept events that came meanwhile, answering our hello before its ack came (young person)
     this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
+    this.wrapped = new Set(); // entries (wrapId) a wrap to this side's own key already holds
     this.queue = Promise.resolve(); // one send at a time: counters are sequential
     this.waiters = [];
     this.noteKeys = new Map(); // hex kid -> note key (staff only, e2e.js sealNote)
@@ -304,11 +309,17 @@ export class SecureContact extends Emitter {
     await this.#selfWrap();
   }
 
+  // Wraps to the return key the epochs no wrap holds yet: each new epoch
+  // (a handshake on every reconnect) once, and any an earlier wrap failed
+  // to store. Wrapping every epoch each time made the wraps grow with the
+  // square of the handshakes, past what contact.returned can carry.
   async #selfWrap() {
     const rk = this.returnKeys, s = this.session;
-    if (!rk || !s.epochs.size) return;
-    const w = E.makeWrap({ conv: Number(s.conv), epochs: s.epochList(), recipientBoxPk: rk.boxPk, recipientCert: rk.boxPk, signerSk: rk.signSk });
+    const epochs = s ? s.epochList().filter((e) => !s.wrapped.has(wrapId(e))) : [];
+    if (!rk || !epochs.length) return;
+    const w = E.makeWrap({ conv: Number(s.conv), epochs, recipientBoxPk: rk.boxPk, recipientCert: rk.boxPk, signerSk: rk.signSk });
     await this.client.request({ type: 'key.wrap', sealed: E.b64(w.sealed), sig: E.b64(w.sig) });
+    for (const e of epochs) s.wrapped.add(wrapId(e));
   }
 
   /**
@@ -336,8 +347,10 @@ export class SecureContact extends Emitter {
     const s = this.session = new Session(r.conversation, TO_STAFF);
     for (const w of r.wraps) {
       try {
-        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(r.conversation), recipientKeys: rk, recipientCert: rk.boxPk, signerPk: rk.signPk }))
+        for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(r.conversation), recipientKeys: rk, recipientCert: rk.boxPk, signerPk: rk.signPk })) {
           s.addEpoch(e.epoch, e.root1, e.root2);
+          s.wrapped.add(wrapId(e));
+        }
       } catch (e) { this.emit('security', { conversation: r.conversation, code: e.code, message: e.message }); }
     }
     for (const ev of events) {
@@ -473,7 +486,7 @@ export class SecureStaff extends Emitter {
     const s = this.session(conv);
     if (!s.noteKey) {
       s.addNoteKey(E.newNoteKey(), true);
-      if (s.epochs.size) await this.wrapTo(conv, [{ id: this.device.id, cert: this.device.cert, keys: this.device.keys }]);
+      if (s.epochs.size) await this.#wrapSelf(conv);
     }
     return s.noteKey;
   }
@@ -522,17 +535,30 @@ export class SecureStaff extends Emitter {
     } finally {
       if (--s.accepting === 0) for (const [ev, again] of s.held.splice(0)) openEvent(this, s, ev, again);
     }
-    await this.wrapTo(conv, [{ id: d.id, cert: d.cert, keys: d.keys }]); // survives a reload
+    await this.#wrapSelf(conv); // survives a reload
     retryPending(this, s);
   }
 
+  // Wraps to this device what no wrap to it holds yet: each new epoch (a
+  // handshake on every reconnect of the young person) and note key once,
+  // and any an earlier wrap failed to store. Wrapping everything each time
+  // made a chat's wraps grow with the square of its handshakes, past what
+  // one key.wraps reply carries.
+  async #wrapSelf(conv) {
+    const s = this.session(conv), d = this.device;
+    const entries = s.epochList().filter((e) => !s.wrapped.has(wrapId(e)));
+    if (!entries.length) return;
+    await this.wrapTo(conv, [{ id: d.id, cert: d.cert, keys: d.keys }], undefined, entries);
+    for (const e of entries) s.wrapped.add(wrapId(e));
+  }
+
   /** Seals this conversation's keys to devices ({id, cert, keys: {boxPk}});
-   * escalation: the id when the wrap is an escalation's (§5.13). */
-  async wrapTo(conv, devices, escalation) {
-    const s = this.session(conv);
+   * escalation: the id when the wrap is an escalation's (§5.13); entries:
+   * what to seal, by default every epoch's roots and note key. */
+  async wrapTo(conv, devices, escalation, entries = this.session(conv).epochList()) {
     for (const to of devices) {
       const boxPk = to.keys?.boxPk ?? E.parseCert(to.cert).boxPk;
-      const w = E.makeWrap({ conv: Number(conv), epochs: s.epochList(), recipientBoxPk: boxPk, recipientCert: to.cert, signerSk: this.device.keys.signSk });
+      const w = E.makeWrap({ conv: Number(conv), epochs: entries, recipientBoxPk: boxPk, recipientCert: to.cert, signerSk: this.device.keys.signSk });
       await this.client.request({ type: 'key.wrap', conversation: conv, to_device: to.id, from_device: this.device.id, sealed: E.b64(w.sealed), sig: E.b64(w.sig), ...(escalation ? { escalation } : {}) });
     }
   }
@@ -548,6 +574,7 @@ export class SecureStaff extends Emitter {
         const signer = E.verifyChain({ cert: E.unb64(w.from_cert), issuer: E.unb64(w.from_issuer) }, this.rootPk, this.now()).device;
         for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(conv), recipientKeys: this.device.keys, recipientCert: this.device.cert, signerPk: signer.signPk })) {
           if (e.epoch === E.NOTE_EPOCH) s.addNoteKey(e.root1); else s.addEpoch(e.epoch, e.root1, e.root2);
+          s.wrapped.add(wrapId(e));
         }
       } catch (e) { this.emit('security', { conversation: conv, code: e.code ?? 'bad_wrap', message: e.message }); }
     }

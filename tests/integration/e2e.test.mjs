@@ -450,6 +450,21 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await until(() => boxB.messages.find((m) => m.text === 'typed while I was waiting in the queue'), 'B reads the early message');
       await z.send('can I come back later to read your answer?');
       await until(() => boxB.messages.find((m) => m.text === 'can I come back later to read your answer?'), 'B reads');
+      // A second handshake (as on every reconnect): a new epoch, and a
+      // message in it.
+      const firstEpoch = z.session.current;
+      await z.hello();
+      await until(() => z.session.current !== firstEpoch, 'the second handshake');
+      await z.send('one more thing, in the new keys');
+      phrases.push('one more thing, in the new keys');
+      await until(() => boxB.messages.find((m) => m.text === 'one more thing, in the new keys'), 'B reads the second epoch');
+      await until(() => z.session.wrapped.size === 2, 'both epochs wrapped to the return key');
+      // The counsellor's device wraps to itself only what is new: the first
+      // handshake's epoch and note key, then the second epoch alone.
+      const toB = async () => (await B.client.request({ type: 'key.wraps', conversation: zconv })).wraps.filter((w) => w.to_device === B.device.id);
+      await until(async () => (await toB()).length === 2, "the counsellor's second self-wrap");
+      const bSizes = (await toB()).map((w) => E.unb64(w.sealed).length);
+      assert.equal(bSizes[0] - bSizes[1], 72, `one entry fewer in the second: ${bSizes}`);
       // The young person closes the tab: in-memory keys are gone.
       zc.close();
       const answer = 'Yes. Here is what you can do next: report the account, and do not pay.';
@@ -511,6 +526,12 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.ok(r.events.every((e) => !String(e.from).startsWith('staff:')));
       assert.ok(boxZZ.messages.find((m) => m.text === answer), JSON.stringify(boxZZ));
       assert.ok(boxZZ.messages.find((m) => m.text === 'can I come back later to read your answer?' && m.mine));
+      assert.ok(boxZZ.messages.find((m) => m.text === 'one more thing, in the new keys' && m.mine));
+      // Each epoch wrapped once, on its own: the wraps grow with the
+      // handshakes, not with their square.
+      const wrapSizes = r.wraps.map((w) => E.unb64(w.sealed).length);
+      assert.equal(wrapSizes.length, 2, JSON.stringify(wrapSizes));
+      assert.equal(wrapSizes[0], wrapSizes[1], 'one epoch in each wrap');
       assert.deepEqual(boxZZ.security, []);
       // The out-of-hours reply, read with the other code three days later.
       const w2 = contactClient(srv);
