@@ -277,10 +277,11 @@ static json_t *event_json(int64_t conv_id, int64_t seq, int64_t at,
 /*
  * Runs on the writer thread: builds the wire objects there, so the loop
  * only sends them. One page of history: up to HISTORY_PAGE_MAX events and,
- * after the first, up to j->budget bytes of them as sent. Without the bound a long chat's
- * history outgrows the reader's queue (ws.outq_max) in one go, and the
- * reader would be closed as too slow on every try. The walk asks for one
- * event more than a page holds, so more is set only when one is left.
+ * after the first, up to j->budget bytes of them as sent. Without the
+ * bound a long chat's history outgrows the reader's queue (ws.outq_max)
+ * in one go, and the reader would be closed as too slow on every try. The
+ * walk asks for one event more than a page holds, so more is set only
+ * when one is left.
  */
 static int collect_event(const struct hl_event *ev, void *arg)
 {
@@ -315,7 +316,6 @@ static int read_history(sqlite3_stmt *const *stmts, struct contact_job *j,
 							 : after_seq;
 	return rc;
 }
-
 
 /* Appends an event for j's conversation: the STAMP key signs a checkpoint
  * every e2e.checkpoint_every events and when the conversation ends. */

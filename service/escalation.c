@@ -58,6 +58,7 @@ struct esc_job {
 	int64_t before;                /* EJ_LIST: older than this id; 0 = all */
 	size_t budget;                 /* EJ_LIST: the page's bytes */
 	bool more;                     /* EJ_LIST: older ones are left */
+	int64_t next;                  /* EJ_LIST: the page's last id */
 	int reason, urgency, decision;
 	unsigned char *blob;           /* sealed note / reasons, malloc'd */
 	size_t blob_len;
@@ -425,6 +426,7 @@ static int do_list(sqlite3 *db, struct esc_job *j)
 		}
 		used += n;
 		json_array_append_new(j->out, o);
+		j->next = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HL_ESTORE;
@@ -680,15 +682,13 @@ static void ejob_done(struct hl_store_job *job, int status)
 		push(e, j->out, false, "decided");
 		break;
 	case EJ_LIST: {
-		size_t n = json_array_size(j->out);
 		json_t *r;
 
 		if (!s || !s->wsi)
 			break;
 		r = hl_proto_reply("escalation.list", j->id);
 		json_object_set(r, "escalations", j->out);
-		hl_proto_page(r, j->more && n, n ? json_integer_value(json_object_get(
-			json_array_get(j->out, n - 1), "escalation")) : 0);
+		hl_proto_page(r, j->more, j->next);
 		hl_session_send(s, r);
 		json_decref(r);
 		break;

@@ -218,11 +218,6 @@ int hl_session_send(struct hl_session *s, const json_t *obj)
 	return frame_end(s, start);
 }
 
-size_t hl_session_page_budget(const struct hl_session *s)
-{
-	return s->srv->cfg.ws_outq_max / 4;
-}
-
 int hl_session_send_text(struct hl_session *s, const char *text, size_t len)
 {
 	size_t start;
@@ -232,6 +227,11 @@ int hl_session_send_text(struct hl_session *s, const char *text, size_t len)
 		return rc;
 	out_put(text, len, s); /* the room is reserved */
 	return frame_end(s, start);
+}
+
+size_t hl_session_page_budget(const struct hl_session *s)
+{
+	return s->srv->cfg.ws_outq_max / 4;
 }
 
 int hl_session_send_ping(struct hl_session *s)

@@ -97,14 +97,14 @@ struct hl_session {
  */
 int hl_session_send(struct hl_session *s, const json_t *obj);
 
+/* The same for a message already serialised (len bytes of JSON text, one
+ * object, valid UTF-8: wire.c's). */
+int hl_session_send_text(struct hl_session *s, const char *text, size_t len);
+
 /* The bytes one page of a paged reply (history, lists) may take after its
  * first item: a quarter of ws.outq_max, so that the page, what is queued
  * already and live frames beside it fit the queue. */
 size_t hl_session_page_budget(const struct hl_session *s);
-
-/* The same for a message already serialised (len bytes of JSON text, one
- * object, valid UTF-8: wire.c's). */
-int hl_session_send_text(struct hl_session *s, const char *text, size_t len);
 
 /* Queues a WebSocket ping (payload "hl") behind the frames already queued.
  * Returns 0, HL_ECLOSED or HL_ENOMEM (as hl_session_send). */

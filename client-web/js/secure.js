@@ -20,15 +20,15 @@ const TO_STAFF = 1, TO_CONTACT = 2;
 const NOTE_KINDS = new Set(['note', 'transfer', 'wrapup']);
 const MAX_SEND_TRIES = 6;
 
+// An entry of a key wrap, as this side's own wraps are told apart: an
+// epoch by its seq, a note key (staff) by its bytes.
+const wrapId = (e) => (e.epoch === E.NOTE_EPOCH ? `n${E.hex(e.root1)}` : `e${e.epoch}`);
+
 /**
  * One conversation's keys and what it has seen: epochs (seq of the accept
  * -> roots and reading chains), chain heads by seq, the sending state, and
  * envelopes waiting for keys.
  */
-// An entry of a key wrap, as this side's own wraps are told apart: an
-// epoch by its seq, a note key (staff) by its bytes.
-const wrapId = (e) => (e.epoch === E.NOTE_EPOCH ? `n${E.hex(e.root1)}` : `e${e.epoch}`);
-
 class Session {
   constructor(conv, ownDir) {
     this.conv = conv; this.ownDir = ownDir;
@@ -94,6 +94,11 @@ class Session {
     return [...this.epochs].map(([epoch, k]) => ({ epoch, root1: k.root1, root2: k.root2 }))
       .concat([...this.noteKeys.values()].map((key) => ({ epoch: E.NOTE_EPOCH, root1: key, root2: new Uint8Array(32) })));
   }
+  // What no wrap to this side's own key (the return key; a staff device's
+  // own) holds yet: a new epoch or note key, or one an earlier wrap failed
+  // to store. Such wraps are incremental (docs/crypto.md).
+  unwrapped() { return this.epochList().filter((e) => !this.wrapped.has(wrapId(e))); }
+  markWrapped(entries) { for (const e of entries) this.wrapped.add(wrapId(e)); }
   // The message key for (epoch, dir, n), for reading.
   readKey(epoch, dir, n) {
     const k = this.epochs.get(epoch);
@@ -309,17 +314,17 @@ export class SecureContact extends Emitter {
     await this.#selfWrap();
   }
 
-  // Wraps to the return key the epochs no wrap holds yet: each new epoch
-  // (a handshake on every reconnect) once, and any an earlier wrap failed
-  // to store. Wrapping every epoch each time made the wraps grow with the
-  // square of the handshakes, past what contact.returned can carry.
+  // Wraps to the return key the epochs no wrap holds yet (each new epoch,
+  // a handshake on every reconnect, once). Wrapping every epoch each time
+  // made the wraps grow with the square of the handshakes, past what
+  // contact.returned can carry.
   async #selfWrap() {
     const rk = this.returnKeys, s = this.session;
-    const epochs = s ? s.epochList().filter((e) => !s.wrapped.has(wrapId(e))) : [];
+    const epochs = s ? s.unwrapped() : [];
     if (!rk || !epochs.length) return;
     const w = E.makeWrap({ conv: Number(s.conv), epochs, recipientBoxPk: rk.boxPk, recipientCert: rk.boxPk, signerSk: rk.signSk });
     await this.client.request({ type: 'key.wrap', sealed: E.b64(w.sealed), sig: E.b64(w.sig) });
-    for (const e of epochs) s.wrapped.add(wrapId(e));
+    s.markWrapped(epochs);
   }
 
   /**
@@ -349,7 +354,7 @@ export class SecureContact extends Emitter {
       try {
         for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(r.conversation), recipientKeys: rk, recipientCert: rk.boxPk, signerPk: rk.signPk })) {
           s.addEpoch(e.epoch, e.root1, e.root2);
-          s.wrapped.add(wrapId(e));
+          s.markWrapped([e]);
         }
       } catch (e) { this.emit('security', { conversation: r.conversation, code: e.code, message: e.message }); }
     }
@@ -539,17 +544,16 @@ export class SecureStaff extends Emitter {
     retryPending(this, s);
   }
 
-  // Wraps to this device what no wrap to it holds yet: each new epoch (a
-  // handshake on every reconnect of the young person) and note key once,
-  // and any an earlier wrap failed to store. Wrapping everything each time
-  // made a chat's wraps grow with the square of its handshakes, past what
-  // one key.wraps reply carries.
+  // Wraps to this device what no wrap to it holds yet (each new epoch, a
+  // handshake on every reconnect of the young person, and note key once).
+  // Wrapping everything each time made a chat's wraps grow with the square
+  // of its handshakes, past what one key.wraps reply carries.
   async #wrapSelf(conv) {
     const s = this.session(conv), d = this.device;
-    const entries = s.epochList().filter((e) => !s.wrapped.has(wrapId(e)));
+    const entries = s.unwrapped();
     if (!entries.length) return;
     await this.wrapTo(conv, [{ id: d.id, cert: d.cert, keys: d.keys }], undefined, entries);
-    for (const e of entries) s.wrapped.add(wrapId(e));
+    s.markWrapped(entries);
   }
 
   /** Seals this conversation's keys to devices ({id, cert, keys: {boxPk}});
@@ -574,7 +578,7 @@ export class SecureStaff extends Emitter {
         const signer = E.verifyChain({ cert: E.unb64(w.from_cert), issuer: E.unb64(w.from_issuer) }, this.rootPk, this.now()).device;
         for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(conv), recipientKeys: this.device.keys, recipientCert: this.device.cert, signerPk: signer.signPk })) {
           if (e.epoch === E.NOTE_EPOCH) s.addNoteKey(e.root1); else s.addEpoch(e.epoch, e.root1, e.root2);
-          s.wrapped.add(wrapId(e));
+          s.markWrapped([e]);
         }
       } catch (e) { this.emit('security', { conversation: conv, code: e.code ?? 'bad_wrap', message: e.message }); }
     }
