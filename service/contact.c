@@ -219,7 +219,8 @@ struct contact_job {
 	size_t budget, used;           /* CJ_SINCE / CJ_RETURN: the page's bytes */
 	bool more;                     /* CJ_SINCE / CJ_RETURN: a page was full */
 	int64_t up_to;                 /* CJ_SINCE / CJ_RETURN: its last seq */
-	json_t *wraps;                 /* CJ_RETURN: the return key's wraps */
+	json_t *wraps;                 /* CJ_RETURN: the return key's wraps, */
+	struct hl_wraps_page wraps_page; /* their first page (key.wraps: more) */
 	unsigned char sign_pk[32], box_pk[32]; /* CJ_SET_RETURN / CJ_RETURN */
 	void (*then)(struct contact_job *j, int status);
 };
@@ -523,7 +524,8 @@ static int cjob_exec(struct hl_store_job *job, sqlite3 *db,
 		if (rc == 0)
 			rc = read_history(stmts, j, 0);
 		if (rc == 0)
-			rc = hl_trust_wraps_json(db, j->conv_id, 0, j->wraps);
+			rc = hl_trust_wraps_json(db, j->conv_id, 0, &j->wraps_page,
+						 j->wraps);
 		/* An open chat gets a new resume secret; the old ones end. */
 		if (rc == 0 && j->conv.state != HL_CONV_ENDED &&
 		    j->conv.state != HL_CONV_WRAPPED) {
@@ -2441,6 +2443,9 @@ static void return_done(struct contact_job *j, int status)
 	json_object_set_new(r, "more", json_boolean(j->more));
 	json_object_set_new(r, "up_to", json_integer(j->up_to));
 	json_object_set(r, "wraps", j->wraps);
+	json_object_set_new(r, "wraps_more", json_boolean(j->wraps_page.more));
+	if (j->wraps_page.more)
+		json_object_set_new(r, "wraps_next", json_integer(j->wraps_page.next));
 	if (v) {
 		/* Carry on in the open chat, as a resume would. */
 		if (v->contact && v->contact != s) {
@@ -2511,6 +2516,7 @@ void hl_contact_return(struct hl_session *s, const struct hl_msg *m)
 	memcpy(j->sign_pk, pk, 32);
 	j->contact_view = true;
 	j->budget = hl_session_page_budget(s);
+	j->wraps_page.budget = j->budget;
 	randombytes_buf(j->secret, sizeof(j->secret));
 	hl_keys_hash_token(&s->srv->keys, j->secret, sizeof(j->secret), j->hash);
 	s->contact_busy = true;

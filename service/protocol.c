@@ -419,6 +419,7 @@ static const struct field_spec set_return_fields[] = {
 
 static const struct field_spec key_wraps_fields[] = {
 	{"conversation", FK_STRING, false, 1, 20, CS_TOKEN, MSG_FIELD(e2e.conversation)},
+	{"after", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.after)},
 };
 
 /* staff.create's capacity is optional: -1 tells the handler it was absent. */

@@ -252,7 +252,7 @@ struct hl_msg_e2e {
 	const char *box_pk;       /* device.register: 43 chars */
 	int64_t device;           /* device.certify / revoke: device id */
 	int64_t staff_id;         /* device.list: 0 = every member of staff */
-	int64_t after;            /* device.list / revocations: a page's next; 0 */
+	int64_t after;            /* device.list / revocations / key.wraps: a page's next; 0 */
 	const char *revocation;   /* device.revoke: the signed statement */
 	const char *sealed;       /* key.wrap: the sealed box */
 	int64_t to_device;        /* key.wrap: recipient (0 = return key) */

@@ -39,10 +39,10 @@ struct trust_job {
 	struct hl_session *s;          /* referenced, or NULL (TJ_LOAD) */
 	char id[HL_PROTO_ID_MAX + 1];
 	int64_t now, staff_id, device, filter_staff, conv_id;
-	int64_t after;                 /* TJ_LIST / TJ_REVOCATIONS: the page's start */
-	size_t budget;                 /* TJ_LIST / TJ_REVOCATIONS: the page's bytes */
-	bool more;                     /* TJ_LIST / TJ_REVOCATIONS: more are left */
-	int64_t next;                  /* TJ_LIST / TJ_REVOCATIONS: after, next page */
+	int64_t after;                 /* lists (TJ_LIST, TJ_REVOCATIONS, TJ_WRAPS): the page's start */
+	size_t budget;                 /* lists: the page's bytes */
+	bool more;                     /* lists: more are left */
+	int64_t next;                  /* lists: after, next page */
 	int64_t to_device, from_device;
 	unsigned roles;                /* the actor's HL_STAFF_* bits */
 	bool contact;                  /* TJ_WRAP(S) by the young person */
@@ -456,33 +456,52 @@ static int store_wrap(sqlite3 *db, sqlite3_stmt *const *stmts, struct trust_job 
 	}
 }
 
+/* About what one wrap costs as sent, besides its blobs in base64. */
+#define WRAP_OVERHEAD 200
+
 int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
-			json_t *out)
+			struct hl_wraps_page *page, json_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	bool contact = staff_id == 0;
+	size_t used = 0;
 	int rc;
 
 	if (prepare(db, contact
 			    ? "SELECT w.id, w.to_device, w.from_device, "
 			      "w.created_at, w.sealed, w.signature, NULL, NULL FROM "
 			      "key_wrap w WHERE w.conversation_id=?1 AND "
-			      "w.to_device IS NULL ORDER BY w.id"
+			      "w.to_device IS NULL AND w.id > ?3 ORDER BY w.id"
 			    : "SELECT w.id, w.to_device, w.from_device, "
 			      "w.created_at, w.sealed, w.signature, f.cert, "
 			      "f.issuer FROM "
 			      "key_wrap w JOIN device t ON t.id = w.to_device "
 			      "LEFT JOIN device f ON f.id = w.from_device WHERE "
 			      "w.conversation_id=?1 AND t.staff_id=?2 AND "
-			      "t.revoked_at IS NULL ORDER BY w.id",
+			      "t.revoked_at IS NULL AND w.id > ?3 ORDER BY w.id",
 		    &st) != 0)
 		return HL_ESTORE;
 	sqlite3_bind_int64(st, 1, conv_id);
 	if (!contact)
 		sqlite3_bind_int64(st, 2, staff_id);
+	sqlite3_bind_int64(st, 3, page->after);
+	page->more = false;
+	page->next = page->after;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = json_object();
+		size_t bytes = WRAP_OVERHEAD +
+			((size_t)sqlite3_column_bytes(st, 4) + 64 +
+			 (size_t)sqlite3_column_bytes(st, 6) +
+			 (size_t)sqlite3_column_bytes(st, 7)) * 4 / 3;
+		json_t *o;
 
+		if (used > 0 && used + bytes > page->budget) {
+			page->more = true;
+			rc = SQLITE_DONE;
+			break;
+		}
+		used += bytes;
+		page->next = sqlite3_column_int64(st, 0);
+		o = json_object();
 		json_object_set_new(o, "wrap", json_integer(sqlite3_column_int64(st, 0)));
 		if (!contact) {
 			json_object_set_new(o, "to_device",
@@ -531,8 +550,14 @@ static int list_wraps(sqlite3 *db, sqlite3_stmt *const *stmts,
 		if (rc == HL_ESC_READER_CLAIMER)
 			e.action = "escalation.keys";
 	}
-	rc = hl_trust_wraps_json(db, j->conv_id, j->contact ? 0 : j->staff_id,
-				 j->out);
+	{
+		struct hl_wraps_page page = {.after = j->after, .budget = j->budget};
+
+		rc = hl_trust_wraps_json(db, j->conv_id,
+					 j->contact ? 0 : j->staff_id, &page, j->out);
+		j->more = page.more;
+		j->next = page.next;
+	}
 	if (rc != 0 || j->contact)
 		return rc;
 	snprintf(detail, sizeof(detail), "{\"conversation\":%lld}",
@@ -740,6 +765,7 @@ static void tjob_done(struct hl_store_job *job, int status)
 	case TJ_WRAPS:
 		r = hl_proto_reply("key.wraps", j->id);
 		json_object_set(r, "wraps", j->out);
+		hl_proto_page(r, j->more, j->next);
 		break;
 	case TJ_LOAD:
 		break;
@@ -1142,12 +1168,19 @@ void hl_key_wraps(struct hl_session *s, const struct hl_msg *m)
 			esc = true;
 		conv = named;
 	}
-	if (!esc && !(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
+	/* A young person's chat that ended on this socket (or came back by
+	 * its return code, ended) stays readable here, as for chat.sync. */
+	if (s->role == HL_ROLE_CONTACT && !s->conv && s->ended_conv &&
+	    (!named || named == s->ended_conv))
+		conv = s->ended_conv;
+	else if (!esc && !(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
 		return;
 	j = tjob_new(s, TJ_WRAPS, m);
 	if (!j)
 		return;
 	j->conv_id = conv;
+	j->after = m->u.e2e.after;
+	j->budget = hl_session_page_budget(s);
 	j->esc_read = esc;
 	j->fresh = esc && hl_auth_fresh(s);
 	tjob_submit(j);

@@ -62,11 +62,21 @@ void hl_device_revocations(struct hl_session *s, const struct hl_msg *m);
 void hl_key_wrap(struct hl_session *s, const struct hl_msg *m);
 void hl_key_wraps(struct hl_session *s, const struct hl_msg *m);
 
-/* On the store's writer: appends to out the key wraps of conv_id to the
- * devices of staff_id, or (staff_id 0) to the young person's return key,
- * as key.wraps lists them. 0 or HL_ESTORE. */
+/* A page of key wraps: those after `after` (a wrap id; 0 from the
+ * first) up to about budget bytes as sent, at least one. On return, more
+ * says whether any are left, next is the page's last wrap id. */
+struct hl_wraps_page {
+	int64_t after;
+	size_t budget;
+	bool more;
+	int64_t next;
+};
+
+/* On the store's writer: appends to out a page of the key wraps of
+ * conv_id to the devices of staff_id, or (staff_id 0) to the young
+ * person's return key, as key.wraps lists them. 0 or HL_ESTORE. */
 int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
-			json_t *out);
+			struct hl_wraps_page *page, json_t *out);
 
 /* On the store's writer. Whether a certificate hash is revoked (a failing
  * lookup counts as revoked); the shape of hl_e2e_revoked_fn, with the

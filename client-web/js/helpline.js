@@ -278,6 +278,9 @@ class Client extends Emitter {
   /** device.revocations, every page: [{revocation, issuer}]. */
   revocations() { return this.pages({ type: 'device.revocations' }, 'revocations'); }
 
+  /** key.wraps of conv, every page (after: a wrap id to start after). */
+  keyWraps(conv, after) { return this.pages({ type: 'key.wraps', conversation: conv, ...(after ? { after } : {}) }, 'wraps'); }
+
   /** chat.sync of everything after lastSeq, page by page (the server ends
    * a page at about a quarter of its queue for this socket and says
    * `more`); resolves with the last page's chat.synced. conversation is

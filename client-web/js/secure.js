@@ -338,19 +338,20 @@ export class SecureContact extends Emitter {
     if (!c.conn) { await c.connect(); c.online = true; }
     const ch = await c.request({ type: 'inbox.challenge', return_pk: E.b64(rk.signPk) });
     const sig = E.signChallenge('helpline-return-v1', E.unb64(ch.nonce, 32), rk.signPk, rk.signSk);
-    // The reply holds the history's first page; the rest (more) comes by
-    // chat.sync. Live events of an open chat may overtake either: they are
+    // The reply holds the first page of the history and of the wraps to
+    // the return key; the rest (more, wraps_more) comes by chat.sync and
+    // key.wraps. Live events of an open chat may overtake them: they are
     // kept with it, not streamed to a session not made yet.
-    const { value: r, events: later } = await c.collected(async () => {
+    const { value: [r, wraps], events: later } = await c.collected(async () => {
       const r = await c.request({ type: 'contact.return', return_pk: E.b64(rk.signPk), signature: E.b64(sig) });
       if (r.more) await c.syncAll(r.conversation, r.up_to);
-      return r;
+      return [r, r.wraps_more ? r.wraps.concat(await c.keyWraps(r.conversation, r.wraps_next)) : r.wraps];
     });
     const seqs = new Set(r.events.map((ev) => ev.seq));
     const events = r.events.concat(later.filter((ev) => ev.conversation === r.conversation && !seqs.has(ev.seq)));
     this.returnKeys = rk;
     const s = this.session = new Session(r.conversation, TO_STAFF);
-    for (const w of r.wraps) {
+    for (const w of wraps) {
       try {
         for (const e of E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig, 64), conv: Number(r.conversation), recipientKeys: rk, recipientCert: rk.boxPk, signerPk: rk.signPk })) {
           s.addEpoch(e.epoch, e.root1, e.root2);
@@ -570,9 +571,9 @@ export class SecureStaff extends Emitter {
   /** Reads the key wraps to this device for conv; checks each signer's
    * chain to the root; then opens what was waiting for keys. */
   async loadWraps(conv) {
-    const r = await this.client.request({ type: 'key.wraps', conversation: conv });
+    const wraps = await this.client.keyWraps(conv);
     const s = this.session(conv);
-    for (const w of r.wraps) {
+    for (const w of wraps) {
       if (w.to_device !== this.device.id) continue;
       try {
         const signer = E.verifyChain({ cert: E.unb64(w.from_cert), issuer: E.unb64(w.from_issuer) }, this.rootPk, this.now()).device;

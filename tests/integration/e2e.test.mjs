@@ -281,8 +281,12 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       // C is not a party: no events, no wraps; and B's wraps do not open with C's keys.
       await assert.rejects(C.client.request({ type: 'key.wraps', conversation: conv }), (e) => e.code === 'forbidden');
       await assert.rejects(C.client.request({ type: 'chat.sync', conversation: conv, last_seq: 0 }), (e) => e.code === 'forbidden');
-      const wraps = (await B.client.request({ type: 'key.wraps', conversation: conv })).wraps;
-      assert.ok(wraps.length >= 1);
+      const wraps = await B.client.keyWraps(conv);
+      // With this daemon's 8 KiB queue a page of wraps holds about 2 KiB.
+      const first = await B.client.request({ type: 'key.wraps', conversation: conv });
+      assert.ok(first.more && first.wraps.length >= 1 && first.wraps.length < wraps.length, `key.wraps in pages: ${first.wraps.length} of ${wraps.length}`);
+      const two = first.wraps.concat((await B.client.request({ type: 'key.wraps', conversation: conv, after: first.next })).wraps);
+      assert.deepEqual(two.map((w) => w.wrap), wraps.slice(0, two.length).map((w) => w.wrap), 'the next page goes on where the first ended');
       for (const w of wraps)
         assert.throws(() => E.openWrap({ sealed: E.unb64(w.sealed), sig: E.unb64(w.sig), conv: Number(conv), recipientKeys: C.device.keys, recipientCert: C.device.cert, signerPk: A.device.keys.signPk }), (e) => e.code === 'bad_wrap');
       assert.deepEqual(boxC.messages, []);
@@ -461,10 +465,18 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await until(() => z.session.wrapped.size === 2, 'both epochs wrapped to the return key');
       // The counsellor's device wraps to itself only what is new: the first
       // handshake's epoch and note key, then the second epoch alone.
-      const toB = async () => (await B.client.request({ type: 'key.wraps', conversation: zconv })).wraps.filter((w) => w.to_device === B.device.id);
+      const toB = async () => (await B.client.keyWraps(zconv)).filter((w) => w.to_device === B.device.id);
       await until(async () => (await toB()).length === 2, "the counsellor's second self-wrap");
       const bSizes = (await toB()).map((w) => E.unb64(w.sealed).length);
       assert.equal(bSizes[0] - bSizes[1], 72, `one entry fewer in the second: ${bSizes}`);
+      // Four reconnects' handshakes more: six wraps to the return key, more
+      // than one page of them holds here (contact.returned: wraps_more).
+      for (let i = 0; i < 4; i++) {
+        const before = z.session.current;
+        await z.hello();
+        await until(() => z.session.current !== before, `handshake ${i + 3}`);
+      }
+      await until(() => z.session.wrapped.size === 6, 'six epochs wrapped to the return key');
       // The young person closes the tab: in-memory keys are gone.
       zc.close();
       const answer = 'Yes. Here is what you can do next: report the account, and do not pay.';
@@ -527,11 +539,14 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       assert.ok(boxZZ.messages.find((m) => m.text === answer), JSON.stringify(boxZZ));
       assert.ok(boxZZ.messages.find((m) => m.text === 'can I come back later to read your answer?' && m.mine));
       assert.ok(boxZZ.messages.find((m) => m.text === 'one more thing, in the new keys' && m.mine));
-      // Each epoch wrapped once, on its own: the wraps grow with the
-      // handshakes, not with their square.
-      const wrapSizes = r.wraps.map((w) => E.unb64(w.sealed).length);
-      assert.equal(wrapSizes.length, 2, JSON.stringify(wrapSizes));
-      assert.equal(wrapSizes[0], wrapSizes[1], 'one epoch in each wrap');
+      // The answer (in the sixth epoch) opened, so the wraps past the
+      // reply's first page were fetched. Each epoch wrapped once, on its
+      // own: the wraps grow with the handshakes, not with their square.
+      const allWraps = await back.keyWraps(zconv);
+      assert.ok(r.wraps_more && r.wraps.length < allWraps.length, `wraps in pages: ${r.wraps.length} of ${allWraps.length}`);
+      const wrapSizes = allWraps.map((w) => E.unb64(w.sealed).length);
+      assert.equal(wrapSizes.length, 6, JSON.stringify(wrapSizes));
+      assert.ok(wrapSizes.every((n) => n === wrapSizes[0]), `one epoch in each wrap: ${wrapSizes}`);
       assert.deepEqual(boxZZ.security, []);
       // The out-of-hours reply, read with the other code three days later.
       const w2 = contactClient(srv);
@@ -550,7 +565,18 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       const wrong = new SecureContact({ client: contactClient(srv), rootPk: o.rootPk });
       await assert.rejects(wrong.returnWith(E.newReturnCode(), LIGHT), (e) => e.code === 'auth_failed');
       wrong.client.close();
+      // Once the chat has ended, the code still reads it back, the wraps
+      // past the first page too (key.wraps on the ended chat, read-only).
+      await back.end();
       back.close();
+      const later = new SecureContact({ client: contactClient(srv), rootPk: o.rootPk });
+      const boxLater = inbox(later);
+      const r2 = await later.returnWith(code, LIGHT);
+      assert.equal(r2.state, 'ended');
+      assert.ok(r2.wraps_more && !r2.resume);
+      assert.ok(boxLater.messages.find((m) => m.text === answer), JSON.stringify(boxLater));
+      assert.deepEqual(boxLater.security, []);
+      later.client.close();
       assertNoPlaintext();
       void boxZ;
     });
