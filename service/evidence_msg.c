@@ -333,7 +333,19 @@ struct material_job {
 	bool fresh;                      /* the caller's TOTP is fresh */
 	enum hl_err_code refusal;        /* set with HL_EINVAL */
 	json_t *checkpoints, *audit;     /* the answer's arrays */
+	int64_t after;                   /* the page's start (a cursor) */
+	size_t budget, used;             /* the page's bytes */
+	bool more;                       /* more are left after this page */
+	int64_t next;                    /* the next page's after */
 };
+
+/* A page's cursor: where it ends, as pos * 2 + part. Part 0 is the
+ * checkpoints (pos: the last seq read), part 1 the audit entries (pos:
+ * the last audit seq read); every checkpoint comes before any entry. */
+#define PART_CHECKPOINTS 0
+#define PART_AUDIT 1
+/* About what one row costs as sent, besides its blobs and text. */
+#define MATERIAL_ROW_BYTES 160
 
 static void material_free(struct material_job *j)
 {
@@ -352,11 +364,98 @@ static json_t *col_b64(sqlite3_stmt *st, int i)
 	return v ? v : json_null();
 }
 
+/* Whether a row of bytes still fits the page (the first always does);
+ * sets more when it does not. */
+static bool page_room(struct material_job *j, size_t bytes)
+{
+	if (j->used > 0 && j->used + bytes > j->budget) {
+		j->more = true;
+		return false;
+	}
+	j->used += bytes;
+	return true;
+}
+
+/* The conversation's signed checkpoints after seq `after`, in seq order. */
+static int read_checkpoints(sqlite3 *db, struct material_job *j, int64_t after)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* Prepared per request: rare (a few times per escalation). */
+	if (sqlite3_prepare_v2(db, "SELECT seq, at, head, signature FROM "
+			       "checkpoint WHERE conversation_id = ?1 AND seq > ?2 "
+			       "ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	sqlite3_bind_int64(st, 1, j->conv);
+	sqlite3_bind_int64(st, 2, after);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+
+		if (!page_room(j, MATERIAL_ROW_BYTES +
+			       ((size_t)sqlite3_column_bytes(st, 2) +
+				(size_t)sqlite3_column_bytes(st, 3)) * 4 / 3)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+		json_array_append_new(j->checkpoints, json_pack(
+			"{s:I, s:I, s:o, s:o}",
+			"seq", (json_int_t)seq,
+			"at", (json_int_t)sqlite3_column_int64(st, 1),
+			"head", col_b64(st, 2), "sig", col_b64(st, 3)));
+		j->next = seq * 2 + PART_CHECKPOINTS;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
+}
+
+/* The audit entries of the conversation's escalations after audit seq
+ * `after`, in seq order: json_extract over the escalation.* rows (a scan
+ * of the audit table; rare, and bounded by it). */
+static int read_audit(sqlite3 *db, struct material_job *j, int64_t after)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT seq, at, coalesce(actor, 0), action, "
+			       "coalesce(target, 0), detail, prev_hash, entry_hash "
+			       "FROM audit WHERE seq > ?2 AND action LIKE "
+			       "'escalation.%' AND json_valid(detail) AND "
+			       "json_extract(detail, '$.conversation') = ?1 "
+			       "ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+		return HL_ESTORE;
+	sqlite3_bind_int64(st, 1, j->conv);
+	sqlite3_bind_int64(st, 2, after);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+
+		if (!page_room(j, MATERIAL_ROW_BYTES +
+			       (size_t)sqlite3_column_bytes(st, 3) +
+			       (size_t)sqlite3_column_bytes(st, 5) * 2 +
+			       ((size_t)sqlite3_column_bytes(st, 6) +
+				(size_t)sqlite3_column_bytes(st, 7)) * 4 / 3)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+		json_array_append_new(j->audit, json_pack(
+			"{s:I, s:I, s:I, s:s, s:I, s:s, s:o, s:o}",
+			"seq", (json_int_t)seq,
+			"at", (json_int_t)sqlite3_column_int64(st, 1),
+			"actor", (json_int_t)sqlite3_column_int64(st, 2),
+			"action", (const char *)sqlite3_column_text(st, 3),
+			"target", (json_int_t)sqlite3_column_int64(st, 4),
+			"detail", (const char *)sqlite3_column_text(st, 5),
+			"prev_hash", col_b64(st, 6), "entry_hash", col_b64(st, 7)));
+		j->next = seq * 2 + PART_AUDIT;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : HL_ESTORE;
+}
+
 static int material_exec(struct hl_store_job *job, sqlite3 *db,
 			 sqlite3_stmt *const *stmts)
 {
 	struct material_job *j = hl_container_of(job, struct material_job, job);
-	sqlite3_stmt *st = NULL;
 	char detail[80];
 	struct hl_audit_entry a = {
 		.at_ms = j->now, .actor = j->staff_id,
@@ -371,44 +470,15 @@ static int material_exec(struct hl_store_job *job, sqlite3 *db,
 							 : HL_ERR_REAUTH_REQUIRED;
 		return HL_EINVAL;
 	}
-	/* Prepared per request: rare (a few times per escalation). */
-	if (sqlite3_prepare_v2(db, "SELECT seq, at, head, signature FROM "
-			       "checkpoint WHERE conversation_id = ?1 ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK)
-		return HL_ESTORE;
-	sqlite3_bind_int64(st, 1, j->conv);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(j->checkpoints, json_pack(
-			"{s:I, s:I, s:o, s:o}",
-			"seq", (json_int_t)sqlite3_column_int64(st, 0),
-			"at", (json_int_t)sqlite3_column_int64(st, 1),
-			"head", col_b64(st, 2), "sig", col_b64(st, 3)));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return HL_ESTORE;
-	/* The escalation's entries: json_extract over the escalation.*
-	 * rows (a scan of the audit table; rare, and bounded by it). */
-	if (sqlite3_prepare_v2(db, "SELECT seq, at, coalesce(actor, 0), action, "
-			       "coalesce(target, 0), detail, prev_hash, entry_hash "
-			       "FROM audit WHERE action LIKE 'escalation.%' AND "
-			       "json_valid(detail) AND "
-			       "json_extract(detail, '$.conversation') = ?1 "
-			       "ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
-		return HL_ESTORE;
-	sqlite3_bind_int64(st, 1, j->conv);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(j->audit, json_pack(
-			"{s:I, s:I, s:I, s:s, s:I, s:s, s:o, s:o}",
-			"seq", (json_int_t)sqlite3_column_int64(st, 0),
-			"at", (json_int_t)sqlite3_column_int64(st, 1),
-			"actor", (json_int_t)sqlite3_column_int64(st, 2),
-			"action", (const char *)sqlite3_column_text(st, 3),
-			"target", (json_int_t)sqlite3_column_int64(st, 4),
-			"detail", (const char *)sqlite3_column_text(st, 5),
-			"prev_hash", col_b64(st, 6), "entry_hash", col_b64(st, 7)));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return HL_ESTORE;
+	if ((j->after & 1) == PART_CHECKPOINTS) {
+		rc = read_checkpoints(db, j, j->after >> 1);
+		if (rc == 0 && !j->more)
+			rc = read_audit(db, j, 0);
+	} else {
+		rc = read_audit(db, j, j->after >> 1);
+	}
+	if (rc != 0)
+		return rc;
 	snprintf(detail, sizeof(detail), "{\"conversation\":%lld}",
 		 (long long)j->conv);
 	return hl_audit_append(stmts, &a, NULL) == 0 ? 0 : HL_ESTORE;
@@ -449,6 +519,7 @@ static void material_done(struct hl_store_job *job, int status)
 		json_object_set_new(r, "conversation", json_string(conv));
 		json_object_set(r, "checkpoints", j->checkpoints);
 		json_object_set(r, "audit", j->audit);
+		hl_proto_page(r, j->more, j->next);
 		hl_session_send(s, r);
 		json_decref(r);
 	} else {
@@ -484,6 +555,8 @@ void hl_evidence_material(struct hl_session *s, const struct hl_msg *m)
 	j->staff_id = s->staff_id;
 	j->now = hl_now_ms();
 	j->fresh = hl_auth_fresh(s);
+	j->after = m->u.evidence.after;
+	j->budget = hl_session_page_budget(s);
 	rc = hl_store_submit(&srv->store, &j->job);
 	if (rc != 0) {
 		hl_session_error(s, m->id, rc == HL_EFULL ? HL_ERR_BUSY

@@ -342,6 +342,7 @@ static const struct field_spec evidence_sign_fields[] = {
 
 static const struct field_spec evidence_material_fields[] = {
 	{"conversation", FK_STRING, true, 1, 20, CS_TOKEN, MSG_FIELD(evidence.conversation)},
+	{"after", FK_INT, false, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(evidence.after)},
 };
 
 #define REF_EDIT_FIELDS \

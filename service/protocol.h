@@ -278,6 +278,7 @@ struct hl_msg_evidence {
 	const char *bundle;       /* evidence.sign: the bundle file's text,
 				   * 1..HL_PROTO_BUNDLE_MAX bytes of UTF-8 (the
 				   * handler holds it to evidence.max_bundle) */
+	int64_t after;            /* evidence.material: a page's next; 0 */
 };
 
 /* referral.*: codes and rules are checked by referral.c. Absent optional

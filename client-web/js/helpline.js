@@ -497,12 +497,21 @@ export class StaffClient extends Client {
       .then((r) => ({ conversation: r.conversation, digest: b64url.decode(r.digest), sig: b64url.decode(r.sig) }));
   }
   /** What a bundle needs besides chat.sync (docs/protocol.md §5.14 evidence.material): the conversation's STAMP checkpoints [{seq, at, head, sig}] and its escalations' audit entries [{seq, at, actor, action, target, detail, prev_hash, entry_hash}], binary fields as Uint8Array, as bundle.js buildBundle takes them. Needs a claim and a fresh auth.reauth. */
-  evidenceMaterial(conv) {
-    return this.request({ type: 'evidence.material', conversation: conv }).then((r) => ({
+  async evidenceMaterial(conv) {
+    const checkpoints = [], audit = [];
+    let r;
+    for (let after; ;) { // in pages (more, next), checkpoints first
+      r = await this.request({ type: 'evidence.material', conversation: conv, ...(after ? { after } : {}) });
+      checkpoints.push(...r.checkpoints);
+      audit.push(...r.audit);
+      if (!r.more) break;
+      after = r.next;
+    }
+    return {
       conversation: r.conversation,
-      checkpoints: r.checkpoints.map((c) => ({ seq: c.seq, at: c.at, head: b64url.decode(c.head), sig: b64url.decode(c.sig) })),
-      audit: r.audit.map((a) => ({ ...a, prev_hash: b64url.decode(a.prev_hash), entry_hash: b64url.decode(a.entry_hash) })),
-    }));
+      checkpoints: checkpoints.map((c) => ({ seq: c.seq, at: c.at, head: b64url.decode(c.head), sig: b64url.decode(c.sig) })),
+      audit: audit.map((a) => ({ ...a, prev_hash: b64url.decode(a.prev_hash), entry_hash: b64url.decode(a.entry_hash) })),
+    };
   }
   /**
    * Referrals (docs/protocol.md §5.15, docs/escalation.md). fields: {legal_basis, urgency,

@@ -193,6 +193,15 @@ test('a long escalation list (and the revocations) come in pages that fit the re
     sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120)
       INSERT INTO revocation (cert_hash, statement, signer, created_at) SELECT randomblob(32), randomblob(122), randomblob(200), i FROM n`);
     const statements = sql(dir, 'SELECT hex(statement) FROM revocation ORDER BY created_at, cert_hash').split('\n');
+    // And a long conversation's evidence material: 300 signed checkpoints
+    // and 150 audit entries of its escalations (~170 kB as sent).
+    sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+      INSERT INTO checkpoint (conversation_id, seq, at, head, signature) SELECT ${conv}, i, ${now} + i, randomblob(32), randomblob(64) FROM n`);
+    sql(dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
+      INSERT INTO audit (seq, at, actor, action, target, detail, prev_hash, entry_hash)
+      SELECT (SELECT max(seq) FROM audit) + i, ${now}, ${sv}, 'escalation.read', NULL, '{"conversation":${conv},"n":' || i || '}', randomblob(32), randomblob(32) FROM n`);
+    const storedCheckpoints = sql(dir, `SELECT seq FROM checkpoint WHERE conversation_id = ${conv} ORDER BY seq`).split('\n').map(Number);
+    const storedAudit = sql(dir, `SELECT seq FROM audit WHERE action LIKE 'escalation.%' AND json_extract(detail, '$.conversation') = ${conv} ORDER BY seq`).split('\n').map(Number);
     srv = await startServer({ dir, args: ['--config', ini] });
     const s = await staff(srv, vi);
     const seen = [];
@@ -228,6 +237,29 @@ test('a long escalation list (and the revocations) come in pages that fit the re
     }
     assert.ok(rpages >= 2, `${rpages} pages`);
     assert.deepEqual(revs.map((r) => Buffer.from(r.revocation, 'base64url').toString('hex').toUpperCase()), statements);
+    // evidence.material for a bundle of that conversation (vik claimed its
+    // decided escalations): checkpoints, then the audit entries, in pages.
+    await awaitStepMargin(5);
+    assert.equal((await s.req({ type: 'auth.reauth', totp: totp(vi.secret, stepNow() + 1) })).type, 'auth.reauth_ok');
+    const cps = [], entries = [];
+    let mpages = 0;
+    for (let after; ;) {
+      const r = await s.req({ type: 'evidence.material', conversation: conv, ...(after ? { after } : {}) });
+      assert.equal(r.type, 'evidence.material', JSON.stringify(r).slice(0, 300));
+      assert.ok(JSON.stringify(r).length <= 32768, `a page of ${JSON.stringify(r).length} bytes fits a quarter of the queue`);
+      assert.ok(r.checkpoints.length + r.audit.length >= 1);
+      cps.push(...r.checkpoints.map((c) => c.seq));
+      entries.push(...r.audit.map((a) => a.seq));
+      mpages++;
+      if (!r.more) { assert.equal(r.next, undefined); break; }
+      after = r.next;
+    }
+    assert.ok(mpages >= 4, `${mpages} pages`);
+    assert.deepEqual(cps, storedCheckpoints, 'every checkpoint once, in order');
+    assert.deepEqual(entries, storedAudit, 'every audit entry once, in order, after the checkpoints');
+    assert.equal(sql(dir, `SELECT count(*) FROM audit WHERE action = 'evidence.material' AND actor = ${sv}`), String(mpages), 'each page is audited');
+    const badAfter = await s.req({ type: 'evidence.material', conversation: conv, after: 0 });
+    assert.deepEqual([badAfter.code, badAfter.field], ['bad_field', 'after']);
     s.close();
   } finally {
     const r = await srv.stop();
