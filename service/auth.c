@@ -1651,14 +1651,36 @@ void hl_auth_staff_create(struct hl_session *s, const struct hl_msg *m)
 	job_submit(j);
 }
 
+/* In pages of a quarter of ws.outq_max bytes, in id order (the cache is:
+ * loaded by id, new accounts appended, none removed): a page's next is
+ * its last id. */
 void hl_auth_staff_list(struct hl_session *s, const struct hl_msg *m)
 {
 	struct hl_auth *a = auth_of(s);
 	json_t *r = hl_proto_reply("staff.list", m->id), *arr = json_array();
+	size_t budget = hl_session_page_budget(s), used = 0;
+	int64_t next = 0;
+	bool more = false;
 
-	for (size_t i = 0; i < a->nstaff; i++)
-		json_array_append_new(arr, staff_json(&a->staff[i]));
+	for (size_t i = 0; i < a->nstaff; i++) {
+		json_t *o;
+		size_t bytes;
+
+		if (a->staff[i].row.id <= m->u.target.after)
+			continue;
+		o = staff_json(&a->staff[i]);
+		bytes = json_dumpb(o, NULL, 0, JSON_COMPACT) + 1;
+		if (used > 0 && used + bytes > budget) {
+			json_decref(o);
+			more = true;
+			break;
+		}
+		used += bytes;
+		next = a->staff[i].row.id;
+		json_array_append_new(arr, o);
+	}
 	json_object_set_new(r, "staff", arr);
+	hl_proto_page(r, more, next);
 	hl_session_send(s, r);
 	json_decref(r);
 }

@@ -150,6 +150,10 @@ static const struct field_spec staff_create_fields[] = {
 	{"capacity", FK_INT, false, 0, 20, CS_UTF8, MSG_FIELD(create.capacity)},
 };
 
+static const struct field_spec staff_list_fields[] = {
+	{"after", FK_INT, false, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.after)},
+};
+
 static const struct field_spec set_state_fields[] = {
 	{"staff_id", FK_INT, true, 1, INT64_C(9007199254740991), CS_UTF8, MSG_FIELD(target.staff_id)},
 	{"state", FK_STRING, true, 1, 16, CS_TOKEN, MSG_FIELD(target.state)},
@@ -447,7 +451,7 @@ static const struct msg_spec msg_specs[HL_MSG__COUNT] = {
 	[HL_MSG_AUTH_ENROL_FINISH] = SPEC("auth.enrol_finish", enrol_finish_fields, NULL),
 	[HL_MSG_PRESENCE_SET] = SPEC("presence.set", presence_fields, NULL),
 	[HL_MSG_STAFF_CREATE] = SPEC("staff.create", staff_create_fields, check_staff_create),
-	[HL_MSG_STAFF_LIST] = SPEC_EMPTY("staff.list"),
+	[HL_MSG_STAFF_LIST] = SPEC("staff.list", staff_list_fields, NULL),
 	[HL_MSG_STAFF_SET_STATE] = SPEC("staff.set_state", set_state_fields, NULL),
 	[HL_MSG_STAFF_RESET] = SPEC("staff.reset", reset_fields, NULL),
 	[HL_MSG_STAFF_REVOKE] = SPEC("staff.revoke_sessions", revoke_fields, NULL),

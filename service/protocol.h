@@ -189,6 +189,7 @@ struct hl_msg_staff_target {
 	int64_t staff_id;      /* 1..2^53 */
 	const char *state;     /* staff.set_state: "active" or "disabled" */
 	const char *what;      /* staff.reset: "password" or "totp" */
+	int64_t after;         /* staff.list: a page's next; 0 */
 };
 
 /* contact.start: the optional intake. Lists are comma-separated ids of

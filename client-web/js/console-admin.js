@@ -135,9 +135,9 @@ export function mount(root, ctx) {
 
   async function load() {
     try {
-      const r = await ctx.client.request({ type: 'staff.list' });
+      const list = await ctx.client.staffList();
       if (stopped) return;
-      staff = [...r.staff].sort((a, b) => a.display_name.localeCompare(b.display_name));
+      staff = list.sort((a, b) => a.display_name.localeCompare(b.display_name));
       render();
     } catch (e) {
       if (!stopped) ctx.toast(`Staff list: ${words(ctx, e)}`, 'error');
@@ -256,8 +256,8 @@ export function mountDevices(root, ctx) {
 
   async function load() {
     try {
-      const [{ staff }, devices, revocations] = await Promise.all([
-        ctx.client.request({ type: 'staff.list' }),
+      const [staff, devices, revocations] = await Promise.all([
+        ctx.client.staffList(),
         ctx.client.devices(),
         ctx.client.revocations()]);
       if (stopped) return;

@@ -484,6 +484,9 @@ export class StaffClient extends Client {
    * last; staffId narrows it to one member of staff's devices. */
   devices(staffId) { return this.pages({ type: 'device.list', ...(staffId ? { staff_id: staffId } : {}) }, 'devices'); }
 
+  /** staff.list (supervisors and admins), every page: the accounts in id order. */
+  staffList() { return this.pages({ type: 'staff.list' }, 'staff'); }
+
   /** The escalations this member of staff may see, newest first: page
    * after page (more, next) until max of them or the end. */
   escalations(max = 200) { return this.pages({ type: 'escalation.list' }, 'escalations', { cursor: 'before', max }); }

@@ -138,9 +138,15 @@ test('a long thread and the staff list come in pages that fit the reader\'s queu
   try {
     ctl(srv, 'inbox-key', 'set', '--', b64(rawPub(team.publicKey)));
     await srv.stop();
+    // 150 accounts with long names and languages (~380 bytes each as
+    // listed: ~57 kB; never enrolled, so only listed).
+    execFileSync('sqlite3', [join(dir, 'helpline.db'), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
+      INSERT INTO staff (username, display_name, roles, languages, skills, state, created_at, updated_at)
+      SELECT 'volunteer' || i, 'Volunteer number ' || i || ' ' || hex(randomblob(16)), 1, 'en,cy,pl,pt-BR,ur,pa,bn,gu,so,ar', 'online_exploitation,self_harm', 'pending', 0, 0 FROM n`]);
     srv = await startServer({ dir, args: ['--config', ini] });
     await awaitStepMargin(12);
     const kim = await enrolled(srv, 'kimi', 'counsellor');
+    const sup = await enrolled(srv, 'suvi', 'supervisor');
     await awaitStepMargin(8);
     const y = await greeted(srv.port);
     const post = async (rc, sealed) => {
@@ -201,7 +207,24 @@ test('a long thread and the staff list come in pages that fit the reader\'s queu
     // A bad after is refused with its field.
     const bad = await request(k, { type: 'inbox.list', id: nextId(), after: -1 });
     assert.deepEqual([bad.code, bad.field], ['bad_field', 'after']);
-    y.close(); k.close();
+    // The staff list: every account once, in id order, in pages.
+    const { ws: v } = await login(srv, sup);
+    const staff = [];
+    let spages = 0;
+    for (let after = 0; ;) {
+      const l = await request(v, { type: 'staff.list', id: nextId(), ...(after ? { after } : {}) });
+      assert.equal(l.type, 'staff.list', JSON.stringify(l).slice(0, 300));
+      assert.ok(l.staff.length >= 1 && JSON.stringify(l).length <= 16384, 'a page fits a quarter of the queue');
+      staff.push(...l.staff);
+      spages++;
+      if (!l.more) { assert.equal(l.next, undefined); break; }
+      assert.equal(l.next, l.staff.at(-1).id);
+      after = l.next;
+    }
+    assert.ok(spages >= 3, `${spages} pages`);
+    assert.deepEqual(staff.map((x) => x.id), execFileSync('sqlite3', [join(dir, 'helpline.db'), 'SELECT id FROM staff ORDER BY id'], { encoding: 'utf8' }).trim().split('\n').map(Number));
+    assert.ok(staff.find((x) => x.username === 'volunteer150') && staff.find((x) => x.username === 'suvi'));
+    y.close(); k.close(); v.close();
   } finally {
     const r = await srv.stop();
     assert.doesNotMatch(r.stderr, /too slow|AddressSanitizer|runtime error/);
