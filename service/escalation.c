@@ -753,20 +753,44 @@ void hl_escalation_audit(struct hl_server *srv, int64_t actor,
 
 /* ---- re-alerts ----------------------------------------------------------------- */
 
+/* Whether l is due a re-alert at now. */
+static bool realert_due(const struct hl_escalations *e, const struct hl_esc_live *l,
+			int64_t now)
+{
+	int64_t every = (int64_t)e->srv->cfg.escalation_realert * 1000;
+
+	if (l->state != HL_ESC_OPEN || l->urgency == HL_ESC_ROUTINE)
+		return false;
+	return now - l->last_alert_ms >= (l->urgency == HL_ESC_IMMEDIATE ? every
+								      : 5 * every);
+}
+
+/* Re-alerts the due escalations, longest unalerted first, up to a quarter
+ * of ws.outq_max bytes a tick (as a page of a list is; at least one): each
+ * push goes to every supervisor and may carry a note of 64 KiB, and after a
+ * restart every open one is due at once. The rest stay due for the next
+ * tick, so a backlog is spread over ticks and none is starved. */
 static void on_tick(uv_timer_t *t)
 {
 	struct hl_escalations *e = t->data;
-	int64_t now = hl_now_ms(), every = (int64_t)e->srv->cfg.escalation_realert * 1000;
+	int64_t now = hl_now_ms();
+	size_t budget = e->srv->cfg.ws_outq_max / 4, used = 0;
 	char detail[96];
 
-	for (struct hl_esc_live *l = e->live; l; l = l->next) {
-		int64_t gap;
+	for (;;) {
+		struct hl_esc_live *l = NULL;
+		size_t bytes;
 
-		if (l->state != HL_ESC_OPEN || l->urgency == HL_ESC_ROUTINE)
-			continue;
-		gap = l->urgency == HL_ESC_IMMEDIATE ? every : 5 * every;
-		if (now - l->last_alert_ms < gap)
-			continue;
+		for (struct hl_esc_live *x = e->live; x; x = x->next)
+			if (realert_due(e, x, now) &&
+			    (!l || x->last_alert_ms < l->last_alert_ms))
+				l = x;
+		if (!l)
+			return;
+		bytes = json_dumpb(l->obj, NULL, 0, JSON_COMPACT) + 64;
+		if (used > 0 && used + bytes > budget)
+			return;
+		used += bytes;
 		l->last_alert_ms = now;
 		push(e, l->obj, true, "waiting");
 		snprintf(detail, sizeof(detail), "escalation %lld unclaimed for %lld s",

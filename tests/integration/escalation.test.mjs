@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startServer, greeted, nextId } from './harness.mjs';
+import { startServer, greeted, nextId, request } from './harness.mjs';
 import { enrolled, login, awaitStepMargin, totp, stepNow } from './staff.mjs';
 
 const b64 = (s) => Buffer.from(s).toString('base64url');
@@ -260,6 +260,58 @@ test('a long escalation list (and the revocations) come in pages that fit the re
     assert.equal(sql(dir, `SELECT count(*) FROM audit WHERE action = 'evidence.material' AND actor = ${sv}`), String(mpages), 'each page is audited');
     const badAfter = await s.req({ type: 'evidence.material', conversation: conv, after: 0 });
     assert.deepEqual([badAfter.code, badAfter.field], ['bad_field', 'after']);
+    s.close();
+  } finally {
+    const r = await srv.stop();
+    assert.doesNotMatch(r.stderr, /too slow|AddressSanitizer|runtime error/);
+    srv.cleanup();
+  }
+});
+
+// After a restart every open escalation is due a re-alert at once, each
+// push to every supervisor with its note (up to 64 KiB). Whole, twelve of
+// ~27 kB would pass this supervisor's 128 KiB queue and close it "too
+// slow", at every restart. The pushes are spread over the ticks (a quarter
+// of ws.outq_max each), longest unalerted first, so none is starved.
+test('re-alerts after a restart come a page a tick, longest unalerted first, and close no one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'helpline-escalation-realert-'));
+  const ini = join(dir, 'realert.ini');
+  writeFileSync(ini, '[escalation]\nrealert = 5\n[ws]\noutq_max = 128k\nmax_message = 32k\n');
+  let srv = await startServer({ dir, args: ['--config', ini] });
+  try {
+    await awaitStepMargin(20);
+    const [cy, vi] = [await enrolled(srv, 'cyd', 'counsellor'), await enrolled(srv, 'vik', 'supervisor')];
+    const convs = [];
+    for (let i = 0; i < 12; i++) {
+      const y = await greeted(srv.port);
+      convs.push((await request(y, { type: 'contact.start', id: nextId(), topics: 'sextortion' })).conversation);
+      y.close();
+    }
+    await srv.stop();
+    const counsellor = sql(dir, "SELECT id FROM staff WHERE username = 'cyd'");
+    sql(dir, `INSERT INTO escalation (conversation_id, reason, urgency, state, raised_by, raised_at, note)
+      SELECT id, 'life_at_risk', 'immediate', 'open', ${counsellor}, ${Date.now()}, randomblob(20000) FROM conversation WHERE id IN (${convs.join(',')})`);
+    const ids = sql(dir, 'SELECT id FROM escalation ORDER BY id').split('\n').map(Number);
+    assert.equal(ids.length, 12);
+    srv = await startServer({ dir, args: ['--config', ini] });
+    await awaitStepMargin(10);
+    const s = await staff(srv, vi);
+    let closed = null;
+    s.on('close', (code, why) => { closed = `${code} ${why}`; });
+    const seen = [];
+    const deadline = Date.now() + 9000;
+    while (Date.now() < deadline && seen.length < 12) {
+      const p = await s.wait((x) => x.type === 'escalation' && x.why === 'waiting', Math.max(100, deadline - Date.now())).catch(() => null);
+      if (p) seen.push({ id: p.escalation.escalation, at: Date.now() });
+    }
+    assert.equal(closed, null, 'the supervisor stays connected');
+    // One of ~27 kB per tick (two would pass 32 KiB): about one a second.
+    assert.ok(seen.length >= 5, `${seen.length} re-alerts in 9 s`);
+    for (let i = 2; i < seen.length; i++)
+      assert.ok(seen[i].at - seen[i - 2].at >= 900, `at most two within a second: ${seen.map((x) => x.at - seen[0].at)}`);
+    // Longest unalerted first: every one before any comes again.
+    const first = seen.slice(0, 12).map((x) => x.id);
+    assert.equal(new Set(first).size, first.length, `no repeats before all were alerted: ${first}`);
     s.close();
   } finally {
     const r = await srv.stop();
