@@ -1152,8 +1152,8 @@ static void check_handshakes(struct ctx *c, const json_t *certs, bool certs_ok)
 		}
 		if (hl_e2e_accept_verify(v->payload, v->plen, c->conv,
 					 hello->payload, c->root, secs(v->at),
-					 ROLES_STAFF, NULL, NULL, NULL, &acc,
-					 &dev) != 0) {
+					 ROLES_STAFF, NULL, NULL, NULL, NULL,
+					 &acc, &dev) != 0) {
 			line(c->r, false, "handshakes", "accept seq %" PRId64 ": "
 			     "the device's signature over the handshake with "
 			     "hello seq %" PRId64 " is invalid", v->seq,

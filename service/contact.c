@@ -324,6 +324,7 @@ static int append(sqlite3_stmt *const *stmts, const struct contact_job *j,
 		  struct hl_event_new *e, struct hl_event_result *res)
 {
 	e->stamp_sk = hl_trust_stamp_sk(&j->c->srv->trust);
+	e->chains = hl_trust_chains(&j->c->srv->trust);
 	e->checkpoint_every = j->c->srv->cfg.e2e_checkpoint_every;
 	return hl_event_append(stmts, j->conv_id, e, j->now, res);
 }

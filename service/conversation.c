@@ -986,8 +986,8 @@ static int e2e_check(sqlite3_stmt *const *stmts, int64_t conv_id,
 		if (hl_e2e_accept_verify(e->payload, e->payload_len,
 					 (uint64_t)conv_id, young, e->root_pk,
 					 e->now_s, e->roles_mask, NULL,
-					 hl_trust_revoked, (void *)stmts, &a,
-					 NULL) != 0)
+					 hl_trust_revoked, (void *)stmts,
+					 e->chains, &a, NULL) != 0)
 			return refuse(out, HL_REFUSE_HANDSHAKE,
 				      "the accept does not verify (certificate, "
 				      "role, revocation, key or signature)");

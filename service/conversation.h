@@ -31,6 +31,8 @@
 #include "keys.h"
 #include "queue.h" /* enum hl_risk: HL_RISK_STANDARD .. HL_RISK_IMMEDIATE */
 
+struct hl_e2e_chains; /* e2e.h */
+
 #define HL_CONV_TAGS_MAX 256     /* topics / wrap-up tags, bytes */
 #define HL_CONV_TAG_MAX 32       /* one tag id, bytes */
 #define HL_CONV_LANGUAGE_MAX 16  /* a language tag, bytes */
@@ -128,6 +130,8 @@ struct hl_event_new {
 				      * (NULL: none configured, refused) */
 	int64_t now_s;               /* HL_EV_ACCEPT: certificate validity */
 	unsigned roles_mask;         /* HL_EV_ACCEPT: 1 << allowed cert role */
+	struct hl_e2e_chains *chains;/* HL_EV_ACCEPT: chains verified before
+				      * (the writer's own), or NULL */
 	/* Checkpoints: with stamp_sk set, the chain head after this event is
 	 * signed and stored (table checkpoint) when its seq is a multiple of
 	 * checkpoint_every, or when checkpoint_now (the conversation ends). */

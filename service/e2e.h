@@ -112,19 +112,41 @@ typedef bool (*hl_e2e_revoked_fn)(const unsigned char hash[HL_E2E_KEY],
 				  void *arg);
 
 /*
+ * Chains whose two signatures verified, so that a device's next handshake
+ * (every accept carries its certificate and its issuer's) does not verify
+ * them again: two of an accept's three Ed25519 verifications. An entry is
+ * H(root_pk ‖ H(issuer) ‖ H(cert)): the same bytes under the same root
+ * verify the same way. All that can change (validity at now, the roles
+ * asked for, the subject, revocation) is checked on every use. A fixed
+ * table of HL_E2E_CHAIN_SETS sets of HL_E2E_CHAIN_WAYS entries, each set
+ * refilled in turn (an eviction only costs a check); for one thread.
+ */
+#define HL_E2E_CHAIN_SETS 256
+#define HL_E2E_CHAIN_WAYS 4
+struct hl_e2e_chains {
+	struct {
+		unsigned char key[HL_E2E_CHAIN_WAYS][HL_E2E_KEY];
+		uint8_t used;      /* bit w: key[w] holds an entry */
+		uint8_t next;      /* the way to refill next */
+	} set[HL_E2E_CHAIN_SETS];
+	uint64_t hits, misses;
+};
+
+/*
  * Verifies a device chain: issuer is an admin device certificate (role 2)
- * under root_pk, cert a device certificate under the issuer's signing key
- * whose role is one of roles_mask's bits (1 << role), both valid at now
- * (unix seconds), the device's subject equal to subject when not NULL, and
- * neither certificate's hash revoked (revoked may be NULL). Returns 0 and
- * fills *device (may be NULL), or HL_EINVAL.
+ * under root_pk, cert a counsellor or supervisor device certificate under
+ * the issuer's signing key whose role is one of roles_mask's bits
+ * (1 << role), both valid at now (unix seconds), the device's subject equal
+ * to subject when not NULL, and neither certificate's hash revoked
+ * (revoked may be NULL). chains (may be NULL) remembers the signatures
+ * checked. Returns 0 and fills *device (may be NULL), or HL_EINVAL.
  */
 int hl_e2e_chain_verify(const unsigned char *cert, size_t cert_len,
 			const unsigned char *issuer, size_t issuer_len,
 			const unsigned char root_pk[HL_E2E_KEY], int64_t now,
 			unsigned roles_mask, const char *subject,
 			hl_e2e_revoked_fn revoked, void *arg,
-			struct hl_cert *device)
+			struct hl_e2e_chains *chains, struct hl_cert *device)
 	__attribute__((warn_unused_result));
 
 /* H(cert): how revocations and wraps name a certificate. */
@@ -134,14 +156,15 @@ void hl_e2e_cert_hash(const unsigned char *cert, size_t len,
 /*
  * Verifies an accept for conversation conv against the hello it answers
  * (young_pk): the payload parses, the staff kx key is usable, the chain
- * verifies as hl_e2e_chain_verify with subject, and the signature over T
- * is the device's. Returns 0 (and *device), or HL_EINVAL.
+ * verifies as hl_e2e_chain_verify with subject (and chains), and the
+ * signature over T is the device's. Returns 0 (and *device), or HL_EINVAL.
  */
 int hl_e2e_accept_verify(const unsigned char *payload, size_t len,
 			 uint64_t conv, const unsigned char young_pk[HL_E2E_KEY],
 			 const unsigned char root_pk[HL_E2E_KEY], int64_t now,
 			 unsigned roles_mask, const char *subject,
 			 hl_e2e_revoked_fn revoked, void *arg,
+			 struct hl_e2e_chains *chains,
 			 struct hl_e2e_accept *a, struct hl_cert *device)
 	__attribute__((warn_unused_result));
 

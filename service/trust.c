@@ -845,6 +845,11 @@ void hl_trust_free(struct hl_trust *t)
 	sodium_memzero(t->evidence_sk, sizeof(t->evidence_sk));
 }
 
+struct hl_e2e_chains *hl_trust_chains(struct hl_trust *t)
+{
+	return &t->chains;
+}
+
 const unsigned char *hl_trust_root(const struct hl_trust *t)
 {
 	return t->has_root ? t->root_pk : NULL;

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "cert.h"
+#include "e2e.h"
 
 struct hl_server;
 struct hl_session;
@@ -33,6 +34,7 @@ struct hl_trust {
 	unsigned char evidence_cert[HL_CERT_MAX];
 	size_t evidence_cert_len;
 	int init_status;                      /* 0 running, 1 done, < 0 failed */
+	struct hl_e2e_chains chains;          /* the store's writer's alone */
 };
 
 /* Loads the organisation keys (blocking the loop until read: start-up
@@ -47,6 +49,10 @@ const unsigned char *hl_trust_root(const struct hl_trust *t);
 /* The STAMP secret key, or NULL. Immutable after hl_trust_init, so the
  * store's writer thread may read it. */
 const unsigned char *hl_trust_stamp_sk(const struct hl_trust *t);
+
+/* The device chains already verified, for handshakes' accepts. Only the
+ * store's writer thread uses it (hl_event_append). */
+struct hl_e2e_chains *hl_trust_chains(struct hl_trust *t);
 
 /* The EVIDENCE secret key (docs/evidence.md), or NULL (an install from
  * before it: helplinectl evidence-key). Immutable after hl_trust_init. */

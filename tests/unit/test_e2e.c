@@ -28,6 +28,7 @@
  * call and pass it on to the real function (dlsym RTLD_NEXT). */
 
 static int sodium_calls;
+static int verify_calls; /* crypto_sign_verify_detached alone */
 
 #define REAL(name) \
 	static __typeof__(name) *real; \
@@ -39,6 +40,7 @@ int crypto_sign_verify_detached(const unsigned char *sig, const unsigned char *m
 				unsigned long long mlen, const unsigned char *pk)
 {
 	REAL(crypto_sign_verify_detached);
+	verify_calls++;
 	return real(sig, m, mlen, pk);
 }
 
@@ -170,7 +172,7 @@ static int verify(struct world *w, uint64_t conv, hl_e2e_revoked_fn rev,
 
 	return hl_e2e_accept_verify(w->payload, w->payload_len, conv,
 				    w->young_pk, w->root_pk, NOW, mask, NULL,
-				    rev, arg, &a, &dev);
+				    rev, arg, NULL, &a, &dev);
 }
 
 /* ---- envelopes --------------------------------------------------------- */
@@ -372,6 +374,65 @@ static void test_low_order_keys(void **state)
 	}
 }
 
+/* The check compares with a list: it must refuse exactly the keys whose
+ * X25519 product with a clamped scalar is the identity (libsodium's
+ * crypto_scalarmult then fails). Every encoding near the list's (each
+ * byte changed, the top bit set, p .. 2^255 - 1) and random keys. */
+static int scalarmult_ok(const unsigned char pk[32])
+{
+	static const unsigned char scalar[32] = {0x48, 0x65, 0x6c, 0x70, 9};
+	unsigned char q[32];
+
+	return crypto_scalarmult(q, scalar, pk) == 0;
+}
+
+static void test_low_order_keys_as_libsodium(void **state)
+{
+	static const char *const near[] = {
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	};
+	unsigned char pk[32], v[32];
+	int refused = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+		assert_int_equal(sodium_hex2bin(v, 32, near[i], 64, NULL, NULL,
+						NULL), 0);
+		for (int top = 0; top < 2; top++) {
+			memcpy(pk, v, 32);
+			pk[31] |= (unsigned char)(top << 7);
+			assert_int_equal(hl_e2e_kx_pk_ok(pk), scalarmult_ok(pk));
+			refused += !hl_e2e_kx_pk_ok(pk);
+			for (int b = 0; b < 32; b++)
+				for (int d = -1; d <= 1; d += 2) {
+					memcpy(pk, v, 32);
+					pk[31] |= (unsigned char)(top << 7);
+					pk[b] = (unsigned char)(pk[b] + d);
+					assert_int_equal(hl_e2e_kx_pk_ok(pk),
+							 scalarmult_ok(pk));
+				}
+		}
+	}
+	/* 12 encodings of 5 points: each listed value with either top bit,
+	 * and p (= 0) with either. */
+	assert_int_equal(refused, 12);
+	for (int x = 0; x < 19; x++) { /* p + x, x = 0..18 */
+		memset(pk, 0xff, 32);
+		pk[0] = (unsigned char)(0xed + x);
+		pk[31] = 0x7f;
+		assert_int_equal(hl_e2e_kx_pk_ok(pk), scalarmult_ok(pk));
+	}
+	for (int i = 0; i < 2000; i++) {
+		randombytes_buf(pk, 32);
+		assert_int_equal(hl_e2e_kx_pk_ok(pk), scalarmult_ok(pk));
+	}
+}
+
 static void test_accept_verifies(void **state)
 {
 	struct world w;
@@ -382,8 +443,8 @@ static void test_accept_verifies(void **state)
 	make_world(&w, HL_CERT_COUNSELLOR_DEVICE);
 	assert_int_equal(hl_e2e_accept_verify(w.payload, w.payload_len, CONV,
 					      w.young_pk, w.root_pk, NOW, mask,
-					      "dev:counsellor", NULL, NULL, &a,
-					      &dev), 0);
+					      "dev:counsellor", NULL, NULL, NULL,
+					      &a, &dev), 0);
 	assert_int_equal(a.hello_seq, HELLO);
 	assert_memory_equal(a.kx_pk, w.staff_pk, 32);
 	assert_memory_equal(dev.sign_pk, w.dev_pk, 32);
@@ -424,18 +485,18 @@ static void test_accept_refusals(void **state)
 	/* Subject mismatch. */
 	assert_int_equal(hl_e2e_accept_verify(w.payload, w.payload_len, CONV,
 					      w.young_pk, w.root_pk, NOW, mask,
-					      "dev:someone-else", NULL, NULL,
+					      "dev:someone-else", NULL, NULL, NULL,
 					      &a, NULL), HL_EINVAL);
 	/* Expired (the device certificate ends at NOW + 100). */
 	assert_int_equal(hl_e2e_accept_verify(w.payload, w.payload_len, CONV,
 					      w.young_pk, w.root_pk, NOW + 101,
-					      mask, NULL, NULL, NULL, &a, NULL),
-			 HL_EINVAL);
+					      mask, NULL, NULL, NULL, NULL, &a,
+					      NULL), HL_EINVAL);
 	/* Another root. */
 	memcpy(other, w.admin_pk, 32);
 	assert_int_equal(hl_e2e_accept_verify(w.payload, w.payload_len, CONV,
 					      w.young_pk, other, NOW, mask,
-					      NULL, NULL, NULL, &a, NULL),
+					      NULL, NULL, NULL, NULL, &a, NULL),
 			 HL_EINVAL);
 	/* Wrong role: an admin device cannot answer a young person, and a
 	 * mask without supervisors refuses a supervisor's device. */
@@ -445,7 +506,7 @@ static void test_accept_refusals(void **state)
 	assert_int_equal(hl_e2e_accept_verify(w.payload, w.payload_len, CONV,
 					      w.young_pk, w.root_pk, NOW,
 					      1u << HL_CERT_COUNSELLOR_DEVICE,
-					      NULL, NULL, NULL, &a, NULL),
+					      NULL, NULL, NULL, NULL, &a, NULL),
 			 HL_EINVAL);
 	/* A device certificate signed by the root directly (skipping the
 	 * admin device) does not chain. */
@@ -468,6 +529,83 @@ static bool revoked_fn(const unsigned char h[32], void *arg)
 {
 	(void)arg;
 	return memcmp(h, revoked_hash, 32) == 0;
+}
+
+/* An accept checked with a cache of chains, counting signature checks. */
+static int cached(struct world *w, struct hl_e2e_chains *chains,
+		  const unsigned char *root, int64_t now, unsigned roles,
+		  const char *subject, int *verifies)
+{
+	struct hl_e2e_accept a;
+	int rc;
+
+	verify_calls = 0;
+	rc = hl_e2e_accept_verify(w->payload, w->payload_len, CONV, w->young_pk,
+				  root, now, roles, subject, revoked_fn, NULL,
+				  chains, &a, NULL);
+	*verifies = verify_calls;
+	return rc;
+}
+
+/* A chain verified once is not verified again; all that can change is. */
+static void test_chain_cache(void **state)
+{
+	struct hl_e2e_chains *chains = calloc(1, sizeof(*chains));
+	struct world w, sup;
+	unsigned char other[32];
+	int n;
+
+	(void)state;
+	assert_non_null(chains);
+	memset(revoked_hash, 0, 32);
+	make_world(&w, HL_CERT_COUNSELLOR_DEVICE);
+	/* The first time: both certificates and T; then T alone. */
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(chains->hits == 1 && chains->misses == 1);
+	/* Known, yet refused: out of its validity, a role not asked for,
+	 * another subject, revoked (the device, or its issuer). */
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW + 101, mask, NULL, &n),
+			 HL_EINVAL);
+	assert_int_equal(n, 0);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW,
+				1u << HL_CERT_SUPERVISOR_DEVICE, NULL, &n),
+			 HL_EINVAL);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, "dev:other", &n),
+			 HL_EINVAL);
+	hl_e2e_cert_hash(w.cert, w.cert_len, revoked_hash);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n),
+			 HL_EINVAL);
+	hl_e2e_cert_hash(w.issuer, w.issuer_len, revoked_hash);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n),
+			 HL_EINVAL);
+	memset(revoked_hash, 0, 32);
+	/* Under another root the same bytes are not known: checked, refused. */
+	memcpy(other, w.admin_pk, 32);
+	assert_int_equal(cached(&w, chains, other, NOW, mask, NULL, &n), HL_EINVAL);
+	assert_int_equal(n, 1);
+	/* A certificate with a forged signature is another entry: checked,
+	 * refused and not remembered. */
+	w.cert[w.cert_len - 1] ^= 1;
+	sign_accept(&w, CONV, HELLO);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n),
+			 HL_EINVAL);
+	assert_int_equal(n, 2);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n),
+			 HL_EINVAL);
+	assert_int_equal(n, 2);
+	w.cert[w.cert_len - 1] ^= 1;
+	sign_accept(&w, CONV, HELLO);
+	assert_int_equal(cached(&w, chains, w.root_pk, NOW, mask, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	/* A supervisor's device: its certificate is checked once, under its
+	 * own role (not once per role the mask allows). */
+	make_world(&sup, HL_CERT_SUPERVISOR_DEVICE);
+	assert_int_equal(cached(&sup, NULL, sup.root_pk, NOW, mask, NULL, &n), 0);
+	assert_int_equal(n, 3);
+	free(chains);
 }
 
 static void test_revocation(void **state)
@@ -583,8 +721,8 @@ static void test_lengths_before_sodium(void **state)
 		sodium_calls = 0;
 		assert_int_equal(hl_e2e_accept_verify(w.payload, len, CONV,
 						      w.young_pk, w.root_pk, NOW,
-						      mask, NULL, NULL, NULL, &a,
-						      &dev), HL_EINVAL);
+						      mask, NULL, NULL, NULL, NULL,
+						      &a, &dev), HL_EINVAL);
 		assert_int_equal(sodium_calls, 0);
 	}
 	sodium_calls = 0;
@@ -598,7 +736,7 @@ static void test_lengths_before_sodium(void **state)
 		assert_int_equal(hl_e2e_chain_verify(w.cert, len, w.issuer,
 						     w.issuer_len, w.root_pk,
 						     NOW, mask, NULL, NULL, NULL,
-						     &dev), HL_EINVAL);
+						     NULL, &dev), HL_EINVAL);
 		/* The issuer may be checked first; the device's own
 		 * certificate of the wrong length never is. */
 		assert_true(sodium_calls <= 1);
@@ -606,7 +744,8 @@ static void test_lengths_before_sodium(void **state)
 		assert_int_equal(hl_e2e_chain_verify(w.cert, w.cert_len, w.issuer,
 						     len == w.issuer_len ? 0 : len,
 						     w.root_pk, NOW, mask, NULL,
-						     NULL, NULL, &dev), HL_EINVAL);
+						     NULL, NULL, NULL, &dev),
+				 HL_EINVAL);
 		assert_int_equal(sodium_calls, 0);
 	}
 
@@ -635,8 +774,10 @@ int main(void)
 		cmocka_unit_test(test_header_lengths),
 		cmocka_unit_test(test_chain_head),
 		cmocka_unit_test(test_low_order_keys),
+		cmocka_unit_test(test_low_order_keys_as_libsodium),
 		cmocka_unit_test(test_accept_verifies),
 		cmocka_unit_test(test_accept_refusals),
+		cmocka_unit_test(test_chain_cache),
 		cmocka_unit_test(test_revocation),
 		cmocka_unit_test(test_lengths_before_sodium),
 		cmocka_unit_test(test_device_request),

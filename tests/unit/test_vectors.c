@@ -214,7 +214,7 @@ static void test_e2e(void **state)
 					      root_pk, now,
 					      1u << HL_CERT_COUNSELLOR_DEVICE,
 					      S(certs, "device_subject"), NULL,
-					      NULL, &a, &dev), 0);
+					      NULL, NULL, &a, &dev), 0);
 	same(a.sig, 64, S(hs, "signature"), "handshake signature");
 	assert_int_equal(hl_e2e_accept_encode(&a, out, sizeof(out), &len), 0);
 	same(out, len, S(hs, "accept_payload"), "accept payload");
