@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench-all.sh: the full benchmark of docs/performance.md, every scenario
 # against helplined and the Node peer (tests/load/peer.mjs), one after the
-# other; about 17 minutes (most of it making 50 counsellor accounts per run:
+# other; about 20 minutes (most of it making 50 counsellor accounts per run:
 # Argon2id for each enrolment and login). Use a Release build, e.g.
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DHL_TESTS=OFF
 #   cmake --build build-bench -j2
