@@ -300,6 +300,7 @@ static const struct field_spec device_register_fields[] = {
  * the end of their order). */
 static const struct field_spec revocations_fields[] = {
 	{"after", FK_INT, false, 1, ID_MAX, CS_UTF8, MSG_FIELD(e2e.after)},
+	{"hashes", FK_STRING, false, 43, 87, CS_TOKEN, MSG_FIELD(e2e.hashes)},
 };
 
 static const struct field_spec device_list_fields[] = {

@@ -255,6 +255,8 @@ struct hl_msg_e2e {
 	int64_t staff_id;         /* device.list: 0 = every member of staff */
 	int64_t after;            /* device.list / revocations / key.wraps: a page's next; 0 */
 	const char *revocation;   /* device.revoke: the signed statement */
+	const char *hashes;       /* device.revocations: 1 or 2 certificate
+				   * hashes, base64url, joined by '.' */
 	const char *sealed;       /* key.wrap: the sealed box */
 	int64_t to_device;        /* key.wrap: recipient (0 = return key) */
 	int64_t from_device;      /* key.wrap: the wrapping device (staff) */

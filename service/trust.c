@@ -44,6 +44,8 @@ struct trust_job {
 	bool more;                     /* lists: more are left */
 	int64_t next;                  /* lists: after, next page */
 	int64_t to_device, from_device;
+	unsigned char of[2][32];       /* TJ_REVOCATIONS: only of these (nof) */
+	int nof;
 	unsigned roles;                /* the actor's HL_STAFF_* bits */
 	bool contact;                  /* TJ_WRAP(S) by the young person */
 	unsigned char sign_pk[32], box_pk[32], sig[64];
@@ -634,14 +636,22 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 	case TJ_REVOKE:
 		return revoke_device(db, stmts, j);
 	case TJ_REVOCATIONS:
-		/* In pages of a quarter of ws.outq_max bytes: everyone's
-		 * page asks for this list, and nothing ever deletes from it.
-		 * Only ever appended to, at the end of this order, so a
-		 * page's next is how many were read. */
-		if (prepare(db, "SELECT statement, signer FROM revocation ORDER "
+		/* In pages of a quarter of ws.outq_max bytes: nothing ever
+		 * deletes from it. Only ever appended to, at the end of this
+		 * order, so a page's next is how many were read. Or only
+		 * those of one or two certificates (a young person's page
+		 * checking the device that answered it: at most two). */
+		if (prepare(db, j->nof ? "SELECT statement, signer FROM "
+				"revocation WHERE cert_hash IN (?2, ?3) ORDER BY "
+				"created_at, cert_hash LIMIT -1 OFFSET ?1"
+			    : "SELECT statement, signer FROM revocation ORDER "
 				"BY created_at, cert_hash LIMIT -1 OFFSET ?1", &st) != 0)
 			return HL_ESTORE;
 		sqlite3_bind_int64(st, 1, j->after);
+		if (j->nof) {
+			sqlite3_bind_blob(st, 2, j->of[0], 32, SQLITE_STATIC);
+			sqlite3_bind_blob(st, 3, j->of[j->nof - 1], 32, SQLITE_STATIC);
+		}
 		j->next = j->after;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			json_t *o;
@@ -1007,10 +1017,31 @@ void hl_device_revoke(struct hl_session *s, const struct hl_msg *m)
 
 void hl_device_revocations(struct hl_session *s, const struct hl_msg *m)
 {
-	struct trust_job *j = tjob_new(s, TJ_REVOCATIONS, m);
+	struct trust_job *j;
+	const char *h = m->u.e2e.hashes, *dot = h ? strchr(h, '.') : NULL;
 
-	if (!j)
+	/* hashes: "H" or "H.H", each 43 characters of base64url. */
+	if (h && (strlen(h) != (dot ? 87u : 43u) || (dot && dot != h + 43))) {
+		hl_session_error(s, m->id, HL_ERR_BAD_FIELD,
+				 "hashes: one or two certificate hashes, "
+				 "base64url, joined by '.'", "hashes");
 		return;
+	}
+	if (!(j = tjob_new(s, TJ_REVOCATIONS, m)))
+		return;
+	if (h) {
+		char one[44];
+
+		for (j->nof = 0; j->nof < (dot ? 2 : 1); j->nof++) {
+			memcpy(one, h + 44 * j->nof, 43);
+			one[43] = '\0';
+			if (!hl_proto_b64_into(one, j->of[j->nof], 32, NULL, true)) {
+				bad_field(s, m, "hashes");
+				tjob_free(j);
+				return;
+			}
+		}
+	}
 	j->after = m->u.e2e.after;
 	j->budget = hl_session_page_budget(s);
 	tjob_submit(j);

@@ -278,6 +278,12 @@ class Client extends Emitter {
   /** device.revocations, every page: [{revocation, issuer}]. */
   revocations() { return this.pages({ type: 'device.revocations' }, 'revocations'); }
 
+  /** device.revocations of one or two certificates only (their hashes,
+   * Uint8Array): [{revocation, issuer}]. */
+  revocationsOf(hashes) {
+    return this.request({ type: 'device.revocations', hashes: hashes.map((h) => b64url.encode(h)).join('.') }).then((r) => r.revocations);
+  }
+
   /** key.wraps of conv, every page (after: a wrap id to start after). */
   keyWraps(conv, after) { return this.pages({ type: 'key.wraps', conversation: conv, ...(after ? { after } : {}) }, 'wraps'); }
 

@@ -38,7 +38,8 @@ class Session {
     this.heads = new Map(); // seq -> chain head
     this.lastSeq = 0;
     this.pending = []; // msg events without keys yet
-    this.accepting = 0; // own e2e.accepts (staff) or e2e.hellos (young person) awaiting their ack
+    this.accepting = 0; // own e2e.accepts (staff) or e2e.hellos (young person) awaiting their ack; accepts being checked (young person)
+    this.verifying = Promise.resolve(); // the young person's checks of accepts, one after another
     this.held = []; // msg events that came meanwhile: [ev, again]
     this.early = []; // accept events that came meanwhile, answering our hello before its ack came (young person)
     this.sent = new Map(); // seq -> {text, card?, consent?, answer?} (own messages, acknowledged)
@@ -205,15 +206,21 @@ export class SecureContact extends Emitter {
   async start(intake = {}) {
     const r = await this.client.start(intake);
     this.session = new Session(r.conversation, TO_STAFF);
-    await this.#revocations();
     await this.hello();
     return r;
   }
 
-  async #revocations() {
+  // The revocations of the device that answered and of its issuer, asked
+  // for when its accept comes: the whole list only grows, and a young
+  // person's phone may be on a slow network. Each is checked here (signed
+  // by the root or an admin device valid now); kept for the next accept
+  // should asking fail.
+  async #revokedFor(accept) {
     try {
-      this.revoked = E.revokedSet(await this.client.revocations(), this.rootPk, this.now());
-    } catch { /* keep the last list */ }
+      const list = await this.client.revocationsOf([E.certHash(accept.cert), E.certHash(accept.issuer)]);
+      for (const h of E.revokedSet(list, this.rootPk, this.now())) this.revoked.add(h);
+    } catch { /* keep what is known */ }
+    return this.revoked;
   }
 
   /** Sends a fresh hello (on start and on every reconnect). */
@@ -275,15 +282,27 @@ export class SecureContact extends Emitter {
       if (s.accepting) s.early.push(ev);
       return;
     }
-    try {
-      const r = E.youngVerifyAccept({ conv: Number(s.conv), helloSeq: accept.helloSeq, young, accept, rootPk: this.rootPk, now: this.now(), revoked: this.revoked });
-      s.addEpoch(ev.seq, r.root1, r.root2);
-      this.emit('secured', { conversation: s.conv, epoch: ev.seq, device: r.device.subject });
-      this.#selfWrap().catch(() => {});
-      retryPending(this, s);
-    } catch (e) {
-      this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'bad_signature', message: e.message });
-    }
+    // Checked once the device's revocations are in, accepts in turn;
+    // meanwhile messages in the new epoch are held (openEvent), not
+    // reported undecryptable.
+    s.accepting++;
+    s.verifying = s.verifying.then(async () => {
+      const revoked = await this.#revokedFor(accept);
+      try {
+        const r = E.youngVerifyAccept({ conv: Number(s.conv), helloSeq: accept.helloSeq, young, accept, rootPk: this.rootPk, now: this.now(), revoked });
+        s.addEpoch(ev.seq, r.root1, r.root2);
+        this.emit('secured', { conversation: s.conv, epoch: ev.seq, device: r.device.subject });
+        this.#selfWrap().catch(() => {});
+        retryPending(this, s);
+      } catch (e) {
+        this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'bad_signature', message: e.message });
+      }
+    }).finally(() => {
+      if (--s.accepting === 0) {
+        for (const e of s.early.splice(0)) this.#accept(e, s);
+        for (const [e, again] of s.held.splice(0)) openEvent(this, s, e, again);
+      }
+    });
   }
 
   /** Sends text; resolves with the chat.ack once it is stored. */
@@ -368,7 +387,6 @@ export class SecureContact extends Emitter {
       c.resume = r.resume;
       c.conversation = r.conversation;
       c.stream.lastSeq = Math.max(r.last_seq, events.at(-1)?.seq ?? 0);
-      await this.#revocations();
       await this.hello();
     }
     return r;

@@ -77,6 +77,9 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
     const yc = contactClient(srv);
     const y = new SecureContact({ client: yc, rootPk: o.rootPk });
     const boxY = inbox(y);
+    const asked = [];
+    const ycRequest = yc.request.bind(yc);
+    yc.request = (m) => { if (m.type === 'device.revocations') asked.push(m); return ycRequest(m); };
     await y.start({ topics: 'sextortion', language: 'en' });
     const conv = y.conversation;
     await A.client.shiftStart();
@@ -85,6 +88,9 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
     assert.equal(taken.conversation, conv);
     await until(() => y.session.current, 'the young person to verify the accept');
     assert.equal(boxY.security.length, 0, JSON.stringify(boxY.security));
+    // The page asked for the revocations of the answering device and its
+    // issuer only, never for the whole list.
+    assert.deepEqual(asked.map((m) => m.hashes), [`${E.b64(E.certHash(A.device.cert))}.${E.b64(E.certHash(o.adminDevice.cert))}`]);
 
     await t.test('messages both ways, decrypted only at the ends', async () => {
       const ask = 'someone is threatening to share a photo of me unless I pay';
@@ -338,6 +344,14 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       await o.admin.request({ type: 'device.revoke', device: C.device.id, revocation: E.b64(revocation), issuer: E.b64(o.adminDevice.cert) });
       const list = await C.client.request({ type: 'device.revocations' });
       assert.ok(E.revokedSet(list.revocations, o.rootPk, Math.floor(Date.now() / 1000)).has(sodium.to_hex(cHash)));
+      // Those of one or two certificates only (what a young person's page asks).
+      const of = async (hashes) => (await C.client.request({ type: 'device.revocations', hashes })).revocations;
+      const mine = list.revocations.filter((r) => r.revocation === E.b64(revocation));
+      assert.deepEqual(await of(E.b64(cHash)), mine);
+      assert.deepEqual(await of(`${E.b64(E.certHash(B.device.cert))}.${E.b64(cHash)}`), mine);
+      assert.deepEqual(await of(E.b64(E.certHash(B.device.cert))), []);
+      for (const bad of ['x', `${E.b64(cHash)}.`, `${E.b64(cHash)}${E.b64(cHash)}`, `${E.b64(cHash)}.${E.b64(cHash)}.${E.b64(cHash)}`, `${E.b64(cHash).slice(0, 42)}!`])
+        await assert.rejects(of(bad), (e) => e.code === 'bad_field' && e.field === 'hashes', bad);
       // C's device can no longer answer a young person.
       const yc3 = contactClient(srv);
       const y3 = new SecureContact({ client: yc3, rootPk: o.rootPk });
