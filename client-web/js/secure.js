@@ -282,9 +282,10 @@ export class SecureContact extends Emitter {
       if (s.accepting) s.early.push(ev);
       return;
     }
-    // Checked once the device's revocations are in, accepts in turn;
-    // meanwhile messages in the new epoch are held (openEvent), not
-    // reported undecryptable.
+    // Checked once the device's revocations are in, accepts in turn (the
+    // chain never rejects, so one failure stops none after it); meanwhile
+    // messages in the new epoch are held (openEvent), not reported
+    // undecryptable.
     s.accepting++;
     s.verifying = s.verifying.then(async () => {
       const revoked = await this.#revokedFor(accept);
@@ -297,12 +298,12 @@ export class SecureContact extends Emitter {
       } catch (e) {
         this.emit('security', { conversation: s.conv, seq: ev.seq, code: e.code ?? 'bad_signature', message: e.message });
       }
-    }).finally(() => {
+    }).catch(() => {}).then(() => {
       if (--s.accepting === 0) {
         for (const e of s.early.splice(0)) this.#accept(e, s);
         for (const [e, again] of s.held.splice(0)) openEvent(this, s, e, again);
       }
-    });
+    }).catch(() => {});
   }
 
   /** Sends text; resolves with the chat.ack once it is stored. */

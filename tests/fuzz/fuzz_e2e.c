@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static unsigned char root_pk[32], young[32], signer_pk[32];
+	static struct hl_e2e_chains chains;
 	static int ready;
 	struct hl_e2e_header h;
 	struct hl_e2e_accept a;
@@ -46,8 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    a.sig + HL_E2E_SIG != data + size)
 			abort();
 	}
+	/* With and without the cache of chains (its lookups run only once
+	 * both certificates parse). */
 	if (hl_e2e_accept_verify(data, size, 1, young, root_pk, 1700000000,
-				 ~0u, NULL, NULL, NULL, &a, NULL) == 0)
+				 ~0u, NULL, NULL, NULL, NULL, &a, NULL) == 0 ||
+	    hl_e2e_accept_verify(data, size, 1, young, root_pk, 1700000000,
+				 ~0u, NULL, NULL, NULL, &chains, &a, NULL) == 0)
 		abort();
 	if (hl_e2e_revocation_verify(data, size, signer_pk, hash, &at) == 0)
 		abort();
