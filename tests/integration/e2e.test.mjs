@@ -362,6 +362,48 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       // Nor can anyone wrap keys to it.
       await assert.rejects(C.client.request({ type: 'key.wrap', conversation: y3.conversation, to_device: B.device.id, from_device: C.device.id, sealed: E.b64(new Uint8Array(64)), sig: E.b64(new Uint8Array(64)) }), (e) => e.code === 'bad_field');
       yc3.close();
+      // A server that lets the revoked device answer anyway (a relay that
+      // swaps the real accept for one C's device signs over this young
+      // person's hello): the page asks for that device's revocations
+      // itself and refuses it.
+      const relay = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      relay.on('connection', (down, req) => {
+        const up = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, req.headers['sec-websocket-protocol']);
+        const queue = [];
+        let youngPk = null;
+        up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
+        down.on('message', (d) => {
+          const m = JSON.parse(String(d));
+          if (m.type === 'e2e.hello') youngPk = E.unb64(m.kx_pk, 32);
+          if (up.readyState === 1) up.send(String(d)); else queue.push(String(d));
+        });
+        up.on('message', (d) => {
+          const m = JSON.parse(String(d));
+          if (m.type === 'chat.event' && m.kind === 'accept' && youngPk) {
+            const real = E.parseAcceptPayload(E.unb64(m.payload));
+            const forged = E.acceptMessage({ conv: Number(m.conversation), helloSeq: real.helloSeq, youngPk, deviceKeys: C.device.keys, cert: C.device.cert, issuer: o.adminDevice.cert });
+            m.payload = E.b64(E.encodeAcceptPayload({ helloSeq: real.helloSeq, kxPk: forged.kxPk, cert: C.device.cert, issuer: o.adminDevice.cert, sig: forged.sig }));
+          }
+          down.send(JSON.stringify(m));
+        });
+        down.on('close', () => up.close());
+        up.on('close', () => down.close());
+      });
+      await new Promise((r) => relay.on('listening', r));
+      const yc5 = track(new ContactClient({ url: `ws://127.0.0.1:${relay.address().port}/ws`, WebSocket }));
+      try {
+        const y5 = new SecureContact({ client: yc5, rootPk: o.rootPk, keysTimeoutMs: 1000 });
+        const box5 = inbox(y5);
+        await y5.start({ language: 'en' });
+        await sB.take();
+        await until(() => box5.security.length || y5.session.current, 'the young person to check the revoked device');
+        assert.equal(box5.security[0]?.code, 'revoked', JSON.stringify(box5.security));
+        assert.equal(y5.session.current, 0, 'no keys from a revoked device');
+      } finally {
+        yc5.close();
+        for (const c of relay.clients) c.terminate();
+        relay.close();
+      }
       // The admin's second device (a laptop, say) is lost: the root revokes
       // it with helplinectl; it certifies nothing any more, and what it
       // certified before fails every check.
