@@ -322,16 +322,22 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       });
       await new Promise((r) => wss.on('listening', r));
       const yc2 = track(new ContactClient({ url: `ws://127.0.0.1:${wss.address().port}/ws`, WebSocket }));
-      const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk, keysTimeoutMs: 1000 });
-      const box2 = inbox(y2);
-      await y2.start({ language: 'en' });
-      await sC.take();
-      await until(() => box2.security.length, 'the young person to notice');
-      assert.equal(box2.security[0].code, 'bad_signature');
-      assert.equal(y2.session.current, 0, 'no keys were derived from the swapped key');
-      await assert.rejects(y2.send('this must never be sent'), (e) => e.code === 'no_keys');
-      yc2.close();
-      wss.close();
+      try {
+        const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk, keysTimeoutMs: 1000 });
+        const box2 = inbox(y2);
+        await y2.start({ language: 'en' });
+        await sC.take();
+        await until(() => box2.security.length, 'the young person to notice');
+        assert.equal(box2.security[0].code, 'bad_signature');
+        assert.equal(y2.session.current, 0, 'no keys were derived from the swapped key');
+        await assert.rejects(y2.send('this must never be sent'), (e) => e.code === 'no_keys');
+      } finally {
+        // Closed whatever happened: a relay left listening keeps the test
+        // process alive past its failure.
+        yc2.close();
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+      }
     });
 
     await t.test('revoked devices: refused by the server, listed for clients, and a revoked admin device certifies nothing', async () => {
