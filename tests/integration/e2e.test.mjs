@@ -6,7 +6,8 @@
 // both ways; the database, its WAL and the daemon's log afterwards hold none
 // of the plaintext; every bad input the server must refuse; a server that
 // swaps the counsellor's key (a relay rewriting the accept) is caught by the
-// young person's client; a transfer keeps the chat readable for the new
+// young person's client, and so is one that lets a revoked device answer
+// (the page asks for that device's revocations itself); a transfer keeps the chat readable for the new
 // counsellor and not for a third; a counsellor's reload loses nothing; and
 // a young person comes back with their return code days later (the daemon
 // restarted with a simulated clock) and reads the reply.
@@ -46,6 +47,29 @@ const organisation = (srv) => orgOrganisation(srv, track);
 const counsellor = (srv, o, username, role) => orgCounsellor(srv, o, username, role, track);
 
 const secureStaff = (o, c) => new SecureStaff({ client: c.client, device: c.device, rootPk: o.rootPk });
+
+// A relay between a young person's page and the daemon, as a malicious
+// server would be: fromPage sees each message the page sends, fromServer
+// may rewrite each one the daemon sends (both parsed). shut() closes it
+// and its connections.
+async function relay(srv, { fromPage = () => {}, fromServer = (m) => m }) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  wss.on('connection', (down, req) => {
+    const up = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, req.headers['sec-websocket-protocol']);
+    const queue = [];
+    up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
+    down.on('message', (d) => {
+      fromPage(JSON.parse(String(d)));
+      if (up.readyState === 1) up.send(String(d)); else queue.push(String(d));
+    });
+    up.on('message', (d) => down.send(JSON.stringify(fromServer(JSON.parse(String(d))))));
+    down.on('close', () => up.close());
+    up.on('close', () => down.close());
+  });
+  await new Promise((r) => wss.on('listening', r));
+  wss.shut = () => { for (const c of wss.clients) c.terminate(); wss.close(); };
+  return wss;
+}
 
 function dbBytes(dir) {
   return readdirSync(dir).filter((f) => f.startsWith('helpline.db')).map((f) => readFileSync(join(dir, f)));
@@ -301,26 +325,17 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
     await t.test('a server that swaps the counsellor\'s key is detected by the young person', async () => {
       // A relay that rewrites the accept's key exchange key, as a malicious
       // server would, between the young person and the real daemon.
-      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
       const mitm = sodium.crypto_kx_keypair();
-      wss.on('connection', (down, req) => {
-        const up = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, req.headers['sec-websocket-protocol']);
-        const queue = [];
-        up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
-        down.on('message', (d) => { if (up.readyState === 1) up.send(String(d)); else queue.push(String(d)); });
-        up.on('message', (d) => {
-          const m = JSON.parse(String(d));
+      const wss = await relay(srv, {
+        fromServer: (m) => {
           if (m.type === 'chat.event' && m.kind === 'accept') {
             const p = E.unb64(m.payload);
             p.set(mitm.publicKey, 8);
             m.payload = E.b64(p);
           }
-          down.send(JSON.stringify(m));
-        });
-        down.on('close', () => up.close());
-        up.on('close', () => down.close());
+          return m;
+        },
       });
-      await new Promise((r) => wss.on('listening', r));
       const yc2 = track(new ContactClient({ url: `ws://127.0.0.1:${wss.address().port}/ws`, WebSocket }));
       try {
         const y2 = new SecureContact({ client: yc2, rootPk: o.rootPk, keysTimeoutMs: 1000 });
@@ -335,8 +350,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
         // Closed whatever happened: a relay left listening keeps the test
         // process alive past its failure.
         yc2.close();
-        for (const c of wss.clients) c.terminate();
-        wss.close();
+        wss.shut();
       }
     });
 
@@ -372,31 +386,19 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
       // swaps the real accept for one C's device signs over this young
       // person's hello): the page asks for that device's revocations
       // itself and refuses it.
-      const relay = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-      relay.on('connection', (down, req) => {
-        const up = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, req.headers['sec-websocket-protocol']);
-        const queue = [];
-        let youngPk = null;
-        up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
-        down.on('message', (d) => {
-          const m = JSON.parse(String(d));
-          if (m.type === 'e2e.hello') youngPk = E.unb64(m.kx_pk, 32);
-          if (up.readyState === 1) up.send(String(d)); else queue.push(String(d));
-        });
-        up.on('message', (d) => {
-          const m = JSON.parse(String(d));
+      let youngPk = null;
+      const forger = await relay(srv, {
+        fromPage: (m) => { if (m.type === 'e2e.hello') youngPk = E.unb64(m.kx_pk, 32); },
+        fromServer: (m) => {
           if (m.type === 'chat.event' && m.kind === 'accept' && youngPk) {
             const real = E.parseAcceptPayload(E.unb64(m.payload));
             const forged = E.acceptMessage({ conv: Number(m.conversation), helloSeq: real.helloSeq, youngPk, deviceKeys: C.device.keys, cert: C.device.cert, issuer: o.adminDevice.cert });
             m.payload = E.b64(E.encodeAcceptPayload({ helloSeq: real.helloSeq, kxPk: forged.kxPk, cert: C.device.cert, issuer: o.adminDevice.cert, sig: forged.sig }));
           }
-          down.send(JSON.stringify(m));
-        });
-        down.on('close', () => up.close());
-        up.on('close', () => down.close());
+          return m;
+        },
       });
-      await new Promise((r) => relay.on('listening', r));
-      const yc5 = track(new ContactClient({ url: `ws://127.0.0.1:${relay.address().port}/ws`, WebSocket }));
+      const yc5 = track(new ContactClient({ url: `ws://127.0.0.1:${forger.address().port}/ws`, WebSocket }));
       try {
         const y5 = new SecureContact({ client: yc5, rootPk: o.rootPk, keysTimeoutMs: 1000 });
         const box5 = inbox(y5);
@@ -407,8 +409,7 @@ test('end-to-end encrypted chats against the real daemon', { timeout: 240000 }, 
         assert.equal(y5.session.current, 0, 'no keys from a revoked device');
       } finally {
         yc5.close();
-        for (const c of relay.clients) c.terminate();
-        relay.close();
+        forger.shut();
       }
       // The admin's second device (a laptop, say) is lost: the root revokes
       // it with helplinectl; it certifies nothing any more, and what it
