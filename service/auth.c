@@ -1670,12 +1670,11 @@ void hl_auth_staff_list(struct hl_session *s, const struct hl_msg *m)
 			continue;
 		o = staff_json(&a->staff[i]);
 		bytes = json_dumpb(o, NULL, 0, JSON_COMPACT) + 1;
-		if (used > 0 && used + bytes > budget) {
+		if (!hl_proto_page_fits(&used, budget, bytes)) {
 			json_decref(o);
 			more = true;
 			break;
 		}
-		used += bytes;
 		next = a->staff[i].row.id;
 		json_array_append_new(arr, o);
 	}

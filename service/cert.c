@@ -151,6 +151,11 @@ int hl_cert_parse(const unsigned char *cert, size_t len, struct hl_cert *out)
 	return 0;
 }
 
+bool hl_cert_valid_at(const struct hl_cert *c, int64_t now)
+{
+	return now >= c->not_before && now <= c->not_after;
+}
+
 int hl_cert_verify(const unsigned char *cert, size_t len,
 		   const unsigned char issuer_pk[HL_CERT_KEY_BYTES],
 		   int64_t now, int expected_role, struct hl_cert *out)
@@ -170,7 +175,7 @@ int hl_cert_verify(const unsigned char *cert, size_t len,
 		goto out;
 	if (c.role != expected_role)
 		goto out;
-	if (now < c.not_before || now > c.not_after)
+	if (!hl_cert_valid_at(&c, now))
 		goto out;
 	rc = 0;
 out:

@@ -4,6 +4,7 @@
 #ifndef HL_CERT_H
 #define HL_CERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,11 +88,16 @@ int hl_cert_sign(const unsigned char *body, size_t body_len,
 /*
  * Reads the fields of a signed certificate (len bytes) without checking its
  * signature, role or time: exact length for its subject, magic and the field
- * rules of hl_cert_encode. For diagnostics only (an offline verifier saying
- * which check failed); never act on a certificate hl_cert_verify has not
- * accepted. Returns 0 and fills *out, or HL_EINVAL (out zeroed).
+ * rules of hl_cert_encode. For diagnostics (an offline verifier saying
+ * which check failed) and for checks before the signature's
+ * (hl_e2e_chain_verify); never act on a certificate whose bytes
+ * hl_cert_verify has not accepted. Returns 0 and fills *out, or HL_EINVAL
+ * (out zeroed).
  */
 int hl_cert_parse(const unsigned char *cert, size_t len, struct hl_cert *out);
+
+/* not_before <= now <= not_after (unix seconds). */
+bool hl_cert_valid_at(const struct hl_cert *c, int64_t now);
 
 /*
  * Checks a signed certificate (len bytes): exact length for its subject,

@@ -290,7 +290,7 @@ static int collect_event(const struct hl_event *ev, void *arg)
 	size_t n = json_array_size(j->events);
 	size_t cost = hl_wire_max(ev->payload_len);
 
-	if (n == HISTORY_PAGE_MAX || (n > 0 && j->used + cost > j->budget)) {
+	if (n == HISTORY_PAGE_MAX || !hl_proto_page_fits(&j->used, j->budget, cost)) {
 		j->more = true;
 		return 1;
 	}
@@ -299,7 +299,6 @@ static int collect_event(const struct hl_event *ev, void *arg)
 					 ev->sender, ev->payload,
 					 ev->payload_len, ev->chain,
 					 j->contact_view));
-	j->used += cost;
 	j->up_to = ev->seq;
 	return 0;
 }
@@ -1308,6 +1307,15 @@ static struct hl_conv_live *party_conv(struct hl_session *s,
 	return party_conv_named(s, m, m->u.chat.conversation);
 }
 
+int64_t hl_contact_ended_conv(const struct hl_session *s,
+			      const char *conversation)
+{
+	if (s->role != HL_ROLE_CONTACT || s->conv || !s->ended_conv ||
+	    (conversation && hl_conv_id_parse(conversation) != s->ended_conv))
+		return 0;
+	return s->ended_conv;
+}
+
 int64_t hl_contact_party(struct hl_session *s, const struct hl_msg *m,
 			 const char *conversation)
 {
@@ -1850,8 +1858,7 @@ void hl_chat_sync(struct hl_session *s, const struct hl_msg *m)
 	}
 	/* A young person's chat that ended on this socket stays readable
 	 * here until another one starts or is resumed on it (end_done). */
-	if (s->role == HL_ROLE_CONTACT && !s->conv && s->ended_conv &&
-	    (!m->u.chat.conversation || id == s->ended_conv))
+	if (hl_contact_ended_conv(s, m->u.chat.conversation))
 		id = s->ended_conv;
 	else if (!esc && !(v = party_conv(s, m)))
 		return;

@@ -144,6 +144,13 @@ void hl_e2e_accept(struct hl_session *s, const struct hl_msg *m);
 /* The id of the open conversation named by conversation (a young person:
  * their own; NULL allowed) when s is one of its parties; otherwise answers
  * forbidden and returns 0. */
+/* The chat that ended on this young person's connection (or came back to
+ * it ended, by contact.return), which stays readable there (chat.sync,
+ * key.wraps) until another starts or is resumed on it, when conversation
+ * names it or is absent; else 0. */
+int64_t hl_contact_ended_conv(const struct hl_session *s,
+			      const char *conversation);
+
 int64_t hl_contact_party(struct hl_session *s, const struct hl_msg *m,
 			 const char *conversation);
 

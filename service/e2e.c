@@ -251,11 +251,6 @@ void hl_e2e_cert_hash(const unsigned char *cert, size_t len,
 	crypto_generichash(out, HL_E2E_KEY, cert, len, NULL, 0);
 }
 
-static bool valid_at(const struct hl_cert *c, int64_t now)
-{
-	return now >= c->not_before && now <= c->not_after;
-}
-
 /* The set of chains for this chain; *key is its entry. */
 static size_t chain_set(const unsigned char root_pk[HL_E2E_KEY],
 			 const unsigned char issuer_hash[HL_E2E_KEY],
@@ -319,7 +314,7 @@ int hl_e2e_chain_verify(const unsigned char *cert, size_t cert_len,
 	    (dev.role != HL_CERT_COUNSELLOR_DEVICE &&
 	     dev.role != HL_CERT_SUPERVISOR_DEVICE) ||
 	    !(roles_mask & (1u << dev.role)) ||
-	    !valid_at(&admin, now) || !valid_at(&dev, now))
+	    !hl_cert_valid_at(&admin, now) || !hl_cert_valid_at(&dev, now))
 		return HL_EINVAL;
 	if (chains) {
 		hl_e2e_cert_hash(issuer, issuer_len, ih);

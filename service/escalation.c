@@ -419,12 +419,11 @@ static int do_list(sqlite3 *db, struct esc_job *j)
 			return HL_ENOMEM;
 		}
 		n = json_dumpb(o, NULL, 0, JSON_COMPACT);
-		if (json_array_size(j->out) > 0 && used + n > j->budget) {
+		if (!hl_proto_page_fits(&used, j->budget, n)) {
 			json_decref(o);
 			j->more = true;
 			break;
 		}
-		used += n;
 		json_array_append_new(j->out, o);
 		j->next = sqlite3_column_int64(st, 0);
 	}
@@ -774,7 +773,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct hl_escalations *e = t->data;
 	int64_t now = hl_now_ms();
-	size_t budget = e->srv->cfg.ws_outq_max / 4, used = 0;
+	size_t budget = hl_server_page_budget(e->srv), used = 0;
 	char detail[96];
 
 	for (;;) {
@@ -788,9 +787,8 @@ static void on_tick(uv_timer_t *t)
 		if (!l)
 			return;
 		bytes = json_dumpb(l->obj, NULL, 0, JSON_COMPACT) + 64;
-		if (used > 0 && used + bytes > budget)
+		if (!hl_proto_page_fits(&used, budget, bytes))
 			return;
-		used += bytes;
 		l->last_alert_ms = now;
 		push(e, l->obj, true, "waiting");
 		snprintf(detail, sizeof(detail), "escalation %lld unclaimed for %lld s",

@@ -368,11 +368,10 @@ static json_t *col_b64(sqlite3_stmt *st, int i)
  * sets more when it does not. */
 static bool page_room(struct material_job *j, size_t bytes)
 {
-	if (j->used > 0 && j->used + bytes > j->budget) {
+	if (!hl_proto_page_fits(&j->used, j->budget, bytes)) {
 		j->more = true;
 		return false;
 	}
-	j->used += bytes;
 	return true;
 }
 

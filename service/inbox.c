@@ -128,9 +128,8 @@ static bool page_full(struct inbox_job *j, sqlite3_stmt *st)
 		sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 
 	if ((j->kind == IJ_LIST && n == LIST_MAX) ||
-	    (n > 0 && j->used + cost > j->budget))
+	    !hl_proto_page_fits(&j->used, j->budget, cost))
 		return true;
-	j->used += cost;
 	j->next = j->kind == IJ_FETCH
 		? sqlite3_column_int64(st, 0)
 		: sqlite3_column_int64(st, 0) * 2 +

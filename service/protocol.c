@@ -1241,6 +1241,14 @@ void hl_proto_page(json_t *reply, bool more, int64_t next)
 		json_object_set_new(reply, "next", json_integer(next));
 }
 
+bool hl_proto_page_fits(size_t *used, size_t budget, size_t bytes)
+{
+	if (*used > 0 && *used + bytes > budget)
+		return false;
+	*used += bytes;
+	return true;
+}
+
 json_t *hl_proto_error_reply(const char *id, enum hl_err_code code,
 			     const char *message, const char *field)
 {

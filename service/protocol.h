@@ -382,6 +382,12 @@ json_t *hl_proto_reply(const char *type, const char *id);
  * the next page starts, as the request's cursor field) when more. */
 void hl_proto_page(json_t *reply, bool more, int64_t next);
 
+/* Whether an item of bytes (about its size as sent) still fits a page of
+ * budget bytes (hl_session_page_budget) holding *used so far; the first
+ * always does, so a page holds at least one. Counts it into *used when it
+ * fits. */
+bool hl_proto_page_fits(size_t *used, size_t budget, size_t bytes);
+
 /*
  * Returns a new object {"type":"error","id":id,"code":name,"message":message,
  * "field":field}: id omitted when NULL or "", field omitted when NULL or "",

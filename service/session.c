@@ -229,9 +229,14 @@ int hl_session_send_text(struct hl_session *s, const char *text, size_t len)
 	return frame_end(s, start);
 }
 
+size_t hl_server_page_budget(const struct hl_server *srv)
+{
+	return srv->cfg.ws_outq_max / 4;
+}
+
 size_t hl_session_page_budget(const struct hl_session *s)
 {
-	return s->srv->cfg.ws_outq_max / 4;
+	return hl_server_page_budget(s->srv);
 }
 
 int hl_session_send_ping(struct hl_session *s)

@@ -105,6 +105,8 @@ int hl_session_send_text(struct hl_session *s, const char *text, size_t len);
  * first item: a quarter of ws.outq_max, so that the page, what is queued
  * already and live frames beside it fit the queue. */
 size_t hl_session_page_budget(const struct hl_session *s);
+/* The same for a push to every supervisor (escalation re-alerts). */
+size_t hl_server_page_budget(const struct hl_server *srv);
 
 /* Queues a WebSocket ping (payload "hl") behind the frames already queued.
  * Returns 0, HL_ECLOSED or HL_ENOMEM (as hl_session_send). */

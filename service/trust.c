@@ -40,7 +40,7 @@ struct trust_job {
 	char id[HL_PROTO_ID_MAX + 1];
 	int64_t now, staff_id, device, filter_staff, conv_id;
 	int64_t after;                 /* lists (TJ_LIST, TJ_REVOCATIONS, TJ_WRAPS): the page's start */
-	size_t budget;                 /* lists: the page's bytes */
+	size_t budget, used;           /* lists: the page's bytes, and so far */
 	bool more;                     /* lists: more are left */
 	int64_t next;                  /* lists: after, next page */
 	int64_t to_device, from_device;
@@ -496,12 +496,11 @@ int hl_trust_wraps_json(sqlite3 *db, int64_t conv_id, int64_t staff_id,
 			 (size_t)sqlite3_column_bytes(st, 7)) * 4 / 3;
 		json_t *o;
 
-		if (used > 0 && used + bytes > page->budget) {
+		if (!hl_proto_page_fits(&used, page->budget, bytes)) {
 			page->more = true;
 			rc = SQLITE_DONE;
 			break;
 		}
-		used += bytes;
 		page->next = sqlite3_column_int64(st, 0);
 		o = json_object();
 		json_object_set_new(o, "wrap", json_integer(sqlite3_column_int64(st, 0)));
@@ -618,9 +617,8 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 		sqlite3_bind_int64(st, 5, j->after >> 1);
 		sqlite3_bind_int(st, 6, LIST_MAX + 1); /* one more: more */
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			size_t n = json_array_size(j->out);
-
-			if (n == LIST_MAX || (n > 0 && (n + 1) * DEVICE_BYTES > j->budget)) {
+			if (json_array_size(j->out) == LIST_MAX ||
+			    !hl_proto_page_fits(&j->used, j->budget, DEVICE_BYTES)) {
 				j->more = true;
 				rc = SQLITE_DONE;
 				break;
@@ -656,8 +654,7 @@ static int tjob_exec(struct hl_store_job *job, sqlite3 *db,
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			json_t *o;
 
-			if (json_array_size(j->out) > 0 &&
-			    (json_array_size(j->out) + 1) * REVOCATION_BYTES > j->budget) {
+			if (!hl_proto_page_fits(&j->used, j->budget, REVOCATION_BYTES)) {
 				j->more = true;
 				rc = SQLITE_DONE;
 				break;
@@ -1204,12 +1201,10 @@ void hl_key_wraps(struct hl_session *s, const struct hl_msg *m)
 			esc = true;
 		conv = named;
 	}
-	/* A young person's chat that ended on this socket (or came back by
-	 * its return code, ended) stays readable here, as for chat.sync. */
-	if (s->role == HL_ROLE_CONTACT && !s->conv && s->ended_conv &&
-	    (!named || named == s->ended_conv))
-		conv = s->ended_conv;
-	else if (!esc && !(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
+	/* A young person may also read the chat that ended on (or came back
+	 * ended to) this socket, as for chat.sync. */
+	if (!esc && !(conv = hl_contact_ended_conv(s, m->u.e2e.conversation)) &&
+	    !(conv = hl_contact_party(s, m, m->u.e2e.conversation)))
 		return;
 	j = tjob_new(s, TJ_WRAPS, m);
 	if (!j)

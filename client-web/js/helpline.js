@@ -262,17 +262,27 @@ class Client extends Emitter {
     return this.conn.request(obj);
   }
 
-  /** The items under key of a list the server sends in pages (more,
-   * next: protocol.md), page after page until max of them or the end;
-   * cursor is the request's field for a page's start. */
-  async pages(req, key, { cursor = 'after', max = Infinity } = {}) {
-    const all = [];
+  /** The replies to req, one per page of a list the server sends in
+   * pages (more, next: protocol.md), to the last; cursor is the request's
+   * field for a page's start. */
+  async *replies(req, cursor = 'after') {
     for (let at; ;) {
       const r = await this.request(at ? { ...req, [cursor]: at } : req);
-      all.push(...r[key]);
-      if (!r.more || all.length >= max) return all.slice(0, max);
+      yield r;
+      if (!r.more) return;
       at = r.next;
     }
+  }
+
+  /** The items under key of such a list, page after page until max of
+   * them or the end. */
+  async pages(req, key, { cursor = 'after', max = Infinity } = {}) {
+    const all = [];
+    for await (const r of this.replies(req, cursor)) {
+      all.push(...r[key]);
+      if (all.length >= max) break;
+    }
+    return all.slice(0, max);
   }
 
   /** device.revocations, every page: [{revocation, issuer}]. */
@@ -508,16 +518,14 @@ export class StaffClient extends Client {
   /** What a bundle needs besides chat.sync (docs/protocol.md §5.14 evidence.material): the conversation's STAMP checkpoints [{seq, at, head, sig}] and its escalations' audit entries [{seq, at, actor, action, target, detail, prev_hash, entry_hash}], binary fields as Uint8Array, as bundle.js buildBundle takes them. Needs a claim and a fresh auth.reauth. */
   async evidenceMaterial(conv) {
     const checkpoints = [], audit = [];
-    let r;
-    for (let after; ;) { // in pages (more, next), checkpoints first
-      r = await this.request({ type: 'evidence.material', conversation: conv, ...(after ? { after } : {}) });
+    let conversation;
+    for await (const r of this.replies({ type: 'evidence.material', conversation: conv })) { // checkpoints first
       checkpoints.push(...r.checkpoints);
       audit.push(...r.audit);
-      if (!r.more) break;
-      after = r.next;
+      conversation = r.conversation;
     }
     return {
-      conversation: r.conversation,
+      conversation,
       checkpoints: checkpoints.map((c) => ({ seq: c.seq, at: c.at, head: b64url.decode(c.head), sig: b64url.decode(c.sig) })),
       audit: audit.map((a) => ({ ...a, prev_hash: b64url.decode(a.prev_hash), entry_hash: b64url.decode(a.entry_hash) })),
     };
